@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sostenuto/sostenuto/migrations"
+	"github.com/sostenuto/sostenuto/server"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+type serveConfig struct {
+	log               logConfig
+	db                dbConfig
+	listen            string
+	autoMigrate       bool
+	maxBodyBytes      int64
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	shutdownTimeout   time.Duration
+	dbConnectTimeout  time.Duration
+}
+
+func (c *serveConfig) settings() []setting {
+	s := append(c.log.settings(), c.db.settings()...)
+	return append(s,
+		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
+		setting{name: "auto-migrate", usage: "apply pending migrations at start (under an advisory lock)", def: "true", parse: boolVar(&c.autoMigrate)},
+		setting{name: "max-body-bytes", usage: "largest JSON request body accepted (413 past it)", def: "1048576", parse: intVar(&c.maxBodyBytes, 1024, 1<<30)},
+		setting{name: "read-header-timeout", usage: "time allowed to read request headers", def: "10s", parse: durationVar(&c.readHeaderTimeout, time.Second, 5*time.Minute)},
+		setting{name: "idle-timeout", usage: "keep-alive connections idle longer are closed", def: "120s", parse: durationVar(&c.idleTimeout, time.Second, time.Hour)},
+		setting{name: "shutdown-timeout", usage: "on SIGTERM, how long in-flight requests may run before connections are cut", def: "20s", parse: durationVar(&c.shutdownTimeout, 0, 10*time.Minute)},
+		setting{name: "db-connect-timeout", usage: "how long start-up waits for PostgreSQL to accept connections", def: "30s", parse: durationVar(&c.dbConnectTimeout, 0, 10*time.Minute)},
+	)
+}
+
+func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io.Writer) error {
+	var cfg serveConfig
+	if err := loadSettings("serve", cfg.settings(), args, env, stderr); err != nil {
+		return err
+	}
+	logger := cfg.log.logger(stderr)
+	pool, err := openPool(ctx, &cfg.db, cfg.dbConnectTimeout, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.autoMigrate {
+		res, err := migrations.Up(ctx, pool, logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("schema up to date", "component", "migrations", "version", res.To, "applied", res.Applied)
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	reg := server.NewRegistry()
+	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, Version: buildVersion()},
+		server.Deps{Logger: logger, Registry: reg, DB: store.New(pool)})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return server.Serve(gctx, ln, api.Handler(), server.HTTPConfig{
+			ReadHeaderTimeout: cfg.readHeaderTimeout,
+			IdleTimeout:       cfg.idleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ShutdownTimeout:   cfg.shutdownTimeout,
+		}, logger)
+	})
+	err = g.Wait()
+	logger.Info("stopped", "component", "node", "error", err)
+	return err
+}
+
+// openPool connects to PostgreSQL, waiting up to timeout for it to accept
+// connections (nodes and the database often start together).
+func openPool(ctx context.Context, c *dbConfig, timeout time.Duration, logger *slog.Logger) (*pgxpool.Pool, error) {
+	url, err := c.resolveURL()
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, &configError{setting: envName("database-url"), err: err}
+	}
+	pcfg.MaxConns = int32(c.maxConns)
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "sostenuto"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			pool.Close()
+			return nil, fmt.Errorf("database %s:%d unreachable: %w", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, errors.Join(err, ctx.Err()))
+		}
+		if attempt == 0 {
+			logger.Warn("waiting for PostgreSQL", "component", "node", "error", err, "timeout", timeout)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

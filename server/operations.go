@@ -1,0 +1,50 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+func (s *Server) operationsRoutes(r chi.Router) {
+	r.Get("/health", s.health)
+	r.Get("/ready", s.ready)
+	r.Get("/openapi.json", serveOpenAPI)
+}
+
+// health answers while the process runs; it checks nothing else, so an
+// orchestrator restarts the process only when it is truly stuck.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+type readiness struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// ready answers 200 when every dependency a request needs is reachable, else
+// 503 with the reason, so load balancers route around this node.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
+	var failed error
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		checks["database"] = "unreachable: " + err.Error()
+		failed = errors.Join(failed, fmt.Errorf("database unreachable: %w", err))
+	} else {
+		checks["database"] = "ok"
+	}
+	if failed != nil {
+		w.Header().Set("Retry-After", "1")
+		p := NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "not ready: "+failed.Error())
+		WriteProblem(w, r, p)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, http.StatusOK, readiness{Status: "ready", Checks: checks})
+}

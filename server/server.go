@@ -1,0 +1,92 @@
+// Package server is Sostenuto's HTTP API: the chi router, its middleware
+// (request ids, access logs, metrics, panic recovery), problem+json errors,
+// and one handler file per resource. Domain services live in subpackages
+// and are passed in; the server holds no globals.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config holds the HTTP settings of a node.
+type Config struct {
+	// MaxBodyBytes bounds JSON request bodies; larger ones answer 413.
+	MaxBodyBytes int64
+	// ReadyTimeout bounds each readiness check.
+	ReadyTimeout time.Duration
+	// Version is reported by /api/health.
+	Version string
+}
+
+// Pinger is what readiness needs of the database.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the services the API is built on.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	DB       Pinger
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	db      Pinger
+	router  chi.Router
+}
+
+// New builds the API and its routes.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 2 * time.Second
+	}
+	s := &Server{
+		cfg:     cfg,
+		logger:  deps.Logger,
+		reg:     deps.Registry,
+		metrics: newHTTPMetrics(deps.Registry),
+		db:      deps.DB,
+	}
+	s.router = s.routes()
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router exposes the router so tests can walk every registered route.
+func (s *Server) Router() chi.Routes { return s.router }
+
+// routes registers every route of the API. Each route also appears in
+// openapi.json (a test holds the two equal) and in the authorization matrix.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestID, s.metrics.track, s.accessLog, s.recoverer, securityHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such resource"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			r.Method+" is not allowed on this resource"))
+	})
+
+	r.Get("/metrics", metricsHandler(s.reg).ServeHTTP)
+	r.Route("/api", func(r chi.Router) {
+		s.operationsRoutes(r)
+	})
+	return r
+}
