@@ -72,7 +72,11 @@ psql_su() { as_pg env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v O
 start() {
 	ensure_sockdir
 	if running; then return; fi
-	as_pg "$PGBIN/pg_ctl" -D "$real_pgdata" -l "$real_pgdata/server.log" -w -t 60 start >/dev/null
+	if ! as_pg "$PGBIN/pg_ctl" -D "$real_pgdata" -l "$real_pgdata/server.log" -w -t 60 start >/dev/null; then
+		log "failed to start; the end of $real_pgdata/server.log:"
+		tail -n 15 "$real_pgdata/server.log" >&2 || true
+		exit 1
+	fi
 	log "started on 127.0.0.1:$PORT"
 }
 
@@ -141,6 +145,11 @@ case "$cmd" in
 up)
 	PORT=${3:?port}
 	init_cluster
+	conf_port=$(sed -nE 's/^port = ([0-9]+)/\1/p' "$real_pgdata/postgresql.conf" | tail -n1)
+	if [ "$conf_port" != "$PORT" ]; then
+		log "cluster exists on port $conf_port; keeping it (make clean to start over)"
+		PORT=$conf_port
+	fi
 	start
 	provision
 	;;

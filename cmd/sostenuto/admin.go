@@ -42,7 +42,7 @@ func runAdmin(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	}
 	email, err := auth.NormalizeEmail(cfg.email)
 	if err != nil {
-		return &configError{setting: "--email", err: errors.Unwrap(err)}
+		return &configError{setting: "--email", err: reason(err)}
 	}
 	name := strings.TrimSpace(cfg.displayName)
 	if name == "" || len([]rune(name)) > 100 {
@@ -58,7 +58,7 @@ func runAdmin(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	}
 	hash, err := auth.HashPassword(pw, auth.DefaultHashParams)
 	if err != nil {
-		return &configError{setting: "--password", err: errors.Unwrap(err)}
+		return &configError{setting: "--password", err: reason(err)}
 	}
 	pool, err := openPool(ctx, &cfg.db, 10*time.Second, cfg.log.logger(stderr))
 	if err != nil {
@@ -74,4 +74,13 @@ func runAdmin(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	}
 	fmt.Fprintf(stdout, "created admin %s (%s)\n", u.Email, u.ID)
 	return nil
+}
+
+// reason strips an auth validation error to its reason.
+func reason(err error) error {
+	var inv *auth.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Reason)
+	}
+	return err
 }

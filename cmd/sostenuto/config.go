@@ -62,7 +62,7 @@ func (e *configError) Unwrap() error { return e.err }
 // not silently fall back to a default); SOSTENUTO_TEST_* belong to tests.
 func loadSettings(cmd string, settings []setting, args []string, env []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sostenuto "+cmd, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard) // errors are reported by the caller, in one line
 	flagVals := map[string]*string{}
 	for _, s := range settings {
 		flagVals[s.name] = fs.String(s.name, "", s.usage+" (env "+s.envVar()+defaultNote(s)+")")
@@ -72,6 +72,9 @@ func loadSettings(cmd string, settings []setting, args []string, env []string, o
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "usage: sostenuto %s [flags]\n", cmd)
+			fs.SetOutput(out)
+			fs.PrintDefaults()
 			return err
 		}
 		return &configError{err: err}

@@ -22,8 +22,20 @@ const (
 	MaxPasswordLen = 256
 )
 
-// ErrInvalid marks input that fails validation; its message says why.
+// ErrInvalid marks input that fails validation.
 var ErrInvalid = errors.New("invalid")
+
+// InvalidError says why input failed validation; it matches ErrInvalid.
+type InvalidError struct{ Reason string }
+
+func (e *InvalidError) Error() string { return "auth: " + e.Reason }
+
+// Is makes errors.Is(err, ErrInvalid) hold.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // HashParams are argon2id's cost settings. DefaultHashParams follow OWASP's
 // recommendation (19 MiB, 2 passes, 1 lane).
@@ -41,11 +53,11 @@ var DefaultHashParams = HashParams{Memory: 19 * 1024, Time: 2, Threads: 1, SaltL
 // ValidatePassword checks a password's length bounds.
 func ValidatePassword(pw string) error {
 	if !utf8.ValidString(pw) {
-		return fmt.Errorf("auth: password is not valid UTF-8: %w", ErrInvalid)
+		return invalid("password is not valid UTF-8")
 	}
 	n := utf8.RuneCountInString(pw)
 	if n < MinPasswordLen || n > MaxPasswordLen {
-		return fmt.Errorf("auth: password must be %d to %d characters: %w", MinPasswordLen, MaxPasswordLen, ErrInvalid)
+		return invalid("password must be %d to %d characters", MinPasswordLen, MaxPasswordLen)
 	}
 	return nil
 }
@@ -112,11 +124,11 @@ func decodeHash(encoded string) (HashParams, []byte, []byte, error) {
 func NormalizeEmail(s string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(s))
 	if len(e) < 3 || len(e) > 254 {
-		return "", fmt.Errorf("auth: email must be 3 to 254 characters: %w", ErrInvalid)
+		return "", invalid("email must be 3 to 254 characters")
 	}
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
-		return "", fmt.Errorf("auth: %q is not an email address: %w", s, ErrInvalid)
+		return "", invalid("%q is not an email address", s)
 	}
 	return e, nil
 }
