@@ -20,7 +20,7 @@ as_root() {
 
 need_pkgs=()
 [ -x "$PGBIN/postgres" ] || need_pkgs+=("postgresql-$PGVER")
-command -v psql >/dev/null 2>&1 || need_pkgs+=("postgresql-client-$PGVER")
+[ -x "$PGBIN/psql" ] || need_pkgs+=("postgresql-client-$PGVER")
 [ -e "/usr/include/postgresql/$PGVER/server/postgres.h" ] || need_pkgs+=("postgresql-server-dev-$PGVER")
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)

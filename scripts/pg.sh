@@ -67,7 +67,7 @@ ensure_sockdir() {
 
 running() { as_pg "$PGBIN/pg_ctl" -D "$real_pgdata" status >/dev/null 2>&1; }
 
-psql_su() { as_pg env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
+psql_su() { as_pg env PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
 
 start() {
 	ensure_sockdir
