@@ -13,6 +13,8 @@
 # PostgreSQL refuses to run as root, so as root the cluster runs as the
 # "postgres" system user. Its socket directory is private to that user, so
 # local socket connections use trust; TCP (127.0.0.1 only) uses SCRAM.
+# The roles sostenuto_app (the request path, under Row Level Security) and
+# sostenuto_worker (background jobs) are created here and granted to sostenuto.
 # NAME "test" gets settings for speed (fsync off) and a CREATEDB role so tests
 # can clone databases from a migrated template.
 set -euo pipefail
@@ -130,6 +132,9 @@ provision() {
 	psql_su -d postgres <<SQL
 SELECT 'CREATE ROLE sostenuto' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sostenuto') \gexec
 ALTER ROLE sostenuto LOGIN REPLICATION $extra PASSWORD '$pw';
+SELECT 'CREATE ROLE sostenuto_app NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sostenuto_app') \gexec
+SELECT 'CREATE ROLE sostenuto_worker NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sostenuto_worker') \gexec
+GRANT sostenuto_app, sostenuto_worker TO sostenuto;
 SELECT 'CREATE DATABASE sostenuto OWNER sostenuto' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'sostenuto') \gexec
 SQL
 	# pgvector is not a trusted extension: the superuser creates it, in the

@@ -4,20 +4,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // Problem is an RFC 9457 problem document; every error this API answers is
 // one, with a stable snake_case Code clients can switch on.
 type Problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail"`
-	Code     string       `json:"code"`
-	Errors   []FieldError `json:"errors,omitempty"`
-	Instance string       `json:"instance,omitempty"`
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail"`
+	Code   string       `json:"code"`
+	Errors []FieldError `json:"errors,omitempty"`
 }
 
 // FieldError names one invalid input field.
@@ -68,9 +74,6 @@ func Invalid(detail string, errs ...FieldError) *Problem {
 
 // WriteProblem writes p as application/problem+json.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
-	if p.Instance == "" && r != nil {
-		p.Instance = r.URL.Path
-	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
@@ -82,8 +85,14 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 // not problems are logged once, here, and answered as an opaque 500 so no
 // internals leak.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	var p *Problem
-	if errors.As(err, &p) {
+	if p := problemOf(err); p != nil {
+		if p.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sostenuto"`)
+		}
+		var th *auth.ThrottledError
+		if errors.As(err, &th) {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(time.Until(th.RetryAt).Seconds())))))
+		}
 		WriteProblem(w, r, p)
 		return
 	}
@@ -91,6 +100,58 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		"request_id", RequestID(r.Context()), "error", err)
 	WriteProblem(w, r, NewProblem(http.StatusInternalServerError, CodeInternal,
 		fmt.Sprintf("internal error; quote request id %s when reporting it", RequestID(r.Context()))))
+}
+
+// problemOf maps the sentinel errors of the domain packages to problems; nil
+// for errors that are not the client's doing. The 404 body never depends on
+// why: an object the caller may not see answers exactly like a missing one.
+func problemOf(err error) *Problem {
+	var (
+		p     *Problem
+		valid *auth.ValidationError
+		th    *auth.ThrottledError
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &valid):
+		fields := make([]FieldError, len(valid.Fields))
+		for i, f := range valid.Fields {
+			fields[i] = FieldError{Field: f.Field, Message: f.Message}
+		}
+		return Invalid("the request has invalid fields", fields...)
+	case errors.As(err, &th):
+		return NewProblem(http.StatusTooManyRequests, CodeRateLimited, "too many failed sign-ins; retry later")
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return NewProblem(http.StatusUnauthorized, CodeUnauthenticated, "missing, invalid or expired credentials")
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, access.ErrNotFound):
+		return NewProblem(http.StatusNotFound, CodeNotFound, "no such resource")
+	case errors.Is(err, access.ErrForbidden):
+		return NewProblem(http.StatusForbidden, CodeForbidden, forbiddenDetail(err))
+	case errors.Is(err, store.ErrBadCursor):
+		return Invalid("the cursor is not one this API made", FieldError{Field: "cursor", Message: "malformed"})
+	case errors.Is(err, store.ErrConflict):
+		return NewProblem(http.StatusConflict, CodeConflict, conflictDetail(err))
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, auth.ErrInvalid):
+		return Invalid(lastPart(err))
+	}
+	return nil
+}
+
+// forbiddenDetail and conflictDetail keep the reason the domain gave, without
+// the package prefixes.
+func forbiddenDetail(err error) string { return lastPart(err) }
+func conflictDetail(err error) string  { return lastPart(err) }
+
+// lastPart strips "pkg: op: " prefixes and the trailing sentinel from a
+// wrapped error's message.
+func lastPart(err error) string {
+	msg := err.Error()
+	parts := strings.Split(msg, ": ")
+	if len(parts) >= 2 {
+		parts = parts[:len(parts)-1] // the sentinel
+	}
+	return parts[len(parts)-1]
 }
 
 // WriteJSON writes v as JSON with status.

@@ -12,6 +12,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // Config holds the HTTP settings of a node.
@@ -33,7 +37,10 @@ type Pinger interface {
 type Deps struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
-	DB       Pinger
+	DB       Pinger // readiness; usually the Store
+	Store    *store.Store
+	Auth     *auth.Service
+	Access   *access.Service
 }
 
 // Server is the HTTP API of one node.
@@ -43,6 +50,9 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *httpMetrics
 	db      Pinger
+	store   *store.Store
+	auth    *auth.Service
+	access  *access.Service
 	router  chi.Router
 }
 
@@ -60,6 +70,9 @@ func New(cfg Config, deps Deps) *Server {
 		reg:     deps.Registry,
 		metrics: newHTTPMetrics(deps.Registry),
 		db:      deps.DB,
+		store:   deps.Store,
+		auth:    deps.Auth,
+		access:  deps.Access,
 	}
 	s.router = s.routes()
 	return s
@@ -87,6 +100,11 @@ func (s *Server) routes() chi.Router {
 	r.Get("/metrics", metricsHandler(s.reg).ServeHTTP)
 	r.Route("/api", func(r chi.Router) {
 		s.operationsRoutes(r)
+		s.authRoutes(r)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireAuth)
+			s.relationshipRoutes(r)
+		})
 	})
 	return r
 }

@@ -60,7 +60,7 @@ func runAdmin(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	if err != nil {
 		return &configError{setting: "--password", err: reason(err)}
 	}
-	pool, err := openPool(ctx, &cfg.db, 10*time.Second, cfg.log.logger(stderr))
+	pool, err := openPool(ctx, &cfg.db, store.AppRole, 10*time.Second, cfg.log.logger(stderr))
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func runMigrate(ctx context.Context, args, env []string, _ io.Reader, stdout, st
 		return err
 	}
 	logger := cfg.log.logger(stderr)
-	pool, err := openPool(ctx, &cfg.db, 10*time.Second, logger)
+	pool, err := openPool(ctx, &cfg.db, "", 10*time.Second, logger)
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/sostenuto/sostenuto/migrations"
 	"github.com/sostenuto/sostenuto/server"
+	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
 type serveConfig struct {
 	log               logConfig
 	db                dbConfig
+	auth              authConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -31,6 +33,7 @@ type serveConfig struct {
 
 func (c *serveConfig) settings() []setting {
 	s := append(c.log.settings(), c.db.settings()...)
+	s = append(s, c.auth.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		setting{name: "auto-migrate", usage: "apply pending migrations at start (under an advisory lock)", def: "true", parse: boolVar(&c.autoMigrate)},
@@ -48,17 +51,21 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 		return err
 	}
 	logger := cfg.log.logger(stderr)
-	pool, err := openPool(ctx, &cfg.db, cfg.dbConnectTimeout, logger)
+	if cfg.autoMigrate {
+		if err := migrate(ctx, &cfg.db, cfg.dbConnectTimeout, logger); err != nil {
+			return err
+		}
+	}
+	// The request path runs as sostenuto_app, under Row Level Security.
+	pool, err := openPool(ctx, &cfg.db, store.AppRole, cfg.dbConnectTimeout, logger)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if cfg.autoMigrate {
-		res, err := migrations.Up(ctx, pool, logger)
-		if err != nil {
-			return err
-		}
-		logger.Info("schema up to date", "component", "migrations", "version", res.To, "applied", res.Applied)
+	st := store.New(pool)
+	authSvc, err := cfg.auth.authService(ctx, cfg.db.dataDir, st, logger)
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -66,7 +73,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}
 	reg := server.NewRegistry()
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, Version: buildVersion()},
-		server.Deps{Logger: logger, Registry: reg, DB: store.New(pool)})
+		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st)})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -82,14 +89,35 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	return err
 }
 
+// migrate applies pending migrations as the configured (owning) role.
+func migrate(ctx context.Context, c *dbConfig, timeout time.Duration, logger *slog.Logger) error {
+	pool, err := openPool(ctx, c, "", timeout, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := migrations.Up(ctx, pool, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("schema up to date", "component", "migrations", "version", res.To, "applied", res.Applied)
+	return nil
+}
+
 // openPool connects to PostgreSQL, waiting up to timeout for it to accept
-// connections (nodes and the database often start together).
-func openPool(ctx context.Context, c *dbConfig, timeout time.Duration, logger *slog.Logger) (*pgxpool.Pool, error) {
+// connections (nodes and the database often start together). With a role,
+// every connection runs as that role; without, as the login role.
+func openPool(ctx context.Context, c *dbConfig, role string, timeout time.Duration, logger *slog.Logger) (*pgxpool.Pool, error) {
 	url, err := c.resolveURL()
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(url)
+	var pcfg *pgxpool.Config
+	if role == "" {
+		pcfg, err = pgxpool.ParseConfig(url)
+	} else {
+		pcfg, err = store.PoolConfig(url, role)
+	}
 	if err != nil {
 		return nil, &configError{setting: envName("database-url"), err: err}
 	}

@@ -27,12 +27,14 @@ type User struct {
 }
 
 // NewUser is what creating a user needs; Email must be normalized and
-// PasswordHash already computed.
+// PasswordHash already computed. ExternalSubject is the Supabase Auth
+// subject of a user provisioned from a Supabase token.
 type NewUser struct {
-	Email        string
-	DisplayName  string
-	Role         string
-	PasswordHash string
+	Email           string
+	DisplayName     string
+	Role            string
+	PasswordHash    string
+	ExternalSubject string
 }
 
 type userRow struct {
@@ -49,14 +51,25 @@ func (r userRow) user() User {
 
 const userColumns = "id, email, display_name, role, created_at"
 
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // CreateUser inserts a user. An email already taken (in any letter case)
 // is ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (User, error) {
-	rows, _ := s.pool.Query(ctx, `INSERT INTO users (email, display_name, role, password_hash)
-		VALUES ($1, $2, $3, $4) RETURNING `+userColumns, u.Email, u.DisplayName, u.Role, u.PasswordHash)
+	rows, _ := s.pool.Query(ctx, `INSERT INTO users (email, display_name, role, password_hash, external_subject)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+userColumns,
+		u.Email, u.DisplayName, u.Role, nullIfEmpty(u.PasswordHash), nullIfEmpty(u.ExternalSubject))
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[userRow])
 	if uniqueViolation(err, "users_email_key") {
 		return User{}, fmt.Errorf("store: create user: email %s is taken: %w", u.Email, ErrConflict)
+	}
+	if uniqueViolation(err, "users_external_subject_key") {
+		return User{}, fmt.Errorf("store: create user: subject is taken: %w", ErrConflict)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("store: create user: %w", err)
@@ -64,15 +77,68 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (User, error) {
 	return row.user(), nil
 }
 
-// UserByID loads a user.
-func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (User, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
+func (s *Store) oneUser(ctx context.Context, op, where string, arg any) (User, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg)
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[userRow])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("store: user %s: %w", id, ErrNotFound)
+		return User{}, fmt.Errorf("store: %s: %w", op, ErrNotFound)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("store: user %s: %w", id, err)
+		return User{}, fmt.Errorf("store: %s: %w", op, err)
 	}
 	return row.user(), nil
+}
+
+// UserByID loads a user.
+func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (User, error) {
+	return s.oneUser(ctx, "user by id", "id = $1", id)
+}
+
+// UserByEmail loads a user by normalized email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	return s.oneUser(ctx, "user by email", "lower(email) = lower($1)", email)
+}
+
+// UserByExternalSubject loads the user provisioned for a Supabase subject.
+func (s *Store) UserByExternalSubject(ctx context.Context, sub string) (User, error) {
+	return s.oneUser(ctx, "user by subject", "external_subject = $1", sub)
+}
+
+// Credentials returns the user with email and its password hash ("" for a
+// user who signs in only through Supabase).
+func (s *Store) Credentials(ctx context.Context, email string) (User, string, error) {
+	var r userRow
+	var hash *string
+	err := s.pool.QueryRow(ctx, `SELECT id, email, display_name, role, created_at, password_hash
+		FROM users WHERE lower(email) = lower($1)`, email).
+		Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, "", fmt.Errorf("store: credentials: %w", ErrNotFound)
+	}
+	if err != nil {
+		return User{}, "", fmt.Errorf("store: credentials: %w", err)
+	}
+	if hash == nil {
+		return r.user(), "", nil
+	}
+	return r.user(), *hash, nil
+}
+
+// UserInSession loads the user of an access token and reports whether its
+// login session (refresh-token family sid) is still live: logout and replay
+// revocation end it.
+func (s *Store) UserInSession(ctx context.Context, id, sid uuid.UUID) (User, bool, error) {
+	var r userRow
+	var live bool
+	err := s.pool.QueryRow(ctx, `SELECT id, email, display_name, role, created_at,
+			EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND t.user_id = users.id AND t.revoked_at IS NULL)
+		FROM users WHERE id = $1`, id, sid).
+		Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, false, fmt.Errorf("store: user in session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return User{}, false, fmt.Errorf("store: user in session: %w", err)
+	}
+	return r.user(), live, nil
 }

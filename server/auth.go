@@ -1,0 +1,125 @@
+package server
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sostenuto/sostenuto/server/auth"
+)
+
+func (s *Server) authRoutes(r chi.Router) {
+	r.Post("/auth/register", s.register)
+	r.Post("/auth/login", s.login)
+	r.Post("/auth/refresh", s.refresh)
+	r.Post("/auth/logout", s.logout)
+	r.With(s.requireAuth).Get("/auth/me", s.me)
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	var in auth.Registration
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	sess, err := s.auth.Register(r.Context(), in)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusCreated, sess)
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var in loginRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if in.Email == "" || in.Password == "" {
+		s.WriteError(w, r, Invalid("email and password are required", missing(map[string]string{"email": in.Email, "password": in.Password})...))
+		return
+	}
+	sess, err := s.auth.Login(r.Context(), in.Email, in.Password, clientIP(r))
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, sess)
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	var in refreshRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if in.RefreshToken == "" {
+		s.WriteError(w, r, Invalid("refresh_token is required", FieldError{Field: "refresh_token", Message: "required"}))
+		return
+	}
+	sess, err := s.auth.Refresh(r.Context(), in.RefreshToken)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, sess)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	var in refreshRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if in.RefreshToken == "" {
+		s.WriteError(w, r, Invalid("refresh_token is required", FieldError{Field: "refresh_token", Message: "required"}))
+		return
+	}
+	if err := s.auth.Logout(r.Context(), in.RefreshToken); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	WriteJSON(w, http.StatusOK, principal(r).User)
+}
+
+// clientIP is the peer address (proxies are not trusted here; the edge
+// terminates X-Forwarded-For).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
+
+// missing lists the empty fields of m as field errors, in a stable order.
+func missing(m map[string]string) []FieldError {
+	var out []FieldError
+	for _, k := range sortedKeys(m) {
+		if m[k] == "" {
+			out = append(out, FieldError{Field: k, Message: "required"})
+		}
+	}
+	return out
+}

@@ -1,0 +1,371 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// Errors the service returns besides validation (ErrInvalid) and
+// store.ErrConflict (email taken).
+var (
+	// ErrUnauthenticated: wrong credentials, or a token that is not valid.
+	// The same error for an unknown email and a wrong password.
+	ErrUnauthenticated = errors.New("unauthenticated")
+)
+
+// ThrottledError says a sign-in is refused until RetryAt.
+type ThrottledError struct{ RetryAt time.Time }
+
+func (e *ThrottledError) Error() string {
+	return "auth: too many failed sign-ins; retry after " + e.RetryAt.UTC().Format(time.RFC3339)
+}
+
+// Config sets the service's lifetimes and costs.
+type Config struct {
+	RefreshTTL time.Duration
+	Hash       HashParams
+	// AccountThrottle and IPThrottle bound failed sign-ins per account and
+	// per client address.
+	AccountThrottle store.ThrottlePolicy
+	IPThrottle      store.ThrottlePolicy
+	// SupabaseRole is the role given to users provisioned from Supabase
+	// tokens (student by default).
+	SupabaseRole string
+}
+
+// DefaultConfig is the production configuration.
+func DefaultConfig() Config {
+	return Config{
+		RefreshTTL:      7 * 24 * time.Hour,
+		Hash:            DefaultHashParams,
+		AccountThrottle: store.ThrottlePolicy{Limit: 5, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		IPThrottle:      store.ThrottlePolicy{Limit: 30, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		SupabaseRole:    store.RoleStudent,
+	}
+}
+
+// Session is what register, login and refresh answer.
+type Session struct {
+	User         store.User `json:"user"`
+	AccessToken  string     `json:"access_token"`
+	RefreshToken string     `json:"refresh_token"`
+	TokenType    string     `json:"token_type"`
+	ExpiresIn    int        `json:"expires_in"`
+}
+
+// Principal is an authenticated caller, as loaded from the database.
+type Principal struct {
+	User      store.User
+	SessionID uuid.UUID // uuid.Nil for Supabase tokens
+}
+
+// Service runs sign-up, sign-in, token refresh and request authentication.
+type Service struct {
+	cfg       Config
+	store     *store.Store
+	tokens    *Tokens
+	supabase  *Supabase
+	logger    *slog.Logger
+	dummyHash string
+}
+
+// NewService builds the service; supabase may be nil.
+func NewService(cfg Config, st *store.Store, tokens *Tokens, supabase *Supabase, logger *slog.Logger) (*Service, error) {
+	// Unknown emails are checked against this hash so they cost what a
+	// wrong password costs.
+	dummy, err := HashPassword("not-a-real-password", cfg.Hash)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, store: st, tokens: tokens, supabase: supabase, logger: logger, dummyHash: dummy}, nil
+}
+
+// Registration is a sign-up request.
+type Registration struct {
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+	DisplayName string `json:"display_name"`
+	Role        string `json:"role"`
+}
+
+// FieldError is a validation failure of one input field.
+type FieldError struct {
+	Field, Message string
+}
+
+// ValidationError lists the fields that failed; it matches ErrInvalid.
+type ValidationError struct{ Fields []FieldError }
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return "auth: invalid input: " + strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) hold.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+func (r *Registration) validate() (string, error) {
+	var v ValidationError
+	email, err := NormalizeEmail(r.Email)
+	if err != nil {
+		v.Fields = append(v.Fields, FieldError{"email", reasonOf(err)})
+	}
+	if err := ValidatePassword(r.Password); err != nil {
+		v.Fields = append(v.Fields, FieldError{"password", reasonOf(err)})
+	}
+	name := strings.TrimSpace(r.DisplayName)
+	if name == "" || utf8.RuneCountInString(name) > 100 {
+		v.Fields = append(v.Fields, FieldError{"display_name", "must be 1 to 100 characters"})
+	}
+	r.DisplayName = name
+	if r.Role != store.RoleTeacher && r.Role != store.RoleStudent {
+		v.Fields = append(v.Fields, FieldError{"role", "must be teacher or student (admins are created by the operator)"})
+	}
+	if len(v.Fields) > 0 {
+		return "", &v
+	}
+	return email, nil
+}
+
+func reasonOf(err error) string {
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		return inv.Reason
+	}
+	return err.Error()
+}
+
+// Register creates a teacher or student account and signs it in.
+func (s *Service) Register(ctx context.Context, r Registration) (Session, error) {
+	email, err := r.validate()
+	if err != nil {
+		return Session{}, err
+	}
+	hash, err := HashPassword(r.Password, s.cfg.Hash)
+	if err != nil {
+		return Session{}, err
+	}
+	u, err := s.store.CreateUser(ctx, store.NewUser{Email: email, DisplayName: r.DisplayName, Role: r.Role, PasswordHash: hash})
+	if err != nil {
+		return Session{}, err
+	}
+	return s.newSession(ctx, u)
+}
+
+// Login checks credentials, throttling repeated failures per account and
+// per client address.
+func (s *Service) Login(ctx context.Context, emailIn, password, clientIP string) (Session, error) {
+	email, err := NormalizeEmail(emailIn)
+	if err != nil {
+		// Not an address: it cannot match, but costs the same.
+		email = strings.ToLower(strings.TrimSpace(emailIn))
+		if len(email) > 254 {
+			email = email[:254]
+		}
+	}
+	accountKey, ipKey := "account:"+email, "ip:"+clientIP
+	until, err := s.store.BlockedUntil(ctx, accountKey, ipKey)
+	if err != nil {
+		return Session{}, err
+	}
+	if !until.IsZero() {
+		return Session{}, &ThrottledError{RetryAt: until}
+	}
+	u, hash, err := s.store.Credentials(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Session{}, err
+	}
+	ok := false
+	if hash != "" {
+		ok, err = VerifyPassword(password, hash)
+		if err != nil {
+			s.logger.ErrorContext(ctx, "stored password hash unreadable", "component", "auth", "user", u.ID, "error", err)
+			ok = false
+		}
+	} else {
+		VerifyPassword(password, s.dummyHash) //nolint:errcheck // equal cost for unknown accounts
+	}
+	if !ok {
+		return Session{}, s.failed(ctx, accountKey, ipKey)
+	}
+	if err := s.store.ClearFailures(ctx, accountKey); err != nil {
+		return Session{}, err
+	}
+	return s.newSession(ctx, u)
+}
+
+func (s *Service) failed(ctx context.Context, accountKey, ipKey string) error {
+	var until time.Time
+	for _, k := range []struct {
+		key string
+		p   store.ThrottlePolicy
+	}{{accountKey, s.cfg.AccountThrottle}, {ipKey, s.cfg.IPThrottle}} {
+		u, err := s.store.RecordFailure(ctx, k.key, k.p)
+		if err != nil {
+			return err
+		}
+		if u.After(until) {
+			until = u
+		}
+	}
+	if !until.IsZero() {
+		return &ThrottledError{RetryAt: until}
+	}
+	return fmt.Errorf("auth: login: wrong email or password: %w", ErrUnauthenticated)
+}
+
+// Refresh spends a refresh token for a new session. A spent token replayed
+// revokes its whole family.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
+	oldHash, ok := hashRefreshToken(refreshToken)
+	if !ok {
+		return Session{}, fmt.Errorf("auth: refresh: malformed token: %w", ErrUnauthenticated)
+	}
+	token, newHash := newRefreshToken()
+	userID, family, err := s.store.RotateRefreshToken(ctx, oldHash, newHash, time.Now().Add(s.cfg.RefreshTTL))
+	switch {
+	case errors.Is(err, store.ErrTokenReplayed):
+		s.logger.WarnContext(ctx, "refresh token replayed; family revoked", "component", "auth", "error", err)
+		return Session{}, fmt.Errorf("auth: refresh: %w: %w", ErrUnauthenticated, err)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenExpired):
+		return Session{}, fmt.Errorf("auth: refresh: %w: %w", ErrUnauthenticated, err)
+	case err != nil:
+		return Session{}, err
+	}
+	u, err := s.store.UserByID(ctx, userID)
+	if err != nil {
+		return Session{}, err
+	}
+	access, exp, err := s.tokens.IssueAccess(u.ID, family)
+	if err != nil {
+		return Session{}, err
+	}
+	return s.session(u, access, exp, token), nil
+}
+
+// Logout revokes the session the refresh token belongs to. Unknown or
+// malformed tokens are ErrUnauthenticated.
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	hash, ok := hashRefreshToken(refreshToken)
+	if !ok {
+		return fmt.Errorf("auth: logout: malformed token: %w", ErrUnauthenticated)
+	}
+	err := s.store.RevokeRefreshFamily(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("auth: logout: %w", ErrUnauthenticated)
+	}
+	return err
+}
+
+// Authenticate turns a bearer token into the caller as stored now: the
+// role comes from the database, and a token of a revoked session fails.
+func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, error) {
+	if s.supabase != nil && UnverifiedIssuer(bearer) == s.supabase.Issuer() {
+		return s.authenticateSupabase(ctx, bearer)
+	}
+	v, err := s.tokens.VerifyAccess(bearer)
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: %w: %w", ErrUnauthenticated, err)
+	}
+	u, live, err := s.store.UserInSession(ctx, v.UserID, v.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, fmt.Errorf("auth: user of token is gone: %w", ErrUnauthenticated)
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if !live {
+		return Principal{}, fmt.Errorf("auth: session ended: %w", ErrUnauthenticated)
+	}
+	return Principal{User: u, SessionID: v.SessionID}, nil
+}
+
+// authenticateSupabase verifies a Supabase token and provisions its user on
+// first sight. An email already held by a password account is refused: a
+// Supabase account must not take over a local one.
+func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Principal, error) {
+	c, err := s.supabase.Verify(ctx, bearer)
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: %w: %w", ErrUnauthenticated, err)
+	}
+	u, err := s.store.UserByExternalSubject(ctx, c.Subject)
+	if err == nil {
+		return Principal{User: u}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return Principal{}, err
+	}
+	email, err := NormalizeEmail(c.Email)
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: supabase token without a usable email: %w", ErrUnauthenticated)
+	}
+	name, _, _ := strings.Cut(email, "@")
+	u, err = s.store.CreateUser(ctx, store.NewUser{Email: email, DisplayName: name, Role: s.cfg.SupabaseRole, ExternalSubject: c.Subject})
+	if errors.Is(err, store.ErrConflict) {
+		// A racing first request provisioned it, or the email is taken.
+		if u, err := s.store.UserByExternalSubject(ctx, c.Subject); err == nil {
+			return Principal{User: u}, nil
+		}
+		return Principal{}, fmt.Errorf("auth: supabase user's email %s belongs to another account: %w", email, ErrUnauthenticated)
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	s.logger.InfoContext(ctx, "provisioned user from supabase", "component", "auth", "user", u.ID, "role", u.Role)
+	return Principal{User: u}, nil
+}
+
+func (s *Service) newSession(ctx context.Context, u store.User) (Session, error) {
+	token, hash := newRefreshToken()
+	family := uuid.New()
+	if err := s.store.CreateRefreshToken(ctx, u.ID, family, hash, time.Now().Add(s.cfg.RefreshTTL)); err != nil {
+		return Session{}, err
+	}
+	access, exp, err := s.tokens.IssueAccess(u.ID, family)
+	if err != nil {
+		return Session{}, err
+	}
+	return s.session(u, access, exp, token), nil
+}
+
+func (s *Service) session(u store.User, access string, _ time.Time, refresh string) Session {
+	return Session{User: u, AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
+		ExpiresIn: int(s.tokens.cfg.AccessTTL / time.Second)}
+}
+
+// refreshPrefix marks Sostenuto refresh tokens.
+const refreshPrefix = "srt_"
+
+// newRefreshToken returns a fresh random token and the hash stored for it.
+func newRefreshToken() (string, []byte) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("auth: random source failed: %v", err))
+	}
+	tok := refreshPrefix + base64.RawURLEncoding.EncodeToString(b)
+	h := sha256.Sum256([]byte(tok))
+	return tok, h[:]
+}
+
+func hashRefreshToken(tok string) ([]byte, bool) {
+	if !strings.HasPrefix(tok, refreshPrefix) || len(tok) != len(refreshPrefix)+43 {
+		return nil, false
+	}
+	h := sha256.Sum256([]byte(tok))
+	return h[:], true
+}
