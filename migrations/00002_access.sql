@@ -36,7 +36,7 @@ CREATE TABLE auth_throttle (
     failures       integer     NOT NULL DEFAULT 0,
     window_start   timestamptz NOT NULL DEFAULT now(),
     blocked_until  timestamptz,
-    CONSTRAINT auth_throttle_key_check CHECK (key ~ '^(account|ip):.{1,300}$'),
+    CONSTRAINT auth_throttle_key_check CHECK (key ~ '^(account|ip):.' AND length(key) <= 300),
     CONSTRAINT auth_throttle_failures_check CHECK (failures >= 0)
 );
 

@@ -68,6 +68,9 @@ func OpenPool(ctx context.Context, url, role string) (*pgxpool.Pool, error) {
 
 // AsUser runs fn in a transaction whose Row Level Security user is uid.
 func (s *Store) AsUser(ctx context.Context, uid uuid.UUID, fn func(pgx.Tx) error) error {
+	if uid == uuid.Nil {
+		return errors.New("store: a transaction as the nil user")
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('sostenuto.user_id', $1, true)", uid.String()); err != nil {
 			return err

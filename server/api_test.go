@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// testAPI is the whole API on a real PostgreSQL database of its own, served
+// over real HTTP, with the request path under Row Level Security.
+type testAPI struct {
+	t      *testing.T
+	url    string
+	db     *pgtest.DB // owner connection: fixtures and assertions
+	store  *store.Store
+	tokens *auth.Tokens
+	logs   *syncBuffer
+}
+
+type apiOption func(*auth.Config, *auth.SupabaseConfig)
+
+// fastHash keeps argon2id cheap in tests that make many accounts.
+var fastHash = auth.HashParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newAPI(t *testing.T, opts ...apiOption) *testAPI {
+	t.Helper()
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pool, err := store.OpenPool(ctx, db.URL, store.AppRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	key, _, err := auth.EnsureKeyFile(filepath.Join(t.TempDir(), "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{Issuer: "sostenuto", Audience: "sostenuto-api", AccessTTL: time.Hour, Leeway: 30 * time.Second}, key, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	cfg.Hash = fastHash
+	var sbCfg auth.SupabaseConfig
+	for _, o := range opts {
+		o(&cfg, &sbCfg)
+	}
+	var sb *auth.Supabase
+	if sbCfg.Issuer != "" {
+		if sb, err = auth.NewSupabase(ctx, sbCfg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc, err := auth.NewService(cfg, st, tokens, sb, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc, Access: access.New(st)})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (r response) problem(t *testing.T) Problem {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q for status %d: %s", ct, r.status, r.body)
+	}
+	var p Problem
+	r.decode(t, &p)
+	return p
+}
+
+// call sends a request; body is JSON-encoded unless it is a string (sent
+// as is) or nil.
+func (a *testAPI) call(method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, a.url+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (a *testAPI) mustStatus(r response, want int) response {
+	a.t.Helper()
+	if r.status != want {
+		a.t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+	return r
+}
+
+// register signs up a user and returns its session.
+func (a *testAPI) register(email, role string) auth.Session {
+	a.t.Helper()
+	r := a.mustStatus(a.call("POST", "/api/auth/register", "", map[string]string{
+		"email": email, "password": "correct horse battery", "display_name": email, "role": role}), 201)
+	var s auth.Session
+	r.decode(a.t, &s)
+	return s
+}
+
+// admin creates an app admin (as the CLI does) and signs it in.
+func (a *testAPI) admin(email string) auth.Session {
+	a.t.Helper()
+	hash, _ := auth.HashPassword("correct horse battery", fastHash)
+	if _, err := a.store.CreateUser(context.Background(), store.NewUser{Email: email, DisplayName: "Admin", Role: store.RoleAdmin, PasswordHash: hash}); err != nil {
+		a.t.Fatal(err)
+	}
+	r := a.mustStatus(a.call("POST", "/api/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"}), 200)
+	var s auth.Session
+	r.decode(a.t, &s)
+	return s
+}
+
+func (a *testAPI) ownerPool() *pgxpool.Pool { return a.db.Pool }
