@@ -177,3 +177,5 @@ func (a *testAPI) admin(email string) auth.Session {
 }
 
 func (a *testAPI) ownerPool() *pgxpool.Pool { return a.db.Pool }
+
+func t0() context.Context { return context.Background() }
