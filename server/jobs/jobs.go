@@ -1,0 +1,156 @@
+// Package jobs runs durable background work from the jobs table: every node
+// runs a Runner; workers claim jobs with FOR UPDATE SKIP LOCKED under a
+// lease (renewed while the handler runs), so a crashed worker's job is
+// taken again once its lease expires. Failures retry with exponential
+// backoff up to the job's maximum attempts, then the job fails for good.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// Handler does one job. Returning an error retries it (with backoff) unless
+// the error wraps ErrPermanent.
+type Handler func(ctx context.Context, payload json.RawMessage) error
+
+// ErrPermanent marks a failure that retrying cannot fix.
+var ErrPermanent = errors.New("permanent failure")
+
+// Config tunes a runner.
+type Config struct {
+	Lease       time.Duration // how long a claim holds without renewal
+	Poll        time.Duration // idle wait between claims
+	BackoffBase time.Duration // first retry delay; doubles per attempt
+	BackoffMax  time.Duration
+}
+
+// DefaultConfig suits production.
+var DefaultConfig = Config{Lease: 60 * time.Second, Poll: 500 * time.Millisecond, BackoffBase: 2 * time.Second, BackoffMax: 10 * time.Minute}
+
+// Runner claims and runs jobs of the kinds it has handlers for.
+type Runner struct {
+	cfg      Config
+	store    *store.Store // runs as the worker role
+	handlers map[string]Handler
+	kinds    []string
+	worker   string
+	logger   *slog.Logger
+}
+
+// NewRunner returns a runner over st with handlers by job kind.
+func NewRunner(cfg Config, st *store.Store, handlers map[string]Handler, logger *slog.Logger) *Runner {
+	host, _ := os.Hostname()
+	r := &Runner{cfg: cfg, store: st, handlers: handlers, logger: logger.With("component", "jobs"),
+		worker: host + "/" + uuid.NewString()[:8]}
+	for k := range handlers {
+		r.kinds = append(r.kinds, k)
+	}
+	sort.Strings(r.kinds)
+	return r
+}
+
+// Run claims and runs jobs until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	r.logger.Info("job runner started", "worker", r.worker, "kinds", r.kinds)
+	for ctx.Err() == nil {
+		if !r.runOne(ctx) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.cfg.Poll):
+			}
+		}
+	}
+	return nil
+}
+
+// runOne runs one job if one is due and reports whether it did.
+func (r *Runner) runOne(ctx context.Context) bool {
+	if n, err := r.store.FailAbandonedJobs(ctx, r.kinds); err != nil {
+		r.logger.Warn("sweep abandoned jobs", "error", err)
+		return false
+	} else if n > 0 {
+		r.logger.Warn("jobs failed: worker lost on their last attempt", "count", n)
+	}
+	job, err := r.store.ClaimJob(ctx, r.kinds, r.worker, r.cfg.Lease)
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.logger.Warn("claim job", "error", err)
+		}
+		return false
+	}
+	jobErr := r.execute(ctx, job)
+	var retryAt time.Time
+	if jobErr != nil && !errors.Is(jobErr, ErrPermanent) && job.Attempts < job.MaxAttempts {
+		retryAt = time.Now().Add(r.backoff(job.Attempts))
+	}
+	log := r.logger.With("job", job.ID, "kind", job.Kind, "attempt", job.Attempts)
+	switch {
+	case jobErr == nil:
+		log.Info("job done")
+	case retryAt.IsZero():
+		log.Error("job failed for good", "error", jobErr)
+	default:
+		log.Warn("job failed; will retry", "error", jobErr, "retry_at", retryAt)
+	}
+	// Record the outcome even when ctx ended during the job.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.store.FinishJob(fctx, job.ID, r.worker, jobErr, retryAt); err != nil {
+		log.Error("record job outcome", "error", err)
+	}
+	return true
+}
+
+// execute runs the handler, renewing the lease while it works.
+func (r *Runner) execute(ctx context.Context, job store.Job) (err error) {
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(r.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := r.store.ExtendJobLease(hctx, job.ID, r.worker, r.cfg.Lease); err != nil && hctx.Err() == nil {
+					r.logger.Warn("lease lost; abandoning job", "job", job.ID, "error", err)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.New("job handler panicked")
+			r.logger.Error("job handler panic", "job", job.ID, "panic", p)
+		}
+	}()
+	return r.handlers[job.Kind](hctx, job.Payload)
+}
+
+// backoff is BackoffBase × 2^(attempt-1), capped, with ±20 % jitter.
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.cfg.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > r.cfg.BackoffMax {
+		d = r.cfg.BackoffMax
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}

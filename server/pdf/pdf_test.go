@@ -1,0 +1,88 @@
+package pdf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
+)
+
+func TestMain(m *testing.M) {
+	MaybeChild()
+	os.Exit(m.Run())
+}
+
+func write(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f.pdf")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func checker(t *testing.T) *Checker {
+	t.Helper()
+	c, err := NewChecker(DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestInspectRealPDF(t *testing.T) {
+	c := checker(t)
+	res, err := c.Inspect(context.Background(), write(t, pdftest.Pages(7)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pages != 7 || len(res.Text) != 7 {
+		t.Fatalf("pages %d, texts %d", res.Pages, len(res.Text))
+	}
+	for i, text := range res.Text {
+		if want := "Page " + string(rune('1'+i)) + " of 7"; !strings.Contains(text, want) {
+			t.Errorf("page %d text %q lacks %q", i+1, text, want)
+		}
+	}
+}
+
+func TestInspectRejects(t *testing.T) {
+	c := checker(t)
+	good := pdftest.Pages(3)
+	for name, b := range map[string][]byte{
+		"empty":          {},
+		"not a pdf":      []byte("<html>hello</html>"),
+		"truncated":      good[:len(good)/2],
+		"header only":    []byte("%PDF-1.4\n"),
+		"garbage xref":   append(append([]byte{}, good[:len(good)-40]...), []byte("startxref\n999999\n%%EOF\n")...),
+		"no pages":       []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \ntrailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n109\n%%EOF\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := c.Inspect(context.Background(), write(t, b), false); !errors.Is(err, ErrUnreadable) {
+				t.Errorf("accepted or odd error: %v", err)
+			}
+		})
+	}
+	if _, err := c.Inspect(context.Background(), filepath.Join(t.TempDir(), "missing.pdf"), false); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	c := checker(t)
+	c.Limits.MaxPages = 5
+	if _, err := c.Inspect(context.Background(), write(t, pdftest.Pages(6)), false); !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "at most 5") {
+		t.Errorf("page limit: %v", err)
+	}
+	// A wall clock shorter than the child's start-up kills it: the parent
+	// answers, the node survives.
+	c.Limits.Wall = time.Millisecond
+	if _, err := c.Inspect(context.Background(), write(t, pdftest.Pages(2)), false); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("wall clock: %v", err)
+	}
+}
