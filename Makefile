@@ -12,7 +12,7 @@ TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -31,6 +31,16 @@ pg-run: deps
 pg-test: deps
 	@scripts/pg.sh up test $(TEST_PORT)
 
+# A real S3-compatible server for the tests (Apache-2.0), pinned.
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := .data/tools/versitygw
+$(VERSITYGW):
+	@echo "installing versitygw $(VERSITYGW_VERSION) (a few minutes, once)"
+	@mkdir -p .data/tools
+	GOBIN=$(CURDIR)/.data/tools $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+tools: $(VERSITYGW)
+
 ## run: start the local cluster and a node on $(LISTEN) in the background;
 ## returns once the node answers /api/ready. A second run restarts the node.
 run: pg-run build
@@ -46,18 +56,19 @@ stop:
 	@scripts/pg.sh down run
 	@scripts/pg.sh down test
 
-## clean: stop everything and delete all local state (.data, bin)
+## clean: stop everything and delete all local state (clusters, blobs, keys, bin; keeps .data/tools)
 clean:
 	@scripts/node.sh stop
 	@scripts/pg.sh destroy run
 	@scripts/pg.sh destroy test
-	rm -rf .data bin
+	rm -rf .data/run .data/test bin
 
 ## test: vet, then every test with the race detector against a real PostgreSQL
-test: pg-test
+test: pg-test tools
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
-	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url $(GO) test -race -count=1 -timeout 30m ./...
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test -race -count=1 -timeout 30m ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

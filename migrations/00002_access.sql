@@ -94,7 +94,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON chunks, jobs TO sostenuto_worker;
 
 -- Projects.
 ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
-CREATE POLICY projects_select ON projects FOR SELECT TO sostenuto_app USING (sostenuto_project_perm(id) >= 1);
+-- The owner test on the row itself also lets INSERT ... RETURNING see the
+-- new row, which the helper's snapshot does not hold yet.
+CREATE POLICY projects_select ON projects FOR SELECT TO sostenuto_app
+    USING (owner_id = sostenuto_uid() OR sostenuto_project_perm(id) >= 1);
 CREATE POLICY projects_insert ON projects FOR INSERT TO sostenuto_app WITH CHECK (owner_id = sostenuto_uid());
 CREATE POLICY projects_update ON projects FOR UPDATE TO sostenuto_app
     USING (sostenuto_project_perm(id) >= 2) WITH CHECK (sostenuto_project_perm(id) >= 2);
@@ -126,7 +129,8 @@ CREATE POLICY annotations_delete ON annotations FOR DELETE TO sostenuto_app
 
 -- Documents: visible as the contract says; changed by the owner or an admin.
 ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
-CREATE POLICY documents_select ON documents FOR SELECT TO sostenuto_app USING (sostenuto_document_visible(id));
+CREATE POLICY documents_select ON documents FOR SELECT TO sostenuto_app
+    USING (owner_id = sostenuto_uid() OR (is_public AND sostenuto_uid() IS NOT NULL) OR sostenuto_document_visible(id));
 CREATE POLICY documents_insert ON documents FOR INSERT TO sostenuto_app WITH CHECK (owner_id = sostenuto_uid());
 CREATE POLICY documents_update ON documents FOR UPDATE TO sostenuto_app
     USING (owner_id = sostenuto_uid() OR sostenuto_is_admin()) WITH CHECK (owner_id = sostenuto_uid() OR sostenuto_is_admin());

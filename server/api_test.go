@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,15 +19,27 @@ import (
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/blob/blobtest"
+	"github.com/sostenuto/sostenuto/server/jobs"
+	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
 )
+
+func TestMain(m *testing.M) {
+	pdf.MaybeChild() // the PDF checker re-executes this test binary
+	os.Exit(m.Run())
+}
 
 // testAPI is the whole API on a real PostgreSQL database of its own, served
 // over real HTTP, with the request path under Row Level Security.
 type testAPI struct {
 	t      *testing.T
 	url    string
-	db     *pgtest.DB // owner connection: fixtures and assertions
+	blob   blob.Store
+	s3     *blobtest.S3 // when the API runs on versitygw
+	local  string       // the local store's folder otherwise
+	db     *pgtest.DB   // owner connection: fixtures and assertions
 	store  *store.Store
 	tokens *auth.Tokens
 	logs   *syncBuffer
@@ -33,10 +47,21 @@ type testAPI struct {
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
 
+// apiSettings are the non-auth options of a test API.
+type apiSettings struct {
+	s3        bool
+	maxUpload int64
+}
+
 // fastHash keeps argon2id cheap in tests that make many accounts.
 var fastHash = auth.HashParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 func newAPI(t *testing.T, opts ...apiOption) *testAPI {
+	t.Helper()
+	return newAPIWith(t, apiSettings{}, opts...)
+}
+
+func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	t.Helper()
 	db := pgtest.NewDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,10 +103,46 @@ func newAPI(t *testing.T, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc, Access: access.New(st)})
-	srv := httptest.NewServer(s.Handler())
+	// The server's URL is needed by the local blob store before the
+	// handler exists.
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	return &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs}
+	a := &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs}
+	if set.s3 {
+		a.s3 = blobtest.Start(t)
+		s3, err := blob.NewS3(a.s3.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.blob = s3
+	} else {
+		a.local = t.TempDir()
+		local, err := blob.NewLocal(a.local, srv.URL, []byte(strings.Repeat("s", 32)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.blob = local
+	}
+	checker, err := pdf.NewChecker(pdf.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{MaxUploadBytes: set.maxUpload}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
+		Access: access.New(st), Blob: a.blob, PDF: checker})
+	handler = s.Handler()
+	// The durable jobs (object deletion) run as the worker role.
+	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(workerPool.Close)
+	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
+		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob)}, logger)
+	done := make(chan struct{})
+	go func() { runner.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
 }
 
 type response struct {
@@ -179,3 +240,5 @@ func (a *testAPI) admin(email string) auth.Session {
 func (a *testAPI) ownerPool() *pgxpool.Pool { return a.db.Pool }
 
 func t0() context.Context { return context.Background() }
+
+func (a *testAPI) localDir() string { return a.local }

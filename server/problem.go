@@ -130,6 +130,8 @@ func problemOf(err error) *Problem {
 		return NewProblem(http.StatusForbidden, CodeForbidden, forbiddenDetail(err))
 	case errors.Is(err, store.ErrBadCursor):
 		return Invalid("the cursor is not one this API made", FieldError{Field: "cursor", Message: "malformed"})
+	case errors.Is(err, store.ErrStale):
+		return NewProblem(http.StatusPreconditionFailed, "precondition_failed", "the annotation changed since that version; fetch it and retry")
 	case errors.Is(err, store.ErrConflict):
 		return NewProblem(http.StatusConflict, CodeConflict, conflictDetail(err))
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, auth.ErrInvalid):

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -24,6 +26,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// ReadyTimeout bounds each readiness check.
 	ReadyTimeout time.Duration
+	// MaxUploadBytes bounds uploaded PDFs (100 MiB by default).
+	MaxUploadBytes int64
 	// Version is reported by /api/health.
 	Version string
 }
@@ -41,6 +45,8 @@ type Deps struct {
 	Store    *store.Store
 	Auth     *auth.Service
 	Access   *access.Service
+	Blob     blob.Store
+	PDF      *pdf.Checker
 }
 
 // Server is the HTTP API of one node.
@@ -53,13 +59,21 @@ type Server struct {
 	store   *store.Store
 	auth    *auth.Service
 	access  *access.Service
-	router  chi.Router
+	blob    blob.Store
+	// localBlob is Blob when it is the local store, whose signed URLs
+	// this server answers.
+	localBlob *blob.Local
+	pdf       *pdf.Checker
+	router    chi.Router
 }
 
 // New builds the API and its routes.
 func New(cfg Config, deps Deps) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 100 << 20
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
@@ -73,7 +87,10 @@ func New(cfg Config, deps Deps) *Server {
 		store:   deps.Store,
 		auth:    deps.Auth,
 		access:  deps.Access,
+		blob:    deps.Blob,
+		pdf:     deps.PDF,
 	}
+	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.router = s.routes()
 	return s
 }
@@ -101,9 +118,12 @@ func (s *Server) routes() chi.Router {
 	r.Route("/api", func(r chi.Router) {
 		s.operationsRoutes(r)
 		s.authRoutes(r)
+		s.blobRoutes(r)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAuth)
 			s.relationshipRoutes(r)
+			s.projectRoutes(r)
+			s.annotationRoutes(r)
 		})
 	})
 	return r

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sostenuto/sostenuto/server/pdf"
 )
 
 // command is one subcommand.
@@ -50,6 +52,8 @@ func allSettings() []setting {
 }
 
 func main() {
+	// A PDF-parsing child process of the node runs here and exits.
+	pdf.MaybeChild()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))

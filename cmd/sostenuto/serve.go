@@ -15,6 +15,8 @@ import (
 	"github.com/sostenuto/sostenuto/migrations"
 	"github.com/sostenuto/sostenuto/server"
 	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/jobs"
+	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -22,6 +24,7 @@ type serveConfig struct {
 	log               logConfig
 	db                dbConfig
 	auth              authConfig
+	blob              blobConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -34,6 +37,7 @@ type serveConfig struct {
 func (c *serveConfig) settings() []setting {
 	s := append(c.log.settings(), c.db.settings()...)
 	s = append(s, c.auth.settings()...)
+	s = append(s, c.blob.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		setting{name: "auto-migrate", usage: "apply pending migrations at start (under an advisory lock)", def: "true", parse: boolVar(&c.autoMigrate)},
@@ -67,15 +71,33 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if err != nil {
 		return err
 	}
+	blobs, err := cfg.blob.store(ctx, cfg.db.dataDir, cfg.listen)
+	if err != nil {
+		return err
+	}
+	checker, err := pdf.NewChecker(pdf.DefaultLimits)
+	if err != nil {
+		return err
+	}
+	// Background jobs run as sostenuto_worker.
+	workerPool, err := openPool(ctx, &cfg.db, store.WorkerRole, cfg.dbConnectTimeout, logger)
+	if err != nil {
+		return err
+	}
+	defer workerPool.Close()
+	runner := jobs.NewRunner(jobs.DefaultConfig, store.New(workerPool),
+		map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(blobs)}, logger)
+
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	reg := server.NewRegistry()
-	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, Version: buildVersion()},
-		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st)})
+	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload, Version: buildVersion()},
+		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st), Blob: blobs, PDF: checker})
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error {
 		return server.Serve(gctx, ln, api.Handler(), server.HTTPConfig{
 			ReadHeaderTimeout: cfg.readHeaderTimeout,

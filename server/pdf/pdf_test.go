@@ -55,12 +55,12 @@ func TestInspectRejects(t *testing.T) {
 	c := checker(t)
 	good := pdftest.Pages(3)
 	for name, b := range map[string][]byte{
-		"empty":          {},
-		"not a pdf":      []byte("<html>hello</html>"),
-		"truncated":      good[:len(good)/2],
-		"header only":    []byte("%PDF-1.4\n"),
-		"garbage xref":   append(append([]byte{}, good[:len(good)-40]...), []byte("startxref\n999999\n%%EOF\n")...),
-		"no pages":       []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \ntrailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n109\n%%EOF\n"),
+		"empty":        {},
+		"not a pdf":    []byte("<html>hello</html>"),
+		"truncated":    good[:len(good)/2],
+		"header only":  []byte("%PDF-1.4\n"),
+		"garbage xref": append(append([]byte{}, good[:len(good)-40]...), []byte("startxref\n999999\n%%EOF\n")...),
+		"no pages":     []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \ntrailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n109\n%%EOF\n"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := c.Inspect(context.Background(), write(t, b), false); !errors.Is(err, ErrUnreadable) {

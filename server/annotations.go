@@ -1,0 +1,232 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+func (s *Server) annotationRoutes(r chi.Router) {
+	r.Post("/annotations", s.createAnnotation)
+	r.Get("/annotations", s.listAnnotations)
+	r.Get("/annotations/{id}", s.getAnnotation)
+	r.Patch("/annotations/{id}", s.patchAnnotation)
+	r.Delete("/annotations/{id}", s.deleteAnnotation)
+}
+
+type createAnnotationRequest struct {
+	ProjectID uuid.UUID       `json:"project_id"`
+	Page      int             `json:"page"`
+	Type      string          `json:"type"`
+	Content   json.RawMessage `json:"content"`
+}
+
+func (s *Server) createAnnotation(w http.ResponseWriter, r *http.Request) {
+	var in createAnnotationRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if in.ProjectID == uuid.Nil {
+		s.WriteError(w, r, Invalid("project_id is required", FieldError{"project_id", "required"}))
+		return
+	}
+	if _, err := s.access.Project(r.Context(), actor(r), in.ProjectID, access.Edit); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	p, err := s.store.ProjectByID(r.Context(), actor(r).ID, in.ProjectID)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if err := checkPage(p, in.Page); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	content, err := validateContent(in.Type, in.Content)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	a, err := s.store.CreateAnnotation(r.Context(), store.Annotation{ProjectID: p.ID, AuthorID: actor(r).ID, Page: in.Page, Type: in.Type, Content: content})
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	writeAnnotation(w, http.StatusCreated, a)
+}
+
+// checkPage requires a confirmed project and a page within it.
+func checkPage(p store.Project, page int) error {
+	if p.PageCount == nil {
+		return NewProblem(http.StatusConflict, CodeConflict, "the project has no confirmed PDF yet")
+	}
+	if page < 1 || page > *p.PageCount {
+		return Invalid("page is outside the document", FieldError{"page", fmt.Sprintf("must be 1 to %d", *p.PageCount)})
+	}
+	return nil
+}
+
+func writeAnnotation(w http.ResponseWriter, status int, a store.Annotation) {
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(a.Version)))
+	WriteJSON(w, status, a)
+}
+
+func (s *Server) listAnnotations(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	project, err := uuid.Parse(q.Get("project_id"))
+	if err != nil {
+		s.WriteError(w, r, Invalid("project_id is required", FieldError{"project_id", "required: a project id"}))
+		return
+	}
+	pageNo := 0
+	if v := q.Get("page"); v != "" {
+		if pageNo, err = strconv.Atoi(v); err != nil || pageNo < 1 {
+			s.WriteError(w, r, Invalid("page must be a positive integer", FieldError{"page", "must be a positive integer"}))
+			return
+		}
+	}
+	page, err := pageParams(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if _, err := s.access.Project(r.Context(), actor(r), project, access.View); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	items, next, err := s.store.ListAnnotations(r.Context(), actor(r).ID, project, pageNo, page)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, newList(items, next))
+}
+
+func (s *Server) getAnnotation(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if _, err := s.access.Annotation(r.Context(), actor(r), id, false); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	a, err := s.store.AnnotationByID(r.Context(), actor(r).ID, id)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	writeAnnotation(w, http.StatusOK, a)
+}
+
+type patchAnnotationRequest struct {
+	Page    *int            `json:"page"`
+	Content json.RawMessage `json:"content"`
+}
+
+// patchAnnotation changes page and content under optimistic concurrency:
+// If-Match must name the current version (412 otherwise; 428 without it).
+func (s *Server) patchAnnotation(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	var in patchAnnotationRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	f, err := s.access.Annotation(r.Context(), actor(r), id, true)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	version, err := ifMatchVersion(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	patch, err := s.annotationPatch(r, f, in)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	a, err := s.store.UpdateAnnotation(r.Context(), actor(r).ID, id, version, patch)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	writeAnnotation(w, http.StatusOK, a)
+}
+
+// annotationPatch validates a patch against the annotation's project and
+// type, as stored.
+func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in patchAnnotationRequest) (store.AnnotationPatch, error) {
+	var patch store.AnnotationPatch
+	cur, err := s.store.AnnotationByID(r.Context(), actor(r).ID, f.ID)
+	if err != nil {
+		return patch, err
+	}
+	if in.Page != nil {
+		p, err := s.store.ProjectByID(r.Context(), actor(r).ID, f.ProjectID)
+		if err != nil {
+			return patch, err
+		}
+		if err := checkPage(p, *in.Page); err != nil {
+			return patch, err
+		}
+		patch.Page = in.Page
+	}
+	if in.Content != nil {
+		content, err := validateContent(cur.Type, in.Content)
+		if err != nil {
+			return patch, err
+		}
+		patch.Content = content
+	}
+	return patch, nil
+}
+
+// ifMatchVersion reads If-Match: "<version>" (weak tags and bare numbers
+// accepted).
+func ifMatchVersion(r *http.Request) (int, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" {
+		return 0, NewProblem(http.StatusPreconditionRequired, "precondition_required",
+			`send If-Match: "<version>" with the version you are changing`)
+	}
+	v, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	if err != nil || v < 1 {
+		return 0, NewProblem(http.StatusPreconditionFailed, "precondition_failed", "If-Match does not name a version of this annotation")
+	}
+	return v, nil
+}
+
+func (s *Server) deleteAnnotation(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if _, err := s.access.Annotation(r.Context(), actor(r), id, true); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if err := s.store.DeleteAnnotation(r.Context(), actor(r).ID, id); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,27 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// BlobDelete handles store.BlobDeleteJob: it deletes the named object,
+// retried while the store is down; a missing object counts as deleted.
+func BlobDelete(b blob.Store) Handler {
+	return func(ctx context.Context, payload json.RawMessage) error {
+		var p store.BlobDeletePayload
+		if err := json.Unmarshal(payload, &p); err != nil || p.Key == "" {
+			return fmt.Errorf("%w: bad payload", ErrPermanent)
+		}
+		err := b.Delete(ctx, p.Key)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,372 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// CodeInvalidUpload is the 422 code for an uploaded object that failed its checks.
+const CodeInvalidUpload = "invalid_upload"
+
+const pdfContentType = "application/pdf"
+
+func (s *Server) projectRoutes(r chi.Router) {
+	r.Post("/projects", s.createProject)
+	r.Get("/projects", s.listProjects)
+	r.Get("/projects/{id}", s.getProject)
+	r.Patch("/projects/{id}", s.patchProject)
+	r.Delete("/projects/{id}", s.deleteProject)
+	r.Post("/projects/{id}/confirm", s.confirmProject)
+	r.Get("/projects/{id}/stream", s.streamProject)
+	r.Post("/projects/{id}/access", s.putGrant)
+	r.Get("/projects/{id}/access", s.listGrants)
+	r.Delete("/projects/{id}/access/{user_id}", s.deleteGrant)
+}
+
+type createProjectRequest struct {
+	Title         string  `json:"title"`
+	Description   *string `json:"description"`
+	Filename      string  `json:"filename"`
+	ContentType   *string `json:"content_type"`
+	FileSizeBytes *int64  `json:"file_size_bytes"`
+}
+
+type projectWithUpload struct {
+	Project store.Project `json:"project"`
+	Upload  blob.Upload   `json:"upload"`
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
+	var in createProjectRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	a := actor(r)
+	if a.Role != store.RoleTeacher && !a.IsAdmin() {
+		s.WriteError(w, r, NewProblem(http.StatusForbidden, CodeForbidden, "only teachers and admins create projects"))
+		return
+	}
+	np, err := s.validateNewProject(in)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	np.OwnerID = a.ID
+	p, err := s.store.CreateProject(r.Context(), np)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	up, err := s.blob.PresignPut(r.Context(), p.ObjectKey, pdfContentType, s.cfg.MaxUploadBytes, blob.MaxUploadTTL)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusCreated, projectWithUpload{Project: p, Upload: up})
+}
+
+func (s *Server) validateNewProject(in createProjectRequest) (store.NewProject, error) {
+	var errs []FieldError
+	title := strings.TrimSpace(in.Title)
+	if msg := checkText(title, 1, 200); msg != "" {
+		errs = append(errs, FieldError{"title", msg})
+	}
+	desc := ""
+	if in.Description != nil {
+		desc = strings.TrimSpace(*in.Description)
+		if msg := checkText(desc, 0, 5000); msg != "" {
+			errs = append(errs, FieldError{"description", msg})
+		}
+	}
+	if msg := checkFilename(in.Filename); msg != "" {
+		errs = append(errs, FieldError{"filename", msg})
+	}
+	if in.ContentType != nil && *in.ContentType != pdfContentType {
+		errs = append(errs, FieldError{"content_type", "must be application/pdf"})
+	}
+	if in.FileSizeBytes != nil && (*in.FileSizeBytes < 1 || *in.FileSizeBytes > s.cfg.MaxUploadBytes) {
+		errs = append(errs, FieldError{"file_size_bytes", fmt.Sprintf("must be 1 to %d", s.cfg.MaxUploadBytes)})
+	}
+	if len(errs) > 0 {
+		return store.NewProject{}, Invalid("the project has invalid fields", errs...)
+	}
+	id := uuid.New()
+	return store.NewProject{ID: id, Title: title, Description: desc, Filename: in.Filename,
+		ObjectKey: fmt.Sprintf("projects/%s/%s.pdf", id, uuid.New())}, nil
+}
+
+// checkText bounds a text field's length in characters and refuses control
+// characters other than newlines and tabs.
+func checkText(s string, lo, hi int) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	if n := utf8.RuneCountInString(s); n < lo || n > hi {
+		return fmt.Sprintf("must be %d to %d characters", lo, hi)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' }) >= 0 {
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+func checkFilename(name string) string {
+	if msg := checkText(name, 1, 255); msg != "" {
+		return msg
+	}
+	if strings.ContainsAny(name, "/\\\n\r\t") || name == "." || name == ".." {
+		return "must be a plain file name"
+	}
+	return ""
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	page, err := pageParams(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	scope := r.URL.Query().Get("scope")
+	if scope == "" {
+		scope = store.ScopeAll
+	}
+	if scope != store.ScopeOwned && scope != store.ScopeShared && scope != store.ScopeAll {
+		s.WriteError(w, r, Invalid("scope must be owned, shared or all", FieldError{"scope", "must be owned, shared or all"}))
+		return
+	}
+	q := r.URL.Query().Get("q")
+	if utf8.RuneCountInString(q) > 200 {
+		s.WriteError(w, r, Invalid("q is too long", FieldError{"q", "at most 200 characters"}))
+		return
+	}
+	items, next, err := s.store.ListProjects(r.Context(), actor(r).ID, scope, q, page)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, newList(items, next))
+}
+
+// loadProject checks the caller holds need on the {id} project and loads it.
+func (s *Server) loadProject(r *http.Request, need access.Permission) (store.Project, access.Permission, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return store.Project{}, access.None, err
+	}
+	perm, err := s.access.Project(r.Context(), actor(r), id, need)
+	if err != nil {
+		return store.Project{}, perm, err
+	}
+	p, err := s.store.ProjectByID(r.Context(), actor(r).ID, id)
+	return p, perm, err
+}
+
+type projectView struct {
+	Project    store.Project  `json:"project"`
+	Permission string         `json:"permission"`
+	Download   *blob.Download `json:"download"`
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	p, perm, err := s.loadProject(r, access.View)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	view := projectView{Project: p, Permission: perm.String()}
+	if p.Status == store.StatusReady {
+		d, err := s.blob.PresignGet(r.Context(), p.ObjectKey, p.Filename, pdfContentType, blob.MaxDownloadTTL)
+		if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+		view.Download = &d
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, view)
+}
+
+type patchProjectRequest struct {
+	Title       *string `json:"title"`
+	Description *string `json:"description"`
+}
+
+func (s *Server) patchProject(w http.ResponseWriter, r *http.Request) {
+	var in patchProjectRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	p, _, err := s.loadProject(r, access.Edit)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	var errs []FieldError
+	if in.Title != nil {
+		*in.Title = strings.TrimSpace(*in.Title)
+		if msg := checkText(*in.Title, 1, 200); msg != "" {
+			errs = append(errs, FieldError{"title", msg})
+		}
+	}
+	if in.Description != nil {
+		*in.Description = strings.TrimSpace(*in.Description)
+		if msg := checkText(*in.Description, 0, 5000); msg != "" {
+			errs = append(errs, FieldError{"description", msg})
+		}
+	}
+	if len(errs) > 0 {
+		s.WriteError(w, r, Invalid("the patch has invalid fields", errs...))
+		return
+	}
+	p, err = s.store.UpdateProject(r.Context(), actor(r).ID, p.ID, store.ProjectPatch{Title: in.Title, Description: in.Description})
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
+	p, _, err := s.loadProject(r, access.Admin)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if err := s.store.DeleteProject(r.Context(), actor(r).ID, p.ID); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type confirmRequest struct {
+	FileSizeBytes *int64 `json:"file_size_bytes"`
+	PageCount     *int   `json:"page_count"`
+}
+
+// confirmProject checks the uploaded object itself (present, within the
+// size limit, a PDF the parser can read) and marks the project ready with
+// its real size and page count. A failed check deletes the object: 422.
+func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
+	var hints confirmRequest
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &hints); err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+	}
+	p, _, err := s.loadProject(r, access.Admin)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if p.Status == store.StatusReady {
+		WriteJSON(w, http.StatusOK, p)
+		return
+	}
+	size, pages, etag, err := s.checkUpload(r, p.ObjectKey)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	p, err = s.store.MarkProjectReady(r.Context(), actor(r).ID, p.ID, size, pages, etag)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, p)
+}
+
+// checkUpload inspects the stored object; on failure it deletes the object
+// (or schedules its deletion) and answers 422 with the reason.
+func (s *Server) checkUpload(r *http.Request, key string) (size int64, pages int, etag string, err error) {
+	ctx := r.Context()
+	info, err := s.blob.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return 0, 0, "", NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, "no file has been uploaded for this project")
+	}
+	if err != nil {
+		return 0, 0, "", err
+	}
+	reject := func(reason string) error {
+		if derr := s.blob.Delete(ctx, key); derr != nil {
+			s.logger.WarnContext(ctx, "delete rejected upload; scheduling", "component", "projects", "key", key, "error", derr)
+			if jerr := s.store.EnqueueBlobDelete(ctx, key); jerr != nil {
+				return jerr
+			}
+		}
+		return NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, reason)
+	}
+	switch {
+	case info.Size == 0:
+		return 0, 0, "", reject("the uploaded file is empty")
+	case info.Size > s.cfg.MaxUploadBytes:
+		return 0, 0, "", reject(fmt.Sprintf("the uploaded file has %d bytes; the limit is %d", info.Size, s.cfg.MaxUploadBytes))
+	}
+	path, err := s.download(r, key, info.Size)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer os.Remove(path)
+	if !hasPDFMagic(path) {
+		return 0, 0, "", reject("the uploaded file is not a PDF (it does not start with %PDF-)")
+	}
+	res, err := s.pdf.Inspect(ctx, path, false)
+	if errors.Is(err, pdf.ErrUnreadable) {
+		return 0, 0, "", reject("the PDF cannot be read: " + strings.TrimPrefix(err.Error(), pdf.ErrUnreadable.Error()+": "))
+	}
+	if err != nil {
+		return 0, 0, "", err
+	}
+	return info.Size, res.Pages, info.ETag, nil
+}
+
+// download copies an object to a private temporary file, at most limit bytes.
+func (s *Server) download(r *http.Request, key string, limit int64) (string, error) {
+	rc, _, err := s.blob.Open(r.Context(), key, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp("", "sostenuto-upload-*.pdf")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, io.LimitReader(rc, limit))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("projects: download %s: %w", key, err)
+	}
+	return f.Name(), nil
+}
+
+func hasPDFMagic(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 5)
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == "%PDF-"
+}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Project statuses.
+const (
+	StatusPendingUpload = "pending_upload"
+	StatusReady         = "ready"
+)
+
+// Project is a sheet-music PDF.
+type Project struct {
+	ID            uuid.UUID `json:"id" db:"id"`
+	OwnerID       uuid.UUID `json:"owner_id" db:"owner_id"`
+	Title         string    `json:"title" db:"title"`
+	Description   string    `json:"description" db:"description"`
+	Filename      string    `json:"filename" db:"filename"`
+	ContentType   string    `json:"content_type" db:"content_type"`
+	Status        string    `json:"status" db:"status"`
+	FileSizeBytes *int64    `json:"file_size_bytes" db:"file_size_bytes"`
+	PageCount     *int      `json:"page_count" db:"page_count"`
+	CreatedAt     time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at" db:"updated_at"`
+	ObjectKey     string    `json:"-" db:"object_key"`
+	ETag          *string   `json:"-" db:"etag"`
+}
+
+func (p *Project) utc() {
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+}
+
+const projectColumns = `id, owner_id, title, description, filename, content_type, status, file_size_bytes,
+	page_count, created_at, updated_at, object_key, etag`
+
+// NewProject is what creating a project needs.
+type NewProject struct {
+	ID          uuid.UUID
+	OwnerID     uuid.UUID
+	Title       string
+	Description string
+	Filename    string
+	ObjectKey   string
+}
+
+func oneProject(rows pgx.Rows, err error) (Project, error) {
+	if err != nil {
+		return Project{}, err
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Project])
+	if err != nil {
+		return Project{}, err
+	}
+	p.utc()
+	return p, nil
+}
+
+// CreateProject inserts a project awaiting its upload, as its owner.
+func (s *Store) CreateProject(ctx context.Context, np NewProject) (Project, error) {
+	var p Project
+	err := s.AsUser(ctx, np.OwnerID, func(tx pgx.Tx) error {
+		var err error
+		p, err = oneProject(tx.Query(ctx, `INSERT INTO projects (id, owner_id, title, description, filename, object_key)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+projectColumns,
+			np.ID, np.OwnerID, np.Title, np.Description, np.Filename, np.ObjectKey))
+		return err
+	})
+	if err != nil {
+		return Project{}, fmt.Errorf("store: create project: %w", err)
+	}
+	return p, nil
+}
+
+// ProjectByID loads a project as user (RLS hides what it may not see).
+func (s *Store) ProjectByID(ctx context.Context, user, id uuid.UUID) (Project, error) {
+	var p Project
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		p, err = oneProject(tx.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
+		return err
+	})
+	return p, notFound("project", err)
+}
+
+// Project list scopes.
+const (
+	ScopeOwned  = "owned"
+	ScopeShared = "shared"
+	ScopeAll    = "all"
+)
+
+// ListProjects lists the projects user may see, newest first: owned by it,
+// shared with it by a grant, or all of them; q filters on the title.
+func (s *Store) ListProjects(ctx context.Context, user uuid.UUID, scope, q string, page Page) ([]Project, string, error) {
+	after, hasAfter, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []Project
+	err = s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+projectColumns+` FROM projects p
+			WHERE ($2 <> 'owned' OR p.owner_id = $1)
+			  AND ($2 <> 'shared' OR EXISTS (SELECT 1 FROM project_grants g WHERE g.project_id = p.id AND g.user_id = $1))
+			  AND ($3 = '' OR p.title ILIKE '%' || $3 || '%')
+			  AND (NOT $4 OR (p.created_at, p.id) < ($5, $6))
+			ORDER BY p.created_at DESC, p.id DESC LIMIT $7`,
+			user, scope, escapeLike(q), hasAfter, after.T, after.ID, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[Project])
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list projects: %w", err)
+	}
+	for i := range items {
+		items[i].utc()
+	}
+	return pageOf(items, page.Limit, func(p Project) string { return encodeCursor(p.CreatedAt, p.ID) })
+}
+
+// escapeLike makes q match literally inside ILIKE.
+func escapeLike(q string) string {
+	out := make([]rune, 0, len(q))
+	for _, r := range q {
+		if r == '%' || r == '_' || r == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
+
+// ProjectPatch changes a project's title and description.
+type ProjectPatch struct {
+	Title       *string
+	Description *string
+}
+
+// UpdateProject applies a patch as user.
+func (s *Store) UpdateProject(ctx context.Context, user, id uuid.UUID, patch ProjectPatch) (Project, error) {
+	var p Project
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		p, err = oneProject(tx.Query(ctx, `UPDATE projects SET title = coalesce($2, title),
+				description = coalesce($3, description), updated_at = now()
+			WHERE id = $1 RETURNING `+projectColumns, id, patch.Title, patch.Description))
+		return err
+	})
+	return p, notFound("update project", err)
+}
+
+// MarkProjectReady records a checked upload. Only a project still awaiting
+// its upload changes; a ready one is returned as it is.
+func (s *Store) MarkProjectReady(ctx context.Context, user, id uuid.UUID, size int64, pages int, etag string) (Project, error) {
+	var p Project
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		p, err = oneProject(tx.Query(ctx, `UPDATE projects SET status = 'ready', file_size_bytes = $2, page_count = $3,
+				etag = $4, updated_at = now()
+			WHERE id = $1 AND status = 'pending_upload' RETURNING `+projectColumns, id, size, pages, etag))
+		if errors.Is(err, pgx.ErrNoRows) {
+			p, err = oneProject(tx.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
+		}
+		return err
+	})
+	return p, notFound("confirm project", err)
+}
+
+// BlobDeleteJob is the job kind that deletes an object from the blob store.
+const BlobDeleteJob = "blob.delete"
+
+// BlobDeletePayload names the object to delete.
+type BlobDeletePayload struct {
+	Key string `json:"key"`
+}
+
+// DeleteProject deletes a project (its grants and annotations go with it)
+// and, in the same transaction, enqueues the deletion of its object, so the
+// object goes even if the blob store is down now.
+func (s *Store) DeleteProject(ctx context.Context, user, id uuid.UUID) error {
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var key string
+		if err := tx.QueryRow(ctx, `DELETE FROM projects WHERE id = $1 RETURNING object_key`, id).Scan(&key); err != nil {
+			return err
+		}
+		return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: key}, "", 20)
+	})
+	return notFound("delete project", err)
+}
+
+// EnqueueBlobDelete schedules the deletion of an object on its own (a
+// rejected upload whose direct deletion failed).
+func (s *Store) EnqueueBlobDelete(ctx context.Context, key string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: key}, "", 20)
+	})
+}
