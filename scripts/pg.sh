@@ -140,7 +140,12 @@ SQL
 	# pgvector is not a trusted extension: the superuser creates it, in the
 	# database and (test cluster) in template1 so every test database has it.
 	psql_su -d sostenuto -c 'CREATE EXTENSION IF NOT EXISTS vector'
-	[ "$name" = test ] && psql_su -d template1 -c 'CREATE EXTENSION IF NOT EXISTS vector'
+	if [ "$name" = test ]; then
+		psql_su -d template1 -c 'CREATE EXTENSION IF NOT EXISTS vector'
+		# Test databases live for seconds: no autovacuum workers in them
+		# (they would also block DROP DATABASE ... WITH (FORCE)).
+		psql_su -d postgres -c 'ALTER SYSTEM SET autovacuum = off' -c 'SELECT pg_reload_conf()' >/dev/null
+	fi
 	umask 077
 	printf 'postgres://sostenuto:%s@127.0.0.1:%s/sostenuto?sslmode=disable\n' "$pw" "$PORT" >"$urlfile.tmp"
 	mv "$urlfile.tmp" "$urlfile"

@@ -63,7 +63,9 @@ type matrixWorld struct {
 	sessions map[actorKind]auth.Session
 	// ownerStudentRel links the owner and the owner's student.
 	ownerStudentRel uuid.UUID
-	seq             int
+	// grantTarget is a user, no actor, whom grants in cells name.
+	grantTarget uuid.UUID
+	seq         int
 }
 
 func (w *matrixWorld) token(k actorKind) string { return w.sessions[k].AccessToken }
@@ -103,7 +105,8 @@ func (w *matrixWorld) relationshipOf(k actorKind) uuid.UUID {
 type matrixRequest struct {
 	method, path string
 	body         any
-	token        string // "" for none
+	token        string   // "" for none
+	header       []string // extra header pairs
 }
 
 type routeSpec struct {
@@ -283,6 +286,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 		t.Fatal(err)
 	}
 	w.ownerStudentRel = rel.ID
+	w.grantTarget = a.register("grant-target@example.com", "student").User.ID
 	return w
 }
 
@@ -310,7 +314,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			for _, a := range allActors {
 				cells++
 				req := spec.request(w, a, o)
-				r := w.a.call(req.method, req.path, req.token, req.body)
+				r := w.a.call(req.method, req.path, req.token, req.body, req.header...)
 				want := spec.want(a, o)
 				if r.status != want {
 					t.Errorf("%s as %s on %s object: %d, want %d: %s", route, a, o, r.status, want, r.body)

@@ -143,7 +143,15 @@ func dropDatabase(t testing.TB, admin, name string) {
 		return
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+	// A backend of the database may still be closing; retry briefly.
+	for attempt := 0; ; attempt++ {
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		if err == nil || attempt == 20 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
 		t.Errorf("pgtest: drop %s: %v", name, err)
 	}
 }

@@ -136,7 +136,7 @@ func child(args []string, stdout io.Writer) int {
 	mem, _ := strconv.ParseInt(os.Getenv(memEnv), 10, 64)
 	cpu, _ := strconv.ParseUint(os.Getenv(cpuEnv), 10, 64)
 	maxPages, _ := strconv.Atoi(os.Getenv(pagesEnv))
-	if mem > 0 {
+	if mem > 0 && !raceBuild {
 		syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(mem), Max: uint64(mem)}) //nolint:errcheck // best effort; the wall clock still bounds us
 		debug.SetMemoryLimit(mem / 2)
 	}
