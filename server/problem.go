@@ -160,5 +160,7 @@ func lastPart(err error) string {
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck // the client went away; nothing to do
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // URLs keep their &; nobody renders this as HTML
+	enc.Encode(v) //nolint:errcheck // the client went away; nothing to do
 }

@@ -86,3 +86,25 @@ func TestLimits(t *testing.T) {
 		t.Errorf("wall clock: %v", err)
 	}
 }
+
+// Hostile inputs kill or stall the child, never the caller.
+func TestHostilePDFs(t *testing.T) {
+	c := checker(t)
+	c.Limits.Wall = 10 * time.Second
+	catalog := "<< /Type /Catalog /Pages 2 0 R >>"
+	for name, body := range map[string][]byte{
+		"deep nesting":               pdftest.Raw(catalog, "<< /Type /Pages /Kids "+strings.Repeat("[", 1_000_000)+" /Count 1 >>"),
+		"self-referencing page tree": pdftest.Raw(catalog, "<< /Type /Pages /Kids [2 0 R] /Count 1 >>"),
+		"page tree cycle":            pdftest.Raw(catalog, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", "<< /Type /Pages /Kids [2 0 R] /Count 1 >>"),
+		"absurd page count":          pdftest.Raw(catalog, "<< /Type /Pages /Kids [] /Count 2000000000 >>"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := c.Inspect(context.Background(), write(t, body), true)
+			if !errors.Is(err, ErrUnreadable) {
+				t.Errorf("accepted or odd error: %v", err)
+			}
+			t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}

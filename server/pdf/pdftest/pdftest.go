@@ -55,3 +55,23 @@ func contentStream(text string) string {
 func Pages(n int) []byte {
 	return Generate(n, func(i int) string { return fmt.Sprintf("Page %d of %d", i, n) })
 }
+
+// Raw returns a PDF of the given object bodies (object i+1 is objects[i],
+// object 1 the catalog) with a correct cross-reference table: for hostile
+// inputs that a parser must reach.
+func Raw(objects ...string) []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n")
+	offsets := make([]int, len(objects))
+	for i, body := range objects {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, body)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
+	return b.Bytes()
+}
