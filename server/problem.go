@@ -162,5 +162,5 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // URLs keep their &; nobody renders this as HTML
-	enc.Encode(v) //nolint:errcheck // the client went away; nothing to do
+	enc.Encode(v)            //nolint:errcheck // the client went away; nothing to do
 }
