@@ -1,0 +1,132 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const article = `<!doctype html><html><head><title>Pedalling basics</title></head><body>
+<nav><a href="/">Home</a> | <a href="/shop">Shop</a></nav>
+<article><h1>Pedalling basics</h1>
+<p>The damper pedal lifts every damper so strings ring on. Change it with each harmony: lift as the new chord sounds, press again just after, so the old harmony clears and the new one is caught.</p>
+<p>Practise syncopated pedalling slowly on a chain of triads before using it in repertoire. Listen for gaps and for blur; your ear is the judge, not your foot.</p>
+<p>Half pedalling lets some dampers touch the strings again, thinning the sound without a full break, which is useful in Debussy and in fast bass passages.</p>
+</article><footer>© 2026 Piano Notes</footer></body></html>`
+
+// sentinel counts connections made to it: an SSRF attempt must make none.
+func sentinel(t *testing.T) (string, *atomic.Int32) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), &n
+}
+
+func TestFetchArticle(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/article":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write([]byte(article))
+		case "/moved":
+			http.Redirect(w, r, "/article", http.StatusFound)
+		case "/pdf":
+			w.Header().Set("Content-Type", "application/pdf")
+			w.Write([]byte("%PDF-1.4"))
+		case "/huge":
+			w.Header().Set("Content-Type", "text/html")
+			for range 200 {
+				w.Write([]byte(strings.Repeat("<p>lorem ipsum</p>", 1000)))
+			}
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	f := NewFetcher(FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: []string{srv.Listener.Addr().String()}})
+	ctx := context.Background()
+	for _, path := range []string{"/article", "/moved"} {
+		p, err := f.FetchArticle(ctx, srv.URL+path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if p.Title != "Pedalling basics" || !strings.Contains(p.Text, "Half pedalling") || strings.Contains(p.Text, "Shop") {
+			t.Errorf("%s: title %q text %q", path, p.Title, p.Text)
+		}
+	}
+	for path, want := range map[string]string{"/pdf": "not an HTML page", "/huge": "larger than", "/loop": "redirects", "/missing": "HTTP 404"} {
+		if _, err := f.FetchArticle(ctx, srv.URL+path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", path, err, want)
+		}
+	}
+}
+
+// SSRF attempts fail with a clear error and no connection.
+func TestSSRFGuard(t *testing.T) {
+	sentAddr, conns := sentinel(t)
+	_, sentPort, _ := net.SplitHostPort(sentAddr)
+	// A reachable page that redirects to forbidden places.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+	}))
+	defer srv.Close()
+	f := NewFetcher(FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: []string{srv.Listener.Addr().String()}})
+	targets := []string{
+		"http://127.0.0.1/", "http://127.1/", "http://0x7f000001/", "http://2130706433/", "http://0177.0.0.1/",
+		"http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/", "http://[64:ff9b::7f00:1]/",
+		"http://10.0.0.1/", "http://172.16.5.4/", "http://192.168.1.1/", "http://100.64.0.1/",
+		"http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://0.0.0.0/",
+		"http://localhost/", "http://localhost:" + sentPort + "/", "http://" + sentAddr + "/",
+		"http://example.com:8080/", "ftp://example.com/", "file:///etc/passwd", "gopher://127.0.0.1/",
+		"http://user:pass@example.com/",
+	}
+	for _, target := range targets {
+		for _, via := range []string{"direct", "redirect"} {
+			u := target
+			if via == "redirect" {
+				u = srv.URL + "/?to=" + target
+			}
+			_, err := f.FetchArticle(context.Background(), u)
+			if !errors.Is(err, ErrBlocked) {
+				t.Errorf("%s %s: %v, want ErrBlocked", via, target, err)
+			}
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections reached the sentinel", n)
+	}
+}
+
+func TestBlockedAddr(t *testing.T) {
+	for addr, blocked := range map[string]bool{
+		"127.0.0.1": true, "10.1.2.3": true, "169.254.169.254": true, "100.100.100.100": true, "::1": true,
+		"::ffff:10.0.0.1": true, "fe80::1": true, "fc00::1": true, "2002:7f00:1::": true, "224.0.0.1": true,
+		"93.184.216.34": false, "2606:2800:220:1:248:1893:25c8:1946": false, "1.1.1.1": false,
+	} {
+		if got := blockedAddr(netip.MustParseAddr(addr)) != ""; got != blocked {
+			t.Errorf("%s: blocked=%v, want %v", addr, got, blocked)
+		}
+	}
+}
