@@ -21,6 +21,8 @@ import (
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/blob/blobtest"
+	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -49,8 +51,10 @@ type apiOption func(*auth.Config, *auth.SupabaseConfig)
 
 // apiSettings are the non-auth options of a test API.
 type apiSettings struct {
-	s3        bool
-	maxUpload int64
+	s3         bool
+	maxUpload  int64
+	fetchAllow []string // ip:port the SSRF guard lets through (local test pages)
+	youtubeURL string
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -128,17 +132,26 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
 	s := New(Config{MaxUploadBytes: set.maxUpload}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker})
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher})
 	handler = s.Handler()
-	// The durable jobs (object deletion) run as the worker role.
+	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(workerPool.Close)
+	chunker, err := ingest.NewChunker(512, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline := &ingest.Pipeline{Store: store.New(workerPool), Blob: a.blob, PDF: checker, Fetch: fetcher,
+		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: embed.Hash{},
+		MaxObjectBytes: 100 << 20, Logger: logger}
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
-		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob)}, logger)
+		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler()}, logger)
+	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 	done := make(chan struct{})
 	go func() { runner.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -53,11 +54,17 @@ func (a *testAPI) newProject(token, title string) projectWithUpload {
 // upload PUTs bytes with curl to a project's upload URL.
 func (a *testAPI) upload(pu projectWithUpload, body []byte) int {
 	a.t.Helper()
+	return a.uploadAs(pu.Upload, body)
+}
+
+// uploadAs PUTs bytes with curl as an Upload says.
+func (a *testAPI) uploadAs(up blob.Upload, body []byte) int {
+	a.t.Helper()
 	args := []string{"-X", "PUT", "--data-binary", "@" + writeTemp(a.t, body)}
-	for k, v := range pu.Upload.Headers {
+	for k, v := range up.Headers {
 		args = append(args, "-H", k+": "+v)
 	}
-	status, _, _ := curl(a.t, append(args, pu.Upload.URL)...)
+	status, _, _ := curl(a.t, append(args, up.URL)...)
 	return status
 }
 

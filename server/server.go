@@ -16,6 +16,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -28,6 +29,8 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// MaxUploadBytes bounds uploaded PDFs (100 MiB by default).
 	MaxUploadBytes int64
+	// MaxDocumentBytes bounds the content of text documents (5 MiB).
+	MaxDocumentBytes int64
 	// Version is reported by /api/health.
 	Version string
 }
@@ -47,6 +50,7 @@ type Deps struct {
 	Access   *access.Service
 	Blob     blob.Store
 	PDF      *pdf.Checker
+	Fetch    *ingest.Fetcher // URL checks of web sources
 }
 
 // Server is the HTTP API of one node.
@@ -64,6 +68,7 @@ type Server struct {
 	// this server answers.
 	localBlob *blob.Local
 	pdf       *pdf.Checker
+	fetch     *ingest.Fetcher
 	router    chi.Router
 }
 
@@ -74,6 +79,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 100 << 20
+	}
+	if cfg.MaxDocumentBytes <= 0 {
+		cfg.MaxDocumentBytes = 5 << 20
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
@@ -89,6 +97,7 @@ func New(cfg Config, deps Deps) *Server {
 		access:  deps.Access,
 		blob:    deps.Blob,
 		pdf:     deps.PDF,
+		fetch:   deps.Fetch,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.router = s.routes()
@@ -124,6 +133,7 @@ func (s *Server) routes() chi.Router {
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
 			s.annotationRoutes(r)
+			s.knowledgeRoutes(r)
 		})
 	})
 	return r

@@ -25,6 +25,7 @@ type serveConfig struct {
 	db                dbConfig
 	auth              authConfig
 	blob              blobConfig
+	ingest            ingestConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -38,6 +39,7 @@ func (c *serveConfig) settings() []setting {
 	s := append(c.log.settings(), c.db.settings()...)
 	s = append(s, c.auth.settings()...)
 	s = append(s, c.blob.settings()...)
+	s = append(s, c.ingest.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		setting{name: "auto-migrate", usage: "apply pending migrations at start (under an advisory lock)", def: "true", parse: boolVar(&c.autoMigrate)},
@@ -85,16 +87,26 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 		return err
 	}
 	defer workerPool.Close()
-	runner := jobs.NewRunner(jobs.DefaultConfig, store.New(workerPool),
-		map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(blobs)}, logger)
+	workerStore := store.New(workerPool)
+	pipeline, err := cfg.ingest.pipeline(workerStore, blobs, checker, cfg.blob.maxUpload, logger)
+	if err != nil {
+		return err
+	}
+	runner := jobs.NewRunner(jobs.DefaultConfig, workerStore, map[string]jobs.Handler{
+		store.BlobDeleteJob: jobs.BlobDelete(blobs),
+		store.IngestJob:     pipeline.Handler(),
+	}, logger)
+	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	reg := server.NewRegistry()
-	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload, Version: buildVersion()},
-		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st), Blob: blobs, PDF: checker})
+	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
+		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion()},
+		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
+			Blob: blobs, PDF: checker, Fetch: pipeline.Fetch})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })

@@ -60,6 +60,9 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	// Open reads key, or the range r of it when r is not nil.
 	Open(ctx context.Context, key string, r *Range) (io.ReadCloser, Info, error)
+	// Put stores r (size bytes) under key, for server-side writers such as
+	// the bulk ingest command.
+	Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Name says which implementation this is, for logs and readiness.

@@ -165,6 +165,44 @@ func (l *Local) Open(ctx context.Context, key string, r *Range) (io.ReadCloser, 
 	}{io.LimitReader(f, r.End-r.Start+1), f}, info, nil
 }
 
+// Put implements Store.
+func (l *Local) Put(_ context.Context, key, _ string, r io.Reader, size int64) error {
+	p, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	_, err = l.write(p, io.LimitReader(r, size))
+	return err
+}
+
+// write stores r at p atomically with its ETag beside it.
+func (l *Local) write(p string, r io.Reader) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("blob: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".upload-*")
+	if err != nil {
+		return "", fmt.Errorf("blob: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), r); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("blob: %w", err)
+	}
+	etag := `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
+	if err := os.WriteFile(p+".etag", []byte(etag), 0o600); err != nil {
+		return "", fmt.Errorf("blob: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return "", fmt.Errorf("blob: %w", err)
+	}
+	return etag, nil
+}
+
 // Delete implements Store.
 func (l *Local) Delete(_ context.Context, key string) error {
 	p, err := l.path(key)
@@ -218,36 +256,17 @@ func (l *Local) ServePut(w http.ResponseWriter, r *http.Request) (int, string) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the object is larger than %d bytes", s.maxBytes)
 	}
 	p, _ := l.path(s.key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return http.StatusInternalServerError, "cannot store"
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".upload-*")
-	if err != nil {
-		return http.StatusInternalServerError, "cannot store"
-	}
-	defer os.Remove(tmp.Name())
 	body := io.Reader(r.Body)
 	if s.maxBytes > 0 {
 		body = http.MaxBytesReader(w, r.Body, s.maxBytes)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
-		tmp.Close()
+	etag, err := l.write(p, body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return http.StatusRequestEntityTooLarge, fmt.Sprintf("the object is larger than %d bytes", s.maxBytes)
 		}
-		return http.StatusBadRequest, "the upload was cut short"
-	}
-	if err := tmp.Close(); err != nil {
-		return http.StatusInternalServerError, "cannot store"
-	}
-	etag := `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
-	if err := os.WriteFile(p+".etag", []byte(etag), 0o600); err != nil {
-		return http.StatusInternalServerError, "cannot store"
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return http.StatusInternalServerError, "cannot store"
+		return http.StatusBadRequest, "the upload was cut short or could not be stored"
 	}
 	w.Header().Set("ETag", etag)
 	w.WriteHeader(http.StatusOK)

@@ -140,6 +140,19 @@ func (s *S3) Open(ctx context.Context, key string, r *Range) (io.ReadCloser, Inf
 	return out.Body, Info{Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag)}, nil
 }
 
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: r,
+		ContentLength: aws.Int64(size), ContentType: &contentType})
+	if err != nil {
+		return fmt.Errorf("blob: put %s: %w", key, err)
+	}
+	return nil
+}
+
 // Delete implements Store.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {

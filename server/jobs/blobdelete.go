@@ -13,9 +13,9 @@ import (
 // BlobDelete handles store.BlobDeleteJob: it deletes the named object,
 // retried while the store is down; a missing object counts as deleted.
 func BlobDelete(b blob.Store) Handler {
-	return func(ctx context.Context, payload json.RawMessage) error {
+	return func(ctx context.Context, job store.Job) error {
 		var p store.BlobDeletePayload
-		if err := json.Unmarshal(payload, &p); err != nil || p.Key == "" {
+		if err := json.Unmarshal(job.Payload, &p); err != nil || p.Key == "" {
 			return fmt.Errorf("%w: bad payload", ErrPermanent)
 		}
 		err := b.Delete(ctx, p.Key)

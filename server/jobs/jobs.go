@@ -7,7 +7,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -21,8 +20,14 @@ import (
 )
 
 // Handler does one job. Returning an error retries it (with backoff) unless
-// the error wraps ErrPermanent.
-type Handler func(ctx context.Context, payload json.RawMessage) error
+// the error wraps ErrPermanent or the job is on its last attempt
+// (job.Attempts == job.MaxAttempts).
+type Handler func(ctx context.Context, job store.Job) error
+
+// GiveUp is told when a job of its kind fails for good: its handler failed
+// on the last attempt or with ErrPermanent, or its worker was lost on the
+// last attempt. It records the failure where users see it.
+type GiveUp func(ctx context.Context, job store.Job, cause error)
 
 // ErrPermanent marks a failure that retrying cannot fix.
 var ErrPermanent = errors.New("permanent failure")
@@ -43,6 +48,7 @@ type Runner struct {
 	cfg      Config
 	store    *store.Store // runs as the worker role
 	handlers map[string]Handler
+	giveUps  map[string]GiveUp
 	kinds    []string
 	worker   string
 	logger   *slog.Logger
@@ -51,7 +57,7 @@ type Runner struct {
 // NewRunner returns a runner over st with handlers by job kind.
 func NewRunner(cfg Config, st *store.Store, handlers map[string]Handler, logger *slog.Logger) *Runner {
 	host, _ := os.Hostname()
-	r := &Runner{cfg: cfg, store: st, handlers: handlers, logger: logger.With("component", "jobs"),
+	r := &Runner{cfg: cfg, store: st, handlers: handlers, giveUps: map[string]GiveUp{}, logger: logger.With("component", "jobs"),
 		worker: host + "/" + uuid.NewString()[:8]}
 	for k := range handlers {
 		r.kinds = append(r.kinds, k)
@@ -59,6 +65,9 @@ func NewRunner(cfg Config, st *store.Store, handlers map[string]Handler, logger 
 	sort.Strings(r.kinds)
 	return r
 }
+
+// OnGiveUp registers what to do when a job of kind fails for good.
+func (r *Runner) OnGiveUp(kind string, fn GiveUp) { r.giveUps[kind] = fn }
 
 // Run claims and runs jobs until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
@@ -76,11 +85,14 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // runOne runs one job if one is due and reports whether it did.
 func (r *Runner) runOne(ctx context.Context) bool {
-	if n, err := r.store.FailAbandonedJobs(ctx, r.kinds); err != nil {
+	abandoned, err := r.store.FailAbandonedJobs(ctx, r.kinds)
+	if err != nil {
 		r.logger.Warn("sweep abandoned jobs", "error", err)
 		return false
-	} else if n > 0 {
-		r.logger.Warn("jobs failed: worker lost on their last attempt", "count", n)
+	}
+	for _, j := range abandoned {
+		r.logger.Warn("job failed: worker lost on its last attempt", "job", j.ID, "kind", j.Kind)
+		r.giveUp(ctx, j, errors.New("the worker was lost on the last attempt"))
 	}
 	job, err := r.store.ClaimJob(ctx, r.kinds, r.worker, r.cfg.Lease)
 	if errors.Is(err, store.ErrNotFound) {
@@ -103,6 +115,7 @@ func (r *Runner) runOne(ctx context.Context) bool {
 		log.Info("job done")
 	case retryAt.IsZero():
 		log.Error("job failed for good", "error", jobErr)
+		r.giveUp(ctx, job, jobErr)
 	default:
 		log.Warn("job failed; will retry", "error", jobErr, "retry_at", retryAt)
 	}
@@ -113,6 +126,14 @@ func (r *Runner) runOne(ctx context.Context) bool {
 		log.Error("record job outcome", "error", err)
 	}
 	return true
+}
+
+func (r *Runner) giveUp(ctx context.Context, job store.Job, cause error) {
+	if fn := r.giveUps[job.Kind]; fn != nil {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		fn(gctx, job, cause)
+	}
 }
 
 // execute runs the handler, renewing the lease while it works.
@@ -143,7 +164,7 @@ func (r *Runner) execute(ctx context.Context, job store.Job) (err error) {
 			r.logger.Error("job handler panic", "job", job.ID, "panic", p)
 		}
 	}()
-	return r.handlers[job.Kind](hctx, job.Payload)
+	return r.handlers[job.Kind](hctx, job)
 }
 
 // backoff is BackoffBase × 2^(attempt-1), capped, with ±20 % jitter.

@@ -2,9 +2,10 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,8 +79,8 @@ func TestRetriesWithBackoffThenSucceeds(t *testing.T) {
 	var calls atomic.Int32
 	var got atomic.Value
 	id := e.enqueue(t, "test.flaky", map[string]string{"key": "projects/x.pdf"}, 5)
-	e.run(t, map[string]Handler{"test.flaky": func(_ context.Context, p json.RawMessage) error {
-		got.Store(string(p))
+	e.run(t, map[string]Handler{"test.flaky": func(_ context.Context, j store.Job) error {
+		got.Store(string(j.Payload))
 		if calls.Add(1) < 3 {
 			return errors.New("store down")
 		}
@@ -96,8 +97,8 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	id := e.enqueue(t, "test.broken", map[string]int{}, 3)
 	perm := e.enqueue(t, "test.permanent", map[string]int{}, 5)
 	e.run(t, map[string]Handler{
-		"test.broken":    func(context.Context, json.RawMessage) error { return errors.New("always") },
-		"test.permanent": func(context.Context, json.RawMessage) error { return ErrPermanent },
+		"test.broken":    func(context.Context, store.Job) error { return errors.New("always") },
+		"test.permanent": func(context.Context, store.Job) error { return ErrPermanent },
 	})
 	if attempts, _ := e.waitStatus(t, id, "failed"); attempts != 3 {
 		t.Errorf("attempts %d, want 3", attempts)
@@ -116,7 +117,7 @@ func TestExpiredLeaseIsTakenAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ran atomic.Int32
-	e.run(t, map[string]Handler{"test.crash": func(context.Context, json.RawMessage) error { ran.Add(1); return nil }})
+	e.run(t, map[string]Handler{"test.crash": func(context.Context, store.Job) error { ran.Add(1); return nil }})
 	attempts, _ := e.waitStatus(t, id, "succeeded")
 	if attempts != 2 || ran.Load() != 1 {
 		t.Errorf("attempts %d, runs %d", attempts, ran.Load())
@@ -128,7 +129,7 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	e := newEnv(t)
 	id := e.enqueue(t, "test.slow", map[string]int{}, 5)
 	var ran atomic.Int32
-	slow := func(ctx context.Context, _ json.RawMessage) error {
+	slow := func(ctx context.Context, _ store.Job) error {
 		ran.Add(1)
 		select {
 		case <-time.After(3 * time.Second): // longer than the 2 s lease
@@ -141,5 +142,45 @@ func TestLeaseRenewedWhileRunning(t *testing.T) {
 	attempts, _ := e.waitStatus(t, id, "succeeded")
 	if attempts != 1 || ran.Load() != 1 {
 		t.Errorf("attempts %d, runs %d: the job was taken twice", attempts, ran.Load())
+	}
+}
+
+// GiveUp hears of every job that fails for good: on its last attempt, with
+// ErrPermanent, or with its worker lost on the last attempt.
+func TestGiveUp(t *testing.T) {
+	e := newEnv(t)
+	last := e.enqueue(t, "test.gu", map[string]int{}, 2)
+	lost := e.enqueue(t, "test.lost", map[string]int{}, 1)
+	if _, err := e.worker.ClaimJob(context.Background(), []string{"test.lost"}, "dead", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var gaveUp sync.Map
+	ctx, cancel := context.WithCancel(context.Background())
+	r := NewRunner(fast, e.worker, map[string]Handler{
+		"test.gu":   func(context.Context, store.Job) error { return errors.New("nope") },
+		"test.lost": func(context.Context, store.Job) error { return nil },
+	}, slog.New(slog.DiscardHandler))
+	for _, k := range []string{"test.gu", "test.lost"} {
+		r.OnGiveUp(k, func(_ context.Context, j store.Job, cause error) { gaveUp.Store(j.ID, cause.Error()) })
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	e.waitStatus(t, last, "failed")
+	e.waitStatus(t, lost, "failed")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c1, ok1 := gaveUp.Load(last)
+		c2, ok2 := gaveUp.Load(lost)
+		if ok1 && ok2 {
+			if c1 != "nope" || !strings.Contains(c2.(string), "worker was lost") {
+				t.Errorf("causes %q, %q", c1, c2)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("give-ups heard: last %v, lost %v", ok1, ok2)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

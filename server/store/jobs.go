@@ -62,15 +62,24 @@ func (s *Store) ClaimJob(ctx context.Context, kinds []string, worker string, lea
 }
 
 // FailAbandonedJobs fails running jobs whose lease expired on their last
-// attempt: no retry is left for them.
-func (s *Store) FailAbandonedJobs(ctx context.Context, kinds []string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(),
+// attempt (no retry is left for them) and returns them.
+func (s *Store) FailAbandonedJobs(ctx context.Context, kinds []string) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(),
 			last_error = coalesce(last_error || '; ', '') || 'worker lost on the last attempt'
-		WHERE kind = ANY($1) AND status = 'running' AND lease_until < now() AND attempts >= max_attempts`, kinds)
+		WHERE kind = ANY($1) AND status = 'running' AND lease_until < now() AND attempts >= max_attempts
+		RETURNING id, kind, payload, attempts, max_attempts`, kinds)
 	if err != nil {
-		return 0, fmt.Errorf("store: fail abandoned jobs: %w", err)
+		return nil, fmt.Errorf("store: fail abandoned jobs: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+		var j Job
+		err := r.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &j.MaxAttempts)
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: fail abandoned jobs: %w", err)
+	}
+	return jobs, nil
 }
 
 // ExtendJobLease keeps a long job's lease while its worker is alive.

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/ingest"
+	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// ingestConfig selects the embedder and bounds fetching.
+type ingestConfig struct {
+	embedProvider  string
+	embedURL       string
+	embedModel     string
+	embedKey       string
+	embedAccount   string
+	embedDims      int64
+	embedTimeout   time.Duration
+	chunkTokens    int64
+	chunkOverlap   int64
+	fetchMaxBytes  int64
+	fetchAllow     string
+	youtubeURL     string
+	youtubeLang    string
+	maxDocumentLen int64
+}
+
+func (c *ingestConfig) settings() []setting {
+	return []setting{
+		{name: "embed-provider", usage: "embedder: hash (built in, lexical), workers-ai, or openai (any OpenAI-compatible /v1/embeddings)", def: "hash", parse: oneOfVar(&c.embedProvider, "hash", "workers-ai", "openai")},
+		{name: "embed-url", usage: "base URL: the OpenAI-compatible server (e.g. http://localhost:11434), or the Workers AI API (default https://api.cloudflare.com/client/v4)", parse: stringVar(&c.embedURL)},
+		{name: "embed-model", usage: "embedding model (768 dimensions); default @cf/baai/bge-base-en-v1.5 for workers-ai", parse: stringVar(&c.embedModel)},
+		{name: "embed-api-key", secret: true, usage: "API key or token of the embedding provider", parse: stringVar(&c.embedKey)},
+		{name: "embed-account-id", usage: "Cloudflare account id (workers-ai)", parse: stringVar(&c.embedAccount)},
+		{name: "embed-dimensions", usage: "dimensions to ask an OpenAI-compatible model for (0: the model's own; must come out 768)", def: "0", parse: intVar(&c.embedDims, 0, 4096)},
+		{name: "embed-timeout", usage: "timeout of one embedding call", def: "30s", parse: durationVar(&c.embedTimeout, time.Second, 10*time.Minute)},
+		{name: "chunk-tokens", usage: "chunk size in cl100k tokens", def: "512", parse: intVar(&c.chunkTokens, 32, 8192)},
+		{name: "chunk-overlap", usage: "tokens each chunk repeats of the previous", def: "128", parse: intVar(&c.chunkOverlap, 0, 4096)},
+		{name: "fetch-max-bytes", usage: "largest web page fetched", def: "5242880", parse: intVar(&c.fetchMaxBytes, 1024, 1<<30)},
+		{name: "fetch-allow-addrs", usage: "TESTING ONLY: comma-separated ip:port the SSRF guard lets through", parse: stringVar(&c.fetchAllow)},
+		{name: "youtube-captions-url", usage: "YouTube timedtext endpoint", def: "https://www.youtube.com/api/timedtext", parse: stringVar(&c.youtubeURL)},
+		{name: "youtube-lang", usage: "caption language fetched", def: "en", parse: stringVar(&c.youtubeLang)},
+		{name: "max-document-bytes", usage: "largest text document content", def: "5242880", parse: intVar(&c.maxDocumentLen, 1024, 100<<20)},
+	}
+}
+
+// embedder builds the configured embedder.
+func (c *ingestConfig) embedder() (embed.Embedder, error) {
+	retry := embed.DefaultRetry
+	retry.Timeout = c.embedTimeout
+	switch c.embedProvider {
+	case "workers-ai":
+		if c.embedAccount == "" || c.embedKey == "" {
+			return nil, &configError{setting: envName("embed-account-id"), err: errors.New("workers-ai needs an account id and an API token (SOSTENUTO_EMBED_API_KEY)")}
+		}
+		return &embed.WorkersAI{BaseURL: c.embedURL, AccountID: c.embedAccount, Token: c.embedKey, ModelName: c.embedModel, Retry: retry}, nil
+	case "openai":
+		if c.embedURL == "" || c.embedModel == "" {
+			return nil, &configError{setting: envName("embed-url"), err: errors.New("openai needs a base URL and a model (SOSTENUTO_EMBED_MODEL)")}
+		}
+		return &embed.OpenAI{BaseURL: c.embedURL, APIKey: c.embedKey, ModelName: c.embedModel, Dimensions: int(c.embedDims), Retry: retry}, nil
+	}
+	return embed.Hash{}, nil
+}
+
+func (c *ingestConfig) fetcher() *ingest.Fetcher {
+	cfg := ingest.DefaultFetchConfig
+	cfg.MaxBytes = c.fetchMaxBytes
+	for _, a := range strings.Split(c.fetchAllow, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.AllowAddrs = append(cfg.AllowAddrs, a)
+		}
+	}
+	return ingest.NewFetcher(cfg)
+}
+
+// pipeline assembles ingestion over the worker-role store.
+func (c *ingestConfig) pipeline(worker *store.Store, blobs blob.Store, checker *pdf.Checker, maxUpload int64, logger *slog.Logger) (*ingest.Pipeline, error) {
+	chunker, err := ingest.NewChunker(int(c.chunkTokens), int(c.chunkOverlap))
+	if err != nil {
+		return nil, &configError{setting: envName("chunk-overlap"), err: err}
+	}
+	emb, err := c.embedder()
+	if err != nil {
+		return nil, err
+	}
+	return &ingest.Pipeline{Store: worker, Blob: blobs, PDF: checker, Fetch: c.fetcher(),
+		YouTube: &ingest.YouTubeCaptions{BaseURL: c.youtubeURL, Lang: c.youtubeLang},
+		Chunker: chunker, Embedder: emb, MaxObjectBytes: maxUpload, Logger: logger}, nil
+}

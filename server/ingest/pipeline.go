@@ -1,0 +1,280 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/jobs"
+	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// StoreBatch is how many chunks one transaction stages.
+const StoreBatch = 100
+
+// ErrNoText marks a source with no text to index.
+var ErrNoText = errors.New("ingest: the source has no text")
+
+// Pipeline processes documents: extract → chunk → embed → store.
+type Pipeline struct {
+	Store    *store.Store // as sostenuto_worker
+	Blob     blob.Store
+	PDF      *pdf.Checker
+	Fetch    *Fetcher
+	YouTube  *YouTubeCaptions
+	Chunker  *Chunker
+	Embedder embed.Embedder
+	// MaxObjectBytes bounds stored uploads read for processing.
+	MaxObjectBytes int64
+	Logger         *slog.Logger
+}
+
+// Stats says what processing a document did and where the time went.
+type Stats struct {
+	Segments   int
+	Chunks     int
+	Tokens     int
+	EmptyPages []int
+	Extract    time.Duration
+	Chunk      time.Duration
+	Embed      time.Duration
+	Store      time.Duration
+	LSN        string
+}
+
+// Process extracts, chunks, embeds and stores one document; its old chunks
+// are replaced in one transaction at the end.
+func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
+	var st Stats
+	src, err := p.Store.IngestSourceOf(ctx, id)
+	if err != nil {
+		return st, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+	}
+	if err := p.Store.StartIngest(ctx, id); err != nil {
+		return st, err
+	}
+	t := time.Now()
+	segs, empty, err := p.extract(ctx, src)
+	st.Extract, st.EmptyPages, st.Segments = time.Since(t), empty, len(segs)
+	if err != nil {
+		return st, err
+	}
+	t = time.Now()
+	chunks := p.Chunker.Split(segs)
+	st.Chunk, st.Chunks = time.Since(t), len(chunks)
+	if len(chunks) == 0 {
+		return st, fmt.Errorf("%w: %w", jobs.ErrPermanent, ErrNoText)
+	}
+	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
+		return st, err
+	}
+	for start := 0; start < len(chunks); start += StoreBatch {
+		group := chunks[start:min(start+StoreBatch, len(chunks))]
+		texts := make([]string, len(group))
+		for i, c := range group {
+			texts[i] = c.Text
+			st.Tokens += c.TokenCount
+		}
+		t = time.Now()
+		vecs, err := embed.Batched(ctx, p.Embedder, texts, nil)
+		st.Embed += time.Since(t)
+		if err != nil {
+			return st, err
+		}
+		t = time.Now()
+		staged := make([]store.StagedChunk, len(group))
+		for i, c := range group {
+			staged[i] = store.StagedChunk{Ordinal: c.Ordinal, Text: c.Text, TokenCount: c.TokenCount, PageStart: c.PageStart,
+				PageEnd: c.PageEnd, CharStart: c.CharStart, CharEnd: c.CharEnd, TimeStartMs: c.TimeStartMs,
+				TimeEndMs: c.TimeEndMs, Embedding: vecs[i]}
+		}
+		if err := p.Store.StageChunks(ctx, id, staged); err != nil {
+			return st, err
+		}
+		if err := p.Store.IngestProgress(ctx, id, start+len(group), len(chunks)); err != nil {
+			return st, err
+		}
+		st.Store += time.Since(t)
+	}
+	t = time.Now()
+	st.LSN, err = p.Store.FinishIngest(ctx, id, empty)
+	st.Store += time.Since(t)
+	return st, err
+}
+
+// extract turns a source into located segments, with the pages that had
+// no text (scanned pages, usually).
+func (p *Pipeline) extract(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+	permanent := func(err error) ([]Segment, []int, error) {
+		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+	}
+	switch src.SourceType {
+	case store.SourceText:
+		if src.Content == nil || strings.TrimSpace(*src.Content) == "" {
+			return permanent(ErrNoText)
+		}
+		return []Segment{{Text: *src.Content, Page: 1}}, nil, nil
+	case store.SourceWeb:
+		if src.SourceURL == nil {
+			return permanent(errors.New("ingest: no URL"))
+		}
+		page, err := p.Fetch.FetchArticle(ctx, *src.SourceURL)
+		if errors.Is(err, ErrBlocked) || (err != nil && !isTransient(err)) {
+			return permanent(err)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return []Segment{{Text: page.Text, Page: 1}}, nil, nil
+	case store.SourceYouTube:
+		return p.extractYouTube(ctx, src)
+	case store.SourcePDF:
+		return p.extractPDF(ctx, src)
+	}
+	return permanent(fmt.Errorf("ingest: unknown source type %q", src.SourceType))
+}
+
+func (p *Pipeline) extractYouTube(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+	if src.ObjectKey != nil {
+		path, err := p.download(ctx, *src.ObjectKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer os.Remove(path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		segs, err := ParseCaptions(string(data))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+		}
+		return segs, nil, nil
+	}
+	if src.SourceURL == nil {
+		return nil, nil, fmt.Errorf("%w: no video URL and no caption file", jobs.ErrPermanent)
+	}
+	id, err := VideoID(*src.SourceURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+	}
+	segs, err := p.YouTube.Fetch(ctx, id)
+	if errors.Is(err, ErrNoCaptions) || errors.Is(err, ErrCaptions) {
+		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+	}
+	return segs, nil, err
+}
+
+func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+	if src.ObjectKey == nil {
+		return nil, nil, fmt.Errorf("%w: no uploaded PDF", jobs.ErrPermanent)
+	}
+	path, err := p.download(ctx, *src.ObjectKey)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: the PDF has not been uploaded", jobs.ErrPermanent)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(path)
+	res, err := p.PDF.Inspect(ctx, path, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+	}
+	segs := make([]Segment, len(res.Text))
+	var empty []int
+	for i, text := range res.Text {
+		segs[i] = Segment{Text: text, Page: i + 1}
+		if strings.TrimSpace(text) == "" {
+			empty = append(empty, i+1)
+		}
+	}
+	return segs, empty, nil
+}
+
+// download copies an object to a private temporary file.
+func (p *Pipeline) download(ctx context.Context, key string) (string, error) {
+	rc, info, err := p.Blob.Open(ctx, key, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	if p.MaxObjectBytes > 0 && info.Size > p.MaxObjectBytes {
+		return "", fmt.Errorf("%w: the upload has %d bytes; the limit is %d", jobs.ErrPermanent, info.Size, p.MaxObjectBytes)
+	}
+	f, err := os.CreateTemp("", "sostenuto-ingest-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("ingest: download %s: %w", key, err)
+	}
+	return f.Name(), nil
+}
+
+// isTransient reports whether a fetch failure may pass on retry (network
+// trouble, timeouts, 5xx), as opposed to a page that is not there or not
+// HTML.
+func isTransient(err error) bool {
+	msg := err.Error()
+	for _, permanent := range []string{"not an HTML page", "HTTP 4", "larger than", "no readable text", "redirects"} {
+		if strings.Contains(msg, permanent) {
+			return false
+		}
+	}
+	return true
+}
+
+// Handler runs ingestion jobs. A failure that will be retried leaves the
+// document queued with the error; GiveUp marks it failed.
+func (p *Pipeline) Handler() jobs.Handler {
+	return func(ctx context.Context, job store.Job) error {
+		var pl store.IngestPayload
+		if err := json.Unmarshal(job.Payload, &pl); err != nil {
+			return fmt.Errorf("%w: bad payload", jobs.ErrPermanent)
+		}
+		st, err := p.Process(ctx, pl.DocumentID)
+		if err == nil {
+			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "chunks", st.Chunks,
+				"empty_pages", len(st.EmptyPages), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
+			return nil
+		}
+		if !errors.Is(err, jobs.ErrPermanent) && job.Attempts < job.MaxAttempts && ctx.Err() == nil {
+			msg := fmt.Sprintf("attempt %d of %d failed, will retry: %v", job.Attempts, job.MaxAttempts, err)
+			if ferr := p.Store.FailIngest(context.WithoutCancel(ctx), pl.DocumentID, msg, true); ferr != nil {
+				p.Logger.Warn("record ingest failure", "component", "ingest", "error", ferr)
+			}
+		}
+		return err
+	}
+}
+
+// GiveUp marks a document failed when its job fails for good.
+func (p *Pipeline) GiveUp() jobs.GiveUp {
+	return func(ctx context.Context, job store.Job, cause error) {
+		var pl store.IngestPayload
+		if json.Unmarshal(job.Payload, &pl) != nil {
+			return
+		}
+		msg := strings.TrimPrefix(cause.Error(), jobs.ErrPermanent.Error()+": ")
+		if err := p.Store.FailIngest(ctx, pl.DocumentID, msg, false); err != nil {
+			p.Logger.Warn("record ingest failure", "component", "ingest", "error", err)
+		}
+	}
+}

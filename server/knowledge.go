@@ -1,0 +1,269 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/ingest"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+// captionContentType is what caption files are uploaded as (WebVTT or SRT).
+const captionContentType = "text/vtt"
+
+// HeaderIndexLSN carries the changefeed position a write reached.
+const HeaderIndexLSN = "X-Index-LSN"
+
+func (s *Server) knowledgeRoutes(r chi.Router) {
+	r.Post("/knowledge", s.createDocument)
+	r.Get("/knowledge", s.listDocuments)
+	r.Get("/knowledge/{id}", s.getDocument)
+	r.Delete("/knowledge/{id}", s.deleteDocument)
+	r.Post("/knowledge/{id}/process", s.processDocument)
+	r.Get("/knowledge/{id}/status", s.documentStatus)
+}
+
+type createDocumentRequest struct {
+	Title      string  `json:"title"`
+	SourceType string  `json:"source_type"`
+	SourceURL  *string `json:"source_url"`
+	Content    *string `json:"content"`
+	IsPublic   bool    `json:"is_public"`
+}
+
+type documentWithUpload struct {
+	Document store.Document `json:"document"`
+	Upload   *blob.Upload   `json:"upload"`
+}
+
+func (s *Server) createDocument(w http.ResponseWriter, r *http.Request) {
+	var in createDocumentRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxDocumentBytes+64<<10, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	a := actor(r)
+	if a.Role != store.RoleTeacher && !a.IsAdmin() {
+		s.WriteError(w, r, NewProblem(http.StatusForbidden, CodeForbidden, "only teachers and admins add to the knowledge base"))
+		return
+	}
+	nd, uploadType, err := s.validateDocument(in)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	nd.OwnerID = a.ID
+	d, err := s.store.CreateDocument(r.Context(), nd)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	out := documentWithUpload{Document: d}
+	if uploadType != "" {
+		up, err := s.blob.PresignPut(r.Context(), *nd.ObjectKey, uploadType, s.cfg.MaxUploadBytes, blob.MaxUploadTTL)
+		if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+		out.Upload = &up
+	}
+	WriteJSON(w, http.StatusCreated, out)
+}
+
+// validateDocument checks a new document by source type and says what
+// content type its upload takes ("" for none).
+func (s *Server) validateDocument(in createDocumentRequest) (store.NewDocument, string, error) {
+	var errs []FieldError
+	title := strings.TrimSpace(in.Title)
+	if msg := checkText(title, 1, 300); msg != "" {
+		errs = append(errs, FieldError{"title", msg})
+	}
+	nd := store.NewDocument{ID: uuid.New(), Title: title, SourceType: in.SourceType, IsPublic: in.IsPublic}
+	uploadType := ""
+	switch in.SourceType {
+	case store.SourceText:
+		if in.Content == nil || strings.TrimSpace(*in.Content) == "" {
+			errs = append(errs, FieldError{"content", "required for text sources"})
+		} else if int64(len(*in.Content)) > s.cfg.MaxDocumentBytes {
+			errs = append(errs, FieldError{"content", fmt.Sprintf("at most %d bytes", s.cfg.MaxDocumentBytes)})
+		}
+		nd.Content = in.Content
+	case store.SourceWeb:
+		if in.SourceURL == nil {
+			errs = append(errs, FieldError{"source_url", "required for web sources"})
+		} else if _, err := s.fetch.CheckURL(*in.SourceURL); err != nil || len(*in.SourceURL) > 2048 {
+			errs = append(errs, FieldError{"source_url", "must be an http(s) URL on port 80 or 443 of a public host"})
+		}
+		nd.SourceURL = in.SourceURL
+	case store.SourceYouTube:
+		if in.SourceURL != nil {
+			if _, err := ingest.VideoID(*in.SourceURL); err != nil {
+				errs = append(errs, FieldError{"source_url", "must be a YouTube video URL"})
+			}
+			nd.SourceURL = in.SourceURL
+		} else {
+			uploadType = captionContentType // upload a WebVTT or SRT caption file instead
+		}
+	case store.SourcePDF:
+		uploadType = pdfContentType
+	default:
+		errs = append(errs, FieldError{"source_type", "must be pdf, web, youtube or text"})
+	}
+	if in.Content != nil && in.SourceType != store.SourceText {
+		errs = append(errs, FieldError{"content", "only text sources carry content"})
+	}
+	if in.SourceURL != nil && (in.SourceType == store.SourcePDF || in.SourceType == store.SourceText) {
+		errs = append(errs, FieldError{"source_url", "pdf and text sources take no URL"})
+	}
+	if len(errs) > 0 {
+		return nd, "", Invalid("the document has invalid fields", errs...)
+	}
+	if uploadType != "" {
+		ext := map[string]string{pdfContentType: "pdf", captionContentType: "vtt"}[uploadType]
+		key := fmt.Sprintf("documents/%s/%s.%s", nd.ID, uuid.New(), ext)
+		nd.ObjectKey = &key
+	}
+	return nd, uploadType, nil
+}
+
+func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
+	page, err := pageParams(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := store.DocumentFilter{Status: q.Get("status"), SourceType: q.Get("source_type"), Q: q.Get("q")}
+	var errs []FieldError
+	if f.Status != "" && !oneOf(f.Status, store.DocPending, store.DocQueued, store.DocProcessing, store.DocCompleted, store.DocFailed) {
+		errs = append(errs, FieldError{"status", "must be pending, queued, processing, completed or failed"})
+	}
+	if f.SourceType != "" && !oneOf(f.SourceType, store.SourcePDF, store.SourceWeb, store.SourceYouTube, store.SourceText) {
+		errs = append(errs, FieldError{"source_type", "must be pdf, web, youtube or text"})
+	}
+	if len([]rune(f.Q)) > 200 {
+		errs = append(errs, FieldError{"q", "at most 200 characters"})
+	}
+	if len(errs) > 0 {
+		s.WriteError(w, r, Invalid("invalid filters", errs...))
+		return
+	}
+	items, next, err := s.store.ListDocuments(r.Context(), actor(r).ID, f, page)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, newList(items, next))
+}
+
+func oneOf(v string, options ...string) bool {
+	for _, o := range options {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+// loadDocument checks the caller may see (or, with manage, change) the
+// {id} document and loads it.
+func (s *Server) loadDocument(r *http.Request, manage bool) (store.Document, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return store.Document{}, err
+	}
+	if manage {
+		_, err = s.access.ManageDocument(r.Context(), actor(r), id)
+	} else {
+		_, err = s.access.Document(r.Context(), actor(r), id)
+	}
+	if err != nil {
+		return store.Document{}, err
+	}
+	return s.store.DocumentByID(r.Context(), actor(r).ID, id)
+}
+
+func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
+	d, err := s.loadDocument(r, false)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
+	d, err := s.loadDocument(r, true)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	lsn, err := s.store.DeleteDocument(r.Context(), actor(r).ID, d.ID)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set(HeaderIndexLSN, lsn)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// processDocument queues a document for (re)processing: 202.
+func (s *Server) processDocument(w http.ResponseWriter, r *http.Request) {
+	d, err := s.loadDocument(r, true)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if d.ObjectKey != nil {
+		if _, err := s.blob.Stat(r.Context(), *d.ObjectKey); errors.Is(err, blob.ErrNotFound) {
+			s.WriteError(w, r, NewProblem(http.StatusConflict, CodeConflict, "upload the file first: PUT it to the upload URL this document was created with"))
+			return
+		} else if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+	}
+	d, err = s.store.QueueDocument(r.Context(), actor(r).ID, d.ID)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, d)
+}
+
+type documentStatus struct {
+	Status      string     `json:"status"`
+	Progress    progress   `json:"progress"`
+	ChunkCount  int        `json:"chunk_count"`
+	Error       *string    `json:"error"`
+	ProcessedAt *time.Time `json:"processed_at"`
+	IndexLSN    *string    `json:"index_lsn"`
+	EmptyPages  []int32    `json:"empty_pages"`
+}
+
+type progress struct {
+	ChunksDone  int `json:"chunks_done"`
+	ChunksTotal int `json:"chunks_total"`
+}
+
+func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
+	d, err := s.loadDocument(r, false)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	empty := d.EmptyPages
+	if empty == nil {
+		empty = []int32{}
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal},
+		ChunkCount: d.ChunkCount, Error: d.Error, ProcessedAt: d.ProcessedAt, IndexLSN: d.IndexLSN, EmptyPages: empty})
+}

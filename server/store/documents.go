@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Document statuses.
+const (
+	DocPending    = "pending"
+	DocQueued     = "queued"
+	DocProcessing = "processing"
+	DocCompleted  = "completed"
+	DocFailed     = "failed"
+)
+
+// Source types.
+const (
+	SourcePDF     = "pdf"
+	SourceWeb     = "web"
+	SourceYouTube = "youtube"
+	SourceText    = "text"
+)
+
+// IngestJob is the job kind that processes a document.
+const IngestJob = "ingest.document"
+
+// IngestPayload names the document to process.
+type IngestPayload struct {
+	DocumentID uuid.UUID `json:"document_id"`
+}
+
+// Document is a knowledge-base source.
+type Document struct {
+	ID          uuid.UUID  `json:"id" db:"id"`
+	OwnerID     uuid.UUID  `json:"owner_id" db:"owner_id"`
+	Title       string     `json:"title" db:"title"`
+	SourceType  string     `json:"source_type" db:"source_type"`
+	SourceURL   *string    `json:"source_url" db:"source_url"`
+	IsPublic    bool       `json:"is_public" db:"is_public"`
+	Status      string     `json:"status" db:"status"`
+	ChunkCount  int        `json:"chunk_count" db:"chunk_count"`
+	Error       *string    `json:"error" db:"error"`
+	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
+	ProcessedAt *time.Time `json:"processed_at" db:"processed_at"`
+
+	ObjectKey   *string `json:"-" db:"object_key"`
+	ChunksDone  int     `json:"-" db:"chunks_done"`
+	ChunksTotal int     `json:"-" db:"chunks_total"`
+	EmptyPages  []int32 `json:"-" db:"empty_pages"`
+	IndexLSN    *string `json:"-" db:"index_lsn"`
+}
+
+func (d *Document) utc() {
+	d.CreatedAt = d.CreatedAt.UTC()
+	if d.ProcessedAt != nil {
+		t := d.ProcessedAt.UTC()
+		d.ProcessedAt = &t
+	}
+}
+
+const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
+	created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
+
+func oneDocument(rows pgx.Rows, err error) (Document, error) {
+	if err != nil {
+		return Document{}, err
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Document])
+	d.utc()
+	return d, err
+}
+
+// NewDocument is what creating a document needs.
+type NewDocument struct {
+	ID         uuid.UUID
+	OwnerID    uuid.UUID
+	Title      string
+	SourceType string
+	SourceURL  *string
+	Content    *string
+	ObjectKey  *string
+	IsPublic   bool
+}
+
+// CreateDocument inserts a pending document as its owner.
+func (s *Store) CreateDocument(ctx context.Context, nd NewDocument) (Document, error) {
+	var d Document
+	err := s.AsUser(ctx, nd.OwnerID, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `INSERT INTO documents (id, owner_id, title, source_type, source_url, content, object_key, is_public)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+documentColumns,
+			nd.ID, nd.OwnerID, nd.Title, nd.SourceType, nd.SourceURL, nd.Content, nd.ObjectKey, nd.IsPublic))
+		return err
+	})
+	if err != nil {
+		return Document{}, fmt.Errorf("store: create document: %w", err)
+	}
+	return d, nil
+}
+
+// DocumentByID loads a document as user (RLS hides what it may not see).
+func (s *Store) DocumentByID(ctx context.Context, user, id uuid.UUID) (Document, error) {
+	var d Document
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1`, id))
+		return err
+	})
+	return d, notFound("document", err)
+}
+
+// DocumentFilter narrows a document list.
+type DocumentFilter struct {
+	Status, SourceType, Q string
+}
+
+// ListDocuments lists the documents user may see, newest first.
+func (s *Store) ListDocuments(ctx context.Context, user uuid.UUID, f DocumentFilter, page Page) ([]Document, string, error) {
+	after, hasAfter, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []Document
+	err = s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+documentColumns+` FROM documents
+			WHERE ($1 = '' OR status = $1) AND ($2 = '' OR source_type = $2)
+			  AND ($3 = '' OR title ILIKE '%' || $3 || '%')
+			  AND (NOT $4 OR (created_at, id) < ($5, $6))
+			ORDER BY created_at DESC, id DESC LIMIT $7`,
+			f.Status, f.SourceType, escapeLike(f.Q), hasAfter, after.T, after.ID, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[Document])
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list documents: %w", err)
+	}
+	for i := range items {
+		items[i].utc()
+	}
+	return pageOf(items, page.Limit, func(d Document) string { return encodeCursor(d.CreatedAt, d.ID) })
+}
+
+// QueueDocument marks a document queued and enqueues its processing, in
+// one transaction; a document already queued or processing keeps its job.
+func (s *Store) QueueDocument(ctx context.Context, user, id uuid.UUID) (Document, error) {
+	var d Document
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET status = 'queued', error = NULL, chunks_done = 0,
+				chunks_total = 0, updated_at = now()
+			WHERE id = $1 AND status NOT IN ('queued', 'processing') RETURNING `+documentColumns, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			d, err = oneDocument(tx.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1`, id))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		return EnqueueJob(ctx, tx, IngestJob, IngestPayload{DocumentID: id}, "ingest:"+id.String(), 5)
+	})
+	return d, notFound("queue document", err)
+}
+
+// DeleteDocument deletes a document (its chunks go with it) and enqueues
+// the deletion of its stored object; it returns the WAL position after the
+// commit, at which the chunks are gone from the changefeed's view.
+func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (string, error) {
+	var lsn string
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var key *string
+		if err := tx.QueryRow(ctx, `DELETE FROM documents WHERE id = $1 RETURNING object_key`, id).Scan(&key); err != nil {
+			return err
+		}
+		if key != nil {
+			return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: *key}, "", 20)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", notFound("delete document", err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		return "", fmt.Errorf("store: wal position: %w", err)
+	}
+	return lsn, nil
+}

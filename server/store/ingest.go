@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+)
+
+// The ingestion worker's queries; they run as sostenuto_worker.
+
+// IngestSource is what processing a document needs to know.
+type IngestSource struct {
+	ID         uuid.UUID
+	OwnerID    uuid.UUID
+	Title      string
+	SourceType string
+	SourceURL  *string
+	Content    *string
+	ObjectKey  *string
+}
+
+// IngestSourceOf loads a document's source for processing.
+func (s *Store) IngestSourceOf(ctx context.Context, id uuid.UUID) (IngestSource, error) {
+	var src IngestSource
+	err := s.pool.QueryRow(ctx, `SELECT id, owner_id, title, source_type, source_url, content, object_key
+		FROM documents WHERE id = $1`, id).
+		Scan(&src.ID, &src.OwnerID, &src.Title, &src.SourceType, &src.SourceURL, &src.Content, &src.ObjectKey)
+	return src, notFound("ingest source", err)
+}
+
+// StartIngest marks a document processing and clears chunks staged by an
+// earlier, interrupted attempt.
+func (s *Store) StartIngest(ctx context.Context, id uuid.UUID) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE documents SET status = 'processing', error = NULL, chunks_done = 0,
+			chunks_total = 0, updated_at = now() WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("store: start ingest: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("store: start ingest: %w", ErrNotFound)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM chunk_staging WHERE document_id = $1`, id)
+		return err
+	})
+}
+
+// IngestProgress records chunks embedded and stored so far.
+func (s *Store) IngestProgress(ctx context.Context, id uuid.UUID, done, total int) error {
+	_, err := s.pool.Exec(ctx, `UPDATE documents SET chunks_done = $2, chunks_total = $3, updated_at = now()
+		WHERE id = $1`, id, done, total)
+	if err != nil {
+		return fmt.Errorf("store: ingest progress: %w", err)
+	}
+	return nil
+}
+
+// StagedChunk is a chunk with its embedding, ready to store.
+type StagedChunk struct {
+	Ordinal     int
+	Text        string
+	TokenCount  int
+	PageStart   int
+	PageEnd     int
+	CharStart   int
+	CharEnd     int
+	TimeStartMs *int64
+	TimeEndMs   *int64
+	Embedding   []float32
+}
+
+// StageChunks writes a batch of chunks of a document in one transaction.
+func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedChunk) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, c := range batch {
+			b.Queue(`INSERT INTO chunk_staging (document_id, ordinal, text, token_count, page_start, page_end,
+				char_start, char_end, time_start_ms, time_end_ms, embedding)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				doc, c.Ordinal, c.Text, c.TokenCount, c.PageStart, c.PageEnd, c.CharStart, c.CharEnd,
+				c.TimeStartMs, c.TimeEndMs, pgvector.NewVector(c.Embedding))
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("store: stage chunks: %w", err)
+		}
+		return nil
+	})
+}
+
+// FinishIngest swaps the staged chunks in for the document's old ones and
+// marks it completed, in one transaction, then returns the WAL position
+// after that commit (the index holds the new chunks once it has applied
+// it) and records it on the document.
+func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int) (string, error) {
+	if emptyPages == nil {
+		emptyPages = []int{}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, page_start,
+				page_end, char_start, char_end, time_start_ms, time_end_ms, embedding)
+			SELECT s.document_id, d.owner_id, s.ordinal, s.text, s.token_count, s.page_start, s.page_end,
+				s.char_start, s.char_end, s.time_start_ms, s.time_end_ms, s.embedding
+			FROM chunk_staging s JOIN documents d ON d.id = s.document_id
+			WHERE s.document_id = $1 ORDER BY s.ordinal`, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM chunk_staging WHERE document_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', chunk_count = $2, chunks_done = $2,
+				chunks_total = $2, empty_pages = $3, error = NULL, processed_at = now(), updated_at = now()
+			WHERE id = $1`, id, tag.RowsAffected(), emptyPages)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("store: finish ingest: %w", err)
+	}
+	var lsn string
+	err = s.pool.QueryRow(ctx, `UPDATE documents SET index_lsn = pg_current_wal_lsn() WHERE id = $1
+		RETURNING index_lsn::text`, id).Scan(&lsn)
+	if err != nil {
+		return "", fmt.Errorf("store: finish ingest: %w", err)
+	}
+	return lsn, nil
+}
+
+// FailIngest records why processing failed; with retrying, the document
+// waits for its next attempt (queued) instead of failing.
+func (s *Store) FailIngest(ctx context.Context, id uuid.UUID, cause string, retrying bool) error {
+	status := DocFailed
+	if retrying {
+		status = DocQueued
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE documents SET status = $2, error = $3, updated_at = now()
+		WHERE id = $1 AND status <> 'completed'`, id, status, truncate(cause, 2000))
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: fail ingest: %w", err)
+	}
+	return nil
+}
+
+// ChunkCount counts a document's stored chunks.
+func (s *Store) ChunkCount(ctx context.Context, doc uuid.UUID) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE document_id = $1`, doc).Scan(&n)
+	return n, err
+}
