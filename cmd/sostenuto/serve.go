@@ -33,6 +33,7 @@ type serveConfig struct {
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
 	dbConnectTimeout  time.Duration
+	jobLease          time.Duration
 }
 
 func (c *serveConfig) settings() []setting {
@@ -47,6 +48,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "read-header-timeout", usage: "time allowed to read request headers", def: "10s", parse: durationVar(&c.readHeaderTimeout, time.Second, 5*time.Minute)},
 		setting{name: "idle-timeout", usage: "keep-alive connections idle longer are closed", def: "120s", parse: durationVar(&c.idleTimeout, time.Second, time.Hour)},
 		setting{name: "shutdown-timeout", usage: "on SIGTERM, how long in-flight requests may run before connections are cut", def: "20s", parse: durationVar(&c.shutdownTimeout, 0, 10*time.Minute)},
+		setting{name: "job-lease", usage: "how long a background job stays claimed without a heartbeat (a crashed worker's job is retried after it)", def: "60s", parse: durationVar(&c.jobLease, time.Second, time.Hour)},
 		setting{name: "db-connect-timeout", usage: "how long start-up waits for PostgreSQL to accept connections", def: "30s", parse: durationVar(&c.dbConnectTimeout, 0, 10*time.Minute)},
 	)
 }
@@ -92,7 +94,9 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if err != nil {
 		return err
 	}
-	runner := jobs.NewRunner(jobs.DefaultConfig, workerStore, map[string]jobs.Handler{
+	jobCfg := jobs.DefaultConfig
+	jobCfg.Lease = cfg.jobLease
+	runner := jobs.NewRunner(jobCfg, workerStore, map[string]jobs.Handler{
 		store.BlobDeleteJob: jobs.BlobDelete(blobs),
 		store.IngestJob:     pipeline.Handler(),
 	}, logger)
