@@ -36,8 +36,8 @@ func (c *blobConfig) settings() []setting {
 		{name: "s3-bucket", usage: "S3 bucket", parse: stringVar(&c.s3Bucket)},
 		{name: "s3-access-key-id", usage: "S3 access key id", parse: stringVar(&c.s3AccessKey)},
 		{name: "s3-secret-access-key", secret: true, usage: "S3 secret access key", parse: stringVar(&c.s3Secret)},
-		{name: "s3-path-style", usage: "path-style S3 addressing (most S3-compatible servers)", def: "false", parse: boolVar(&c.s3PathStyle)},
-		{name: "s3-create-bucket", usage: "create the bucket at start when missing", def: "false", parse: boolVar(&c.s3Create)},
+		boolSetting("s3-path-style", "path-style S3 addressing (most S3-compatible servers)", "false", &c.s3PathStyle),
+		boolSetting("s3-create-bucket", "create the bucket at start when missing", "false", &c.s3Create),
 	}
 }
 

@@ -28,8 +28,22 @@ type setting struct {
 	usage  string
 	def    string
 	secret bool
+	// isBool lets the flag stand alone (--public means --public=true).
+	isBool bool
 	parse  func(string) error
 }
+
+// boolFlag is a string flag that may stand alone.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -65,7 +79,13 @@ func loadSettings(cmd string, settings []setting, args []string, env []string, o
 	fs.SetOutput(io.Discard) // errors are reported by the caller, in one line
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		flagVals[s.name] = fs.String(s.name, "", s.usage+" (env "+s.envVar()+defaultNote(s)+")")
+		if s.isBool {
+			v := new(string)
+			fs.Var(boolFlag{v}, s.name, s.usage+" (env "+s.envVar()+defaultNote(s)+")")
+			flagVals[s.name] = v
+		} else {
+			flagVals[s.name] = fs.String(s.name, "", s.usage+" (env "+s.envVar()+defaultNote(s)+")")
+		}
 		if s.secret {
 			flagVals[s.name+"-file"] = fs.String(s.name+"-file", "", "file holding --"+s.name+" (env "+s.envVar()+"_FILE)")
 		}
@@ -200,6 +220,11 @@ func intVar(dst *int64, lo, hi int64) func(string) error {
 		*dst = n
 		return nil
 	}
+}
+
+// boolSetting is a setting whose flag may stand alone.
+func boolSetting(name, usage, def string, dst *bool) setting {
+	return setting{name: name, usage: usage, def: def, isBool: true, parse: boolVar(dst)}
 }
 
 func boolVar(dst *bool) func(string) error {

@@ -4,6 +4,7 @@
 //	sostenuto serve            run a node (migrates first unless told not to)
 //	sostenuto migrate          apply pending database migrations and exit
 //	sostenuto admin create     create an admin user
+//	sostenuto ingest           bulk-load documents into the knowledge base
 //	sostenuto version          print the build and schema versions
 //
 // Every setting is a flag and a SOSTENUTO_* environment variable; secrets
@@ -38,6 +39,7 @@ func commands() []command {
 		{"serve", "run a node: HTTP API on the embedded defaults", runServe, func() []setting { return new(serveConfig).settings() }},
 		{"migrate", "apply pending database migrations and exit", runMigrate, func() []setting { return new(migrateConfig).settings() }},
 		{"admin", "administer accounts: `admin create --email E --display-name N` (password from --password-file or stdin)", runAdmin, func() []setting { return new(adminConfig).settings() }},
+		{"ingest", "bulk-load files, folders (.pdf .txt .md .vtt .srt) and URLs: `ingest --as EMAIL [--public] PATH|URL...`", runIngest, func() []setting { return new(ingestCmdConfig).settings() }},
 		{"version", "print the build and schema versions", runVersion, func() []setting { return nil }},
 	}
 }

@@ -43,7 +43,7 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.ingest.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
-		setting{name: "auto-migrate", usage: "apply pending migrations at start (under an advisory lock)", def: "true", parse: boolVar(&c.autoMigrate)},
+		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
 		setting{name: "max-body-bytes", usage: "largest JSON request body accepted (413 past it)", def: "1048576", parse: intVar(&c.maxBodyBytes, 1024, 1<<30)},
 		setting{name: "read-header-timeout", usage: "time allowed to read request headers", def: "10s", parse: durationVar(&c.readHeaderTimeout, time.Second, 5*time.Minute)},
 		setting{name: "idle-timeout", usage: "keep-alive connections idle longer are closed", def: "120s", parse: durationVar(&c.idleTimeout, time.Second, time.Hour)},

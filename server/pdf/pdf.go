@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,14 +37,14 @@ type Result struct {
 
 // Limits bound the child process.
 type Limits struct {
-	MemoryBytes int64         // address space (RLIMIT_AS)
+	MemoryBytes int64         // data segment, heap included (RLIMIT_DATA)
 	CPU         time.Duration // CPU time (RLIMIT_CPU)
 	Wall        time.Duration // wall clock, enforced by the parent
 	MaxPages    int           // refuse documents with more pages
 }
 
 // DefaultLimits suit sheet music and method books.
-var DefaultLimits = Limits{MemoryBytes: 1 << 30, CPU: 20 * time.Second, Wall: 30 * time.Second, MaxPages: 5000}
+var DefaultLimits = Limits{MemoryBytes: 512 << 20, CPU: 20 * time.Second, Wall: 30 * time.Second, MaxPages: 5000}
 
 // Checker runs the child. Exe is the binary that calls MaybeChild first
 // thing in main (the node itself; in tests, the test binary from TestMain).
@@ -137,7 +139,7 @@ func child(args []string, stdout io.Writer) int {
 	cpu, _ := strconv.ParseUint(os.Getenv(cpuEnv), 10, 64)
 	maxPages, _ := strconv.Atoi(os.Getenv(pagesEnv))
 	if mem > 0 && !raceBuild {
-		syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: uint64(mem), Max: uint64(mem)}) //nolint:errcheck // best effort; the wall clock still bounds us
+		syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: uint64(mem), Max: uint64(mem)}) //nolint:errcheck // best effort; the wall clock still bounds us
 		debug.SetMemoryLimit(mem / 2)
 	}
 	if cpu > 0 {
@@ -176,24 +178,39 @@ func inspect(path string, text bool, maxPages int) (res Result) {
 	if !text {
 		return res
 	}
-	fonts := map[string]*lpdf.Font{}
 	for i := 1; i <= n; i++ {
-		p := r.Page(i)
-		if p.V.IsNull() {
-			res.Text = append(res.Text, "")
-			continue
-		}
-		for _, name := range p.Fonts() {
-			if _, ok := fonts[name]; !ok {
-				font := p.Font(name)
-				fonts[name] = &font
-			}
-		}
-		t, err := p.GetPlainText(fonts)
-		if err != nil {
-			t = ""
-		}
-		res.Text = append(res.Text, t)
+		res.Text = append(res.Text, pageText(r.Page(i)))
 	}
 	return res
+}
+
+// pageText lays a page's glyphs out as text: a new line when the baseline
+// moves, a space when a gap opens wider than a fifth of the font size.
+// (The parser's own plain-text walk ignores line moves, gluing lines.)
+func pageText(p lpdf.Page) (text string) {
+	if p.V.IsNull() {
+		return ""
+	}
+	defer func() {
+		if recover() != nil {
+			text = ""
+		}
+	}()
+	var b strings.Builder
+	var prev *lpdf.Text
+	for _, t := range p.Content().Text {
+		if prev != nil {
+			size := max(prev.FontSize, 1)
+			switch {
+			case math.Abs(t.Y-prev.Y) > size*0.5:
+				b.WriteByte('\n')
+			case t.X-(prev.X+prev.W) > size*0.2:
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString(t.S)
+		tt := t
+		prev = &tt
+	}
+	return b.String()
 }

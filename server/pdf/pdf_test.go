@@ -1,9 +1,13 @@
 package pdf
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,7 +94,7 @@ func TestLimits(t *testing.T) {
 // Hostile inputs kill or stall the child, never the caller.
 func TestHostilePDFs(t *testing.T) {
 	c := checker(t)
-	c.Limits.Wall = 10 * time.Second
+	c.Limits.Wall = 3 * time.Second // cycles spin until the wall clock
 	catalog := "<< /Type /Catalog /Pages 2 0 R >>"
 	for name, body := range map[string][]byte{
 		"deep nesting":               pdftest.Raw(catalog, "<< /Type /Pages /Kids "+strings.Repeat("[", 1_000_000)+" /Count 1 >>"),
@@ -107,4 +111,35 @@ func TestHostilePDFs(t *testing.T) {
 			t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// A decompression bomb (a small Flate stream that inflates to 300 MB of
+// text operators) hits the production child's memory limit: the parent
+// answers ErrUnreadable within its wall clock and lives on. The child is
+// the real node binary, built here without the race detector, so its
+// limits are the ones that ship.
+func TestDecompressionBomb(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sostenuto")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sostenuto").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
+	line := []byte("(aaaaaaaaaaaaaaaa) Tj\n")
+	for written := 0; written < 300<<20; written += len(line) {
+		zw.Write(line)
+	}
+	zw.Close()
+	body := pdftest.Raw("<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+		fmt.Sprintf("<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", z.Len(), z.Bytes()),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+	t.Logf("bomb: %d KiB inflating to 300 MiB", len(body)>>10)
+	c := &Checker{Exe: bin, Limits: Limits{MemoryBytes: 256 << 20, CPU: 10 * time.Second, Wall: 15 * time.Second, MaxPages: 10}}
+	start := time.Now()
+	_, err := c.Inspect(context.Background(), write(t, body), true)
+	if !errors.Is(err, ErrUnreadable) {
+		t.Errorf("bomb: %v", err)
+	}
+	t.Logf("answered in %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
