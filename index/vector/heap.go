@@ -1,0 +1,134 @@
+package vector
+
+import "sort"
+
+type candidate struct {
+	dist float32
+	node int32
+}
+
+func sortCandidates(c []candidate) {
+	sort.Slice(c, func(i, j int) bool { return c[i].dist < c[j].dist })
+}
+
+// minHeap pops the nearest candidate first.
+type minHeap struct{ h []candidate }
+
+func (m *minHeap) len() int { return len(m.h) }
+
+func (m *minHeap) push(c candidate) {
+	m.h = append(m.h, c)
+	i := len(m.h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if m.h[p].dist <= m.h[i].dist {
+			break
+		}
+		m.h[p], m.h[i] = m.h[i], m.h[p]
+		i = p
+	}
+}
+
+func (m *minHeap) pop() candidate {
+	top := m.h[0]
+	last := len(m.h) - 1
+	m.h[0] = m.h[last]
+	m.h = m.h[:last]
+	i := 0
+	for {
+		l, r, s := 2*i+1, 2*i+2, i
+		if l < len(m.h) && m.h[l].dist < m.h[s].dist {
+			s = l
+		}
+		if r < len(m.h) && m.h[r].dist < m.h[s].dist {
+			s = r
+		}
+		if s == i {
+			return top
+		}
+		m.h[s], m.h[i] = m.h[i], m.h[s]
+		i = s
+	}
+}
+
+// maxHeap keeps the farthest candidate on top (the result set).
+type maxHeap struct{ h []candidate }
+
+func (m *maxHeap) len() int       { return len(m.h) }
+func (m *maxHeap) top() candidate { return m.h[0] }
+
+func (m *maxHeap) push(c candidate) {
+	m.h = append(m.h, c)
+	i := len(m.h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if m.h[p].dist >= m.h[i].dist {
+			break
+		}
+		m.h[p], m.h[i] = m.h[i], m.h[p]
+		i = p
+	}
+}
+
+func (m *maxHeap) pop() candidate {
+	top := m.h[0]
+	last := len(m.h) - 1
+	m.h[0] = m.h[last]
+	m.h = m.h[:last]
+	i := 0
+	for {
+		l, r, s := 2*i+1, 2*i+2, i
+		if l < len(m.h) && m.h[l].dist > m.h[s].dist {
+			s = l
+		}
+		if r < len(m.h) && m.h[r].dist > m.h[s].dist {
+			s = r
+		}
+		if s == i {
+			return top
+		}
+		m.h[s], m.h[i] = m.h[i], m.h[s]
+		i = s
+	}
+}
+
+// sorted returns the candidates nearest first.
+func (m *maxHeap) sorted() []candidate {
+	out := append([]candidate(nil), m.h...)
+	sortCandidates(out)
+	return out
+}
+
+// visitSet marks visited nodes with a generation stamp, so clearing is O(1).
+type visitSet struct {
+	gen   uint32
+	marks []uint32
+}
+
+func (x *Index) visitSet() *visitSet {
+	if v, ok := x.visits.Get().(*visitSet); ok {
+		return v
+	}
+	return &visitSet{}
+}
+
+// next starts a new traversal over n nodes.
+func (v *visitSet) next(n int) {
+	if len(v.marks) < n {
+		v.marks = append(v.marks, make([]uint32, n-len(v.marks)+n/4)...)
+	}
+	v.gen++
+	if v.gen == 0 {
+		clear(v.marks)
+		v.gen = 1
+	}
+}
+
+// visit marks node and reports whether it was already visited.
+func (v *visitSet) visit(node int32) bool {
+	if v.marks[node] == v.gen {
+		return true
+	}
+	v.marks[node] = v.gen
+	return false
+}

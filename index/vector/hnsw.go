@@ -1,0 +1,428 @@
+// Package vector is an HNSW graph (Malkov & Yashunin 2016/2018: Algorithms
+// 1–5, with the neighbour-selection heuristic) over L2-normalized vectors
+// compared by cosine, stored in one contiguous slab.
+//
+// Locking: one sync.RWMutex. Searches share the read lock and run in
+// parallel; Add and Delete take the write lock, so a search never sees a
+// half-linked node. Deleted nodes stay in the graph as tombstones (still
+// traversed, never returned) until Compacted.
+//
+// Levels come from a hash of the id, so replicas that apply the same
+// operations in the same order build the same graph.
+package vector
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sync"
+)
+
+// ID identifies a vector (a chunk's UUID).
+type ID [16]byte
+
+// Config shapes a graph.
+type Config struct {
+	Dim            int
+	M              int // links per node above level 0 (2M at level 0)
+	EfConstruction int
+	EfSearch       int // default ef of searches
+}
+
+// DefaultConfig matches pgvector's defaults for 768 dimensions.
+func DefaultConfig(dim int) Config {
+	return Config{Dim: dim, M: 16, EfConstruction: 64, EfSearch: 40}
+}
+
+// ErrDimension marks a vector of the wrong length.
+var ErrDimension = errors.New("vector: dimension mismatch")
+
+// Result is a search hit: Score is the cosine similarity.
+type Result struct {
+	ID    ID
+	Score float32
+}
+
+// Index is an HNSW graph.
+type Index struct {
+	mu       sync.RWMutex
+	cfg      Config
+	m0       int
+	ml       float64
+	vecs     []float32 // node i at [i*dim, (i+1)*dim)
+	ids      []ID      // node → id
+	byID     map[ID]int32
+	levels   []uint8
+	l0       []int32     // level-0 links: node i at [i*m0, (i+1)*m0)
+	l0n      []uint8     // level-0 link counts
+	upper    [][][]int32 // upper[i][l-1]: links of node i at level l
+	dead     []bool
+	deadN    int
+	entry    int32
+	maxLevel int
+	visits   sync.Pool
+}
+
+// New returns an empty graph.
+func New(cfg Config) (*Index, error) {
+	if cfg.Dim <= 0 || cfg.M < 2 || cfg.EfConstruction < cfg.M {
+		return nil, fmt.Errorf("vector: bad config %+v", cfg)
+	}
+	if cfg.EfSearch <= 0 {
+		cfg.EfSearch = 40
+	}
+	return &Index{cfg: cfg, m0: 2 * cfg.M, ml: 1 / math.Log(float64(cfg.M)), byID: map[ID]int32{}, entry: -1}, nil
+}
+
+// Config returns the graph's configuration.
+func (x *Index) Config() Config { return x.cfg }
+
+// Len is the number of live vectors.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID)
+}
+
+// Tombstones is the number of deleted nodes still in the graph.
+func (x *Index) Tombstones() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.deadN
+}
+
+// levelFor draws a node's level from a hash of its id: floor(-ln(u)·mL).
+func (x *Index) levelFor(id ID) int {
+	h := fnv.New64a()
+	h.Write(id[:])
+	u := (float64(h.Sum64()>>11) + 1) / float64(1<<53) // (0, 1]
+	return min(int(-math.Log(u)*x.ml), 30)
+}
+
+func (x *Index) vec(i int32) []float32 {
+	d := x.cfg.Dim
+	return x.vecs[int(i)*d : int(i+1)*d]
+}
+
+// links returns node i's links at level l (a view; do not retain).
+func (x *Index) links(i int32, l int) []int32 {
+	if l == 0 {
+		return x.l0[int(i)*x.m0 : int(i)*x.m0+int(x.l0n[i])]
+	}
+	return x.upper[i][l-1]
+}
+
+func (x *Index) setLinks(i int32, l int, ns []int32) {
+	if l == 0 {
+		copy(x.l0[int(i)*x.m0:], ns)
+		x.l0n[i] = uint8(len(ns))
+		return
+	}
+	x.upper[i][l-1] = append(x.upper[i][l-1][:0], ns...)
+}
+
+// Add inserts v under id, replacing an existing vector with that id. v is
+// normalized in a copy.
+func (x *Index) Add(id ID, v []float32) error {
+	if len(v) != x.cfg.Dim {
+		return fmt.Errorf("%w: %d, want %d", ErrDimension, len(v), x.cfg.Dim)
+	}
+	nv := normalized(v)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.byID[id]; ok {
+		x.dead[old] = true
+		x.deadN++
+	}
+	x.insert(id, nv, x.levelFor(id))
+	return nil
+}
+
+// insert links a new node (Algorithm 1); the write lock is held.
+func (x *Index) insert(id ID, v []float32, level int) {
+	n := int32(len(x.ids))
+	x.ids = append(x.ids, id)
+	x.vecs = append(x.vecs, v...)
+	x.levels = append(x.levels, uint8(level))
+	x.l0 = append(x.l0, make([]int32, x.m0)...)
+	x.l0n = append(x.l0n, 0)
+	var up [][]int32
+	if level > 0 {
+		up = make([][]int32, level)
+		for l := range up {
+			up[l] = make([]int32, 0, x.cfg.M)
+		}
+	}
+	x.upper = append(x.upper, up)
+	x.dead = append(x.dead, false)
+	x.byID[id] = n
+	if x.entry < 0 {
+		x.entry, x.maxLevel = n, level
+		return
+	}
+	ep := x.entry
+	epDist := 1 - dot(v, x.vec(ep))
+	for l := x.maxLevel; l > level; l-- {
+		ep, epDist = x.greedy(v, ep, epDist, l)
+	}
+	vs := x.visitSet()
+	defer x.visits.Put(vs)
+	eps := []candidate{{epDist, ep}}
+	for l := min(level, x.maxLevel); l >= 0; l-- {
+		w := x.searchLayer(v, eps, x.cfg.EfConstruction, l, vs, nil)
+		maxConn := x.cfg.M
+		if l == 0 {
+			maxConn = x.m0
+		}
+		selected := x.selectNeighbors(w, x.cfg.M)
+		ns := make([]int32, len(selected))
+		for i, c := range selected {
+			ns[i] = c.node
+		}
+		x.setLinks(n, l, ns)
+		for _, c := range selected {
+			x.connect(c.node, n, c.dist, l, maxConn)
+		}
+		eps = w
+	}
+	if level > x.maxLevel {
+		x.entry, x.maxLevel = n, level
+	}
+}
+
+// connect adds a link from e to n at level l, shrinking e's links with the
+// heuristic when they overflow.
+func (x *Index) connect(e, n int32, dist float32, l, maxConn int) {
+	cur := x.links(e, l)
+	if len(cur) < maxConn {
+		if l == 0 {
+			x.l0[int(e)*x.m0+len(cur)] = n
+			x.l0n[e]++
+		} else {
+			x.upper[e][l-1] = append(x.upper[e][l-1], n)
+		}
+		return
+	}
+	ev := x.vec(e)
+	cands := make([]candidate, 0, len(cur)+1)
+	cands = append(cands, candidate{dist, n})
+	for _, c := range cur {
+		cands = append(cands, candidate{1 - dot(ev, x.vec(c)), c})
+	}
+	sortCandidates(cands)
+	keep := x.selectNeighbors(cands, maxConn)
+	ns := make([]int32, len(keep))
+	for i, c := range keep {
+		ns[i] = c.node
+	}
+	x.setLinks(e, l, ns)
+}
+
+// selectNeighbors is Algorithm 4 (the heuristic) over candidates sorted by
+// distance: a candidate joins when it is closer to the base than to every
+// neighbour chosen so far. Pruned candidates are not kept (as in hnswlib):
+// filling the slots with them would trade the long links between clusters
+// for near-duplicates and cut clusters off from each other.
+func (x *Index) selectNeighbors(sorted []candidate, m int) []candidate {
+	if len(sorted) <= m {
+		return sorted
+	}
+	out := make([]candidate, 0, m)
+	for _, c := range sorted {
+		if len(out) >= m {
+			break
+		}
+		cv := x.vec(c.node)
+		good := true
+		for _, r := range out {
+			if 1-dot(cv, x.vec(r.node)) < c.dist {
+				good = false
+				break
+			}
+		}
+		if good {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// greedy walks level l toward q with ef = 1.
+func (x *Index) greedy(q []float32, ep int32, epDist float32, l int) (int32, float32) {
+	for changed := true; changed; {
+		changed = false
+		for _, c := range x.links(ep, l) {
+			if d := 1 - dot(q, x.vec(c)); d < epDist {
+				ep, epDist, changed = c, d, true
+			}
+		}
+	}
+	return ep, epDist
+}
+
+// searchLayer is Algorithm 2: the ef nearest nodes to q at level l reached
+// from eps, sorted by distance. With accept, only accepted nodes enter the
+// result set (all are traversed).
+func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSet, accept func(int32) bool) []candidate {
+	vs.next(len(x.ids))
+	cands := minHeap{}
+	res := maxHeap{}
+	for _, e := range eps {
+		vs.visit(e.node)
+		cands.push(e)
+		if accept == nil || accept(e.node) {
+			res.push(e)
+		}
+	}
+	for cands.len() > 0 {
+		c := cands.pop()
+		if res.len() >= ef && c.dist > res.top().dist {
+			break
+		}
+		for _, nb := range x.links(c.node, l) {
+			if vs.visit(nb) {
+				continue
+			}
+			d := 1 - dot(q, x.vec(nb))
+			if res.len() < ef || d < res.top().dist {
+				cands.push(candidate{d, nb})
+				if accept == nil || accept(nb) {
+					res.push(candidate{d, nb})
+					if res.len() > ef {
+						res.pop()
+					}
+				}
+			}
+		}
+	}
+	out := res.sorted()
+	return out
+}
+
+// Filter admits ids into results; nil admits all live ones.
+type Filter func(ID) bool
+
+// Search returns the k nearest live vectors to q admitted by filter, using
+// ef (at least k; 0 for the default). With a filter, ef widens until k
+// admitted vectors are found or the whole graph was reachable.
+func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) {
+	if len(q) != x.cfg.Dim {
+		return nil, fmt.Errorf("%w: %d, want %d", ErrDimension, len(q), x.cfg.Dim)
+	}
+	if k <= 0 {
+		return nil, nil
+	}
+	if ef <= 0 {
+		ef = x.cfg.EfSearch
+	}
+	qn := normalized(q)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.entry < 0 {
+		return nil, nil
+	}
+	accept := func(n int32) bool { return !x.dead[n] && (filter == nil || filter(x.ids[n])) }
+	ep := x.entry
+	epDist := 1 - dot(qn, x.vec(ep))
+	for l := x.maxLevel; l > 0; l-- {
+		ep, epDist = x.greedy(qn, ep, epDist, l)
+	}
+	vs := x.visitSet()
+	defer x.visits.Put(vs)
+	ef = max(ef, k)
+	for {
+		w := x.searchLayer(qn, []candidate{{epDist, ep}}, ef, 0, vs, accept)
+		if len(w) >= k || ef >= len(x.ids) {
+			return x.results(w, k), nil
+		}
+		ef *= 4 // too few admitted: widen (the filter is selective)
+	}
+}
+
+func (x *Index) results(w []candidate, k int) []Result {
+	if len(w) > k {
+		w = w[:k]
+	}
+	out := make([]Result, len(w))
+	for i, c := range w {
+		out[i] = Result{ID: x.ids[c.node], Score: 1 - c.dist}
+	}
+	return out
+}
+
+// Exact returns the k nearest of the given ids by scanning them: for
+// filters that admit few vectors.
+func (x *Index) Exact(q []float32, ids []ID, k int) ([]Result, error) {
+	if len(q) != x.cfg.Dim {
+		return nil, fmt.Errorf("%w: %d, want %d", ErrDimension, len(q), x.cfg.Dim)
+	}
+	qn := normalized(q)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	res := maxHeap{}
+	for _, id := range ids {
+		n, ok := x.byID[id]
+		if !ok {
+			continue
+		}
+		d := 1 - dot(qn, x.vec(n))
+		if res.len() < k || d < res.top().dist {
+			res.push(candidate{d, n})
+			if res.len() > k {
+				res.pop()
+			}
+		}
+	}
+	return x.results(res.sorted(), k), nil
+}
+
+// Delete removes id; deleting a missing id is a no-op.
+func (x *Index) Delete(id ID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if n, ok := x.byID[id]; ok {
+		x.dead[n] = true
+		x.deadN++
+		delete(x.byID, id)
+	}
+}
+
+// Has reports whether id is live.
+func (x *Index) Has(id ID) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.byID[id]
+	return ok
+}
+
+// Compacted returns a fresh graph of the live vectors without tombstones,
+// built from a consistent view (the read lock is held while it builds).
+func (x *Index) Compacted() *Index {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	fresh, _ := New(x.cfg)
+	for n, id := range x.ids {
+		if !x.dead[n] {
+			fresh.insert(id, append([]float32(nil), x.vec(int32(n))...), int(x.levels[n]))
+		}
+	}
+	return fresh
+}
+
+func normalized(v []float32) []float32 {
+	out := make([]float32, len(v))
+	var s float64
+	for _, f := range v {
+		s += float64(f) * float64(f)
+	}
+	if s == 0 {
+		copy(out, v)
+		return out
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i, f := range v {
+		out[i] = f * inv
+	}
+	return out
+}
