@@ -1,0 +1,457 @@
+// Package index is the in-memory search engine every node answers searches
+// from: an HNSW graph (index/vector) and a BM25 index (index/text) over
+// the chunks, fused by Reciprocal Rank Fusion, with the caller's
+// visibility scope applied inside the engine. It has no HTTP and no SQL and
+// imports nothing else of ours; replication feeds it operations, the API
+// asks it questions. See DESIGN.md.
+package index
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/sostenuto/sostenuto/index/text"
+	"github.com/sostenuto/sostenuto/index/vector"
+)
+
+// ID is a UUID.
+type ID [16]byte
+
+// Chunk is a searchable passage of a document.
+type Chunk struct {
+	ID         ID
+	DocumentID ID
+	OwnerID    ID
+	Title      string // the document's
+	Text       string
+	PageStart  int
+	PageEnd    int
+	Version    int64
+	Vector     []float32
+}
+
+// Document is the visibility of a document: its owner and whether it is
+// public. Private documents are visible to their owner, admins and the
+// owner's students.
+type Document struct {
+	ID       ID
+	OwnerID  ID
+	IsPublic bool
+}
+
+// Scope is who is asking: the engine returns only chunks of documents the
+// caller may see.
+type Scope struct {
+	User ID
+	// Admin sees everything.
+	Admin bool
+	// Teachers lists the teachers whose private documents the caller sees
+	// (the caller is their student).
+	Teachers []ID
+}
+
+// Modes of search.
+const (
+	ModeHybrid = "hybrid"
+	ModeVector = "vector"
+	ModeBM25   = "bm25"
+)
+
+// Query is a search.
+type Query struct {
+	Text   string
+	Vector []float32 // the embedding of Text; needed for hybrid and vector
+	K      int
+	Mode   string
+	Scope  Scope
+	// RRFK is the Reciprocal Rank Fusion constant (60 when zero).
+	RRFK float64
+	// VectorWeight and TextWeight weigh the two lists (1 when zero).
+	VectorWeight, TextWeight float64
+	// Ef is the HNSW search breadth (the graph's default when zero).
+	Ef int
+}
+
+// Hit is a result. Ranks are 1-based; 0 means the list did not hold it.
+type Hit struct {
+	Chunk      *Chunk
+	Score      float64
+	VectorRank int
+	BM25Rank   int
+}
+
+// Config shapes the engine.
+type Config struct {
+	Vector vector.Config
+	// ExactBelow: when the caller may see at most this many chunks, they
+	// are scanned exactly instead of searched in the graph.
+	ExactBelow int
+}
+
+// DefaultConfig suits 768-dimensional embeddings.
+func DefaultConfig() Config {
+	return Config{Vector: vector.DefaultConfig(768), ExactBelow: 2000}
+}
+
+// Engine holds the chunks and their indexes. Writes (Apply) are
+// serialized; searches run concurrently with each other and with writes.
+type Engine struct {
+	cfg    Config
+	vec    *vector.Index
+	text   *text.Index
+	mu     sync.RWMutex // chunks, docs, ownerDocs
+	chunks map[ID]*Chunk
+	docs   map[ID]*docState
+	owners map[ID]map[ID]bool // owner → documents
+	wmu    sync.Mutex         // one writer at a time
+	pos    Position
+}
+
+type docState struct {
+	Document
+	chunks map[ID]bool
+}
+
+// Position is how far the engine has applied the changefeed.
+type Position struct {
+	LSN uint64
+}
+
+// New returns an empty engine.
+func New(cfg Config) (*Engine, error) {
+	v, err := vector.New(cfg.Vector)
+	if err != nil {
+		return nil, err
+	}
+	t, err := text.New()
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{}, owners: map[ID]map[ID]bool{}}, nil
+}
+
+// Close releases the engine.
+func (e *Engine) Close() error { return e.text.Close() }
+
+// Len is the number of chunks.
+func (e *Engine) Len() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.chunks)
+}
+
+// Position returns the applied position.
+func (e *Engine) Position() Position {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.pos
+}
+
+// Ops is a batch of operations applied together, in order: document
+// visibility first, then chunk upserts, then chunk deletes.
+type Ops struct {
+	Documents  []Document
+	Upserts    []Chunk
+	Deletes    []ID // chunk ids
+	DeleteDocs []ID // documents whose chunks all go
+	Position   Position
+}
+
+// ErrDimension marks a chunk vector of the wrong length.
+var ErrDimension = vector.ErrDimension
+
+// Apply applies a batch idempotently: upserting a chunk twice or deleting
+// a missing one changes nothing more. A batch at or before the applied
+// position is skipped.
+func (e *Engine) Apply(ops Ops) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if ops.Position.LSN != 0 && ops.Position.LSN <= e.Position().LSN {
+		return nil
+	}
+	for _, c := range ops.Upserts {
+		if len(c.Vector) != e.cfg.Vector.Dim {
+			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
+		}
+	}
+	texts := map[text.ID]string{}
+	var textDeletes []text.ID
+	e.mu.Lock()
+	for _, d := range ops.Documents {
+		e.setDocument(d)
+	}
+	var deletes []ID
+	deletes = append(deletes, ops.Deletes...)
+	for _, d := range ops.DeleteDocs {
+		if st, ok := e.docs[d]; ok {
+			for c := range st.chunks {
+				deletes = append(deletes, c)
+			}
+		}
+	}
+	upserts := make([]*Chunk, 0, len(ops.Upserts))
+	for i := range ops.Upserts {
+		c := ops.Upserts[i]
+		if old, ok := e.chunks[c.ID]; ok && old.Version == c.Version && c.Version != 0 {
+			continue // already applied
+		}
+		cc := c
+		e.chunks[c.ID] = &cc
+		st := e.doc(c.DocumentID, c.OwnerID)
+		st.chunks[c.ID] = true
+		upserts = append(upserts, &cc)
+		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
+	}
+	for _, id := range deletes {
+		if c, ok := e.chunks[id]; ok {
+			delete(e.chunks, id)
+			if st, ok := e.docs[c.DocumentID]; ok {
+				delete(st.chunks, id)
+			}
+			textDeletes = append(textDeletes, text.ID(id))
+		}
+	}
+	for _, d := range ops.DeleteDocs {
+		if st, ok := e.docs[d]; ok {
+			delete(e.docs, d)
+			delete(e.owners[st.OwnerID], d)
+		}
+	}
+	if ops.Position.LSN > e.pos.LSN {
+		e.pos = ops.Position
+	}
+	e.mu.Unlock()
+	for _, c := range upserts {
+		if err := e.vec.Add(vector.ID(c.ID), c.Vector); err != nil {
+			return err
+		}
+	}
+	for _, id := range textDeletes {
+		e.vec.Delete(vector.ID(id))
+	}
+	if len(texts) > 0 || len(textDeletes) > 0 {
+		return e.text.Batch(texts, textDeletes)
+	}
+	return nil
+}
+
+// doc returns a document's state, creating it (private) if unknown; the
+// write lock is held.
+func (e *Engine) doc(id, owner ID) *docState {
+	st, ok := e.docs[id]
+	if !ok {
+		st = &docState{Document: Document{ID: id, OwnerID: owner}, chunks: map[ID]bool{}}
+		e.docs[id] = st
+		if e.owners[owner] == nil {
+			e.owners[owner] = map[ID]bool{}
+		}
+		e.owners[owner][id] = true
+	}
+	return st
+}
+
+func (e *Engine) setDocument(d Document) {
+	st := e.doc(d.ID, d.OwnerID)
+	st.IsPublic = d.IsPublic
+}
+
+// allowed reports whether scope may see the chunk's document; the read
+// lock is held.
+func (e *Engine) allowed(s Scope, c *Chunk) bool {
+	if s.Admin || c.OwnerID == s.User {
+		return true
+	}
+	st, ok := e.docs[c.DocumentID]
+	if !ok {
+		return false
+	}
+	if st.IsPublic {
+		return true
+	}
+	for _, t := range s.Teachers {
+		if c.OwnerID == t {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedChunks lists the chunks scope may see when that is cheap to know
+// and small (under limit); ok is false otherwise.
+func (e *Engine) allowedChunks(s Scope, limit int) ([]vector.ID, bool) {
+	if s.Admin {
+		return nil, false
+	}
+	var out []vector.ID
+	add := func(st *docState) bool {
+		for c := range st.chunks {
+			out = append(out, vector.ID(c))
+		}
+		return len(out) <= limit
+	}
+	for _, owner := range append([]ID{s.User}, s.Teachers...) {
+		for d := range e.owners[owner] {
+			if st := e.docs[d]; st != nil && !add(st) {
+				return nil, false
+			}
+		}
+	}
+	for _, st := range e.docs {
+		if st.IsPublic && st.OwnerID != s.User && !contains(s.Teachers, st.OwnerID) {
+			if !add(st) {
+				return nil, false
+			}
+		}
+	}
+	return out, true
+}
+
+func contains(ids []ID, id ID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrBadQuery marks a query the engine cannot answer.
+var ErrBadQuery = errors.New("index: bad query")
+
+// Search answers q with at most q.K hits the scope may see.
+func (e *Engine) Search(q Query) ([]Hit, error) {
+	if q.K <= 0 {
+		return nil, fmt.Errorf("%w: k must be positive", ErrBadQuery)
+	}
+	mode := q.Mode
+	if mode == "" {
+		mode = ModeHybrid
+	}
+	depth := max(q.K, 50) // how deep each list goes before fusion
+	var vecHits []vector.Result
+	var textHits []text.Hit
+	var err error
+	if mode == ModeHybrid || mode == ModeVector {
+		if q.Vector == nil {
+			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
+		}
+		if vecHits, err = e.searchVector(q, depth); err != nil {
+			return nil, err
+		}
+	}
+	if mode == ModeHybrid || mode == ModeBM25 {
+		if textHits, err = e.searchText(q, depth); err != nil {
+			return nil, err
+		}
+	}
+	switch mode {
+	case ModeHybrid, ModeVector, ModeBM25:
+	default:
+		return nil, fmt.Errorf("%w: mode %q", ErrBadQuery, mode)
+	}
+	return e.fuse(q, vecHits, textHits), nil
+}
+
+func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
+	e.mu.RLock()
+	ids, small := e.allowedChunks(q.Scope, e.cfg.ExactBelow)
+	e.mu.RUnlock()
+	if small {
+		return e.vec.Exact(q.Vector, ids, n)
+	}
+	filter := func(id vector.ID) bool {
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		c, ok := e.chunks[ID(id)]
+		return ok && e.allowed(q.Scope, c)
+	}
+	if q.Scope.Admin {
+		filter = nil
+	}
+	return e.vec.Search(q.Vector, n, q.Ef, filter)
+}
+
+// searchText takes BM25 hits deep enough that n of them pass the scope,
+// widening until they do or the index is exhausted.
+func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
+	total := e.Len()
+	for depth := n * 4; ; depth *= 4 {
+		hits, err := e.text.Search(q.Text, depth)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]text.Hit, 0, n)
+		e.mu.RLock()
+		for _, h := range hits {
+			if c, ok := e.chunks[ID(h.ID)]; ok && e.allowed(q.Scope, c) {
+				out = append(out, h)
+				if len(out) == n {
+					break
+				}
+			}
+		}
+		e.mu.RUnlock()
+		if len(out) == n || len(hits) < depth || depth >= total {
+			return out, nil
+		}
+	}
+}
+
+// fuse merges the lists with Reciprocal Rank Fusion:
+// score = Σ weight / (k + rank).
+func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []Hit {
+	k := q.RRFK
+	if k <= 0 {
+		k = 60
+	}
+	wv, wt := q.VectorWeight, q.TextWeight
+	if wv <= 0 {
+		wv = 1
+	}
+	if wt <= 0 {
+		wt = 1
+	}
+	byID := map[ID]*Hit{}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	get := func(id ID) *Hit {
+		h, ok := byID[id]
+		if !ok {
+			c, live := e.chunks[id]
+			if !live || !e.allowed(q.Scope, c) { // a chunk deleted meanwhile, or never visible
+				return nil
+			}
+			h = &Hit{Chunk: c}
+			byID[id] = h
+		}
+		return h
+	}
+	for i, r := range vecHits {
+		if h := get(ID(r.ID)); h != nil {
+			h.VectorRank = i + 1
+			h.Score += wv / (k + float64(i+1))
+		}
+	}
+	for i, r := range textHits {
+		if h := get(ID(r.ID)); h != nil {
+			h.BM25Rank = i + 1
+			h.Score += wt / (k + float64(i+1))
+		}
+	}
+	out := make([]Hit, 0, len(byID))
+	for _, h := range byID {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		return string(out[i].Chunk.ID[:]) < string(out[j].Chunk.ID[:])
+	})
+	if len(out) > q.K {
+		out = out[:q.K]
+	}
+	return out
+}

@@ -1,0 +1,321 @@
+package index
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/sostenuto/sostenuto/index/vector"
+)
+
+const dim = 32
+
+func cfg() Config {
+	return Config{Vector: vector.Config{Dim: dim, M: 16, EfConstruction: 64, EfSearch: 40}, ExactBelow: 50}
+}
+
+func idn(prefix byte, i int) ID {
+	var id ID
+	id[0] = prefix
+	id[1], id[2], id[3] = byte(i>>16), byte(i>>8), byte(i)
+	return id
+}
+
+var words = strings.Fields("legato staccato pedal scale arpeggio chord tempo rubato phrase fingering thumb wrist metronome dynamics forte piano crescendo etude nocturne sonata")
+
+// world is users, documents with random visibility, and chunks whose text
+// carries a canary word unique to their document.
+type world struct {
+	e       *Engine
+	users   []ID
+	teacher map[ID][]ID // student → teachers
+	docs    []Document
+	chunks  []Chunk
+}
+
+func canary(d int) string { return fmt.Sprintf("canary%04d", d) }
+
+func newWorld(t *testing.T, r *rand.Rand, nUsers, nDocs, perDoc int) *world {
+	t.Helper()
+	e, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{e: e, teacher: map[ID][]ID{}}
+	for i := range nUsers {
+		w.users = append(w.users, idn('u', i))
+	}
+	for _, u := range w.users {
+		for _, t := range w.users {
+			if t != u && r.IntN(6) == 0 {
+				w.teacher[u] = append(w.teacher[u], t)
+			}
+		}
+	}
+	var ops Ops
+	for d := range nDocs {
+		doc := Document{ID: idn('d', d), OwnerID: w.users[r.IntN(nUsers)], IsPublic: r.IntN(3) == 0}
+		w.docs = append(w.docs, doc)
+		ops.Documents = append(ops.Documents, doc)
+		for c := range perDoc {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			text := canary(d) + " " + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
+			ch := Chunk{ID: idn('c', d*1000+c), DocumentID: doc.ID, OwnerID: doc.OwnerID, Title: "Doc", Text: text, PageStart: 1, PageEnd: 1, Version: 1, Vector: v}
+			w.chunks = append(w.chunks, ch)
+			ops.Upserts = append(ops.Upserts, ch)
+		}
+	}
+	ops.Position = Position{LSN: 1}
+	if err := e.Apply(ops); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) visible(s Scope, c *Chunk) bool {
+	if s.Admin || c.OwnerID == s.User {
+		return true
+	}
+	for _, d := range w.docs {
+		if d.ID == c.DocumentID {
+			if d.IsPublic {
+				return true
+			}
+			for _, t := range s.Teachers {
+				if t == d.OwnerID {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// Random scopes × random queries in every mode: no result is ever outside
+// the caller's scope.
+func TestNoLeaks(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	w := newWorld(t, r, 12, 80, 6)
+	leaks, queries := 0, 0
+	for i := range 600 {
+		u := w.users[r.IntN(len(w.users))]
+		s := Scope{User: u, Teachers: w.teacher[u], Admin: i%50 == 0}
+		q := Query{K: 1 + r.IntN(20), Mode: []string{ModeHybrid, ModeVector, ModeBM25}[i%3], Scope: s,
+			Text: canary(r.IntN(80)) + " " + words[r.IntN(len(words))], Vector: w.chunks[r.IntN(len(w.chunks))].Vector}
+		hits, err := w.e.Search(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries++
+		for _, h := range hits {
+			if !w.visible(s, h.Chunk) {
+				leaks++
+			}
+		}
+		if len(hits) > q.K {
+			t.Fatalf("%d hits for k %d", len(hits), q.K)
+		}
+	}
+	if leaks != 0 {
+		t.Fatalf("%d foreign chunks in %d searches", leaks, queries)
+	}
+	// A visibility change is honoured at once.
+	d := w.docs[0]
+	d.IsPublic = false
+	w.e.Apply(Ops{Documents: []Document{d}, Position: Position{LSN: 2}})
+	w.docs[0] = d
+	stranger := Scope{User: idn('x', 1)}
+	hits, _ := w.e.Search(Query{K: 50, Mode: ModeBM25, Text: canary(0), Scope: stranger})
+	if len(hits) != 0 {
+		t.Errorf("a document made private is still found by strangers: %d hits", len(hits))
+	}
+}
+
+// Filtered vector recall against the exact filtered top-k, reported.
+func TestFilteredRecall(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	w := newWorld(t, r, 10, 200, 10)
+	hit, total := 0, 0
+	for range 100 {
+		u := w.users[r.IntN(len(w.users))]
+		s := Scope{User: u, Teachers: w.teacher[u]}
+		q := w.chunks[r.IntN(len(w.chunks))].Vector
+		hits, _ := w.e.Search(Query{K: 10, Mode: ModeVector, Vector: q, Scope: s})
+		var exact []struct {
+			id ID
+			s  float64
+		}
+		for i := range w.chunks {
+			c := &w.chunks[i]
+			if w.visible(s, c) {
+				exact = append(exact, struct {
+					id ID
+					s  float64
+				}{c.ID, cos(q, c.Vector)})
+			}
+		}
+		sortDesc(exact)
+		want := map[ID]bool{}
+		for i := 0; i < 10 && i < len(exact); i++ {
+			want[exact[i].id] = true
+		}
+		for _, h := range hits {
+			if want[h.Chunk.ID] {
+				hit++
+			}
+		}
+		total += len(want)
+	}
+	rc := float64(hit) / float64(total)
+	t.Logf("recall@10 under filters: %.3f", rc)
+	if rc < 0.9 {
+		t.Errorf("filtered recall %.3f", rc)
+	}
+}
+
+func cos(a, b []float32) float64 {
+	var d, na, nb float64
+	for i := range a {
+		d += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return d / math.Sqrt(na*nb)
+}
+
+func sortDesc(xs []struct {
+	id ID
+	s  float64
+}) {
+	for i := 1; i < len(xs); i++ {
+		for j := i; j > 0 && xs[j].s > xs[j-1].s; j-- {
+			xs[j], xs[j-1] = xs[j-1], xs[j]
+		}
+	}
+}
+
+func TestHybridRanks(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	w := newWorld(t, r, 3, 30, 4)
+	target := w.chunks[17]
+	hits, err := w.e.Search(Query{K: 5, Mode: ModeHybrid, Text: canary(4) + " " + strings.Fields(target.Text)[1], Vector: target.Vector, Scope: Scope{Admin: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits[0].Chunk.ID != target.ID || hits[0].VectorRank != 1 || hits[0].BM25Rank == 0 {
+		t.Errorf("top hit %+v (ranks %d/%d)", hits[0].Chunk.ID, hits[0].VectorRank, hits[0].BM25Rank)
+	}
+	for i := 1; i < len(hits); i++ {
+		if hits[i].Score > hits[i-1].Score {
+			t.Error("hits not sorted by fused score")
+		}
+	}
+	want := 1/(60.0+1) + 1/(60.0+float64(hits[0].BM25Rank))
+	if math.Abs(hits[0].Score-want) > 1e-12 {
+		t.Errorf("fused score %v, want %v", hits[0].Score, want)
+	}
+	if _, err := w.e.Search(Query{K: 5, Mode: ModeVector, Scope: Scope{Admin: true}}); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("vector mode without a vector: %v", err)
+	}
+	if _, err := w.e.Search(Query{K: 5, Mode: "fuzzy", Text: "x", Scope: Scope{Admin: true}}); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+func TestApplyIdempotentAndDeletes(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	w := newWorld(t, r, 3, 10, 3)
+	n := w.e.Len()
+	// Replaying an applied batch changes nothing.
+	w.e.Apply(Ops{Upserts: w.chunks[:5], Position: Position{LSN: 1}})
+	w.e.Apply(Ops{Upserts: w.chunks[:5]})
+	if w.e.Len() != n || w.e.vec.Tombstones() != 0 {
+		t.Errorf("len %d (want %d), tombstones %d", w.e.Len(), n, w.e.vec.Tombstones())
+	}
+	w.e.Apply(Ops{DeleteDocs: []ID{w.docs[0].ID}, Deletes: []ID{w.chunks[5].ID, idn('z', 9)}, Position: Position{LSN: 5}})
+	if w.e.Len() != n-4 || w.e.Position().LSN != 5 {
+		t.Errorf("after deletes: len %d, position %d", w.e.Len(), w.e.Position().LSN)
+	}
+	hits, _ := w.e.Search(Query{K: 100, Mode: ModeBM25, Text: canary(0), Scope: Scope{Admin: true}})
+	if len(hits) != 0 {
+		t.Errorf("deleted document's chunks found: %d", len(hits))
+	}
+	bad := w.chunks[6]
+	bad.Vector = bad.Vector[:3]
+	bad.Version = 2
+	if err := w.e.Apply(Ops{Upserts: []Chunk{bad}}); !errors.Is(err, ErrDimension) {
+		t.Errorf("short vector: %v", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	w := newWorld(t, r, 6, 40, 5)
+	w.e.Apply(Ops{Deletes: []ID{w.chunks[0].ID}, Position: Position{LSN: 9}})
+	var buf bytes.Buffer
+	if err := w.e.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := ReadSnapshot(cfg(), bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2.Len() != w.e.Len() || e2.Position().LSN != 9 {
+		t.Fatalf("restored len %d lsn %d", e2.Len(), e2.Position().LSN)
+	}
+	for i := range 50 {
+		u := w.users[r.IntN(len(w.users))]
+		q := Query{K: 10, Mode: []string{ModeHybrid, ModeVector, ModeBM25}[i%3], Text: canary(r.IntN(40)), Vector: w.chunks[r.IntN(len(w.chunks))].Vector,
+			Scope: Scope{User: u, Teachers: w.teacher[u]}}
+		a, _ := w.e.Search(q)
+		b, _ := e2.Search(q)
+		if len(a) != len(b) {
+			t.Fatalf("query %d: %d vs %d hits", i, len(a), len(b))
+		}
+		// The graph is restored as it was: vector results are identical.
+		// BM25 statistics may differ slightly (the restored Bleve index has
+		// no deleted documents in its segments), so text orders may too.
+		same := 0
+		inB := map[ID]bool{}
+		for j := range b {
+			inB[b[j].Chunk.ID] = true
+		}
+		for j := range a {
+			if q.Mode == ModeVector && a[j].Chunk.ID != b[j].Chunk.ID {
+				t.Fatalf("query %d: vector hit %d differs after restore", i, j)
+			}
+			if inB[a[j].Chunk.ID] {
+				same++
+			}
+		}
+		if len(a) > 0 && float64(same)/float64(len(a)) < 0.8 {
+			t.Errorf("query %d (%s): only %d of %d hits survive the restore", i, q.Mode, same, len(a))
+		}
+	}
+	// Damage anywhere is detected; other versions are refused.
+	for name, damage := range map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b },
+		"truncated":    func(b []byte) []byte { return b[:len(b)-100] },
+		"no trailer":   func(b []byte) []byte { return b[:len(b)-4] },
+		"version 2":    func(b []byte) []byte { b[8] = 2; return b },
+		"not ours":     func(b []byte) []byte { copy(b, "PK\x03\x04"); return b },
+	} {
+		bad := damage(append([]byte(nil), buf.Bytes()...))
+		if _, err := ReadSnapshot(cfg(), bytes.NewReader(bad)); !errors.Is(err, ErrSnapshot) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Live swaps whole engines.
+	live := NewLive(w.e)
+	if err := live.Restore(cfg(), bytes.NewReader(buf.Bytes())); err != nil || live.Engine() == w.e {
+		t.Errorf("restore: %v", err)
+	}
+}

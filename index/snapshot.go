@@ -1,0 +1,274 @@
+package index
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math"
+	"sync/atomic"
+
+	"github.com/sostenuto/sostenuto/index/text"
+	"github.com/sostenuto/sostenuto/index/vector"
+)
+
+// Snapshot format, version 1, little-endian:
+//
+//	"SOSTSNAP" u32 version  u64 lsn
+//	u32 documents × (id[16] owner[16] u8 public)
+//	u32 chunks × (id[16] document[16] owner[16] i64 version i32 page_start
+//	              i32 page_end u32+title u32+text)
+//	the HNSW graph (vector.WriteTo), vectors included
+//	u32 CRC-32C of everything before
+//
+// The graph travels whole, so a restore does not rebuild it; the BM25
+// index is rebuilt from the chunk texts.
+const (
+	snapMagic   = "SOSTSNAP"
+	snapVersion = 1
+	maxField    = 1 << 24
+)
+
+// ErrSnapshot marks a snapshot that is not ours, of another version, or
+// damaged.
+var ErrSnapshot = errors.New("index: bad snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// WriteSnapshot writes the whole engine to w. Writes are held off while it
+// runs (searches are not).
+func (e *Engine) WriteSnapshot(w io.Writer) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
+	var err error
+	put := func(v any) {
+		if err == nil {
+			err = binary.Write(bw, binary.LittleEndian, v)
+		}
+	}
+	putStr := func(s string) {
+		put(uint32(len(s)))
+		if err == nil {
+			_, err = bw.WriteString(s)
+		}
+	}
+	e.mu.RLock()
+	bw.WriteString(snapMagic) //nolint:errcheck // surfaced by Flush
+	put(uint32(snapVersion))
+	put(e.pos.LSN)
+	put(uint32(len(e.docs)))
+	for _, d := range e.docs {
+		put(d.ID)
+		put(d.OwnerID)
+		put(d.IsPublic)
+	}
+	put(uint32(len(e.chunks)))
+	for _, c := range e.chunks {
+		put(c.ID)
+		put(c.DocumentID)
+		put(c.OwnerID)
+		put(c.Version)
+		put(int32(c.PageStart))
+		put(int32(c.PageEnd))
+		putStr(c.Title)
+		putStr(c.Text)
+	}
+	e.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("index: snapshot: %w", err)
+	}
+	if _, err := e.vec.WriteTo(bw); err != nil {
+		return fmt.Errorf("index: snapshot graph: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("index: snapshot: %w", err)
+	}
+	return binary.Write(w, binary.LittleEndian, crc.Sum32())
+}
+
+// crcReader hashes what is read through it.
+type crcReader struct {
+	r io.Reader
+	h hash.Hash32
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	return n, err
+}
+
+// ReadSnapshot builds a fresh engine from a snapshot, checking its version
+// and checksum.
+func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
+	// The checksum trails the data: read through a hasher that lags four
+	// bytes behind, so the trailer itself is not hashed.
+	tr := &trailerReader{r: r}
+	cr := &crcReader{r: tr, h: crc32.New(castagnoli)}
+	br := bufio.NewReaderSize(cr, 1<<20)
+	var err error
+	get := func(v any) {
+		if err == nil {
+			err = binary.Read(br, binary.LittleEndian, v)
+		}
+	}
+	getStr := func() string {
+		var n uint32
+		get(&n)
+		if err != nil || n > maxField {
+			if err == nil {
+				err = fmt.Errorf("field of %d bytes", n)
+			}
+			return ""
+		}
+		b := make([]byte, n)
+		if err == nil {
+			_, err = io.ReadFull(br, b)
+		}
+		return string(b)
+	}
+	magic := make([]byte, len(snapMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapMagic {
+		return nil, fmt.Errorf("%w: not a Sostenuto index snapshot", ErrSnapshot)
+	}
+	var version uint32
+	var lsn uint64
+	get(&version)
+	get(&lsn)
+	if err == nil && version != snapVersion {
+		return nil, fmt.Errorf("%w: version %d, this node reads %d", ErrSnapshot, version, snapVersion)
+	}
+	e, nerr := New(cfg)
+	if nerr != nil {
+		return nil, nerr
+	}
+	var nd, nc uint32
+	get(&nd)
+	for i := uint32(0); i < nd && err == nil; i++ {
+		var d Document
+		get(&d.ID)
+		get(&d.OwnerID)
+		get(&d.IsPublic)
+		e.setDocument(d)
+	}
+	get(&nc)
+	texts := map[text.ID]string{}
+	for i := uint32(0); i < nc && err == nil; i++ {
+		c := &Chunk{}
+		var ps, pe int32
+		get(&c.ID)
+		get(&c.DocumentID)
+		get(&c.OwnerID)
+		get(&c.Version)
+		get(&ps)
+		get(&pe)
+		c.PageStart, c.PageEnd = int(ps), int(pe)
+		c.Title = getStr()
+		c.Text = getStr()
+		e.chunks[c.ID] = c
+		e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
+		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	g, gerr := vector.ReadFrom(br)
+	if gerr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, gerr)
+	}
+	if _, err := br.Peek(1); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
+	}
+	if tr.trailer() != cr.h.Sum32() {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
+	}
+	if g.Config().Dim != cfg.Vector.Dim {
+		return nil, fmt.Errorf("%w: %d dimensions, this node uses %d", ErrSnapshot, g.Config().Dim, cfg.Vector.Dim)
+	}
+	for id, c := range e.chunks {
+		if !g.Has(vector.ID(id)) {
+			return nil, fmt.Errorf("%w: chunk %x has no vector", ErrSnapshot, c.ID)
+		}
+	}
+	e.vec = g
+	e.pos = Position{LSN: lsn}
+	if err := e.text.Batch(texts, nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// trailerReader passes a stream through but holds back its last four bytes
+// (the checksum).
+type trailerReader struct {
+	r    io.Reader
+	tail []byte
+	eof  bool
+}
+
+func (t *trailerReader) Read(p []byte) (int, error) {
+	for !t.eof && len(t.tail) < 4+len(p) {
+		buf := make([]byte, max(len(p), 4096))
+		n, err := t.r.Read(buf)
+		t.tail = append(t.tail, buf[:n]...)
+		if err == io.EOF {
+			t.eof = true
+		} else if err != nil {
+			return 0, err
+		}
+		if n == 0 && !t.eof {
+			break
+		}
+	}
+	avail := len(t.tail) - 4
+	if avail <= 0 {
+		if t.eof {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	n := copy(p, t.tail[:avail])
+	t.tail = t.tail[n:]
+	return n, nil
+}
+
+func (t *trailerReader) trailer() uint32 {
+	if len(t.tail) != 4 {
+		return math.MaxUint32 ^ 0x5a5a5a5a // never a match for a truncated stream's sum
+	}
+	return binary.LittleEndian.Uint32(t.tail)
+}
+
+// Live holds the engine a node serves from; Restore swaps in a fresh one
+// whole, so searches see the old engine or the new, never a mix.
+type Live struct {
+	p atomic.Pointer[Engine]
+}
+
+// NewLive holds e.
+func NewLive(e *Engine) *Live {
+	l := &Live{}
+	l.p.Store(e)
+	return l
+}
+
+// Engine returns the current engine.
+func (l *Live) Engine() *Engine { return l.p.Load() }
+
+// Restore reads a snapshot into a fresh engine and swaps it in; the old
+// engine is closed.
+func (l *Live) Restore(cfg Config, r io.Reader) error {
+	e, err := ReadSnapshot(cfg, r)
+	if err != nil {
+		return err
+	}
+	if old := l.p.Swap(e); old != nil {
+		old.Close()
+	}
+	return nil
+}
