@@ -9,7 +9,6 @@ package index
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/sostenuto/sostenuto/index/text"
@@ -399,59 +398,30 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	}
 }
 
-// fuse merges the lists with Reciprocal Rank Fusion:
-// score = Σ weight / (k + rank).
+// fuse merges the lists with Reciprocal Rank Fusion and drops what the
+// scope may not see (a chunk deleted or hidden meanwhile).
 func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []Hit {
-	k := q.RRFK
-	if k <= 0 {
-		k = 60
+	vl := make([]ID, len(vecHits))
+	for i, r := range vecHits {
+		vl[i] = ID(r.ID)
 	}
-	wv, wt := q.VectorWeight, q.TextWeight
-	if wv <= 0 {
-		wv = 1
+	tl := make([]ID, len(textHits))
+	for i, r := range textHits {
+		tl[i] = ID(r.ID)
 	}
-	if wt <= 0 {
-		wt = 1
-	}
-	byID := map[ID]*Hit{}
+	fused := RRF(q.RRFK, []float64{q.VectorWeight, q.TextWeight}, vl, tl)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	get := func(id ID) *Hit {
-		h, ok := byID[id]
-		if !ok {
-			c, live := e.chunks[id]
-			if !live || !e.allowed(q.Scope, c) { // a chunk deleted meanwhile, or never visible
-				return nil
-			}
-			h = &Hit{Chunk: c}
-			byID[id] = h
+	out := make([]Hit, 0, q.K)
+	for _, f := range fused {
+		c, ok := e.chunks[f.ID]
+		if !ok || !e.allowed(q.Scope, c) {
+			continue
 		}
-		return h
-	}
-	for i, r := range vecHits {
-		if h := get(ID(r.ID)); h != nil {
-			h.VectorRank = i + 1
-			h.Score += wv / (k + float64(i+1))
+		out = append(out, Hit{Chunk: c, Score: f.Score, VectorRank: f.Ranks[0], BM25Rank: f.Ranks[1]})
+		if len(out) == q.K {
+			break
 		}
-	}
-	for i, r := range textHits {
-		if h := get(ID(r.ID)); h != nil {
-			h.BM25Rank = i + 1
-			h.Score += wt / (k + float64(i+1))
-		}
-	}
-	out := make([]Hit, 0, len(byID))
-	for _, h := range byID {
-		out = append(out, *h)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score > out[j].Score
-		}
-		return string(out[i].Chunk.ID[:]) < string(out[j].Chunk.ID[:])
-	})
-	if len(out) > q.K {
-		out = out[:q.K]
 	}
 	return out
 }

@@ -134,7 +134,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
 	s := New(Config{MaxUploadBytes: set.maxUpload}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher})
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}})
 	handler = s.Handler()
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -128,6 +129,8 @@ func problemOf(err error) *Problem {
 		return NewProblem(http.StatusNotFound, CodeNotFound, "no such resource")
 	case errors.Is(err, access.ErrForbidden):
 		return NewProblem(http.StatusForbidden, CodeForbidden, forbiddenDetail(err))
+	case errors.Is(err, index.ErrBadQuery):
+		return Invalid(lastPart(err))
 	case errors.Is(err, store.ErrBadCursor):
 		return Invalid("the cursor is not one this API made", FieldError{Field: "cursor", Message: "malformed"})
 	case errors.Is(err, store.ErrStale):

@@ -8,14 +8,17 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -33,6 +36,11 @@ type Config struct {
 	MaxDocumentBytes int64
 	// Version is reported by /api/health.
 	Version string
+	// NodeID names this node in search answers and cluster status.
+	NodeID string
+	// MinLSNWait bounds how long a search waits for the local index to
+	// reach min_lsn before answering from PostgreSQL.
+	MinLSNWait time.Duration
 }
 
 // Pinger is what readiness needs of the database.
@@ -51,6 +59,13 @@ type Deps struct {
 	Blob     blob.Store
 	PDF      *pdf.Checker
 	Fetch    *ingest.Fetcher // URL checks of web sources
+	Embedder embed.Embedder
+	// Engine is the node's in-memory index; nil until replication feeds
+	// one (searches then answer from PostgreSQL).
+	Engine *index.Live
+	// EngineReady reports whether the engine is fed and within its lag
+	// bound; nil means never.
+	EngineReady func() bool
 }
 
 // Server is the HTTP API of one node.
@@ -69,6 +84,9 @@ type Server struct {
 	localBlob *blob.Local
 	pdf       *pdf.Checker
 	fetch     *ingest.Fetcher
+	embedder  embed.Embedder
+	engine    *index.Live
+	engineOK  func() bool
 	router    chi.Router
 }
 
@@ -83,21 +101,30 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.MaxDocumentBytes <= 0 {
 		cfg.MaxDocumentBytes = 5 << 20
 	}
+	if cfg.MinLSNWait <= 0 {
+		cfg.MinLSNWait = 2 * time.Second
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID, _ = os.Hostname()
+	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
 	s := &Server{
-		cfg:     cfg,
-		logger:  deps.Logger,
-		reg:     deps.Registry,
-		metrics: newHTTPMetrics(deps.Registry),
-		db:      deps.DB,
-		store:   deps.Store,
-		auth:    deps.Auth,
-		access:  deps.Access,
-		blob:    deps.Blob,
-		pdf:     deps.PDF,
-		fetch:   deps.Fetch,
+		cfg:      cfg,
+		logger:   deps.Logger,
+		reg:      deps.Registry,
+		metrics:  newHTTPMetrics(deps.Registry),
+		db:       deps.DB,
+		store:    deps.Store,
+		auth:     deps.Auth,
+		access:   deps.Access,
+		blob:     deps.Blob,
+		pdf:      deps.PDF,
+		fetch:    deps.Fetch,
+		embedder: deps.Embedder,
+		engine:   deps.Engine,
+		engineOK: deps.EngineReady,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.router = s.routes()
@@ -134,7 +161,11 @@ func (s *Server) routes() chi.Router {
 			s.projectRoutes(r)
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
+			s.searchRoutes(r)
 		})
 	})
 	return r
 }
+
+// engineReady reports whether the local engine may answer.
+func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }

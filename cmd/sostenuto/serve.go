@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
 		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion()},
 		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
-			Blob: blobs, PDF: checker, Fetch: pipeline.Fetch})
+			Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+)
+
+// The PostgreSQL search path: the fallback when the node's in-memory index
+// is not ready or lags, and the recall reference. It runs as the acting
+// user, so Row Level Security limits it to visible chunks.
+
+// SearchChunk is a chunk as a search hit shows it.
+type SearchChunk struct {
+	ID         uuid.UUID
+	DocumentID uuid.UUID
+	OwnerID    uuid.UUID
+	Title      string
+	PageStart  int
+	PageEnd    int
+	Text       string
+}
+
+// SearchVector returns the ids of the n visible chunks nearest to v
+// (pgvector HNSW with iterative scans, so filtering by visibility still
+// yields n rows).
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM chunks ORDER BY embedding <=> $1 LIMIT $2`, pgvector.NewVector(v), n)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: vector search: %w", err)
+	}
+	return ids, nil
+}
+
+// SearchText returns the ids of the n visible chunks best matching query
+// (English full-text search, terms OR-ed, ranked by ts_rank).
+func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			WITH q AS (SELECT nullif(replace(plainto_tsquery('english', $1)::text, ' & ', ' | '), '') AS t)
+			SELECT c.id FROM chunks c, q
+			WHERE q.t IS NOT NULL AND c.tsv @@ to_tsquery('english', q.t)
+			ORDER BY ts_rank(c.tsv, to_tsquery('english', q.t)) DESC, c.id LIMIT $2`, query, n)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: text search: %w", err)
+	}
+	return ids, nil
+}
+
+// SearchChunks loads the visible chunks among ids, with their documents'
+// titles.
+func (s *Store) SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]SearchChunk, error) {
+	out := map[uuid.UUID]SearchChunk{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT c.id, c.document_id, c.owner_id, d.title, c.page_start, c.page_end, c.text
+			FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c SearchChunk
+			if err := rows.Scan(&c.ID, &c.DocumentID, &c.OwnerID, &c.Title, &c.PageStart, &c.PageEnd, &c.Text); err != nil {
+				return err
+			}
+			out[c.ID] = c
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: search chunks: %w", err)
+	}
+	return out, nil
+}
+
+// WALPosition is PostgreSQL's current write-ahead-log position.
+func (s *Store) WALPosition(ctx context.Context) (string, error) {
+	var lsn string
+	err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	return lsn, err
+}
+
+// TeachersOf lists the teachers user is a student of.
+func (s *Store) TeachersOf(ctx context.Context, user uuid.UUID) ([]uuid.UUID, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT teacher_id FROM relationships WHERE student_id = $1`, user)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: teachers: %w", err)
+	}
+	return ids, nil
+}
