@@ -38,6 +38,7 @@ type Document struct {
 	ID       ID
 	OwnerID  ID
 	IsPublic bool
+	Title    string
 }
 
 // Scope is who is asking: the engine returns only chunks of documents the
@@ -197,8 +198,11 @@ func (e *Engine) Apply(ops Ops) error {
 			continue // already applied
 		}
 		cc := c
-		e.chunks[c.ID] = &cc
 		st := e.doc(c.DocumentID, c.OwnerID)
+		if cc.Title == "" {
+			cc.Title = st.Title
+		}
+		e.chunks[c.ID] = &cc
 		st.chunks[c.ID] = true
 		upserts = append(upserts, &cc)
 		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
@@ -254,6 +258,16 @@ func (e *Engine) doc(id, owner ID) *docState {
 func (e *Engine) setDocument(d Document) {
 	st := e.doc(d.ID, d.OwnerID)
 	st.IsPublic = d.IsPublic
+	if d.Title != "" && d.Title != st.Title {
+		st.Title = d.Title
+		for c := range st.chunks { // chunks show their document's title
+			if ch, ok := e.chunks[c]; ok {
+				nc := *ch
+				nc.Title = d.Title
+				e.chunks[c] = &nc
+			}
+		}
+	}
 }
 
 // allowed reports whether scope may see the chunk's document; the read

@@ -18,7 +18,7 @@ import (
 // Snapshot format, version 1, little-endian:
 //
 //	"SOSTSNAP" u32 version  u64 lsn
-//	u32 documents × (id[16] owner[16] u8 public)
+//	u32 documents × (id[16] owner[16] u8 public u32+title)
 //	u32 chunks × (id[16] document[16] owner[16] i64 version i32 page_start
 //	              i32 page_end u32+title u32+text)
 //	the HNSW graph (vector.WriteTo), vectors included
@@ -66,6 +66,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 		put(d.ID)
 		put(d.OwnerID)
 		put(d.IsPublic)
+		putStr(d.Title)
 	}
 	put(uint32(len(e.chunks)))
 	for _, c := range e.chunks {
@@ -154,6 +155,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 		get(&d.ID)
 		get(&d.OwnerID)
 		get(&d.IsPublic)
+		d.Title = getStr()
 		e.setDocument(d)
 	}
 	get(&nc)
@@ -259,6 +261,13 @@ func NewLive(e *Engine) *Live {
 
 // Engine returns the current engine.
 func (l *Live) Engine() *Engine { return l.p.Load() }
+
+// Swap puts e in place of the current engine and closes the old one.
+func (l *Live) Swap(e *Engine) {
+	if old := l.p.Swap(e); old != nil && old != e {
+		old.Close()
+	}
+}
 
 // Restore reads a snapshot into a fresh engine and swaps it in; the old
 // engine is closed.

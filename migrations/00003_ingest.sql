@@ -20,3 +20,6 @@ CREATE TABLE chunk_staging (
 GRANT SELECT, INSERT, DELETE ON chunk_staging TO sostenuto_worker;
 -- The worker moves staged chunks in and reads the owners it copies.
 GRANT SELECT ON relationships TO sostenuto_worker;
+
+-- Search hits carry their document's title: the changefeed carries it too.
+ALTER PUBLICATION sostenuto_changefeed SET TABLE chunks, documents (id, owner_id, is_public, title);

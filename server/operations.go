@@ -39,6 +39,14 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	} else {
 		checks["database"] = "ok"
 	}
+	if s.engine != nil {
+		if s.engineReady() {
+			checks["index"] = "ok"
+		} else {
+			checks["index"] = "loading or lagging"
+			failed = errors.Join(failed, errors.New("the local index is loading or lagging behind the changefeed"))
+		}
+	}
 	if failed != nil {
 		w.Header().Set("Retry-After", "1")
 		p := NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "not ready: "+failed.Error())

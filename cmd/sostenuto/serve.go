@@ -12,7 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/migrations"
+	"github.com/sostenuto/sostenuto/replication"
 	"github.com/sostenuto/sostenuto/server"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/jobs"
@@ -34,6 +36,8 @@ type serveConfig struct {
 	shutdownTimeout   time.Duration
 	dbConnectTimeout  time.Duration
 	jobLease          time.Duration
+	indexEnabled      bool
+	node              string
 }
 
 func (c *serveConfig) settings() []setting {
@@ -43,6 +47,8 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.ingest.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
+		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
+		setting{name: "node-id", usage: "this node's name in answers and cluster status (default: the host name)", parse: stringVar(&c.node)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
 		setting{name: "max-body-bytes", usage: "largest JSON request body accepted (413 past it)", def: "1048576", parse: intVar(&c.maxBodyBytes, 1024, 1<<30)},
 		setting{name: "read-header-timeout", usage: "time allowed to read request headers", def: "10s", parse: durationVar(&c.readHeaderTimeout, time.Second, 5*time.Minute)},
@@ -102,18 +108,39 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}, logger)
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 
+	var live *index.Live
+	var sink *replication.EngineSink
+	var feed *replication.Feed
+	if cfg.indexEnabled {
+		url, _ := cfg.db.resolveURL()
+		ecfg := index.DefaultConfig()
+		empty, err := index.New(ecfg)
+		if err != nil {
+			return err
+		}
+		live = index.NewLive(empty)
+		sink = &replication.EngineSink{Live: live, Config: ecfg}
+		feed = &replication.Feed{URL: url, Slot: "sostenuto", Logger: logger, KeepaliveEvery: time.Second}
+	}
+
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	reg := server.NewRegistry()
+	deps := server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
+		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
+	if live != nil {
+		deps.Engine, deps.EngineReady = live, sink.Ready
+	}
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
-		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion()},
-		server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
-			Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder})
+		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node}, deps)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
+	if feed != nil {
+		g.Go(func() error { return feed.Run(gctx, sink) })
+	}
 	g.Go(func() error {
 		return server.Serve(gctx, ln, api.Handler(), server.HTTPConfig{
 			ReadHeaderTimeout: cfg.readHeaderTimeout,

@@ -1,0 +1,154 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/index/vector"
+	"github.com/sostenuto/sostenuto/migrations/pgtest"
+)
+
+func vec(seed int) string {
+	parts := make([]string, 768)
+	for i := range parts {
+		parts[i] = "0"
+	}
+	parts[seed%768] = "1"
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+func TestFeedAppliesChanges(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	owner, doc1, doc2 := uuid.New(), uuid.New(), uuid.New()
+	exec(`INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, 'o@example.com', 'O', 'teacher', 'x')`, owner)
+	exec(`INSERT INTO documents (id, owner_id, title, source_type, is_public) VALUES ($1, $2, 'Before', 'text', true)`, doc1, owner)
+	for i := range 3 {
+		exec(`INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
+			VALUES ($1, $2, $3, $4, 1, 0, 5, $5::vector)`, doc1, owner, i, fmt.Sprintf("base chunk %d legato", i), vec(i))
+	}
+	sink := &EngineSink{Live: index.NewLive(mustEngine(t)), Config: engineConfig()}
+	feed := &Feed{URL: db.URL, Slot: "test", Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- feed.Run(ctx, sink) }()
+	waitFor(t, "base", func() bool { return sink.Ready() && sink.Live.Engine().Len() == 3 })
+
+	// New document with chunks, in one transaction.
+	exec(`WITH d AS (INSERT INTO documents (id, owner_id, title, source_type) VALUES ($1, $2, 'Second', 'text') RETURNING id)
+		INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
+		SELECT d.id, $2, g, 'streamed staccato', 1, 0, 5, $3::vector FROM d, generate_series(0, 1) g`, doc2, owner, vec(10))
+	var lsn string
+	db.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	waitFor(t, "insert", func() bool { return sink.Live.Engine().Len() == 5 })
+	hits, _ := sink.Live.Engine().Search(index.Query{K: 5, Mode: index.ModeBM25, Text: "staccato", Scope: index.Scope{User: index.ID(uuid.New())}})
+	if len(hits) != 0 {
+		t.Errorf("a private document's chunks reached a stranger: %d", len(hits))
+	}
+	hits, _ = sink.Live.Engine().Search(index.Query{K: 5, Mode: index.ModeBM25, Text: "staccato", Scope: index.Scope{User: index.ID(owner)}})
+	if len(hits) != 2 || hits[0].Chunk.Title != "Second" {
+		t.Errorf("owner's hits %+v", hits)
+	}
+	// Visibility change, then deletes (a cascade from the document).
+	exec(`UPDATE documents SET is_public = true, title = 'Second, public' WHERE id = $1`, doc2)
+	waitFor(t, "visibility", func() bool {
+		h, _ := sink.Live.Engine().Search(index.Query{K: 5, Mode: index.ModeBM25, Text: "staccato", Scope: index.Scope{User: index.ID(uuid.New())}})
+		return len(h) == 2 && h[0].Chunk.Title == "Second, public"
+	})
+	exec(`DELETE FROM documents WHERE id = $1`, doc1)
+	waitFor(t, "delete", func() bool { return sink.Live.Engine().Len() == 2 })
+	// Keepalives advance the position while idle, past any WAL position.
+	want := parseLSN(t, lsn)
+	waitFor(t, "position", func() bool { return sink.Live.Engine().Position().LSN >= want })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// PostgreSQL restarts mid-stream: the feed starts over by itself and loses
+// nothing committed meanwhile.
+func TestFeedSurvivesPostgresRestart(t *testing.T) {
+	cluster := pgtest.NewCluster(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := cluster.URL()
+	mustExecURL(t, url, `CREATE TABLE documents (id uuid PRIMARY KEY, owner_id uuid NOT NULL, is_public boolean NOT NULL DEFAULT false, title text NOT NULL DEFAULT '')`)
+	mustExecURL(t, url, `CREATE TABLE chunks (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), document_id uuid, owner_id uuid, text text, page_start int DEFAULT 1, page_end int DEFAULT 1, version bigint DEFAULT 1, embedding text)`)
+	mustExecURL(t, url, `CREATE PUBLICATION sostenuto_changefeed FOR TABLE chunks, documents`)
+	sink := &EngineSink{Live: index.NewLive(mustEngine(t)), Config: engineConfig()}
+	feed := &Feed{URL: url, Slot: "restart", Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+	go feed.Run(ctx, sink)
+	doc, owner := uuid.New(), uuid.New()
+	mustExecURL(t, url, fmt.Sprintf(`INSERT INTO documents VALUES ('%s', '%s', true, 'D')`, doc, owner))
+	mustExecURL(t, url, fmt.Sprintf(`INSERT INTO chunks (document_id, owner_id, text, embedding) VALUES ('%s', '%s', 'one', '%s')`, doc, owner, vec(1)))
+	waitFor(t, "first", func() bool { return sink.Live.Engine().Len() == 1 })
+	cluster.Stop()
+	cluster.Start()
+	mustExecURL(t, url, fmt.Sprintf(`INSERT INTO chunks (document_id, owner_id, text, embedding) VALUES ('%s', '%s', 'two', '%s')`, doc, owner, vec(2)))
+	waitFor(t, "after restart", func() bool { return sink.Live.Engine().Len() == 2 })
+}
+
+func engineConfig() index.Config {
+	return index.Config{Vector: vector.DefaultConfig(768), ExactBelow: 2000}
+}
+
+func mustEngine(t *testing.T) *index.Engine {
+	e, err := index.New(engineConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func parseLSN(t *testing.T, s string) uint64 {
+	var hi, lo uint64
+	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+		t.Fatal(err)
+	}
+	return hi<<32 | lo
+}
+
+func mustExecURL(t *testing.T, url, sql string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err == nil {
+			_, err = conn.Exec(context.Background(), sql)
+			conn.Close(context.Background())
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
