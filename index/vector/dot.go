@@ -1,8 +1,17 @@
 package vector
 
-// dot is the inner product of two equal-length vectors, unrolled eight
-// ways so the compiler keeps eight independent accumulators in registers.
+import "github.com/viterin/vek/vek32"
+
+// dot is the inner product of two equal-length vectors, with AVX2/FMA
+// through github.com/viterin/vek (Go assembly; it falls back to plain Go on
+// CPUs without them). On this machine: 51 ns for 768 dimensions, against
+// 241 ns for an eight-way unrolled Go loop (BenchmarkDot*).
 func dot(a, b []float32) float32 {
+	return vek32.Dot(a, b[:len(a)])
+}
+
+// dotGo is the portable loop, kept as the benchmark's reference.
+func dotGo(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32

@@ -1,0 +1,470 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	mrand "math/rand"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/hnsw"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/index/vector"
+	"github.com/sostenuto/sostenuto/migrations/pgtest"
+)
+
+// The vector benchmark: one data set, every system side by side.
+// SOSTENUTO_BENCH_N sets the size (100000 by default).
+
+const benchDim = 768
+
+type dataset struct {
+	data, queries [][]float32
+	truth         [][]int32 // exact top-100 per query
+}
+
+func benchN() int {
+	if v := os.Getenv("SOSTENUTO_BENCH_N"); v != "" {
+		var n int
+		fmt.Sscan(v, &n)
+		return n
+	}
+	return 100000
+}
+
+// makeDataset draws unit vectors around 500 Gaussian cluster centres
+// (noise of norm about 0.8 around each) and computes exact ground truth.
+func makeDataset(n, q int) *dataset {
+	r := rand.New(rand.NewPCG(42, 7))
+	centres := make([][]float32, 500)
+	unit := func(v []float32) []float32 {
+		var s float64
+		for _, x := range v {
+			s += float64(x) * float64(x)
+		}
+		inv := float32(1 / math.Sqrt(s))
+		for i := range v {
+			v[i] *= inv
+		}
+		return v
+	}
+	for i := range centres {
+		v := make([]float32, benchDim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		centres[i] = unit(v)
+	}
+	noise := 0.8 / math.Sqrt(benchDim)
+	gen := func(m int) [][]float32 {
+		out := make([][]float32, m)
+		for i := range out {
+			c := centres[r.IntN(len(centres))]
+			v := make([]float32, benchDim)
+			for j := range v {
+				v[j] = c[j] + float32(noise*r.NormFloat64())
+			}
+			out[i] = unit(v)
+		}
+		return out
+	}
+	ds := &dataset{data: gen(n), queries: gen(q)}
+	ds.truth = make([][]int32, q)
+	var wg sync.WaitGroup
+	for w := range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for qi := w; qi < q; qi += runtime.NumCPU() {
+				ds.truth[qi] = exactTop(ds.data, ds.queries[qi], 100)
+			}
+		}()
+	}
+	wg.Wait()
+	return ds
+}
+
+func dotf(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func exactTop(data [][]float32, q []float32, k int) []int32 {
+	type sc struct {
+		i int32
+		s float32
+	}
+	best := make([]sc, 0, k+1)
+	for i, v := range data {
+		s := dotf(q, v)
+		if len(best) < k || s > best[len(best)-1].s {
+			best = append(best, sc{int32(i), s})
+			sort.Slice(best, func(a, b int) bool { return best[a].s > best[b].s })
+			if len(best) > k {
+				best = best[:k]
+			}
+		}
+	}
+	out := make([]int32, len(best))
+	for i, b := range best {
+		out[i] = b.i
+	}
+	return out
+}
+
+func recallAt(truth []int32, got []int32, k int) float64 {
+	want := map[int32]bool{}
+	for _, t := range truth[:k] {
+		want[t] = true
+	}
+	hit := 0
+	for _, g := range got {
+		if want[g] {
+			hit++
+		}
+	}
+	return float64(hit) / float64(k)
+}
+
+// row is one line of the results table.
+type row struct {
+	System  string  `json:"system"`
+	BuildS  float64 `json:"build_s"`
+	Ef      int     `json:"ef"`
+	P50     float64 `json:"p50_us"`
+	P95     float64 `json:"p95_us"`
+	P99     float64 `json:"p99_us"`
+	Recall  float64 `json:"recall"`
+	Comment string  `json:"-"`
+}
+
+func latencies(ds *dataset, k int, search func(q []float32) []int32) (p50, p95, p99, rec float64) {
+	for _, q := range ds.queries[:min(50, len(ds.queries))] { // warm-up
+		search(q)
+	}
+	lat := make([]float64, len(ds.queries))
+	var r float64
+	for i, q := range ds.queries {
+		start := time.Now()
+		got := search(q)
+		lat[i] = float64(time.Since(start).Microseconds())
+		r += recallAt(ds.truth[i], got, k)
+	}
+	sort.Float64s(lat)
+	pct := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	return pct(0.5), pct(0.95), pct(0.99), r / float64(len(ds.queries))
+}
+
+var efs = []int{20, 40, 80, 160}
+
+func vid(i int) vector.ID {
+	var id vector.ID
+	binary.BigEndian.PutUint32(id[:4], uint32(i))
+	return id
+}
+
+// BenchmarkVectorSearch runs ours, coder/hnsw, hnswlib, faiss and pgvector
+// on one data set, single-threaded, k = 10, and prints the table.
+func BenchmarkVectorSearch(b *testing.B) {
+	for b.Loop() {
+		n := benchN()
+		ds := makeDataset(n, 500)
+		var rows []row
+		rows = append(rows, benchOurs(b, ds)...)
+		rows = append(rows, benchCoder(b, ds)...)
+		rows = append(rows, benchPython(b, ds)...)
+		rows = append(rows, benchPgvector(b, ds)...)
+		fmt.Printf("\n%d × %d, 500 queries, k 10, one thread\n%s\n", n, benchDim, table(rows))
+	}
+}
+
+func table(rows []row) string {
+	var s strings.Builder
+	s.WriteString("| system | build | ef | p50 | p95 | p99 | recall@10 |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		build := ""
+		if r.BuildS > 0 {
+			build = fmt.Sprintf("%.1f s", r.BuildS)
+		}
+		ef := fmt.Sprint(r.Ef)
+		if r.Ef == 0 {
+			ef = "—"
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s | %.0f µs | %.0f µs | %.0f µs | %.3f |\n", r.System, build, ef, r.P50, r.P95, r.P99, r.Recall)
+	}
+	return s.String()
+}
+
+func benchOurs(b *testing.B, ds *dataset) []row {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	x, _ := vector.New(vector.Config{Dim: benchDim, M: 16, EfConstruction: 64, EfSearch: 40})
+	start := time.Now()
+	for i, v := range ds.data {
+		x.Add(vid(i), v)
+	}
+	build := time.Since(start).Seconds()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	raw := float64(len(ds.data) * benchDim * 4)
+	logf(b, "ours: %.0f bytes per vector in the graph (raw vector %d bytes; %.2f× raw)",
+		float64(after.HeapAlloc-before.HeapAlloc)/float64(len(ds.data)), benchDim*4, float64(after.HeapAlloc-before.HeapAlloc)/raw)
+	var rows []row
+	for _, ef := range efs {
+		p50, p95, p99, rec := latencies(ds, 10, func(q []float32) []int32 {
+			res, _ := x.Search(q, 10, ef, nil)
+			out := make([]int32, len(res))
+			for i, r := range res {
+				out[i] = int32(binary.BigEndian.Uint32(r.ID[:4]))
+			}
+			return out
+		})
+		rows = append(rows, row{System: "Sostenuto HNSW (index/vector)", BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})
+		build = 0
+	}
+	return rows
+}
+
+func benchCoder(b *testing.B, ds *dataset) (rows []row) {
+	defer func() {
+		if p := recover(); p != nil {
+			logf(b, "coder/hnsw panicked: %v", p)
+		}
+	}()
+	g := hnsw.NewGraph[int32]()
+	g.M, g.EfSearch, g.Distance = 16, 64, hnsw.CosineDistance // EfSearch is also its construction breadth
+	g.Rng = mrand.New(mrand.NewSource(1))
+	start := time.Now()
+	for i, v := range ds.data {
+		g.Add(hnsw.MakeNode(int32(i), v))
+	}
+	build := time.Since(start).Seconds()
+	for _, ef := range efs {
+		g.EfSearch = ef
+		p50, p95, p99, rec := latencies(ds, 10, func(q []float32) []int32 {
+			res := g.Search(q, 10)
+			out := make([]int32, len(res))
+			for i, r := range res {
+				out[i] = r.Key
+			}
+			return out
+		})
+		rows = append(rows, row{System: "github.com/coder/hnsw v0.6.1", BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})
+		build = 0
+	}
+	return rows
+}
+
+// benchPython runs bench/peers/ann.py (hnswlib, faiss) on the same data.
+func benchPython(b *testing.B, ds *dataset) []row {
+	dir := b.TempDir()
+	writeF32 := func(name string, vs [][]float32) {
+		f, _ := os.Create(filepath.Join(dir, name))
+		w := bufio.NewWriter(f)
+		for _, v := range vs {
+			binary.Write(w, binary.LittleEndian, v)
+		}
+		w.Flush()
+		f.Close()
+	}
+	writeF32("data.f32", ds.data)
+	writeF32("queries.f32", ds.queries)
+	f, _ := os.Create(filepath.Join(dir, "truth.i32"))
+	for _, t := range ds.truth {
+		binary.Write(f, binary.LittleEndian, t)
+	}
+	f.Close()
+	args := []string{"peers/ann.py", dir, fmt.Sprint(benchDim), "10"}
+	for _, ef := range efs {
+		args = append(args, fmt.Sprint(ef))
+	}
+	out, err := exec.Command("/usr/bin/python3", args...).Output()
+	if err != nil {
+		logf(b, "python peers unavailable (apt-get install python3-hnswlib python3-faiss): %v", err)
+		return nil
+	}
+	var rows []row
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r row
+		if json.Unmarshal([]byte(line), &r) == nil {
+			rows = append(rows, r)
+		}
+	}
+	for i := range rows {
+		if i > 0 && rows[i].System == rows[i-1].System {
+			rows[i].BuildS = 0
+		}
+	}
+	return rows
+}
+
+// benchPgvector loads the data into PostgreSQL and measures pgvector's HNSW
+// (m 16, ef_construction 64, built single-threaded) and an exact scan.
+func benchPgvector(b *testing.B, ds *dataset) []row {
+	ctx := context.Background()
+	db := pgtest.NewEmptyDB(b, "")
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		b.Fatal(err)
+	}
+	for _, sql := range []string{
+		"CREATE TABLE bench_vec (id int PRIMARY KEY, embedding vector(768))",
+		"ALTER TABLE bench_vec ALTER COLUMN embedding SET STORAGE PLAIN",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rowsSrc := make([][]any, len(ds.data))
+	for i, v := range ds.data {
+		rowsSrc[i] = []any{int32(i), pgvector.NewVector(v)}
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"bench_vec"}, []string{"id", "embedding"}, pgx.CopyFromRows(rowsSrc)); err != nil {
+		b.Fatal(err)
+	}
+	for _, sql := range []string{"SET maintenance_work_mem = '1GB'", "SET max_parallel_maintenance_workers = 0", "ANALYZE bench_vec"} {
+		conn.Exec(ctx, sql)
+	}
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "CREATE INDEX ON bench_vec USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"); err != nil {
+		b.Fatal(err)
+	}
+	build := time.Since(start).Seconds()
+	var rows []row
+	query := func(sql string) func(q []float32) []int32 {
+		return func(q []float32) []int32 {
+			r, err := conn.Query(ctx, sql, pgvector.NewVector(q))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids, err := pgx.CollectRows(r, pgx.RowTo[int32])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return ids
+		}
+	}
+	for _, ef := range []int{40, 100, 200} {
+		conn.Exec(ctx, fmt.Sprintf("SET hnsw.ef_search = %d", ef))
+		p50, p95, p99, rec := latencies(ds, 10, query("SELECT id FROM bench_vec ORDER BY embedding <=> $1 LIMIT 10"))
+		rows = append(rows, row{System: "pgvector 0.8.0 HNSW (pgx, prepared)", BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})
+		build = 0
+	}
+	// Exact: a different statement text, with index scans off, on 50 queries.
+	conn.Exec(ctx, "SET enable_indexscan = off")
+	small := &dataset{data: ds.data, queries: ds.queries[:50], truth: ds.truth[:50]}
+	p50, p95, p99, rec := latencies(small, 10, query("SELECT id FROM bench_vec ORDER BY embedding <=> $1 LIMIT 10 /* exact */"))
+	rows = append(rows, row{System: "pgvector exact scan (50 queries)", P50: p50, P95: p95, P99: p99, Recall: rec})
+	return rows
+}
+
+// BenchmarkEngine measures the whole engine at benchN chunks: BM25 and
+// hybrid latency, snapshot and restore.
+func BenchmarkEngine(b *testing.B) {
+	for b.Loop() {
+		n := benchN()
+		ds := makeDataset(n, 200)
+		r := rand.New(rand.NewPCG(3, 3))
+		words := strings.Fields("legato staccato pedal damper scale arpeggio chord tempo rubato phrase fingering thumb wrist metronome dynamics forte piano crescendo etude nocturne sonata minuet prelude fugue invention cadence harmony melody voicing balance touch tone weight")
+		text := func() string {
+			var s strings.Builder
+			for range 60 {
+				s.WriteString(words[r.IntN(len(words))])
+				s.WriteByte(' ')
+			}
+			return s.String()
+		}
+		cfg := index.DefaultConfig()
+		e, _ := index.New(cfg)
+		owners := make([]index.ID, 50)
+		for i := range owners {
+			owners[i] = index.ID(vid(1_000_000 + i))
+		}
+		var ops index.Ops
+		for d := 0; d < n/10; d++ {
+			ops.Documents = append(ops.Documents, index.Document{ID: index.ID(vid(2_000_000 + d)), OwnerID: owners[d%50], IsPublic: d%3 == 0, Title: "Doc"})
+		}
+		for i, v := range ds.data {
+			ops.Upserts = append(ops.Upserts, index.Chunk{ID: index.ID(vid(i)), DocumentID: index.ID(vid(2_000_000 + i/10)), OwnerID: owners[(i/10)%50], Text: text(), PageStart: 1, PageEnd: 1, Version: 1, Vector: v})
+		}
+		ops.Position = index.Position{LSN: 1}
+		start := time.Now()
+		if err := e.Apply(ops); err != nil {
+			b.Fatal(err)
+		}
+		logf(b, "engine build (graph + BM25) of %d chunks: %v", n, time.Since(start).Round(time.Millisecond))
+		measure := func(name string, q func(i int) index.Query) {
+			lat := make([]float64, 0, len(ds.queries))
+			for i := range ds.queries {
+				start := time.Now()
+				if _, err := e.Search(q(i)); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, float64(time.Since(start).Microseconds()))
+			}
+			sort.Float64s(lat)
+			logf(b, "%s: p50 %.0f µs, p95 %.0f µs, p99 %.0f µs", name, lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)*99/100])
+		}
+		admin := index.Scope{Admin: true}
+		student := index.Scope{User: owners[7], Teachers: []index.ID{owners[8]}}
+		query := func(i int) string {
+			return words[i%len(words)] + " " + words[(i*7)%len(words)] + " " + words[(i*13)%len(words)]
+		}
+		measure("BM25, 3 terms, admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: admin}
+		})
+		measure("vector ef 40, admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeVector, Vector: ds.queries[i], Scope: admin}
+		})
+		measure("hybrid (vector + BM25 + RRF), admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeHybrid, Text: query(i), Vector: ds.queries[i], Scope: admin}
+		})
+		measure("hybrid, a student's scope (public + own + teacher's)", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeHybrid, Text: query(i), Vector: ds.queries[i], Scope: student}
+		})
+		path := filepath.Join(b.TempDir(), "snap")
+		f, _ := os.Create(path)
+		start = time.Now()
+		if err := e.WriteSnapshot(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		fi, _ := os.Stat(path)
+		logf(b, "snapshot: %v, %d MiB", time.Since(start).Round(time.Millisecond), fi.Size()>>20)
+		f, _ = os.Open(path)
+		start = time.Now()
+		e2, err := index.ReadSnapshot(cfg, bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		logf(b, "restore (graph read whole, BM25 rebuilt): %v, %d chunks", time.Since(start).Round(time.Millisecond), e2.Len())
+	}
+}
+
+// logf prints a result line on stdout (the benchmark log truncates).
+func logf(_ *testing.B, format string, args ...any) { fmt.Printf(format+"\n", args...) }
