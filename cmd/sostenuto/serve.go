@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sostenuto/sostenuto/index"
@@ -38,6 +39,7 @@ type serveConfig struct {
 	jobLease          time.Duration
 	indexEnabled      bool
 	node              string
+	recallEvery       time.Duration
 }
 
 func (c *serveConfig) settings() []setting {
@@ -48,6 +50,7 @@ func (c *serveConfig) settings() []setting {
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
+		setting{name: "recall-every", usage: "how often the live index's recall is sampled against pgvector's exact search (0s: never)", def: "10m", parse: durationVar(&c.recallEvery, 0, 24*time.Hour)},
 		setting{name: "node-id", usage: "this node's name in answers and cluster status (default: the host name)", parse: stringVar(&c.node)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
 		setting{name: "max-body-bytes", usage: "largest JSON request body accepted (413 past it)", def: "1048576", parse: intVar(&c.maxBodyBytes, 1024, 1<<30)},
@@ -140,6 +143,10 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	g.Go(func() error { return runner.Run(gctx) })
 	if feed != nil {
 		g.Go(func() error { return feed.Run(gctx, sink) })
+		if cfg.recallEvery > 0 {
+			sampler := recallSampler(feed.URL, live, sink, cfg.recallEvery, reg, logger)
+			g.Go(func() error { return sampler.Run(gctx) })
+		}
 	}
 	g.Go(func() error {
 		return server.Serve(gctx, ln, api.Handler(), server.HTTPConfig{
@@ -212,4 +219,25 @@ func openPool(ctx context.Context, c *dbConfig, role string, timeout time.Durati
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// recallSampler exports the live index's sampled recall as metrics.
+func recallSampler(url string, live *index.Live, sink *replication.EngineSink, every time.Duration, reg *prometheus.Registry, logger *slog.Logger) *replication.RecallSampler {
+	recall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10",
+		Help: "Mean recall@10 of the local index's vector search against pgvector's exact search, last sample."})
+	minRecall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10_min",
+		Help: "Lowest recall@10 of one query in the last sample."})
+	reg.MustRegister(recall, minRecall)
+	return &replication.RecallSampler{URL: url, Live: live, Ready: sink.Ready, Every: every, Samples: 20,
+		Report: func(r replication.Recall, err error) {
+			if err != nil {
+				logger.Warn("recall sample failed", "component", "index", "error", err)
+				return
+			}
+			if r.Samples > 0 {
+				recall.Set(r.Mean)
+				minRecall.Set(r.Min)
+				logger.Info("index recall sampled", "component", "index", "recall_at_10", r.Mean, "min", r.Min, "samples", r.Samples)
+			}
+		}}
 }
