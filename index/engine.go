@@ -226,18 +226,43 @@ func (e *Engine) Apply(ops Ops) error {
 		e.pos = ops.Position
 	}
 	e.mu.Unlock()
+	vec := e.graph()
 	for _, c := range upserts {
-		if err := e.vec.Add(vector.ID(c.ID), c.Vector); err != nil {
+		if err := vec.Add(vector.ID(c.ID), c.Vector); err != nil {
 			return err
 		}
 	}
 	for _, id := range textDeletes {
-		e.vec.Delete(vector.ID(id))
+		vec.Delete(vector.ID(id))
 	}
 	if len(texts) > 0 || len(textDeletes) > 0 {
-		return e.text.Batch(texts, textDeletes)
+		if err := e.text.Batch(texts, textDeletes); err != nil {
+			return err
+		}
 	}
+	e.maybeCompact(vec)
 	return nil
+}
+
+// graph returns the current HNSW graph.
+func (e *Engine) graph() *vector.Index {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.vec
+}
+
+// maybeCompact rebuilds the graph without tombstones once they pass a
+// quarter of the live vectors (and 1000). The writer lock is held, so no
+// write is lost; searches keep using the old graph until the swap.
+func (e *Engine) maybeCompact(vec *vector.Index) {
+	dead, live := vec.Tombstones(), vec.Len()
+	if dead < 1000 || dead < live/4 {
+		return
+	}
+	fresh := vec.Compacted()
+	e.mu.Lock()
+	e.vec = fresh
+	e.mu.Unlock()
 }
 
 // doc returns a document's state, creating it (private) if unknown; the
@@ -371,8 +396,9 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	e.mu.RLock()
 	ids, small := e.allowedChunks(q.Scope, e.cfg.ExactBelow)
 	e.mu.RUnlock()
+	vec := e.graph()
 	if small {
-		return e.vec.Exact(q.Vector, ids, n)
+		return vec.Exact(q.Vector, ids, n)
 	}
 	filter := func(id vector.ID) bool {
 		e.mu.RLock()
@@ -383,7 +409,7 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	if q.Scope.Admin {
 		filter = nil
 	}
-	return e.vec.Search(q.Vector, n, q.Ef, filter)
+	return vec.Search(q.Vector, n, q.Ef, filter)
 }
 
 // searchText takes BM25 hits deep enough that n of them pass the scope,

@@ -319,3 +319,25 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("restore: %v", err)
 	}
 }
+
+// Tombstones past a quarter of the live vectors are compacted away, and
+// searches still find what is live.
+func TestCompaction(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	w := newWorld(t, r, 2, 400, 10) // 4000 chunks
+	var dels []ID
+	for i := 0; i < 1500; i++ {
+		dels = append(dels, w.chunks[i].ID)
+	}
+	if err := w.e.Apply(Ops{Deletes: dels, Position: Position{LSN: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if tomb := w.e.graph().Tombstones(); tomb != 0 || w.e.graph().Len() != 2500 {
+		t.Fatalf("after compaction: %d tombstones, %d live", tomb, w.e.graph().Len())
+	}
+	target := w.chunks[3000]
+	hits, _ := w.e.Search(Query{K: 1, Mode: ModeVector, Vector: target.Vector, Scope: Scope{Admin: true}})
+	if len(hits) != 1 || hits[0].Chunk.ID != target.ID {
+		t.Errorf("hits %+v", hits)
+	}
+}

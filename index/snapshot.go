@@ -83,7 +83,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("index: snapshot: %w", err)
 	}
-	if _, err := e.vec.WriteTo(bw); err != nil {
+	if _, err := e.graph().WriteTo(bw); err != nil {
 		return fmt.Errorf("index: snapshot graph: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
