@@ -51,6 +51,24 @@ func benchN() int {
 // makeDataset draws unit vectors around 500 Gaussian cluster centres
 // (noise of norm about 0.8 around each) and computes exact ground truth.
 func makeDataset(n, q int) *dataset {
+	ds := makeVectors(n, q)
+	ds.truth = make([][]int32, q)
+	var wg sync.WaitGroup
+	for w := range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for qi := w; qi < q; qi += runtime.NumCPU() {
+				ds.truth[qi] = exactTop(ds.data, ds.queries[qi], 100)
+			}
+		}()
+	}
+	wg.Wait()
+	return ds
+}
+
+// makeVectors draws the data and queries without ground truth.
+func makeVectors(n, q int) *dataset {
 	r := rand.New(rand.NewPCG(42, 7))
 	centres := make([][]float32, 500)
 	unit := func(v []float32) []float32 {
@@ -84,20 +102,7 @@ func makeDataset(n, q int) *dataset {
 		}
 		return out
 	}
-	ds := &dataset{data: gen(n), queries: gen(q)}
-	ds.truth = make([][]int32, q)
-	var wg sync.WaitGroup
-	for w := range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for qi := w; qi < q; qi += runtime.NumCPU() {
-				ds.truth[qi] = exactTop(ds.data, ds.queries[qi], 100)
-			}
-		}()
-	}
-	wg.Wait()
-	return ds
+	return &dataset{data: gen(n), queries: gen(q)}
 }
 
 func dotf(a, b []float32) float32 {
@@ -387,7 +392,7 @@ func benchPgvector(b *testing.B, ds *dataset) []row {
 func BenchmarkEngine(b *testing.B) {
 	for b.Loop() {
 		n := benchN()
-		ds := makeDataset(n, 200)
+		ds := makeVectors(n, 200)
 		r := rand.New(rand.NewPCG(3, 3))
 		words := strings.Fields("legato staccato pedal damper scale arpeggio chord tempo rubato phrase fingering thumb wrist metronome dynamics forte piano crescendo etude nocturne sonata minuet prelude fugue invention cadence harmony melody voicing balance touch tone weight")
 		text := func() string {
