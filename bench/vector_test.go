@@ -393,13 +393,28 @@ func BenchmarkEngine(b *testing.B) {
 	for b.Loop() {
 		n := benchN()
 		ds := makeVectors(n, 200)
+		// Realistic text: passages drawn from the CISI abstracts (a real
+		// vocabulary and term distribution), queries from CISI's queries.
 		r := rand.New(rand.NewPCG(3, 3))
-		words := strings.Fields("legato staccato pedal damper scale arpeggio chord tempo rubato phrase fingering thumb wrist metronome dynamics forte piano crescendo etude nocturne sonata minuet prelude fugue invention cadence harmony melody voicing balance touch tone weight")
+		dir, err := CISIDir()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cisi, _ := LoadCISI(dir)
+		cq, _ := LoadCISIQueries(dir)
+		var sentences []string
+		for _, d := range cisi {
+			for _, s := range strings.Split(d.Text, ". ") {
+				if len(s) > 40 {
+					sentences = append(sentences, strings.Join(strings.Fields(s), " "))
+				}
+			}
+		}
 		text := func() string {
 			var s strings.Builder
-			for range 60 {
-				s.WriteString(words[r.IntN(len(words))])
-				s.WriteByte(' ')
+			for range 4 {
+				s.WriteString(sentences[r.IntN(len(sentences))])
+				s.WriteString(". ")
 			}
 			return s.String()
 		}
@@ -436,10 +451,8 @@ func BenchmarkEngine(b *testing.B) {
 		}
 		admin := index.Scope{Admin: true}
 		student := index.Scope{User: owners[7], Teachers: []index.ID{owners[8]}}
-		query := func(i int) string {
-			return words[i%len(words)] + " " + words[(i*7)%len(words)] + " " + words[(i*13)%len(words)]
-		}
-		measure("BM25, 3 terms, admin scope", func(i int) index.Query {
+		query := func(i int) string { return cq[i%len(cq)].Text }
+		measure("BM25 (a CISI query), admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: admin}
 		})
 		measure("vector ef 40, admin scope", func(i int) index.Query {

@@ -107,6 +107,16 @@ type Engine struct {
 	owners map[ID]map[ID]bool // owner → documents
 	wmu    sync.Mutex         // one writer at a time
 	pos    Position
+	// compacting, when set, logs the graph writes made while a compacted
+	// graph is built in the background (guarded by wmu).
+	compacting *[]graphOp
+	compacted  chan struct{} // closed when the running compaction ends
+}
+
+// graphOp is a write to replay onto a graph built in the background.
+type graphOp struct {
+	id  vector.ID
+	vec []float32 // nil: delete
 }
 
 type docState struct {
@@ -231,9 +241,15 @@ func (e *Engine) Apply(ops Ops) error {
 		if err := vec.Add(vector.ID(c.ID), c.Vector); err != nil {
 			return err
 		}
+		if e.compacting != nil {
+			*e.compacting = append(*e.compacting, graphOp{vector.ID(c.ID), c.Vector})
+		}
 	}
 	for _, id := range textDeletes {
 		vec.Delete(vector.ID(id))
+		if e.compacting != nil {
+			*e.compacting = append(*e.compacting, graphOp{id: vector.ID(id)})
+		}
 	}
 	if len(texts) > 0 || len(textDeletes) > 0 {
 		if err := e.text.Batch(texts, textDeletes); err != nil {
@@ -251,18 +267,53 @@ func (e *Engine) graph() *vector.Index {
 	return e.vec
 }
 
-// maybeCompact rebuilds the graph without tombstones once they pass a
-// quarter of the live vectors (and 1000). The writer lock is held, so no
-// write is lost; searches keep using the old graph until the swap.
+// maybeCompact starts rebuilding the graph without tombstones, in the
+// background, once they pass a quarter of the live vectors (and 1000).
+// Searches and writes go on against the old graph; writes made meanwhile
+// are logged and replayed onto the new one, which is then swapped in under
+// the writer lock, so nothing is lost. The writer lock is held on entry.
 func (e *Engine) maybeCompact(vec *vector.Index) {
 	dead, live := vec.Tombstones(), vec.Len()
-	if dead < 1000 || dead < live/4 {
+	if e.compacting != nil || dead < 1000 || dead < live/4 {
 		return
 	}
-	fresh := vec.Compacted()
-	e.mu.Lock()
-	e.vec = fresh
-	e.mu.Unlock()
+	items := vec.LiveItems()
+	var log []graphOp
+	e.compacting = &log
+	done := make(chan struct{})
+	e.compacted = done
+	go func() {
+		defer close(done)
+		fresh, err := vector.Build(e.cfg.Vector, items)
+		e.wmu.Lock()
+		defer e.wmu.Unlock()
+		if err == nil {
+			for _, op := range *e.compacting {
+				if op.vec == nil {
+					fresh.Delete(op.id)
+				} else if aerr := fresh.Add(op.id, op.vec); aerr != nil {
+					err = aerr
+					break
+				}
+			}
+		}
+		if err == nil {
+			e.mu.Lock()
+			e.vec = fresh
+			e.mu.Unlock()
+		}
+		e.compacting = nil
+	}()
+}
+
+// WaitCompaction waits for a running compaction to finish (tests, shutdown).
+func (e *Engine) WaitCompaction() {
+	e.wmu.Lock()
+	done := e.compacted
+	e.wmu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // doc returns a document's state, creating it (private) if unknown; the

@@ -396,17 +396,42 @@ func (x *Index) Has(id ID) bool {
 	return ok
 }
 
-// Compacted returns a fresh graph of the live vectors without tombstones,
-// built from a consistent view (the read lock is held while it builds).
-func (x *Index) Compacted() *Index {
+// Item is a live vector with its level, for rebuilding a graph.
+type Item struct {
+	ID    ID
+	Vec   []float32
+	Level int
+}
+
+// LiveItems copies the live vectors out under the read lock (brief), so a
+// rebuild can run without holding it.
+func (x *Index) LiveItems() []Item {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	fresh, _ := New(x.cfg)
+	out := make([]Item, 0, len(x.byID))
 	for n, id := range x.ids {
 		if !x.dead[n] {
-			fresh.insert(id, append([]float32(nil), x.vec(int32(n))...), int(x.levels[n]))
+			out = append(out, Item{ID: id, Vec: append([]float32(nil), x.vec(int32(n))...), Level: int(x.levels[n])})
 		}
 	}
+	return out
+}
+
+// Build makes a graph of items, in their order, keeping their levels.
+func Build(cfg Config, items []Item) (*Index, error) {
+	x, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		x.insert(it.ID, it.Vec, it.Level)
+	}
+	return x, nil
+}
+
+// Compacted returns a fresh graph of the live vectors without tombstones.
+func (x *Index) Compacted() *Index {
+	fresh, _ := Build(x.cfg, x.LiveItems())
 	return fresh
 }
 
