@@ -451,8 +451,30 @@ func BenchmarkEngine(b *testing.B) {
 		}
 		admin := index.Scope{Admin: true}
 		student := index.Scope{User: owners[7], Teachers: []index.ID{owners[8]}}
+		// Short questions: three content words of each CISI query.
+		short := func(i int) string {
+			var ws []string
+			for _, w := range strings.Fields(cq[i%len(cq)].Text) {
+				if len(w) > 4 {
+					ws = append(ws, strings.Trim(w, ".,?;:()\""))
+				}
+				if len(ws) == 3 {
+					break
+				}
+			}
+			return strings.Join(ws, " ")
+		}
+		measure("BM25, 3 terms, admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeBM25, Text: short(i), Scope: admin}
+		})
+		measure("hybrid, 3 terms, admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeHybrid, Text: short(i), Vector: ds.queries[i], Scope: admin}
+		})
+		measure("hybrid, 3 terms, a student's scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeHybrid, Text: short(i), Vector: ds.queries[i], Scope: student}
+		})
 		query := func(i int) string { return cq[i%len(cq)].Text }
-		measure("BM25 (a CISI query), admin scope", func(i int) index.Query {
+		measure("BM25 (a whole CISI query), admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: admin}
 		})
 		measure("vector ef 40, admin scope", func(i int) index.Query {
