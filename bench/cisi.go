@@ -20,9 +20,14 @@ type CISIDoc struct {
 	Text   string
 }
 
-// CISIDir locates ../shared/datasets/cisi from the repository (it is read
-// from there, never copied into the repository).
+// CISIDir locates the CISI collection: SOSTENUTO_CISI_DIR when set, else
+// ../shared/datasets/cisi beside the repository (or any folder above it),
+// else /work/shared/datasets/cisi. It is read from there, never copied into
+// the repository.
 func CISIDir() (string, error) {
+	if d := os.Getenv("SOSTENUTO_CISI_DIR"); d != "" {
+		return d, nil
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -34,7 +39,11 @@ func CISIDir() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("bench: ../shared/datasets/cisi not found above %s", dir)
+			const fallback = "/work/shared/datasets/cisi"
+			if _, err := os.Stat(filepath.Join(fallback, "CISI.ALL")); err == nil {
+				return fallback, nil
+			}
+			return "", fmt.Errorf("bench: ../shared/datasets/cisi not found above the working directory (set SOSTENUTO_CISI_DIR)")
 		}
 		dir = parent
 	}

@@ -232,9 +232,6 @@ func (e *Engine) Apply(ops Ops) error {
 			delete(e.owners[st.OwnerID], d)
 		}
 	}
-	if ops.Position.LSN > e.pos.LSN {
-		e.pos = ops.Position
-	}
 	e.mu.Unlock()
 	vec := e.graph()
 	for _, c := range upserts {
@@ -256,6 +253,13 @@ func (e *Engine) Apply(ops Ops) error {
 			return err
 		}
 	}
+	// The position moves last: whoever waits on it sees the whole batch in
+	// every index.
+	e.mu.Lock()
+	if ops.Position.LSN > e.pos.LSN {
+		e.pos = ops.Position
+	}
+	e.mu.Unlock()
 	e.maybeCompact(vec)
 	return nil
 }
