@@ -98,3 +98,29 @@ func TestLSN(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateEmbedding(t *testing.T) {
+	a := newAPI(t)
+	tok := a.register("t@example.com", "student").AccessToken
+	var e struct {
+		Embedding []float32 `json:"embedding"`
+		Model     string    `json:"model"`
+		Dim       int       `json:"dim"`
+		Cached    bool      `json:"cached"`
+	}
+	a.mustStatus(a.call("POST", "/api/embeddings/generate", tok, map[string]any{"text": "Relax the wrist."}), 200).decode(t, &e)
+	var norm float64
+	for _, x := range e.Embedding {
+		norm += float64(x) * float64(x)
+	}
+	if e.Dim != 768 || len(e.Embedding) != 768 || e.Model != "sostenuto-hash-v1" || norm < 0.999 || norm > 1.001 {
+		t.Errorf("dim %d len %d model %q norm %v", e.Dim, len(e.Embedding), e.Model, norm)
+	}
+	for name, body := range map[string]any{"empty": map[string]any{"text": " "}, "no words": map[string]any{"text": "..."},
+		"too long": map[string]any{"text": strings.Repeat("a", 8001)}, "unknown field": map[string]any{"text": "x", "model": "gpt"}} {
+		if r := a.call("POST", "/api/embeddings/generate", tok, body); r.status != 400 {
+			t.Errorf("%s: %d", name, r.status)
+		}
+	}
+	a.mustStatus(a.call("POST", "/api/embeddings/generate", "", map[string]any{"text": "x"}), 401)
+}

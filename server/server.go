@@ -162,6 +162,7 @@ func (s *Server) routes() chi.Router {
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
+			s.embeddingRoutes(r)
 		})
 	})
 	return r
