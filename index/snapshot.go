@@ -8,7 +8,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"math"
 	"sync/atomic"
 
 	"github.com/sostenuto/sostenuto/index/text"
@@ -186,7 +185,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	if _, err := br.Peek(1); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
 	}
-	if tr.trailer() != cr.h.Sum32() {
+	if sum, ok := tr.trailer(); !ok || sum != cr.h.Sum32() {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
 	if g.Config().Dim != cfg.Vector.Dim {
@@ -239,11 +238,13 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (t *trailerReader) trailer() uint32 {
+// trailer returns the held-back checksum; ok is false for a stream too
+// short to have one.
+func (t *trailerReader) trailer() (uint32, bool) {
 	if len(t.tail) != 4 {
-		return math.MaxUint32 ^ 0x5a5a5a5a // never a match for a truncated stream's sum
+		return 0, false
 	}
-	return binary.LittleEndian.Uint32(t.tail)
+	return binary.LittleEndian.Uint32(t.tail), true
 }
 
 // Live holds the engine a node serves from; Restore swaps in a fresh one

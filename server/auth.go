@@ -60,17 +60,27 @@ type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+// refreshToken reads the {refresh_token} body of refresh and logout,
+// answering the error itself when it is missing or malformed.
+func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var in refreshRequest
 	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
 		s.WriteError(w, r, err)
-		return
+		return "", false
 	}
 	if in.RefreshToken == "" {
 		s.WriteError(w, r, Invalid("refresh_token is required", FieldError{Field: "refresh_token", Message: "required"}))
+		return "", false
+	}
+	return in.RefreshToken, true
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	token, ok := s.refreshToken(w, r)
+	if !ok {
 		return
 	}
-	sess, err := s.auth.Refresh(r.Context(), in.RefreshToken)
+	sess, err := s.auth.Refresh(r.Context(), token)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -80,16 +90,11 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	var in refreshRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
-		s.WriteError(w, r, err)
+	token, ok := s.refreshToken(w, r)
+	if !ok {
 		return
 	}
-	if in.RefreshToken == "" {
-		s.WriteError(w, r, Invalid("refresh_token is required", FieldError{Field: "refresh_token", Message: "required"}))
-		return
-	}
-	if err := s.auth.Logout(r.Context(), in.RefreshToken); err != nil {
+	if err := s.auth.Logout(r.Context(), token); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -128,7 +128,7 @@ func problemOf(err error) *Problem {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, access.ErrNotFound):
 		return NewProblem(http.StatusNotFound, CodeNotFound, "no such resource")
 	case errors.Is(err, access.ErrForbidden):
-		return NewProblem(http.StatusForbidden, CodeForbidden, forbiddenDetail(err))
+		return NewProblem(http.StatusForbidden, CodeForbidden, lastPart(err))
 	case errors.Is(err, index.ErrBadQuery):
 		return Invalid(lastPart(err))
 	case errors.Is(err, store.ErrBadCursor):
@@ -136,19 +136,14 @@ func problemOf(err error) *Problem {
 	case errors.Is(err, store.ErrStale):
 		return NewProblem(http.StatusPreconditionFailed, "precondition_failed", "the annotation changed since that version; fetch it and retry")
 	case errors.Is(err, store.ErrConflict):
-		return NewProblem(http.StatusConflict, CodeConflict, conflictDetail(err))
+		return NewProblem(http.StatusConflict, CodeConflict, lastPart(err))
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, auth.ErrInvalid):
 		return Invalid(lastPart(err))
 	}
 	return nil
 }
 
-// forbiddenDetail and conflictDetail keep the reason the domain gave, without
-// the package prefixes.
-func forbiddenDetail(err error) string { return lastPart(err) }
-func conflictDetail(err error) string  { return lastPart(err) }
-
-// lastPart strips "pkg: op: " prefixes and the trailing sentinel from a
+// lastPart keeps the reason the domain gave: it strips "pkg: op: " prefixes and the trailing sentinel from a
 // wrapped error's message.
 func lastPart(err error) string {
 	msg := err.Error()

@@ -320,7 +320,7 @@ func (s *Server) checkUpload(r *http.Request, key string) (size int64, pages int
 	case info.Size > s.cfg.MaxUploadBytes:
 		return 0, 0, "", reject(fmt.Sprintf("the uploaded file has %d bytes; the limit is %d", info.Size, s.cfg.MaxUploadBytes))
 	}
-	path, err := s.download(r, key, info.Size)
+	path, _, err := blob.ToTempFile(ctx, s.blob, key, info.Size)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -336,28 +336,6 @@ func (s *Server) checkUpload(r *http.Request, key string) (size int64, pages int
 		return 0, 0, "", err
 	}
 	return info.Size, res.Pages, info.ETag, nil
-}
-
-// download copies an object to a private temporary file, at most limit bytes.
-func (s *Server) download(r *http.Request, key string, limit int64) (string, error) {
-	rc, _, err := s.blob.Open(r.Context(), key, nil)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp("", "sostenuto-upload-*.pdf")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(f, io.LimitReader(rc, limit))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("projects: download %s: %w", key, err)
-	}
-	return f.Name(), nil
 }
 
 func hasPDFMagic(path string) bool {

@@ -119,7 +119,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	res, err := s.Search(r.Context(), actor(r).ID, actor(r).IsAdmin(), p)
+	res, err := s.runSearch(r.Context(), actor(r).ID, actor(r).IsAdmin(), p)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -128,10 +128,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, res)
 }
 
-// Search answers from the local engine when it holds min_lsn (waiting a
+// runSearch answers from the local engine when it holds min_lsn (waiting a
 // bounded time for it), else from PostgreSQL, which always holds every
 // committed write.
-func (s *Server) Search(ctx context.Context, user uuid.UUID, admin bool, p SearchParams) (searchResponse, error) {
+func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p SearchParams) (searchResponse, error) {
 	var vec []float32
 	if p.Mode != index.ModeBM25 {
 		vs, err := s.embedder.Embed(ctx, []string{p.Query})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -203,29 +202,18 @@ func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Se
 	return segs, empty, nil
 }
 
-// download copies an object to a private temporary file.
+// download copies an upload to a private temporary file, refusing one
+// over MaxObjectBytes.
 func (p *Pipeline) download(ctx context.Context, key string) (string, error) {
-	rc, info, err := p.Blob.Open(ctx, key, nil)
+	info, err := p.Blob.Stat(ctx, key)
 	if err != nil {
 		return "", err
 	}
-	defer rc.Close()
 	if p.MaxObjectBytes > 0 && info.Size > p.MaxObjectBytes {
 		return "", fmt.Errorf("%w: the upload has %d bytes; the limit is %d", jobs.ErrPermanent, info.Size, p.MaxObjectBytes)
 	}
-	f, err := os.CreateTemp("", "sostenuto-ingest-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(f, rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("ingest: download %s: %w", key, err)
-	}
-	return f.Name(), nil
+	path, _, err := blob.ToTempFile(ctx, p.Blob, key, p.MaxObjectBytes)
+	return path, err
 }
 
 // isTransient reports whether a fetch failure may pass on retry (network
