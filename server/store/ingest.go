@@ -91,10 +91,11 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 	})
 }
 
-// FinishIngest swaps the staged chunks in for the document's old ones and
-// marks it completed, in one transaction, then returns the WAL position
-// after that commit (the index holds the new chunks once it has applied
-// it) and records it on the document.
+// FinishIngest swaps the staged chunks in for the document's old ones in
+// one transaction, then marks the document completed together with the WAL
+// position after that commit (the index holds the new chunks once it has
+// applied it) and returns that position. A crash between the two leaves the
+// document processing, and the job's retry redoes it.
 func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int) (string, error) {
 	if emptyPages == nil {
 		emptyPages = []int{}
@@ -115,8 +116,8 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 		if _, err := tx.Exec(ctx, `DELETE FROM chunk_staging WHERE document_id = $1`, id); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', chunk_count = $2, chunks_done = $2,
-				chunks_total = $2, empty_pages = $3, error = NULL, processed_at = now(), updated_at = now()
+		_, err = tx.Exec(ctx, `UPDATE documents SET chunk_count = $2, chunks_done = $2,
+				chunks_total = $2, empty_pages = $3, error = NULL, updated_at = now()
 			WHERE id = $1`, id, tag.RowsAffected(), emptyPages)
 		return err
 	})
@@ -124,7 +125,10 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 		return "", fmt.Errorf("store: finish ingest: %w", err)
 	}
 	var lsn string
-	err = s.pool.QueryRow(ctx, `UPDATE documents SET index_lsn = pg_current_wal_lsn() WHERE id = $1
+	// Completed and its position become visible together: a reader never
+	// sees a completed document without the position to wait for.
+	err = s.pool.QueryRow(ctx, `UPDATE documents SET status = 'completed', processed_at = now(),
+			index_lsn = pg_current_wal_lsn() WHERE id = $1
 		RETURNING index_lsn::text`, id).Scan(&lsn)
 	if err != nil {
 		return "", fmt.Errorf("store: finish ingest: %w", err)
