@@ -428,15 +428,32 @@ func BenchmarkEngine(b *testing.B) {
 		for d := 0; d < n/10; d++ {
 			ops.Documents = append(ops.Documents, index.Document{ID: index.ID(vid(2_000_000 + d)), OwnerID: owners[d%50], IsPublic: d%3 == 0, Title: "Doc"})
 		}
+		texts := make([]string, n)
 		for i, v := range ds.data {
-			ops.Upserts = append(ops.Upserts, index.Chunk{ID: index.ID(vid(i)), DocumentID: index.ID(vid(2_000_000 + i/10)), OwnerID: owners[(i/10)%50], Text: text(), PageStart: 1, PageEnd: 1, Version: 1, Vector: v})
+			texts[i] = text()
+			ops.Upserts = append(ops.Upserts, index.Chunk{ID: index.ID(vid(i)), DocumentID: index.ID(vid(2_000_000 + i/10)), OwnerID: owners[(i/10)%50], Text: texts[i], PageStart: 1, PageEnd: 1, Version: 1, Vector: v})
 		}
 		ops.Position = index.Position{LSN: 1}
+		heapBefore := heapInUse()
 		start := time.Now()
 		if err := e.Apply(ops); err != nil {
 			b.Fatal(err)
 		}
 		logf(b, "engine build (graph + BM25) of %d chunks: %v", n, time.Since(start).Round(time.Millisecond))
+		ops = index.Ops{}
+		heapAfter := heapInUse()
+		var textBytes countingWriter
+		if err := e.WriteTextIndex(&textBytes); err != nil {
+			b.Fatal(err)
+		}
+		textLen := 0
+		for _, t := range texts {
+			textLen += len(t)
+		}
+		raw := float64(n * cfg.Vector.Dim * 4)
+		logf(b, "engine memory: %.0f MiB on the heap (texts held %.0f MiB, raw vectors %.0f MiB, BM25 postings as written %.0f MiB); heap / (raw vectors + BM25 index + texts) = %.2f",
+			float64(heapAfter-heapBefore)/(1<<20), float64(textLen)/(1<<20), raw/(1<<20), float64(textBytes)/(1<<20),
+			float64(heapAfter-heapBefore)/(raw+float64(textBytes)+float64(textLen)))
 		measure := func(name string, q func(i int) index.Query) {
 			lat := make([]float64, 0, len(ds.queries))
 			for i := range ds.queries {
@@ -474,10 +491,27 @@ func BenchmarkEngine(b *testing.B) {
 			return index.Query{K: 10, Mode: index.ModeHybrid, Text: short(i), Vector: ds.queries[i], Scope: student}
 		})
 		query := func(i int) string { return cq[i%len(cq)].Text }
+		shorts, paragraphs := make([]string, len(ds.queries)), make([]string, len(ds.queries))
+		for i := range ds.queries {
+			shorts[i], paragraphs[i] = short(i), query(i)
+		}
+		if build, p50, p95, p99, err := bleveRow(texts, shorts, 10); err == nil {
+			logf(b, "peer: Bleve v2 scorch in memory, build %v; BM25, 3 terms: p50 %.0f µs, p95 %.0f µs, p99 %.0f µs", build.Round(time.Millisecond), p50, p95, p99)
+			_, p50, p95, p99, _ = bleveRow(texts, paragraphs, 10)
+			logf(b, "peer: Bleve v2 scorch in memory; BM25, a whole CISI query: p50 %.0f µs, p95 %.0f µs, p99 %.0f µs", p50, p95, p99)
+		} else {
+			b.Fatal(err)
+		}
 		measure("BM25 (a whole CISI query), admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: admin}
 		})
-		measure("vector ef 40, admin scope", func(i int) index.Query {
+		measure("vector ef 40, k 10, admin scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeVector, Vector: ds.queries[i], Scope: admin, Ef: 40}
+		})
+		measure("vector ef 40, a student's scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeVector, Vector: ds.queries[i], Scope: student, Ef: 40}
+		})
+		measure("vector (default ef), admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeVector, Vector: ds.queries[i], Scope: admin}
 		})
 		measure("hybrid (vector + BM25 + RRF), admin scope", func(i int) index.Query {
@@ -502,8 +536,23 @@ func BenchmarkEngine(b *testing.B) {
 			b.Fatal(err)
 		}
 		f.Close()
-		logf(b, "restore (graph read whole, BM25 rebuilt): %v, %d chunks", time.Since(start).Round(time.Millisecond), e2.Len())
+		logf(b, "restore (graph and BM25 postings read whole): %v, %d chunks", time.Since(start).Round(time.Millisecond), e2.Len())
 	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
 
 // logf prints a result line on stdout (the benchmark log truncates).

@@ -142,8 +142,8 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{}, owners: map[ID]map[ID]bool{}}, nil
 }
 
-// Close releases the engine.
-func (e *Engine) Close() error { return e.text.Close() }
+// Close releases the engine (nothing is held outside the Go heap).
+func (e *Engine) Close() error { return nil }
 
 // Len is the number of chunks.
 func (e *Engine) Len() int {
@@ -422,7 +422,10 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	if mode == "" {
 		mode = ModeHybrid
 	}
-	depth := max(q.K, 50) // how deep each list goes before fusion
+	depth := q.K
+	if mode == ModeHybrid {
+		depth = max(q.K, 50) // how deep each list goes before fusion
+	}
 	var vecHits []vector.Result
 	var textHits []text.Hit
 	var err error
@@ -467,30 +470,19 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	return vec.Search(q.Vector, n, q.Ef, filter)
 }
 
-// searchText takes BM25 hits deep enough that n of them pass the scope,
-// widening until they do or the index is exhausted.
+// searchText takes the top n BM25 hits the scope may see; the scope is
+// checked inside the index's top-n selection, so no widening is needed.
 func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
-	total := e.Len()
-	for depth := n * 4; ; depth *= 4 {
-		hits, err := e.text.Search(q.Text, depth)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]text.Hit, 0, n)
-		e.mu.RLock()
-		for _, h := range hits {
-			if c, ok := e.chunks[ID(h.ID)]; ok && e.allowed(q.Scope, c) {
-				out = append(out, h)
-				if len(out) == n {
-					break
-				}
-			}
-		}
-		e.mu.RUnlock()
-		if len(out) == n || len(hits) < depth || depth >= total {
-			return out, nil
+	var keep func(text.ID) bool
+	if !q.Scope.Admin {
+		keep = func(id text.ID) bool {
+			e.mu.RLock()
+			defer e.mu.RUnlock()
+			c, ok := e.chunks[ID(id)]
+			return ok && e.allowed(q.Scope, c)
 		}
 	}
+	return e.text.Search(q.Text, n, keep)
 }
 
 // fuse merges the lists with Reciprocal Rank Fusion and drops what the

@@ -14,20 +14,21 @@ import (
 	"github.com/sostenuto/sostenuto/index/vector"
 )
 
-// Snapshot format, version 1, little-endian:
+// Snapshot format, version 2, little-endian:
 //
 //	"SOSTSNAP" u32 version  u64 lsn
 //	u32 documents × (id[16] owner[16] u8 public u32+title)
 //	u32 chunks × (id[16] document[16] owner[16] i64 version i32 page_start
 //	              i32 page_end u32+title u32+text)
 //	the HNSW graph (vector.WriteTo), vectors included
+//	the BM25 index (text.WriteTo), postings included
 //	u32 CRC-32C of everything before
 //
-// The graph travels whole, so a restore does not rebuild it; the BM25
-// index is rebuilt from the chunk texts.
+// Both indexes travel whole, so a restore neither rebuilds the graph nor
+// analyses a text. (Version 1 carried no BM25 index; it is refused.)
 const (
 	snapMagic   = "SOSTSNAP"
-	snapVersion = 1
+	snapVersion = 2
 	maxField    = 1 << 24
 )
 
@@ -84,6 +85,9 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 	}
 	if _, err := e.graph().WriteTo(bw); err != nil {
 		return fmt.Errorf("index: snapshot graph: %w", err)
+	}
+	if _, err := e.text.WriteTo(bw); err != nil {
+		return fmt.Errorf("index: snapshot text index: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("index: snapshot: %w", err)
@@ -158,7 +162,6 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 		e.setDocument(d)
 	}
 	get(&nc)
-	texts := map[text.ID]string{}
 	for i := uint32(0); i < nc && err == nil; i++ {
 		c := &Chunk{}
 		var ps, pe int32
@@ -173,7 +176,6 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 		c.Text = getStr()
 		e.chunks[c.ID] = c
 		e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
-		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
@@ -181,6 +183,10 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	g, gerr := vector.ReadFrom(br)
 	if gerr != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, gerr)
+	}
+	tx, terr := text.ReadFrom(br)
+	if terr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, terr)
 	}
 	if _, err := br.Peek(1); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
@@ -195,12 +201,16 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 		if !g.Has(vector.ID(id)) {
 			return nil, fmt.Errorf("%w: chunk %x has no vector", ErrSnapshot, c.ID)
 		}
+		if !tx.Has(text.ID(id)) {
+			return nil, fmt.Errorf("%w: chunk %x is not in the text index", ErrSnapshot, c.ID)
+		}
+	}
+	if tx.Count() != len(e.chunks) {
+		return nil, fmt.Errorf("%w: text index holds %d documents for %d chunks", ErrSnapshot, tx.Count(), len(e.chunks))
 	}
 	e.vec = g
+	e.text = tx
 	e.pos = Position{LSN: lsn}
-	if err := e.text.Batch(texts, nil); err != nil {
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -281,4 +291,11 @@ func (l *Live) Restore(cfg Config, r io.Reader) error {
 		old.Close()
 	}
 	return nil
+}
+
+// WriteTextIndex writes the BM25 index alone, as a snapshot carries it
+// (benchmarks size it with this).
+func (e *Engine) WriteTextIndex(w io.Writer) error {
+	_, err := e.text.WriteTo(w)
+	return err
 }

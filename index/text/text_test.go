@@ -1,13 +1,21 @@
 package text
 
-import "testing"
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
 
 func TestBM25(t *testing.T) {
 	x, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer x.Close()
 	docs := map[ID]string{
 		{1}: "Pedalling: change the damper pedal after each chord so the harmonies do not blur.",
 		{2}: "Scales and arpeggios build even fingers; practise them slowly with a metronome.",
@@ -17,7 +25,7 @@ func TestBM25(t *testing.T) {
 	if err := x.Batch(docs, nil); err != nil {
 		t.Fatal(err)
 	}
-	hits, err := x.Search("pedaling the damper", 10)
+	hits, err := x.Search("pedaling the damper", 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,19 +41,235 @@ func TestBM25(t *testing.T) {
 		t.Errorf("stemmed matches %v", got)
 	}
 	// Stop words alone match nothing.
-	if hits, _ := x.Search("the and of", 10); len(hits) != 0 {
+	if hits, _ := x.Search("the and of", 10, nil); len(hits) != 0 {
 		t.Errorf("stop words matched %d", len(hits))
+	}
+	// The filter is applied inside the top n: asking for one hit that is
+	// not document 1 still finds one.
+	hits, _ = x.Search("damper", 1, func(id ID) bool { return id != ID{1} })
+	if len(hits) != 1 || hits[0].ID != (ID{3}) {
+		t.Errorf("filtered hits %+v", hits)
 	}
 	if err := x.Batch(map[ID]string{{2}: "Damper pedal technique."}, []ID{{1}}); err != nil {
 		t.Fatal(err)
 	}
-	hits, _ = x.Search("damper", 10)
+	hits, _ = x.Search("damper", 10, nil)
 	for _, h := range hits {
 		if h.ID == (ID{1}) {
 			t.Error("deleted document returned")
 		}
 	}
-	if n, _ := x.Count(); n != 3 {
+	if len(hits) != 2 {
+		t.Errorf("damper after update: %+v", hits)
+	}
+	if n := x.Count(); n != 3 {
 		t.Errorf("count %d", n)
 	}
+	if _, err := x.Search("damper", 0, nil); err == nil {
+		t.Error("n = 0 accepted")
+	}
+}
+
+// reference scores every live document by the textbook formula.
+type reference struct {
+	x     *Index
+	docs  map[ID]string
+	cache map[string]analyzed
+}
+
+func (r reference) search(query string, n int, keep func(ID) bool) []Hit {
+	q := r.x.analyze(query)
+	ana := map[ID]analyzed{}
+	var total float64
+	df := map[string]int{}
+	for id, s := range r.docs {
+		a, ok := r.cache[s]
+		if !ok {
+			a = r.x.analyze(s)
+			r.cache[s] = a
+		}
+		ana[id] = a
+		total += float64(a.n)
+		for _, t := range a.terms {
+			df[t]++
+		}
+	}
+	N := float64(len(r.docs))
+	avg := total / N
+	var out []Hit
+	for id, a := range ana {
+		var s float64
+		for j, t := range q.terms {
+			i := slices.Index(a.terms, t)
+			if i < 0 {
+				continue
+			}
+			tf := float64(a.tfs[i])
+			idf := math.Log(1 + (N-float64(df[t])+0.5)/(float64(df[t])+0.5))
+			s += float64(q.tfs[j]) * idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(a.n)/avg))
+		}
+		if s > 0 && (keep == nil || keep(id)) {
+			out = append(out, Hit{ID: id, Score: s})
+		}
+	}
+	slices.SortFunc(out, func(a, b Hit) int {
+		if a.Score != b.Score {
+			if a.Score > b.Score {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return out[:min(n, len(out))]
+}
+
+var words = strings.Fields(`piano pedal legato staccato scale arpeggio chord harmony finger thumb
+	wrist posture tempo rhythm metronome practice practise practising sonata etude nocturne waltz
+	fugue invention prelude dynamics forte piano crescendo phrase slur tie rest beat measure bar`)
+
+func randomText(r *rand.Rand) string {
+	n := 3 + r.IntN(30)
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(words[r.IntN(len(words))])
+	}
+	return b.String()
+}
+
+// Random upserts, deletes and compactions, checked against the textbook
+// formula, with and without a filter, and through a snapshot.
+func TestMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x, _ := New()
+	ref := reference{x: x, docs: map[ID]string{}, cache: map[string]analyzed{}}
+	for round := range 40 {
+		ups := map[ID]string{}
+		var dels []ID
+		for range 100 {
+			id := ID{byte(r.IntN(8)), byte(r.IntN(256))}
+			if r.IntN(4) == 0 {
+				dels = append(dels, id)
+				delete(ref.docs, id)
+				delete(ups, id)
+			} else {
+				ups[id] = randomText(r)
+			}
+		}
+		for id, s := range ups {
+			ref.docs[id] = s
+		}
+		if err := x.Batch(ups, dels); err != nil {
+			t.Fatal(err)
+		}
+		check := func(x *Index, what string) {
+			t.Helper()
+			for range 5 {
+				q := randomText(r)
+				keep := func(id ID) bool { return id[1]%3 != 0 }
+				for _, f := range []func(ID) bool{nil, keep} {
+					got, _ := x.Search(q, 10, f)
+					want := ref.search(q, 10, f)
+					if len(got) != len(want) {
+						t.Fatalf("round %d %s %q: %d hits, want %d", round, what, q, len(got), len(want))
+					}
+					for i := range got {
+						if got[i].ID != want[i].ID && math.Abs(got[i].Score-want[i].Score) > 1e-4*want[i].Score {
+							t.Fatalf("round %d %s %q: hit %d %x %.5f, want %x %.5f", round, what, q, i, got[i].ID, got[i].Score, want[i].ID, want[i].Score)
+						}
+						if math.Abs(got[i].Score-want[i].Score) > 1e-4*want[i].Score {
+							t.Fatalf("round %d %s: score %.6f, want %.6f", round, what, got[i].Score, want[i].Score)
+						}
+					}
+				}
+			}
+		}
+		check(x, "live")
+		if x.Count() != len(ref.docs) {
+			t.Fatalf("count %d, want %d", x.Count(), len(ref.docs))
+		}
+		if round%10 == 9 {
+			var buf bytes.Buffer
+			if _, err := x.WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			y, err := ReadFrom(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(y, "restored")
+			x = y // go on writing to the restored index
+			ref.x = y
+		}
+	}
+}
+
+func TestCompaction(t *testing.T) {
+	x, _ := New()
+	for i := range 3000 {
+		x.Batch(map[ID]string{{byte(i), byte(i >> 8)}: fmt.Sprintf("word%d common", i%50)}, nil)
+	}
+	var dels []ID
+	for i := range 2500 {
+		dels = append(dels, ID{byte(i), byte(i >> 8)})
+	}
+	x.Batch(nil, dels)
+	x.mu.RLock()
+	docs, terms := len(x.ids), len(x.terms)
+	x.mu.RUnlock()
+	if docs != 500 || x.Count() != 500 || terms > 51 {
+		t.Errorf("after compaction %d document slots, %d live, %d terms", docs, x.Count(), terms)
+	}
+	hits, _ := x.Search("common", 1000, nil)
+	if len(hits) != 500 {
+		t.Errorf("%d hits for a word every live document has", len(hits))
+	}
+}
+
+func TestSnapshotRejectsDamage(t *testing.T) {
+	x, _ := New()
+	x.Batch(map[ID]string{{1}: "pedal", {2}: "legato pedal"}, nil)
+	var buf bytes.Buffer
+	x.WriteTo(&buf)
+	good := buf.Bytes()
+	for _, cut := range []int{0, 5, 20, len(good) - 3} {
+		if _, err := ReadFrom(bytes.NewReader(good[:cut])); err == nil {
+			t.Errorf("truncated at %d accepted", cut)
+		}
+	}
+	bad := slices.Clone(good)
+	bad[len(snapMagic)] = 9
+	if _, err := ReadFrom(bytes.NewReader(bad)); err == nil {
+		t.Error("unknown version accepted")
+	}
+}
+
+// Searches run while batches land (run with -race).
+func TestConcurrent(t *testing.T) {
+	x, _ := New()
+	r := rand.New(rand.NewPCG(3, 4))
+	texts := make([]string, 200)
+	for i := range texts {
+		texts[i] = randomText(r)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				if _, err := x.Search(texts[(i+w)%len(texts)], 5, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 300 {
+		x.Batch(map[ID]string{{byte(i % 100)}: texts[i%len(texts)]}, []ID{{byte((i + 50) % 100)}})
+	}
+	wg.Wait()
 }
