@@ -179,7 +179,7 @@ func latencies(ds *dataset, k int, search func(q []float32) []int32) (p50, p95, 
 	return pct(0.5), pct(0.95), pct(0.99), r / float64(len(ds.queries))
 }
 
-var efs = []int{20, 40, 80, 160}
+var efs = []int{20, 40, 60, 80, 160}
 
 func vid(i int) vector.ID {
 	var id vector.ID
@@ -455,6 +455,10 @@ func BenchmarkEngine(b *testing.B) {
 			float64(heapAfter-heapBefore)/(1<<20), float64(textLen)/(1<<20), raw/(1<<20), float64(textBytes)/(1<<20),
 			float64(heapAfter-heapBefore)/(raw+float64(textBytes)+float64(textLen)))
 		measure := func(name string, q func(i int) index.Query) {
+			runtime.GC()
+			for i := range 20 { // warm up
+				e.Search(q(i))
+			}
 			lat := make([]float64, 0, len(ds.queries))
 			for i := range ds.queries {
 				start := time.Now()
@@ -521,6 +525,9 @@ func BenchmarkEngine(b *testing.B) {
 			return index.Query{K: 10, Mode: index.ModeHybrid, Text: query(i), Vector: ds.queries[i], Scope: student}
 		})
 		path := filepath.Join(b.TempDir(), "snap")
+		if keep := os.Getenv("SOSTENUTO_BENCH_SNAPSHOT"); keep != "" {
+			path = keep // kept for BenchmarkRestore
+		}
 		f, _ := os.Create(path)
 		start = time.Now()
 		if err := e.WriteSnapshot(f); err != nil {
@@ -553,6 +560,28 @@ type countingWriter int64
 func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
+}
+
+// BenchmarkRestore reads the snapshot BenchmarkEngine kept at
+// $SOSTENUTO_BENCH_SNAPSHOT (for profiling the restore on its own).
+func BenchmarkRestore(b *testing.B) {
+	path := os.Getenv("SOSTENUTO_BENCH_SNAPSHOT")
+	if path == "" {
+		b.Skip("SOSTENUTO_BENCH_SNAPSHOT names no snapshot")
+	}
+	for b.Loop() {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		e, err := index.ReadSnapshot(index.DefaultConfig(), bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		logf(b, "restore: %v, %d chunks", time.Since(start).Round(time.Millisecond), e.Len())
+	}
 }
 
 // logf prints a result line on stdout (the benchmark log truncates).

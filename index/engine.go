@@ -96,7 +96,11 @@ func DefaultConfig() Config {
 }
 
 // Engine holds the chunks and their indexes. Writes (Apply) are
-// serialized; searches run concurrently with each other and with writes.
+// serialized by wmu; searches run concurrently with each other and with
+// writes. mu guards the chunk and document maps: a search holds it shared
+// for its whole length (scope checks inside the indexes read the maps), a
+// write holds it exclusively only while it changes the maps, and updates
+// the graph and the BM25 index (each with its own lock) outside it.
 type Engine struct {
 	cfg    Config
 	vec    *vector.Index
@@ -105,6 +109,7 @@ type Engine struct {
 	chunks map[ID]*Chunk
 	docs   map[ID]*docState
 	owners map[ID]map[ID]bool // owner → documents
+	public int                // chunks of public documents
 	wmu    sync.Mutex         // one writer at a time
 	pos    Position
 	// compacting, when set, logs the graph writes made while a compacted
@@ -204,11 +209,15 @@ func (e *Engine) Apply(ops Ops) error {
 	upserts := make([]*Chunk, 0, len(ops.Upserts))
 	for i := range ops.Upserts {
 		c := ops.Upserts[i]
-		if old, ok := e.chunks[c.ID]; ok && old.Version == c.Version && c.Version != 0 {
+		old, had := e.chunks[c.ID]
+		if had && old.Version == c.Version && c.Version != 0 {
 			continue // already applied
 		}
 		cc := c
 		st := e.doc(c.DocumentID, c.OwnerID)
+		if !had && st.IsPublic {
+			e.public++
+		}
 		if cc.Title == "" {
 			cc.Title = st.Title
 		}
@@ -222,6 +231,9 @@ func (e *Engine) Apply(ops Ops) error {
 			delete(e.chunks, id)
 			if st, ok := e.docs[c.DocumentID]; ok {
 				delete(st.chunks, id)
+				if st.IsPublic {
+					e.public--
+				}
 			}
 			textDeletes = append(textDeletes, text.ID(id))
 		}
@@ -337,6 +349,13 @@ func (e *Engine) doc(id, owner ID) *docState {
 
 func (e *Engine) setDocument(d Document) {
 	st := e.doc(d.ID, d.OwnerID)
+	if st.IsPublic != d.IsPublic {
+		if d.IsPublic {
+			e.public += len(st.chunks)
+		} else {
+			e.public -= len(st.chunks)
+		}
+	}
 	st.IsPublic = d.IsPublic
 	if d.Title != "" && d.Title != st.Title {
 		st.Title = d.Title
@@ -348,6 +367,17 @@ func (e *Engine) setDocument(d Document) {
 			}
 		}
 	}
+}
+
+// countPublic counts the chunks of public documents (what e.public keeps).
+func (e *Engine) countPublic() int {
+	n := 0
+	for _, st := range e.docs {
+		if st.IsPublic {
+			n += len(st.chunks)
+		}
+	}
+	return n
 }
 
 // allowed reports whether scope may see the chunk's document; the read
@@ -372,9 +402,9 @@ func (e *Engine) allowed(s Scope, c *Chunk) bool {
 }
 
 // allowedChunks lists the chunks scope may see when that is cheap to know
-// and small (under limit); ok is false otherwise.
+// and small (under limit); ok is false otherwise. The read lock is held.
 func (e *Engine) allowedChunks(s Scope, limit int) ([]vector.ID, bool) {
-	if s.Admin {
+	if s.Admin || e.public > limit { // every scope sees the public chunks
 		return nil, false
 	}
 	var out []vector.ID
@@ -422,6 +452,11 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	if mode == "" {
 		mode = ModeHybrid
 	}
+	switch mode {
+	case ModeHybrid, ModeVector, ModeBM25:
+	default:
+		return nil, fmt.Errorf("%w: mode %q", ErrBadQuery, mode)
+	}
 	depth := q.K
 	if mode == ModeHybrid {
 		depth = max(q.K, 50) // how deep each list goes before fusion
@@ -429,6 +464,10 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	var vecHits []vector.Result
 	var textHits []text.Hit
 	var err error
+	// One read lock for the whole search: the scope checks inside both
+	// indexes read the chunk and document maps without locking again.
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	if mode == ModeHybrid || mode == ModeVector {
 		if q.Vector == nil {
 			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
@@ -442,25 +481,17 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 			return nil, err
 		}
 	}
-	switch mode {
-	case ModeHybrid, ModeVector, ModeBM25:
-	default:
-		return nil, fmt.Errorf("%w: mode %q", ErrBadQuery, mode)
-	}
 	return e.fuse(q, vecHits, textHits), nil
 }
 
+// searchVector: the read lock is held.
 func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
-	e.mu.RLock()
 	ids, small := e.allowedChunks(q.Scope, e.cfg.ExactBelow)
-	e.mu.RUnlock()
-	vec := e.graph()
+	vec := e.vec
 	if small {
 		return vec.Exact(q.Vector, ids, n)
 	}
 	filter := func(id vector.ID) bool {
-		e.mu.RLock()
-		defer e.mu.RUnlock()
 		c, ok := e.chunks[ID(id)]
 		return ok && e.allowed(q.Scope, c)
 	}
@@ -472,12 +503,11 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 
 // searchText takes the top n BM25 hits the scope may see; the scope is
 // checked inside the index's top-n selection, so no widening is needed.
+// The read lock is held.
 func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	var keep func(text.ID) bool
 	if !q.Scope.Admin {
 		keep = func(id text.ID) bool {
-			e.mu.RLock()
-			defer e.mu.RUnlock()
 			c, ok := e.chunks[ID(id)]
 			return ok && e.allowed(q.Scope, c)
 		}
@@ -486,7 +516,8 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 }
 
 // fuse merges the lists with Reciprocal Rank Fusion and drops what the
-// scope may not see (a chunk deleted or hidden meanwhile).
+// scope may not see (a chunk deleted or hidden meanwhile). The read lock
+// is held.
 func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []Hit {
 	vl := make([]ID, len(vecHits))
 	for i, r := range vecHits {
@@ -497,8 +528,6 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 		tl[i] = ID(r.ID)
 	}
 	fused := RRF(q.RRFK, []float64{q.VectorWeight, q.TextWeight}, vl, tl)
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]

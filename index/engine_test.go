@@ -105,7 +105,30 @@ func TestNoLeaks(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	w := newWorld(t, r, 12, 80, 6)
 	leaks, queries := 0, 0
+	lsn := uint64(1)
 	for i := range 600 {
+		switch {
+		case i == 300:
+			// Few public documents left: scopes become small enough for the
+			// exact scan over the allowed chunks.
+			var ops Ops
+			for j := range w.docs {
+				w.docs[j].IsPublic = j < 5
+				ops.Documents = append(ops.Documents, w.docs[j])
+			}
+			lsn++
+			ops.Position = Position{LSN: lsn}
+			w.e.Apply(ops)
+		case i%20 == 0:
+			// Visibility flips and deletions while searching.
+			j := r.IntN(len(w.docs))
+			w.docs[j].IsPublic = !w.docs[j].IsPublic
+			lsn++
+			w.e.Apply(Ops{Documents: []Document{w.docs[j]}, Deletes: []ID{w.chunks[r.IntN(len(w.chunks))].ID}, Position: Position{LSN: lsn}})
+		}
+		if got, want := w.e.public, w.e.countPublic(); got != want {
+			t.Fatalf("step %d: %d public chunks counted, %d there", i, got, want)
+		}
 		u := w.users[r.IntN(len(w.users))]
 		s := Scope{User: u, Teachers: w.teacher[u], Admin: i%50 == 0}
 		q := Query{K: 1 + r.IntN(20), Mode: []string{ModeHybrid, ModeVector, ModeBM25}[i%3], Scope: s,
@@ -130,7 +153,7 @@ func TestNoLeaks(t *testing.T) {
 	// A visibility change is honoured at once.
 	d := w.docs[0]
 	d.IsPublic = false
-	w.e.Apply(Ops{Documents: []Document{d}, Position: Position{LSN: 2}})
+	w.e.Apply(Ops{Documents: []Document{d}, Position: Position{LSN: lsn + 1}})
 	w.docs[0] = d
 	stranger := Scope{User: idn('x', 1)}
 	hits, _ := w.e.Search(Query{K: 50, Mode: ModeBM25, Text: canary(0), Scope: stranger})

@@ -210,6 +210,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	}
 	e.vec = g
 	e.text = tx
+	e.public = e.countPublic()
 	e.pos = Position{LSN: lsn}
 	return e, nil
 }
