@@ -541,3 +541,20 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 	}
 	return out
 }
+
+// ChunkVersions lists every chunk with its version (anti-entropy and
+// cluster checks compare it with PostgreSQL's).
+func (e *Engine) ChunkVersions() map[ID]int64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make(map[ID]int64, len(e.chunks))
+	for id, c := range e.chunks {
+		out[id] = c.Version
+	}
+	return out
+}
+
+// Len is how many operations the batch holds (its position aside).
+func (o Ops) Len() int {
+	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs)
+}

@@ -4,11 +4,14 @@
 // and in commit order) and hands each committed transaction to the caller
 // as one batch of index operations positioned at its commit LSN.
 //
-// This first stage serves a single node: it opens a temporary slot that
-// exports a snapshot, loads the whole index from that snapshot (the base),
-// then streams from the slot's consistent point. A lost connection starts
-// over with a fresh slot and a fresh base, so nothing committed is ever
-// missed. Raft (issue 7) will put one reader behind a replicated log.
+// One reader, the Raft leader, holds the cluster's named slot. It resumes
+// from the position the replicated state machine has applied; when the
+// slot is missing, invalidated, or ahead of that state (a base was begun
+// and not finished), it drops the slot, creates it again exporting a
+// snapshot, loads everything from that snapshot (the base) and proposes it,
+// then streams from the slot's consistent point. Each committed
+// transaction is proposed as one Raft entry at its commit LSN, and the
+// position is confirmed to the slot only after Raft committed it.
 package replication
 
 import (
@@ -32,39 +35,55 @@ import (
 // Publication is the one the changefeed reads (migrations/00001_schema.sql).
 const Publication = "sostenuto_changefeed"
 
-// Sink receives the feed: Base replaces the whole index with a consistent
-// load at its position; Apply applies one committed transaction.
-type Sink interface {
-	Base(ctx context.Context, ops index.Ops) error
-	Apply(ctx context.Context, ops index.Ops) error
+// Proposer is where the feed sends what it reads: in a cluster, the Raft
+// leader, whose Propose returns once the entry is committed and applied.
+type Proposer interface {
+	// State is the applied state the feed resumes from.
+	State() State
+	// Propose commits an entry (and applies it locally) or fails.
+	Propose(ctx context.Context, e Entry) error
 }
 
-// Feed reads the changefeed of one database.
+// DirectProposer applies entries straight to an FSM: one process, no
+// replication (tools and tests).
+type DirectProposer struct{ FSM *FSM }
+
+// State implements Proposer.
+func (d DirectProposer) State() State { return d.FSM.State() }
+
+// Propose implements Proposer.
+func (d DirectProposer) Propose(_ context.Context, e Entry) error { return d.FSM.ApplyEntry(e) }
+
+// Feed reads the changefeed of one database through one named, permanent
+// replication slot. Only one reader may hold the slot: in a cluster, the
+// Raft leader.
 type Feed struct {
 	URL    string // the database URL; a replication connection is derived
-	Slot   string // slot name prefix; the slot is temporary
+	Slot   string // the slot's name (SlotName of the database's if empty)
 	Logger *slog.Logger
 	// KeepaliveEvery bounds how long an idle stream stays silent (the
 	// server's wal_sender_timeout is set to twice it for this connection),
 	// so the applied position advances even when nothing is published.
 	KeepaliveEvery time.Duration
+	// BasePart is how many chunks one base entry carries (256 if zero).
+	BasePart int
 }
 
-// Run streams until ctx ends, starting over (new slot, new base) after any
+// Run streams until ctx ends, resuming from the proposer's state after any
 // failure, with backoff.
-func (f *Feed) Run(ctx context.Context, sink Sink) error {
+func (f *Feed) Run(ctx context.Context, p Proposer) error {
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		err := f.runOnce(ctx, sink)
+		err := f.runOnce(ctx, p)
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.Logger.Warn("changefeed interrupted; starting over", "component", "replication", "error", err, "retry_in", backoff)
+		f.Logger.Warn("changefeed interrupted; resuming", "component", "replication", "error", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
 }
@@ -84,7 +103,70 @@ func (f *Feed) replConfig() (*pgconn.Config, error) {
 	return cfg, nil
 }
 
-func (f *Feed) runOnce(ctx context.Context, sink Sink) error {
+// slotInfo is the slot as PostgreSQL reports it.
+type slotInfo struct {
+	exists    bool
+	confirmed uint64
+	lost      bool
+	activePID *int32
+}
+
+func (f *Feed) slot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
+	var s slotInfo
+	var confirmed *string
+	var walStatus *string
+	err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status, active_pid FROM pg_replication_slots
+		WHERE slot_name = $1`, f.Slot).Scan(&confirmed, &walStatus, &s.activePID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("replication: slot: %w", err)
+	}
+	s.exists = true
+	s.lost = walStatus != nil && *walStatus == "lost"
+	if confirmed != nil {
+		lsn, err := pglogrepl.ParseLSN(*confirmed)
+		if err != nil {
+			return s, err
+		}
+		s.confirmed = uint64(lsn)
+	}
+	return s, nil
+}
+
+// ErrSlotBusy means another reader holds the slot.
+var ErrSlotBusy = errors.New("replication: the slot is held by another reader")
+
+func (f *Feed) runOnce(ctx context.Context, p Proposer) error {
+	admin, err := pgx.Connect(ctx, f.URL)
+	if err != nil {
+		return fmt.Errorf("replication: connect: %w", err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if f.Slot == "" {
+		var db string
+		if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+			return fmt.Errorf("replication: %w", err)
+		}
+		f.Slot = SlotName(db)
+	}
+	slot, err := f.slot(ctx, admin)
+	if err != nil {
+		return err
+	}
+	if slot.activePID != nil {
+		// Only the leader reads, and Raft no longer lets the old reader
+		// commit anything: end its session rather than wait for its
+		// timeout (a deposed or frozen leader).
+		f.Logger.Warn("changefeed slot held by another session; ending it", "component", "replication", "slot", f.Slot, "pid", *slot.activePID)
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend($1)`, *slot.activePID); err != nil {
+			return fmt.Errorf("replication: end the slot's old reader: %w", err)
+		}
+		return ErrSlotBusy
+	}
+	st := p.State()
+	resume := slot.exists && !slot.lost && st.Based && !st.Building && st.Position.LSN >= slot.confirmed
 	cfg, err := f.replConfig()
 	if err != nil {
 		return err
@@ -94,32 +176,68 @@ func (f *Feed) runOnce(ctx context.Context, sink Sink) error {
 		return fmt.Errorf("replication: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	slot := fmt.Sprintf("%s_%s", f.Slot, strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication})
-	if err != nil {
-		return fmt.Errorf("replication: create slot: %w", err)
+	var start pglogrepl.LSN
+	if resume {
+		start = pglogrepl.LSN(st.Position.LSN)
+		f.Logger.Info("changefeed resuming", "component", "replication", "slot", f.Slot, "lsn", start)
+	} else {
+		if slot.exists {
+			f.Logger.Warn("changefeed slot unusable for this index; rebuilding from a fresh base", "component", "replication",
+				"slot", f.Slot, "lost", slot.lost, "index_based", st.Based, "index_lsn", pglogrepl.LSN(st.Position.LSN), "slot_lsn", pglogrepl.LSN(slot.confirmed))
+			if _, err := admin.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, f.Slot); err != nil {
+				return fmt.Errorf("replication: drop slot: %w", err)
+			}
+		}
+		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, f.Slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication})
+		if err != nil {
+			return fmt.Errorf("replication: create slot: %w", err)
+		}
+		if start, err = pglogrepl.ParseLSN(res.ConsistentPoint); err != nil {
+			return err
+		}
+		if err := f.base(ctx, p, res.SnapshotName, start); err != nil {
+			return err
+		}
 	}
-	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
-	if err != nil {
-		return err
-	}
-	base, err := f.loadBase(ctx, res.SnapshotName)
-	if err != nil {
-		return err
-	}
-	base.Position = index.Position{LSN: uint64(start)}
-	if err := sink.Base(ctx, base); err != nil {
-		return err
-	}
-	f.Logger.Info("changefeed base loaded", "component", "replication", "slot", slot, "lsn", start,
-		"documents", len(base.Documents), "chunks", len(base.Upserts))
-	err = pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
+	err = pglogrepl.StartReplication(ctx, conn, f.Slot, start, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"}})
 	if err != nil {
 		return fmt.Errorf("replication: start: %w", err)
 	}
-	return f.stream(ctx, conn, start, sink)
+	return f.stream(ctx, conn, start, p)
+}
+
+// base loads everything as of the slot's snapshot and proposes it in
+// parts; the serving index is replaced only when the last part commits.
+func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogrepl.LSN) error {
+	started := time.Now()
+	ops, err := f.loadBase(ctx, snapshot)
+	if err != nil {
+		return err
+	}
+	if err := p.Propose(ctx, Entry{Kind: KindBaseBegin}); err != nil {
+		return err
+	}
+	if err := p.Propose(ctx, Entry{Kind: KindBasePart, Ops: index.Ops{Documents: ops.Documents}}); err != nil {
+		return err
+	}
+	part := f.BasePart
+	if part <= 0 {
+		part = 256
+	}
+	for i := 0; i < len(ops.Upserts); i += part {
+		chunk := ops.Upserts[i:min(i+part, len(ops.Upserts))]
+		if err := p.Propose(ctx, Entry{Kind: KindBasePart, Ops: index.Ops{Upserts: chunk}}); err != nil {
+			return err
+		}
+	}
+	if err := p.Propose(ctx, Entry{Kind: KindBaseEnd, Ops: index.Ops{Position: index.Position{LSN: uint64(at)}}, CommitTime: time.Now().UnixMilli()}); err != nil {
+		return err
+	}
+	f.Logger.Info("changefeed base loaded", "component", "replication", "slot", f.Slot, "lsn", at,
+		"documents", len(ops.Documents), "chunks", len(ops.Upserts), "elapsed", time.Since(started).Round(time.Millisecond))
+	return nil
 }
 
 // loadBase reads every document and chunk as of the slot's snapshot.
@@ -176,7 +294,7 @@ func (f *Feed) loadBase(ctx context.Context, snapshot string) (index.Ops, error)
 }
 
 // stream applies committed transactions and keepalives until an error.
-func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN, sink Sink) error {
+func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN, p Proposer) error {
 	relations := map[uint32]*pglogrepl.RelationMessage{}
 	applied := start
 	var tx *index.Ops
@@ -187,7 +305,9 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 	nextStatus := time.Now().Add(every)
 	for {
 		if time.Now().After(nextStatus) {
-			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: applied}); err != nil {
+			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+				WALWritePosition: applied, WALFlushPosition: applied, WALApplyPosition: applied})
+			if err != nil {
 				return fmt.Errorf("replication: status: %w", err)
 			}
 			nextStatus = time.Now().Add(every)
@@ -217,7 +337,9 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 			// Idle between transactions: everything up to the server's
 			// end has been seen, so the position may advance.
 			if tx == nil && ka.ServerWALEnd > applied {
-				if err := sink.Apply(ctx, index.Ops{Position: index.Position{LSN: uint64(ka.ServerWALEnd)}}); err != nil {
+				err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(ka.ServerWALEnd)}},
+					CommitTime: ka.ServerTime.UnixMilli()})
+				if err != nil {
 					return err
 				}
 				applied = ka.ServerWALEnd
@@ -256,7 +378,9 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 					continue
 				}
 				tx.Position = index.Position{LSN: uint64(m.TransactionEndLSN)}
-				if err := sink.Apply(ctx, *tx); err != nil {
+				// Proposed means committed by Raft: only then is the
+				// position confirmed to the slot (next status update).
+				if err := p.Propose(ctx, Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
 					return err
 				}
 				applied, tx = m.TransactionEndLSN, nil
@@ -349,4 +473,22 @@ func parseVector(s string) ([]float32, error) {
 		v[i] = float32(f)
 	}
 	return v, nil
+}
+
+// SlotName is the default slot of a database: slots are per PostgreSQL
+// instance, so the name carries the database's.
+func SlotName(database string) string {
+	var b strings.Builder
+	b.WriteString("sostenuto_")
+	for _, r := range strings.ToLower(database) {
+		if b.Len() >= 63 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
 }

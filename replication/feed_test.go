@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,11 +43,11 @@ func TestFeedAppliesChanges(t *testing.T) {
 		exec(`INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
 			VALUES ($1, $2, $3, $4, 1, 0, 5, $5::vector)`, doc1, owner, i, fmt.Sprintf("base chunk %d legato", i), vec(i))
 	}
-	sink := &EngineSink{Live: index.NewLive(mustEngine(t)), Config: engineConfig()}
-	feed := &Feed{URL: db.URL, Slot: "test", Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+	sink := newDirect(t)
+	feed := &Feed{URL: db.URL, Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- feed.Run(ctx, sink) }()
-	waitFor(t, "base", func() bool { return sink.Ready() && sink.Live.Engine().Len() == 3 })
+	waitFor(t, "base", func() bool { return sink.FSM.State().Based && sink.Live.Engine().Len() == 3 })
 
 	// New document with chunks, in one transaction.
 	exec(`WITH d AS (INSERT INTO documents (id, owner_id, title, source_type) VALUES ($1, $2, 'Second', 'text') RETURNING id)
@@ -97,7 +98,7 @@ func TestFeedSurvivesPostgresRestart(t *testing.T) {
 	mustExecURL(t, url, `CREATE TABLE documents (id uuid PRIMARY KEY, owner_id uuid NOT NULL, is_public boolean NOT NULL DEFAULT false, title text NOT NULL DEFAULT '')`)
 	mustExecURL(t, url, `CREATE TABLE chunks (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), document_id uuid, owner_id uuid, text text, page_start int DEFAULT 1, page_end int DEFAULT 1, version bigint DEFAULT 1, embedding text)`)
 	mustExecURL(t, url, `CREATE PUBLICATION sostenuto_changefeed FOR TABLE chunks, documents`)
-	sink := &EngineSink{Live: index.NewLive(mustEngine(t)), Config: engineConfig()}
+	sink := newDirect(t)
 	feed := &Feed{URL: url, Slot: "restart", Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
 	go feed.Run(ctx, sink)
 	doc, owner := uuid.New(), uuid.New()
@@ -108,6 +109,17 @@ func TestFeedSurvivesPostgresRestart(t *testing.T) {
 	cluster.Start()
 	mustExecURL(t, url, fmt.Sprintf(`INSERT INTO chunks (document_id, owner_id, text, embedding) VALUES ('%s', '%s', 'two', '%s')`, doc, owner, vec(2)))
 	waitFor(t, "after restart", func() bool { return sink.Live.Engine().Len() == 2 })
+}
+
+// direct is an FSM fed without Raft.
+type direct struct {
+	DirectProposer
+	Live *index.Live
+}
+
+func newDirect(t *testing.T) direct {
+	live := index.NewLive(mustEngine(t))
+	return direct{DirectProposer: DirectProposer{FSM: NewFSM(live, engineConfig())}, Live: live}
 }
 
 func engineConfig() index.Config {
@@ -158,4 +170,67 @@ func mustExecURL(t *testing.T, url, sql string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// The named slot outlives a reader: a new one resumes from the applied
+// position without a new base, and gets what was committed meanwhile. A
+// lost slot means a fresh base.
+func TestFeedResumesFromSlot(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	owner, doc := uuid.New(), uuid.New()
+	exec(`INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, 'o@example.com', 'O', 'teacher', 'x')`, owner)
+	exec(`INSERT INTO documents (id, owner_id, title, source_type, is_public) VALUES ($1, $2, 'D', 'text', true)`, doc, owner)
+	insert := func(i int) {
+		exec(`INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
+			VALUES ($1, $2, $3, 'c', 1, 0, 1, $4::vector)`, doc, owner, i, vec(i))
+	}
+	insert(0)
+	sink := newDirect(t)
+	var bases atomic.Int32
+	counting := countingProposer{direct: sink, bases: &bases}
+	run := func() (context.CancelFunc, chan struct{}) {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		feed := &Feed{URL: db.URL, Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+		go func() { defer close(done); feed.Run(fctx, counting) }()
+		return cancel, done
+	}
+	cancel, done := run()
+	waitFor(t, "base", func() bool { return sink.Live.Engine().Len() == 1 })
+	insert(1)
+	waitFor(t, "stream", func() bool { return sink.Live.Engine().Len() == 2 })
+	cancel()
+	<-done
+	insert(2) // committed while nobody reads
+	cancel, done = run()
+	waitFor(t, "resume", func() bool { return sink.Live.Engine().Len() == 3 })
+	if n := bases.Load(); n != 1 {
+		t.Errorf("%d bases; resuming must not load another", n)
+	}
+	cancel()
+	<-done
+	exec(`SELECT pg_drop_replication_slot($1)`, SlotName(db.Name))
+	insert(3)
+	cancel, done = run()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "rebase", func() bool { return sink.Live.Engine().Len() == 4 && bases.Load() == 2 })
+}
+
+type countingProposer struct {
+	direct
+	bases *atomic.Int32
+}
+
+func (c countingProposer) Propose(ctx context.Context, e Entry) error {
+	if e.Kind == KindBaseBegin {
+		c.bases.Add(1)
+	}
+	return c.direct.Propose(ctx, e)
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// MinLSNWait bounds how long a search waits for the local index to
 	// reach min_lsn before answering from PostgreSQL.
 	MinLSNWait time.Duration
+	// ClusterSecret admits nodes joining the cluster (POST
+	// /api/cluster/nodes); empty: only administrators may add nodes.
+	ClusterSecret string
 }
 
 // Pinger is what readiness needs of the database.
@@ -66,6 +69,8 @@ type Deps struct {
 	// EngineReady reports whether the engine is fed and within its lag
 	// bound; nil means never.
 	EngineReady func() bool
+	// Cluster is this node's Raft membership; nil without the index.
+	Cluster Cluster
 }
 
 // Server is the HTTP API of one node.
@@ -87,6 +92,7 @@ type Server struct {
 	embedder  embed.Embedder
 	engine    *index.Live
 	engineOK  func() bool
+	cluster   Cluster
 	router    chi.Router
 }
 
@@ -125,6 +131,7 @@ func New(cfg Config, deps Deps) *Server {
 		embedder: deps.Embedder,
 		engine:   deps.Engine,
 		engineOK: deps.EngineReady,
+		cluster:  deps.Cluster,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.router = s.routes()
@@ -155,6 +162,7 @@ func (s *Server) routes() chi.Router {
 		s.operationsRoutes(r)
 		s.authRoutes(r)
 		s.blobRoutes(r)
+		s.clusterRoutes(r)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAuth)
 			s.relationshipRoutes(r)

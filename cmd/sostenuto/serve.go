@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,6 +43,15 @@ type serveConfig struct {
 	indexEnabled      bool
 	node              string
 	recallEvery       time.Duration
+	raftBind          string
+	raftAdvertise     string
+	raftDir           string
+	httpAdvertise     string
+	join              string
+	clusterSecret     string
+	snapshotThreshold int64
+	lagBound          time.Duration
+	antiEntropyEvery  time.Duration
 }
 
 func (c *serveConfig) settings() []setting {
@@ -51,7 +63,16 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
 		setting{name: "recall-every", usage: "how often the live index's recall is sampled against pgvector's exact search (0s: never)", def: "10m", parse: durationVar(&c.recallEvery, 0, 24*time.Hour)},
-		setting{name: "node-id", usage: "this node's name in answers and cluster status (default: the host name)", parse: stringVar(&c.node)},
+		setting{name: "node-id", usage: "this node's name in answers and cluster status, and its Raft server id (default: the host name)", parse: stringVar(&c.node)},
+		setting{name: "raft-bind", usage: "host:port the Raft transport listens on", def: "127.0.0.1:7000", parse: addrVar(&c.raftBind)},
+		setting{name: "raft-advertise", usage: "host:port other nodes reach this node's Raft transport at (default: raft-bind)", parse: stringVar(&c.raftAdvertise)},
+		setting{name: "raft-dir", usage: "directory of this node's Raft log and snapshots (default: DATA_DIR/raft/NODE_ID)", parse: stringVar(&c.raftDir)},
+		setting{name: "http-advertise", usage: "base URL other nodes reach this node's API at (default: http://LISTEN, with 127.0.0.1 for an empty host)", parse: stringVar(&c.httpAdvertise)},
+		setting{name: "join", usage: "base URL of a node of an existing cluster to join; without it, a node with no Raft state founds a new cluster", parse: stringVar(&c.join)},
+		setting{name: "cluster-secret", secret: true, usage: "shared secret nodes present to join a cluster (POST /api/cluster/nodes); needed with --join", parse: stringVar(&c.clusterSecret)},
+		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
+		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
+		setting{name: "anti-entropy-every", usage: "how often the index's chunk ids and versions are compared with PostgreSQL's (0s: never)", def: "5m", parse: durationVar(&c.antiEntropyEvery, 0, 24*time.Hour)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
 		setting{name: "max-body-bytes", usage: "largest JSON request body accepted (413 past it)", def: "1048576", parse: intVar(&c.maxBodyBytes, 1024, 1<<30)},
 		setting{name: "read-header-timeout", usage: "time allowed to read request headers", def: "10s", parse: durationVar(&c.readHeaderTimeout, time.Second, 5*time.Minute)},
@@ -111,41 +132,41 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}, logger)
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 
-	var live *index.Live
-	var sink *replication.EngineSink
-	var feed *replication.Feed
+	reg := server.NewRegistry()
+	var node *replication.Node
+	var dbURL string
 	if cfg.indexEnabled {
-		url, _ := cfg.db.resolveURL()
-		ecfg := index.DefaultConfig()
-		empty, err := index.New(ecfg)
-		if err != nil {
+		if node, dbURL, err = cfg.startNode(logger, stderr, reg); err != nil {
 			return err
 		}
-		live = index.NewLive(empty)
-		sink = &replication.EngineSink{Live: live, Config: ecfg}
-		feed = &replication.Feed{URL: url, Slot: "sostenuto", Logger: logger, KeepaliveEvery: time.Second}
 	}
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
-	reg := server.NewRegistry()
 	deps := server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
 		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
-	if live != nil {
-		deps.Engine, deps.EngineReady = live, sink.Ready
+	if node != nil {
+		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
 	}
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
-		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node}, deps)
+		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret}, deps)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
-	if feed != nil {
-		g.Go(func() error { return feed.Run(gctx, sink) })
+	if node != nil {
+		g.Go(func() error { return node.Run(gctx) })
+		if cfg.join != "" {
+			g.Go(func() error { return node.JoinVia(gctx, cfg.join, cfg.clusterSecret) })
+		}
 		if cfg.recallEvery > 0 {
-			sampler := recallSampler(feed.URL, live, sink, cfg.recallEvery, reg, logger)
+			sampler := recallSampler(dbURL, node.Live, node.Ready, cfg.recallEvery, reg, logger)
 			g.Go(func() error { return sampler.Run(gctx) })
+		}
+		if cfg.antiEntropyEvery > 0 {
+			ae := &replication.AntiEntropy{URL: dbURL, Node: node, Every: cfg.antiEntropyEvery, Logger: logger, Registry: reg, Secret: cfg.clusterSecret}
+			g.Go(func() error { return ae.Run(gctx) })
 		}
 	}
 	g.Go(func() error {
@@ -222,13 +243,13 @@ func openPool(ctx context.Context, c *dbConfig, role string, timeout time.Durati
 }
 
 // recallSampler exports the live index's sampled recall as metrics.
-func recallSampler(url string, live *index.Live, sink *replication.EngineSink, every time.Duration, reg *prometheus.Registry, logger *slog.Logger) *replication.RecallSampler {
+func recallSampler(url string, live *index.Live, ready func() bool, every time.Duration, reg *prometheus.Registry, logger *slog.Logger) *replication.RecallSampler {
 	recall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10",
 		Help: "Mean recall@10 of the local index's vector search against pgvector's exact search, last sample."})
 	minRecall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10_min",
 		Help: "Lowest recall@10 of one query in the last sample."})
 	reg.MustRegister(recall, minRecall)
-	return &replication.RecallSampler{URL: url, Live: live, Ready: sink.Ready, Every: every, Samples: 20,
+	return &replication.RecallSampler{URL: url, Live: live, Ready: ready, Every: every, Samples: 20,
 		Report: func(r replication.Recall, err error) {
 			if err != nil {
 				logger.Warn("recall sample failed", "component", "index", "error", err)
@@ -240,4 +261,43 @@ func recallSampler(url string, live *index.Live, sink *replication.EngineSink, e
 				logger.Info("index recall sampled", "component", "index", "recall_at_10", r.Mean, "min", r.Min, "samples", r.Samples)
 			}
 		}}
+}
+
+// startNode opens this node's Raft state and index (founding a cluster
+// when it has no state and is not told to join one).
+func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prometheus.Registry) (*replication.Node, string, error) {
+	url, err := c.db.resolveURL()
+	if err != nil {
+		return nil, "", err
+	}
+	id := c.node
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	if c.join != "" && c.clusterSecret == "" {
+		return nil, "", &configError{setting: envName("cluster-secret"), err: errors.New("needed with --join (the cluster's nodes must share it)")}
+	}
+	dir := c.raftDir
+	if dir == "" {
+		dir = filepath.Join(c.db.dataDir, "raft", id)
+	}
+	httpAdv := c.httpAdvertise
+	if httpAdv == "" {
+		host, port, _ := net.SplitHostPort(c.listen)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		httpAdv = "http://" + net.JoinHostPort(host, port)
+	}
+	node, err := replication.StartNode(replication.NodeConfig{
+		ID: id, RaftBind: c.raftBind, RaftAdvertise: c.raftAdvertise, HTTPAddr: strings.TrimSuffix(httpAdv, "/"), Dir: dir,
+		Bootstrap: c.join == "", Index: index.DefaultConfig(), Stale: c.lagBound,
+		SnapshotThreshold: uint64(c.snapshotThreshold),
+		Feed:              &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
+		Logger:            logger, LogOutput: logOut, Registry: reg,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return node, url, nil
 }

@@ -1,0 +1,267 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sostenuto/sostenuto/index"
+)
+
+// AntiEntropy periodically compares this node's (chunk id, version) set
+// with PostgreSQL's and repairs what differs through the Raft log: the
+// leader proposes the repair itself; a follower asks the leader (it reads
+// the truth from PostgreSQL again and proposes it). Differences that are
+// only changes in flight are ruled out by checking twice.
+type AntiEntropy struct {
+	URL      string // the owning role's database URL
+	Node     *Node
+	Every    time.Duration
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Secret authenticates a follower's repair request to the leader.
+	Secret string
+
+	divergent prometheus.Gauge
+	repaired  prometheus.Counter
+	checks    *prometheus.CounterVec
+}
+
+// Divergence is what one check found.
+type Divergence struct {
+	Missing []index.ID // in PostgreSQL, not in the index
+	Stale   []index.ID // in both, at different versions
+	Extra   []index.ID // in the index, not in PostgreSQL
+}
+
+// Len is how many chunks differ.
+func (d Divergence) Len() int { return len(d.Missing) + len(d.Stale) + len(d.Extra) }
+
+// IDs lists every differing chunk.
+func (d Divergence) IDs() []index.ID {
+	return append(append(append([]index.ID{}, d.Missing...), d.Stale...), d.Extra...)
+}
+
+// Run checks every Every until ctx ends.
+func (a *AntiEntropy) Run(ctx context.Context) error {
+	a.divergent = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_antientropy_divergent_chunks",
+		Help: "Chunks whose presence or version differed between this node's index and PostgreSQL at the last check."})
+	a.repaired = prometheus.NewCounter(prometheus.CounterOpts{Name: "sostenuto_antientropy_repaired_chunks_total",
+		Help: "Chunks repaired through the Raft log after an anti-entropy check."})
+	a.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sostenuto_antientropy_checks_total",
+		Help: "Anti-entropy checks, by outcome (clean, repaired, skipped, failed)."}, []string{"outcome"})
+	if a.Registry != nil {
+		a.Registry.MustRegister(a.divergent, a.repaired, a.checks)
+	}
+	t := time.NewTicker(a.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		outcome := "clean"
+		d, err := a.Check(ctx)
+		switch {
+		case err != nil:
+			outcome = "failed"
+			a.Logger.Warn("anti-entropy check failed", "component", "replication", "error", err)
+		case d == nil:
+			outcome = "skipped"
+		default:
+			a.divergent.Set(float64(d.Len()))
+			if d.Len() > 0 {
+				outcome = "repaired"
+				a.Logger.Warn("index differs from PostgreSQL; repairing through the log", "component", "replication",
+					"missing", len(d.Missing), "stale", len(d.Stale), "extra", len(d.Extra))
+				if err := a.Node.Repair(ctx, a.URL, d.IDs(), a.Secret); err != nil {
+					outcome = "failed"
+					a.Logger.Warn("anti-entropy repair failed", "component", "replication", "error", err)
+				} else {
+					a.repaired.Add(float64(d.Len()))
+				}
+			}
+		}
+		a.checks.WithLabelValues(outcome).Inc()
+	}
+}
+
+// Check compares the index with PostgreSQL; nil (and no error) when the
+// index is not ready or did not catch up in time to compare.
+func (a *AntiEntropy) Check(ctx context.Context) (*Divergence, error) {
+	if !a.Node.Ready() {
+		return nil, nil
+	}
+	first, err := a.compare(ctx, nil)
+	if err != nil || first == nil || first.Len() == 0 {
+		return first, err
+	}
+	// Look again at the suspects only: what was merely in flight is gone.
+	return a.compare(ctx, first.IDs())
+}
+
+// compare reads PostgreSQL's versions (of ids, or of every chunk), waits for
+// the index to reach that read's position, and diffs.
+func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence, error) {
+	conn, err := pgx.Connect(ctx, a.URL)
+	if err != nil {
+		return nil, fmt.Errorf("replication: anti-entropy: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	pg := map[index.ID]int64{}
+	var lsnText string
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsnText); err != nil {
+			return err
+		}
+		var rows pgx.Rows
+		if ids == nil {
+			rows, err = tx.Query(ctx, `SELECT id, version FROM chunks`)
+		} else {
+			us := make([]uuid.UUID, len(ids))
+			for i, id := range ids {
+				us[i] = uuid.UUID(id)
+			}
+			rows, err = tx.Query(ctx, `SELECT id, version FROM chunks WHERE id = ANY($1)`, us)
+		}
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id uuid.UUID
+			var v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				return err
+			}
+			pg[index.ID(id)] = v
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replication: anti-entropy: %w", err)
+	}
+	var lsn uint64
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(lsnText, "%X/%X", &hi, &lo); err != nil {
+		return nil, err
+	}
+	lsn = uint64(hi)<<32 | uint64(lo)
+	deadline := time.Now().Add(30 * time.Second)
+	for a.Node.Live.Engine().Position().LSN < lsn {
+		if time.Now().After(deadline) {
+			return nil, nil // lagging: readiness reports it
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	local := a.Node.Live.Engine().ChunkVersions()
+	d := &Divergence{}
+	for id, v := range pg {
+		lv, ok := local[id]
+		switch {
+		case !ok:
+			d.Missing = append(d.Missing, id)
+		case lv != v:
+			d.Stale = append(d.Stale, id)
+		}
+	}
+	if ids == nil {
+		for id := range local {
+			if _, ok := pg[id]; !ok {
+				d.Extra = append(d.Extra, id)
+			}
+		}
+	} else {
+		for _, id := range ids {
+			if _, ok := pg[id]; !ok {
+				if _, ok := local[id]; ok {
+					d.Extra = append(d.Extra, id)
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+// Repair proposes PostgreSQL's current state of the given chunks (an
+// upsert for each that exists, a delete for each that does not) through the
+// log. On a follower, the leader is asked to do it.
+func (n *Node) Repair(ctx context.Context, url string, ids []index.ID, secret string) error {
+	if !n.IsLeader() {
+		return n.askLeaderToRepair(ctx, ids, secret)
+	}
+	return n.RepairFrom(ctx, url, ids)
+}
+
+// RepairFrom (leader) reads the chunks from PostgreSQL and proposes them.
+func (n *Node) RepairFrom(ctx context.Context, url string, ids []index.ID) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("replication: repair: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	us := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		us[i] = uuid.UUID(id)
+	}
+	rows, err := conn.Query(ctx, `SELECT c.id, c.document_id, c.owner_id, c.text, c.page_start, c.page_end, c.version,
+		c.embedding::text, d.is_public, d.title FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, us)
+	if err != nil {
+		return fmt.Errorf("replication: repair: %w", err)
+	}
+	var ops index.Ops
+	found := map[index.ID]bool{}
+	docs := map[index.ID]bool{}
+	for rows.Next() {
+		var c index.Chunk
+		var id, doc, owner uuid.UUID
+		var emb, title string
+		var public bool
+		if err := rows.Scan(&id, &doc, &owner, &c.Text, &c.PageStart, &c.PageEnd, &c.Version, &emb, &public, &title); err != nil {
+			rows.Close()
+			return err
+		}
+		c.ID, c.DocumentID, c.OwnerID = index.ID(id), index.ID(doc), index.ID(owner)
+		if c.Vector, err = parseVector(emb); err != nil {
+			rows.Close()
+			return err
+		}
+		if !docs[c.DocumentID] {
+			docs[c.DocumentID] = true
+			ops.Documents = append(ops.Documents, index.Document{ID: c.DocumentID, OwnerID: c.OwnerID, IsPublic: public, Title: title})
+		}
+		ops.Upserts = append(ops.Upserts, c)
+		found[c.ID] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !found[id] {
+			ops.Deletes = append(ops.Deletes, id)
+		}
+	}
+	return n.Propose(ctx, Entry{Kind: KindRepair, Ops: ops})
+}
+
+// RepairChunks (leader) repairs the chunks from the changefeed's database.
+func (n *Node) RepairChunks(ctx context.Context, ids []index.ID) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if n.cfg.Feed == nil {
+		return fmt.Errorf("replication: no database to repair from")
+	}
+	return n.RepairFrom(ctx, n.cfg.Feed.URL, ids)
+}
