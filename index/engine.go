@@ -187,7 +187,7 @@ func (e *Engine) Apply(ops Ops) error {
 		return nil
 	}
 	for _, c := range ops.Upserts {
-		if len(c.Vector) != e.cfg.Vector.Dim {
+		if c.Vector != nil && len(c.Vector) != e.cfg.Vector.Dim {
 			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
 		}
 	}
@@ -206,14 +206,26 @@ func (e *Engine) Apply(ops Ops) error {
 			}
 		}
 	}
-	upserts := make([]*Chunk, 0, len(ops.Upserts))
+	upserts := make([]graphOp, 0, len(ops.Upserts))
 	for i := range ops.Upserts {
 		c := ops.Upserts[i]
 		old, had := e.chunks[c.ID]
 		if had && old.Version == c.Version && c.Version != 0 {
 			continue // already applied
 		}
+		vec := c.Vector
+		if vec == nil {
+			// An update that left the embedding alone (PostgreSQL does
+			// not resend an unchanged TOASTed value): keep the stored one.
+			// Without one there is nothing to keep; anti-entropy repairs.
+			v, ok := e.vec.Vector(vector.ID(c.ID))
+			if !ok {
+				continue
+			}
+			vec = v
+		}
 		cc := c
+		cc.Vector = nil // the graph holds the vector; the map does not
 		st := e.doc(c.DocumentID, c.OwnerID)
 		if !had && st.IsPublic {
 			e.public++
@@ -223,7 +235,7 @@ func (e *Engine) Apply(ops Ops) error {
 		}
 		e.chunks[c.ID] = &cc
 		st.chunks[c.ID] = true
-		upserts = append(upserts, &cc)
+		upserts = append(upserts, graphOp{id: vector.ID(c.ID), vec: vec})
 		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
 	}
 	for _, id := range deletes {
@@ -246,12 +258,12 @@ func (e *Engine) Apply(ops Ops) error {
 	}
 	e.mu.Unlock()
 	vec := e.graph()
-	for _, c := range upserts {
-		if err := vec.Add(vector.ID(c.ID), c.Vector); err != nil {
+	for _, op := range upserts {
+		if err := vec.Add(op.id, op.vec); err != nil {
 			return err
 		}
 		if e.compacting != nil {
-			*e.compacting = append(*e.compacting, graphOp{vector.ID(c.ID), c.Vector})
+			*e.compacting = append(*e.compacting, op)
 		}
 	}
 	for _, id := range textDeletes {

@@ -445,7 +445,13 @@ func decodeChunk(id index.ID, cols map[string]string) (index.Chunk, error) {
 		return c, fmt.Errorf("replication: chunk columns: %w", err)
 	}
 	c.PageStart, c.PageEnd, c.Version = ps, pe, v
-	c.Vector, err = parseVector(cols["embedding"])
+	emb, ok := cols["embedding"]
+	if !ok {
+		// Unchanged and TOASTed: PostgreSQL does not resend it; a nil
+		// vector tells the index to keep the one it holds.
+		return c, nil
+	}
+	c.Vector, err = parseVector(emb)
 	return c, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -233,4 +234,37 @@ func (c countingProposer) Propose(ctx context.Context, e Entry) error {
 		c.bases.Add(1)
 	}
 	return c.direct.Propose(ctx, e)
+}
+
+// An update that leaves a TOASTed embedding alone arrives without it; the
+// index keeps the vector it holds and takes the rest.
+func TestFeedUnchangedToastedEmbedding(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	owner, doc, chunk := uuid.New(), uuid.New(), uuid.New()
+	parts := make([]string, 768)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%.7f", math.Sin(float64(i)*1.37+0.1)) // incompressible: stored out of line
+	}
+	emb := "[" + strings.Join(parts, ",") + "]"
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO users (id, email, display_name, role, password_hash) VALUES ('%s', 'o@example.com', 'O', 'teacher', 'x')`, owner),
+		fmt.Sprintf(`INSERT INTO documents (id, owner_id, title, source_type, is_public) VALUES ('%s', '%s', 'D', 'text', true)`, doc, owner),
+		fmt.Sprintf(`INSERT INTO chunks (id, document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
+			VALUES ('%s', '%s', '%s', 0, 'before', 1, 0, 6, '%s')`, chunk, doc, owner, emb),
+	} {
+		mustExecURL(t, db.URL, q)
+	}
+	sink := newDirect(t)
+	feed := &Feed{URL: db.URL, Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+	go feed.Run(ctx, sink)
+	waitFor(t, "base", func() bool { return sink.Live.Engine().Len() == 1 })
+	mustExecURL(t, db.URL, fmt.Sprintf(`UPDATE chunks SET text = 'after legato', version = version + 1 WHERE id = '%s'`, chunk))
+	waitFor(t, "update", func() bool { return sink.Live.Engine().ChunkVersions()[index.ID(chunk)] == 2 })
+	v, _ := parseVector(emb)
+	hits, err := sink.Live.Engine().Search(index.Query{K: 1, Mode: index.ModeHybrid, Text: "legato", Vector: v, Scope: index.Scope{Admin: true}})
+	if err != nil || len(hits) != 1 || hits[0].Chunk.Text != "after legato" || hits[0].VectorRank != 1 || hits[0].BM25Rank != 1 {
+		t.Fatalf("after the update: %+v %v", hits, err)
+	}
 }

@@ -41,7 +41,8 @@ func startNode(t *testing.T, bin string, env ...string) *node {
 	port := freePort(t)
 	n := &node{base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &bytes.Buffer{}}
 	n.cmd = exec.Command(bin, "serve")
-	n.cmd.Env = append(os.Environ(), append(env, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port), "SOSTENUTO_DATA_DIR="+t.TempDir())...)
+	n.cmd.Env = append(os.Environ(), append(env, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port), "SOSTENUTO_DATA_DIR="+t.TempDir(),
+		fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", freePort(t)))...)
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)

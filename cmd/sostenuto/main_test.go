@@ -169,7 +169,8 @@ func TestServeBinarySIGTERM(t *testing.T) {
 	// A client that holds a request open: its body arrives slowly, so the
 	// request is in flight when SIGTERM lands.
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port))
+	cmd.Env = append(os.Environ(), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", freePort(t)), "SOSTENUTO_DATA_DIR="+t.TempDir())
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

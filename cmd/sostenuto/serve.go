@@ -50,6 +50,7 @@ type serveConfig struct {
 	join              string
 	clusterSecret     string
 	snapshotThreshold int64
+	snapshotInterval  time.Duration
 	lagBound          time.Duration
 	antiEntropyEvery  time.Duration
 }
@@ -71,6 +72,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "join", usage: "base URL of a node of an existing cluster to join; without it, a node with no Raft state founds a new cluster", parse: stringVar(&c.join)},
 		setting{name: "cluster-secret", secret: true, usage: "shared secret nodes present to join a cluster (POST /api/cluster/nodes); needed with --join", parse: stringVar(&c.clusterSecret)},
 		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
+		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
 		setting{name: "anti-entropy-every", usage: "how often the index's chunk ids and versions are compared with PostgreSQL's (0s: never)", def: "5m", parse: durationVar(&c.antiEntropyEvery, 0, 24*time.Hour)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
@@ -292,9 +294,9 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 	node, err := replication.StartNode(replication.NodeConfig{
 		ID: id, RaftBind: c.raftBind, RaftAdvertise: c.raftAdvertise, HTTPAddr: strings.TrimSuffix(httpAdv, "/"), Dir: dir,
 		Bootstrap: c.join == "", Index: index.DefaultConfig(), Stale: c.lagBound,
-		SnapshotThreshold: uint64(c.snapshotThreshold),
-		Feed:              &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
-		Logger:            logger, LogOutput: logOut, Registry: reg,
+		SnapshotThreshold: uint64(c.snapshotThreshold), SnapshotInterval: c.snapshotInterval,
+		Feed:   &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
+		Logger: logger, LogOutput: logOut, Registry: reg,
 	})
 	if err != nil {
 		return nil, "", err

@@ -388,6 +388,17 @@ func (x *Index) Delete(id ID) {
 	}
 }
 
+// Vector returns a copy of id's stored (normalized) vector.
+func (x *Index) Vector(id ID) ([]float32, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n, ok := x.byID[id]
+	if !ok {
+		return nil, false
+	}
+	return append([]float32(nil), x.vec(n)...), true
+}
+
 // Has reports whether id is live.
 func (x *Index) Has(id ID) bool {
 	x.mu.RLock()
