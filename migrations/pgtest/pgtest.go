@@ -146,7 +146,7 @@ func dropDatabase(t testing.TB, admin, name string) {
 	// A backend of the database may still be closing; retry briefly.
 	for attempt := 0; ; attempt++ {
 		// Replication slots of the database (changefeeds) hold it open.
-		conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active`, name) //nolint:errcheck // best effort
+		conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active`, name)        //nolint:errcheck // best effort
 		conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name) //nolint:errcheck // best effort
 		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 		if err == nil || attempt == 20 {
@@ -242,7 +242,7 @@ func dropStaleTemplates(ctx context.Context, conn *pgx.Conn, keep string) {
 	}
 	for _, name := range stale {
 		conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name) //nolint:errcheck // best effort
-		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()) //nolint:errcheck // best effort
+		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize())                                                      //nolint:errcheck // best effort
 	}
 }
 
