@@ -12,7 +12,7 @@ TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -72,3 +72,8 @@ test: pg-test tools
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Replication at 100k chunks on three processes (prints the figures).
+bench-cluster: pg-test
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_BENCH_CLUSTER=1 \
+		$(GO) test -count=1 -run TestClusterBench -v -timeout 60m ./cmd/sostenuto

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/migrations/pgtest"
+)
+
+// TestClusterBench measures replication on three processes at 100k chunks:
+// commit-to-searchable lag on every node under steady ingest, apply
+// throughput, snapshot install on a joining node and a follower's restart.
+// It runs only with SOSTENUTO_BENCH_CLUSTER=1 (make bench-cluster); it
+// prints figures and asserts only correctness.
+func TestClusterBench(t *testing.T) {
+	if os.Getenv("SOSTENUTO_BENCH_CLUSTER") == "" {
+		t.Skip("set SOSTENUTO_BENCH_CLUSTER=1 (make bench-cluster)")
+	}
+	chunks := 100_000
+	if v, err := strconv.Atoi(os.Getenv("SOSTENUTO_BENCH_CHUNKS")); err == nil && v > 0 {
+		chunks = v
+	}
+	const perTx = 100
+	db := pgtest.NewEmptyDB(t, "")
+	c := newTestCluster(t, db.URL)
+	opts := []string{"SOSTENUTO_SNAPSHOT_THRESHOLD=1024", "SOSTENUTO_SNAPSHOT_INTERVAL=5s"}
+	n1 := c.add("n1", opts...)
+	waitReady(t, n1.base+"/api/ready", &bytes.Buffer{})
+	c.login(n1)
+	c.add("n2", opts...)
+	c.add("n3", opts...)
+	c.waitFor("three voters", 60*time.Second, func() bool {
+		s, err := c.status(n1)
+		return err == nil && len(s.Nodes) == 3
+	})
+	teacher := makeUser(t, db.URL, "teacher@example.com", "teacher")
+
+	// Steady ingest: transactions of 100 chunks with random 768-dim vectors.
+	conn, err := pgx.Connect(context.Background(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	start := time.Now()
+	for d := 0; d < chunks/perTx; d++ {
+		_, err := conn.Exec(context.Background(), `WITH d AS (INSERT INTO documents (id, owner_id, title, source_type, is_public)
+				VALUES ($1, $2, 'Doc', 'text', true) RETURNING id)
+			INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
+			SELECT d.id, $2, g, 'legato pedal chunk ' || g || ' of ' || $3, 5, 0, 10,
+				(SELECT array_agg(random() - 0.5)::real[]::vector FROM generate_series(1, 768 + g * 0))
+			FROM d, generate_series(0, $4 - 1) g`, uuid.New(), teacher, d, perTx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingested := time.Since(start)
+	c.converged("after the ingest")
+	all := time.Since(start)
+	fmt.Printf("ingest: %d chunks in %d transactions: committed in %v (%.0f chunks/s, PostgreSQL-bound), on every node %v after the first commit\n",
+		chunks, chunks/perTx, ingested.Round(time.Millisecond), float64(chunks)/ingested.Seconds(), all.Round(time.Millisecond))
+	for _, id := range []string{"n1", "n2", "n3"} {
+		m := metrics(t, c.nodes[id].base)
+		p50, p99 := histQuantile(m, "sostenuto_index_commit_to_apply_seconds", 0.5), histQuantile(m, "sostenuto_index_commit_to_apply_seconds", 0.99)
+		sum, count := m[`sostenuto_raft_apply_seconds_sum{kind="ops"}`], m[`sostenuto_raft_apply_seconds_count{kind="ops"}`]
+		fmt.Printf("%s: commit-to-searchable p50 %.1f ms, p99 %.1f ms (histogram, interpolated); apply: %.0f entries in %.2f s of applying = %.0f chunks/s\n",
+			id, p50*1000, p99*1000, count, sum, float64(chunks)/sum)
+	}
+
+	// Snapshot install: a fourth node joins the loaded cluster.
+	start = time.Now()
+	n4 := c.add("n4", opts...)
+	c.converged("n4 joined")
+	fmt.Printf("join of n4 at %d chunks: converged in %v; %s\n", chunks, time.Since(start).Round(time.Millisecond), logLine(n4.logs.String(), "installed an index snapshot"))
+	m := metrics(t, n4.base)
+	fmt.Printf("n4: snapshot restore %.2f s\n", m["sostenuto_raft_restore_seconds"])
+	for _, id := range []string{"n1", "n2", "n3"} {
+		m := metrics(t, c.nodes[id].base)
+		fmt.Printf("%s: last snapshot written %.0f MiB in %.2f s\n", id, m["sostenuto_raft_snapshot_bytes"]/(1<<20), m["sostenuto_raft_snapshot_seconds"])
+	}
+
+	// Restart: a follower comes back from its data directory.
+	lead := c.leader()
+	var f *cnode
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if c.nodes[id] != lead {
+			f = c.nodes[id]
+			break
+		}
+	}
+	c.kill(f)
+	start = time.Now()
+	c.start(f)
+	waitReady(t, f.base+"/api/ready", &bytes.Buffer{})
+	ready := time.Since(start)
+	c.converged("after the restart")
+	fmt.Printf("restart of %s at %d chunks: ready in %v, converged in %v; %s\n", f.id, chunks, ready.Round(time.Millisecond),
+		time.Since(start).Round(time.Millisecond), logLine(f.logs.String(), "installed an index snapshot"))
+}
+
+func logLine(logs, what string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, what) {
+			return l
+		}
+	}
+	return "(no " + what + " line)"
+}
+
+// metrics reads a node's /metrics into name{labels} → value.
+func metrics(t *testing.T, base string) map[string]float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// histQuantile estimates a quantile of a Prometheus histogram by linear
+// interpolation inside its bucket.
+func histQuantile(m map[string]float64, name string, q float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for k, v := range m {
+		if !strings.HasPrefix(k, name+`_bucket{le="`) {
+			continue
+		}
+		le := strings.TrimSuffix(strings.TrimPrefix(k, name+`_bucket{le="`), `"}`)
+		f, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			f, err = math.Inf(1), nil
+		}
+		if err == nil {
+			bs = append(bs, bucket{f, v})
+		}
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return math.NaN()
+	}
+	rank := q * bs[len(bs)-1].n
+	prevLe, prevN := 0.0, 0.0
+	for _, b := range bs {
+		if b.n >= rank {
+			if math.IsInf(b.le, 1) {
+				return prevLe
+			}
+			return prevLe + (b.le-prevLe)*(rank-prevN)/max(b.n-prevN, 1)
+		}
+		prevLe, prevN = b.le, b.n
+	}
+	return prevLe
+}
