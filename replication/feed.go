@@ -297,6 +297,7 @@ func (f *Feed) loadBase(ctx context.Context, snapshot string) (index.Ops, error)
 func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN, p Proposer) error {
 	relations := map[uint32]*pglogrepl.RelationMessage{}
 	applied := start
+	lastProposed := time.Now()
 	var tx *index.Ops
 	every := f.KeepaliveEvery
 	if every <= 0 {
@@ -304,6 +305,16 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 	}
 	nextStatus := time.Now().Add(every)
 	for {
+		if tx == nil && time.Since(lastProposed) >= every {
+			// A heartbeat at the applied position: every node learns the
+			// feed is alive (readiness) even when no WAL is written.
+			err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(applied)}},
+				CommitTime: time.Now().UnixMilli()})
+			if err != nil {
+				return err
+			}
+			lastProposed = time.Now()
+		}
 		if time.Now().After(nextStatus) {
 			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
 				WALWritePosition: applied, WALFlushPosition: applied, WALApplyPosition: applied})
@@ -337,12 +348,13 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 			// Idle between transactions: everything up to the server's
 			// end has been seen, so the position may advance.
 			if tx == nil && ka.ServerWALEnd > applied {
-				err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(ka.ServerWALEnd)}},
+				pos := max(applied, ka.ServerWALEnd)
+				err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(pos)}},
 					CommitTime: ka.ServerTime.UnixMilli()})
 				if err != nil {
 					return err
 				}
-				applied = ka.ServerWALEnd
+				applied, lastProposed = pos, time.Now()
 			}
 			if ka.ReplyRequested {
 				nextStatus = time.Time{}
@@ -383,6 +395,7 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 				if err := p.Propose(ctx, Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
 					return err
 				}
+				lastProposed = time.Now()
 				applied, tx = m.TransactionEndLSN, nil
 			}
 		}

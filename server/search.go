@@ -196,6 +196,10 @@ func (s *Server) searchPostgres(ctx context.Context, user uuid.UUID, p SearchPar
 	if err != nil {
 		return searchResponse{}, err
 	}
+	if cur, err := ParseLSN(lsn); err == nil && p.MinLSN > cur {
+		return searchResponse{}, NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+			fmt.Sprintf("min_lsn %s is ahead of the database (at %s): no write of this deployment reached it", FormatLSN(p.MinLSN), lsn))
+	}
 	depth := max(p.K, searchDepth)
 	var lists [2][]index.ID
 	if p.Mode != index.ModeBM25 {

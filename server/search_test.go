@@ -78,6 +78,11 @@ func TestSearchPostgres(t *testing.T) {
 			t.Errorf("%s: %d", name, r.status)
 		}
 	}
+	// A position no write has reached yet cannot be waited for: 503, saying why.
+	r := a.call("POST", "/api/search", teacher.AccessToken, map[string]any{"query": "x", "min_lsn": "FFFF/0"})
+	if r.status != 503 || !strings.Contains(string(r.body), "ahead of the database") {
+		t.Errorf("future min_lsn: %d %s", r.status, r.body)
+	}
 }
 
 func TestLSN(t *testing.T) {
