@@ -392,9 +392,12 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 				tx.Position = index.Position{LSN: uint64(m.TransactionEndLSN)}
 				// Proposed means committed by Raft: only then is the
 				// position confirmed to the slot (next status update).
+				received := time.Now()
 				if err := p.Propose(ctx, Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
 					return err
 				}
+				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", m.TransactionEndLSN, "operations", tx.Len(),
+					"commit_to_receive_ms", received.Sub(m.CommitTime).Milliseconds(), "propose_ms", time.Since(received).Milliseconds())
 				lastProposed = time.Now()
 				applied, tx = m.TransactionEndLSN, nil
 			}

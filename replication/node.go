@@ -133,6 +133,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
 	rc.NotifyCh = n.notify
+	// Followers learn the commit index from the next AppendEntries; with
+	// Raft's default 50 ms they applied ~70 ms after the leader (measured).
+	rc.CommitTimeout = 10 * time.Millisecond
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = min(rc.TrailingLogs, cfg.SnapshotThreshold)
@@ -144,7 +147,6 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		rc.HeartbeatTimeout = 300 * time.Millisecond
 		rc.ElectionTimeout = 300 * time.Millisecond
 		rc.LeaderLeaseTimeout = 200 * time.Millisecond
-		rc.CommitTimeout = 20 * time.Millisecond
 	}
 	has, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {

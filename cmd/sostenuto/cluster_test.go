@@ -86,6 +86,18 @@ func newTestCluster(t *testing.T, url string) *testCluster {
 	return c
 }
 
+// childEnv is this process's environment without the benchmark's own
+// knobs (a node refuses SOSTENUTO_* settings it does not know).
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOSTENUTO_BENCH_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -123,11 +135,27 @@ func (c *testCluster) add(id string, extra ...string) *cnode {
 func (c *testCluster) start(n *cnode) {
 	n.logs = &lockedBuffer{}
 	n.cmd = exec.Command(c.bin, "serve")
-	n.cmd.Env = append(os.Environ(), n.env...)
+	n.cmd.Env = append(childEnv(), n.env...)
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// ready waits for n's /api/ready, showing its log if it never comes.
+func (c *testCluster) ready(n *cnode) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(n.base + "/api/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("%s not ready; its log:\n%s", n.id, tail(n.logs.String(), 8000))
 }
 
 func (c *testCluster) kill(n *cnode) {
@@ -171,7 +199,7 @@ func (c *testCluster) login(n *cnode) {
 		return
 	}
 	cmd := exec.Command(c.bin, "admin", "create", "--email", "root@example.com")
-	cmd.Env = append(os.Environ(), "SOSTENUTO_DATABASE_URL="+c.url, "SOSTENUTO_ADMIN_PASSWORD=correct horse battery", "SOSTENUTO_DATA_DIR="+c.dataDir)
+	cmd.Env = append(childEnv(), "SOSTENUTO_DATABASE_URL="+c.url, "SOSTENUTO_ADMIN_PASSWORD=correct horse battery", "SOSTENUTO_DATA_DIR="+c.dataDir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("admin create: %v\n%s", err, out)
 	}
@@ -322,7 +350,7 @@ func TestClusterScenarios(t *testing.T) {
 	c := newTestCluster(t, db.URL)
 	// Snapshots every 64 entries, so a late joiner installs one.
 	n1 := c.add("n1", "SOSTENUTO_SNAPSHOT_THRESHOLD=64", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")
-	waitReady(t, n1.base+"/api/ready", &bytes.Buffer{})
+	c.ready(n1)
 	c.login(n1)
 	c.add("n2", "SOSTENUTO_SNAPSHOT_THRESHOLD=64", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")
 	c.add("n3", "SOSTENUTO_SNAPSHOT_THRESHOLD=64", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")
@@ -370,7 +398,7 @@ func TestClusterScenarios(t *testing.T) {
 		ingestChunks(t, db.URL, teacher, 10, 20, true, "bravo")
 		start := time.Now()
 		c.start(f)
-		waitReady(t, f.base+"/api/ready", &bytes.Buffer{})
+		c.ready(f)
 		c.converged("after a follower restart")
 		t.Logf("follower back and converged in %v", time.Since(start).Round(time.Millisecond))
 		if strings.Contains(f.logs.String(), "changefeed base loaded") {
@@ -512,7 +540,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 	pg := pgtest.NewCluster(t)
 	c := newTestCluster(t, pg.URL())
 	n1 := c.add("n1", "SOSTENUTO_ANTI_ENTROPY_EVERY=1s")
-	waitReady(t, n1.base+"/api/ready", &bytes.Buffer{})
+	c.ready(n1)
 	c.login(n1)
 	n2 := c.add("n2", "SOSTENUTO_ANTI_ENTROPY_EVERY=1s")
 	c.waitFor("two voters", 60*time.Second, func() bool {
