@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -293,39 +294,90 @@ func (f *Feed) loadBase(ctx context.Context, snapshot string) (index.Ops, error)
 	return ops, nil
 }
 
-// stream applies committed transactions and keepalives until an error.
+// stream reads committed transactions and keepalives until an error. One
+// goroutine receives and answers the server (status updates every
+// KeepaliveEvery, whatever Raft is doing, so a slow apply never trips
+// wal_sender_timeout); another proposes, in order. The position confirmed
+// to the slot is the last one Raft committed.
 func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN, p Proposer) error {
-	relations := map[uint32]*pglogrepl.RelationMessage{}
-	applied := start
-	lastProposed := time.Now()
-	var tx *index.Ops
 	every := f.KeepaliveEvery
 	if every <= 0 {
 		every = time.Second
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var committed atomic.Uint64
+	committed.Store(uint64(start))
+	proposals := make(chan Entry, 64)
+	proposeErr := make(chan error, 1)
+	go func() {
+		for e := range proposals {
+			received := time.Now()
+			if err := p.Propose(ctx, e); err != nil {
+				proposeErr <- err
+				cancel()
+				for range proposals { // drain until the reader stops
+				}
+				return
+			}
+			committed.Store(e.Ops.Position.LSN)
+			if n := e.Ops.Len(); n > 0 {
+				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", pglogrepl.LSN(e.Ops.Position.LSN),
+					"operations", n, "commit_to_receive_ms", received.UnixMilli()-e.CommitTime, "propose_ms", time.Since(received).Milliseconds())
+			}
+		}
+		close(proposeErr)
+	}()
+	err := f.receive(ctx, conn, start, every, &committed, proposals)
+	close(proposals)
+	if perr, ok := <-proposeErr; ok && perr != nil {
+		return perr
+	}
+	return err
+}
+
+// receive is stream's reading side.
+func (f *Feed) receive(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN, every time.Duration, committed *atomic.Uint64, proposals chan<- Entry) error {
+	relations := map[uint32]*pglogrepl.RelationMessage{}
+	seen := start // the last position read whole (a commit, or an idle keepalive)
+	lastQueued := time.Now()
+	var tx *index.Ops
 	nextStatus := time.Now().Add(every)
+	// queue hands an entry to the proposer, answering the server while it
+	// waits.
+	queue := func(e Entry) error {
+		for {
+			select {
+			case proposals <- e:
+				lastQueued = time.Now()
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(nextStatus)):
+				if err := f.status(ctx, conn, committed); err != nil {
+					return err
+				}
+				nextStatus = time.Now().Add(every)
+			}
+		}
+	}
 	for {
-		if tx == nil && time.Since(lastProposed) >= every {
-			// A heartbeat at the applied position: every node learns the
+		if tx == nil && time.Since(lastQueued) >= every && len(proposals) == 0 {
+			// A heartbeat at the last position read: every node learns the
 			// feed is alive (readiness) even when no WAL is written.
-			err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(applied)}},
-				CommitTime: time.Now().UnixMilli()})
-			if err != nil {
+			if err := queue(Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(seen)}}, CommitTime: time.Now().UnixMilli()}); err != nil {
 				return err
 			}
-			lastProposed = time.Now()
 		}
 		if time.Now().After(nextStatus) {
-			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
-				WALWritePosition: applied, WALFlushPosition: applied, WALApplyPosition: applied})
-			if err != nil {
-				return fmt.Errorf("replication: status: %w", err)
+			if err := f.status(ctx, conn, committed); err != nil {
+				return err
 			}
 			nextStatus = time.Now().Add(every)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		rctx, rcancel := context.WithDeadline(ctx, nextStatus)
 		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
+		rcancel()
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
 				continue
@@ -347,14 +399,11 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 			}
 			// Idle between transactions: everything up to the server's
 			// end has been seen, so the position may advance.
-			if tx == nil && ka.ServerWALEnd > applied {
-				pos := max(applied, ka.ServerWALEnd)
-				err := p.Propose(ctx, Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(pos)}},
-					CommitTime: ka.ServerTime.UnixMilli()})
-				if err != nil {
+			if tx == nil && ka.ServerWALEnd > seen {
+				seen = ka.ServerWALEnd
+				if err := queue(Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(seen)}}, CommitTime: ka.ServerTime.UnixMilli()}); err != nil {
 					return err
 				}
-				applied, lastProposed = pos, time.Now()
 			}
 			if ka.ReplyRequested {
 				nextStatus = time.Time{}
@@ -390,19 +439,25 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 					continue
 				}
 				tx.Position = index.Position{LSN: uint64(m.TransactionEndLSN)}
-				// Proposed means committed by Raft: only then is the
-				// position confirmed to the slot (next status update).
-				received := time.Now()
-				if err := p.Propose(ctx, Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
+				// Proposed in order; confirmed to the slot once committed.
+				if err := queue(Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
 					return err
 				}
-				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", m.TransactionEndLSN, "operations", tx.Len(),
-					"commit_to_receive_ms", received.Sub(m.CommitTime).Milliseconds(), "propose_ms", time.Since(received).Milliseconds())
-				lastProposed = time.Now()
-				applied, tx = m.TransactionEndLSN, nil
+				seen, tx = m.TransactionEndLSN, nil
 			}
 		}
 	}
+}
+
+// status confirms the committed position to the server.
+func (f *Feed) status(ctx context.Context, conn *pgconn.PgConn, committed *atomic.Uint64) error {
+	pos := pglogrepl.LSN(committed.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos})
+	if err != nil {
+		return fmt.Errorf("replication: status: %w", err)
+	}
+	return nil
 }
 
 // decodeRow turns one published row into an operation of tx.

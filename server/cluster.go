@@ -300,3 +300,23 @@ func (s *Server) repairChunks(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// lagBytes is PostgreSQL's WAL position minus the applied one (-1 when the
+// database does not answer).
+func (s *Server) lagBytes() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cur, err := s.store.WALPosition(ctx)
+	if err != nil {
+		return -1
+	}
+	pos, err := ParseLSN(cur)
+	if err != nil {
+		return -1
+	}
+	applied := s.cluster.Status().Applied.LSN
+	if pos <= applied {
+		return 0
+	}
+	return float64(pos - applied)
+}

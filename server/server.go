@@ -21,6 +21,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// ClusterSecret admits nodes joining the cluster (POST
 	// /api/cluster/nodes); empty: only administrators may add nodes.
 	ClusterSecret string
+	// LinkAllowlist lists the hosts answers may link to (and their
+	// subdomains); links and images elsewhere are removed.
+	LinkAllowlist []string
 }
 
 // Pinger is what readiness needs of the database.
@@ -71,6 +75,8 @@ type Deps struct {
 	EngineReady func() bool
 	// Cluster is this node's Raft membership; nil without the index.
 	Cluster Cluster
+	// Answerer writes chat answers; the extractive provider when nil.
+	Answerer rag.Provider
 }
 
 // Server is the HTTP API of one node.
@@ -93,6 +99,7 @@ type Server struct {
 	engine    *index.Live
 	engineOK  func() bool
 	cluster   Cluster
+	answerer  rag.Provider
 	router    chi.Router
 }
 
@@ -132,9 +139,21 @@ func New(cfg Config, deps Deps) *Server {
 		engine:   deps.Engine,
 		engineOK: deps.EngineReady,
 		cluster:  deps.Cluster,
+		answerer: deps.Answerer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
+	if s.answerer == nil {
+		x, err := rag.NewExtractive()
+		if err != nil {
+			panic(err) // the analyzer is compiled in
+		}
+		s.answerer = x
+	}
 	s.router = s.routes()
+	if s.cluster != nil && s.reg != nil {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_lag_bytes",
+			Help: "WAL bytes between PostgreSQL's current position and this node's applied one."}, s.lagBytes))
+	}
 	return s
 }
 
@@ -171,6 +190,7 @@ func (s *Server) routes() chi.Router {
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
 			s.embeddingRoutes(r)
+			s.chatRoutes(r)
 		})
 	})
 	return r

@@ -39,6 +39,7 @@ func TestClusterBench(t *testing.T) {
 	const perTx = 500
 	db := pgtest.NewEmptyDB(t, "")
 	c := newTestCluster(t, db.URL)
+	c.converge, c.poll = 30*time.Minute, time.Second
 	opts := []string{"SOSTENUTO_SNAPSHOT_THRESHOLD=256", "SOSTENUTO_SNAPSHOT_INTERVAL=2s", "SOSTENUTO_LOG_LEVEL=" + cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info")}
 	n1 := c.add("n1", opts...)
 	c.ready(n1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,6 +58,9 @@ type testCluster struct {
 	dataDir string // shared: JWT key, blobs
 	nodes   map[string]*cnode
 	token   string // an administrator's
+	// converge bounds how long converged waits (60 s if zero); poll is
+	// how often it looks (100 ms if zero).
+	converge, poll time.Duration
 }
 
 const testSecret = "cluster-secret-for-tests-0123456789"
@@ -226,7 +230,7 @@ func (c *testCluster) waitFor(what string, timeout time.Duration, ok func() bool
 		if time.Now().After(deadline) {
 			c.t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(cmp.Or(c.poll, 100*time.Millisecond))
 	}
 }
 
@@ -285,7 +289,7 @@ func (c *testCluster) converged(what string) {
 			c.t.Logf("last difference: %s", last)
 		}
 	}()
-	c.waitFor(what+": every node equal to PostgreSQL", 60*time.Second, func() bool {
+	c.waitFor(what+": every node equal to PostgreSQL", cmp.Or(c.converge, 60*time.Second), func() bool {
 		want, n := pgDigest(c.t, c.url)
 		for _, node := range c.nodes {
 			if node.cmd == nil {

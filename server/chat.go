@@ -1,0 +1,392 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+func (s *Server) chatRoutes(r chi.Router) {
+	r.Post("/chat/sessions", s.createChatSession)
+	r.Get("/chat/sessions", s.listChatSessions)
+	r.Get("/chat/sessions/{id}", s.getChatSession)
+	r.Delete("/chat/sessions/{id}", s.deleteChatSession)
+	r.Post("/chat/query", s.chatQuery)
+}
+
+const (
+	maxSessionTitle = 200
+	chatDefaultK    = 5
+	chatMaxK        = 20
+	// contextBudget bounds the passages handed to the answerer (runes).
+	contextBudget = 12000
+	snippetRunes  = 240
+)
+
+type createSessionRequest struct {
+	Title *string `json:"title"`
+}
+
+func (s *Server) createChatSession(w http.ResponseWriter, r *http.Request) {
+	var in createSessionRequest
+	if r.ContentLength != 0 { // the body is optional
+		if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+	}
+	title := strings.TrimSpace(deref(in.Title))
+	if utf8.RuneCountInString(title) > maxSessionTitle {
+		s.WriteError(w, r, Invalid("the session has invalid fields", FieldError{"title", fmt.Sprintf("must be at most %d characters", maxSessionTitle)}))
+		return
+	}
+	sess, err := s.store.CreateChatSession(r.Context(), actor(r).ID, title)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/chat/sessions/"+sess.ID.String())
+	WriteJSON(w, http.StatusCreated, sess)
+}
+
+func (s *Server) listChatSessions(w http.ResponseWriter, r *http.Request) {
+	page, err := pageParams(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	items, next, err := s.store.ListChatSessions(r.Context(), actor(r).ID, page)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, newList(items, next))
+}
+
+// A session is its owner's alone: anyone else, administrators included,
+// gets 404 (Row Level Security hides it).
+func (s *Server) getChatSession(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	sess, err := s.store.ChatSessionByID(r.Context(), actor(r).ID, id)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	msgs, err := s.store.ChatMessages(r.Context(), actor(r).ID, id)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, map[string]any{"session": sess, "messages": msgs})
+}
+
+func (s *Server) deleteChatSession(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if err := s.store.DeleteChatSession(r.Context(), actor(r).ID, id); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type chatRequest struct {
+	Query     string  `json:"query"`
+	SessionID *string `json:"session_id"`
+	K         *int    `json:"k"`
+}
+
+type chatParams struct {
+	query   string
+	session uuid.UUID // Nil: none
+	k       int
+}
+
+func (in chatRequest) validate() (chatParams, error) {
+	var errs []FieldError
+	p := chatParams{query: strings.TrimSpace(in.Query), k: chatDefaultK}
+	if n := utf8.RuneCountInString(p.query); n == 0 || n > maxQueryChars {
+		errs = append(errs, FieldError{"query", fmt.Sprintf("must be 1 to %d characters", maxQueryChars)})
+	}
+	if in.K != nil {
+		if *in.K < 1 || *in.K > chatMaxK {
+			errs = append(errs, FieldError{"k", fmt.Sprintf("must be 1 to %d", chatMaxK)})
+		}
+		p.k = *in.K
+	}
+	if in.SessionID != nil {
+		id, err := uuid.Parse(*in.SessionID)
+		if err != nil {
+			errs = append(errs, FieldError{"session_id", "must be a session id"})
+		}
+		p.session = id
+	}
+	if len(errs) > 0 {
+		return p, Invalid("the question has invalid fields", errs...)
+	}
+	return p, nil
+}
+
+// Source is a passage an answer may cite as [n].
+type Source struct {
+	N          int       `json:"n"`
+	DocumentID uuid.UUID `json:"document_id"`
+	Title      string    `json:"title"`
+	Page       int       `json:"page"`
+	Snippet    string    `json:"snippet"`
+	Score      float64   `json:"score"`
+}
+
+type chatTimings struct {
+	EmbedMs  int64 `json:"embed_ms"`
+	SearchMs int64 `json:"search_ms"`
+	LLMMs    int64 `json:"llm_ms"`
+}
+
+type chatAnswer struct {
+	Content    string      `json:"content"`
+	Sources    []Source    `json:"sources"`
+	Confidence string      `json:"confidence"`
+	Model      string      `json:"model"`
+	Cached     bool        `json:"cached"`
+	Timings    chatTimings `json:"timings"`
+}
+
+// chatQuery answers a question from what the caller may see: embed, hybrid
+// search in the caller's scope, the final chunks' visibility checked again
+// in PostgreSQL, passages deduplicated within a budget, the answerer, the
+// confidence rule; stored in the session when one is named. JSON, or SSE
+// when the client accepts text/event-stream.
+func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
+	var in chatRequest
+	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	p, err := in.validate()
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	user := actor(r)
+	if p.session != uuid.Nil {
+		if _, err := s.store.ChatSessionByID(ctx, user.ID, p.session); err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+	}
+	var timings chatTimings
+	passages, sources, err := s.retrieve(ctx, user.ID, user.IsAdmin(), p, &timings)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	var sse *sseWriter
+	emit := func(string) error { return nil }
+	if stream {
+		sse = newSSE(w, r)
+		defer sse.close()
+		if err := sse.event("sources", sources); err != nil {
+			return
+		}
+		emit = func(delta string) error {
+			return sse.event("delta", map[string]string{"text": rag.Sanitize(delta, s.cfg.LinkAllowlist)})
+		}
+	}
+	start := time.Now()
+	ans, err := s.answerer.Answer(ctx, rag.Request{Question: p.query, Passages: passages}, emit)
+	timings.LLMMs = time.Since(start).Milliseconds()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the client went away; nothing to answer
+		}
+		prob := NewProblem(http.StatusBadGateway, CodeUnavailable, "the answer could not be produced: "+err.Error())
+		if stream {
+			sse.event("error", prob) //nolint:errcheck // the stream ends either way
+			return
+		}
+		WriteProblem(w, r, prob)
+		return
+	}
+	out := chatAnswer{Content: rag.Sanitize(ans.Content, s.cfg.LinkAllowlist), Sources: sources,
+		Confidence: rag.Confidence(ans, passages), Model: ans.Model, Timings: timings}
+	if p.session != uuid.Nil {
+		srcJSON, _ := json.Marshal(sources)
+		conf, model := out.Confidence, out.Model
+		err := s.store.AddExchange(ctx, user.ID, p.session, p.query,
+			store.ChatMessage{Content: out.Content, Sources: srcJSON, Confidence: &conf, Model: &model})
+		if err != nil {
+			if stream {
+				prob := problemOf(err)
+				if prob == nil {
+					prob = NewProblem(http.StatusInternalServerError, CodeInternal, "the exchange could not be stored")
+				}
+				sse.event("error", prob) //nolint:errcheck // the stream ends either way
+				return
+			}
+			s.WriteError(w, r, err)
+			return
+		}
+	}
+	if stream {
+		sse.event("done", out) //nolint:errcheck // the stream ends either way
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// retrieve finds the passages for a question: only chunks the caller may
+// see, checked in the index and again in PostgreSQL, deduplicated and
+// within the context budget, numbered from 1.
+func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p chatParams, t *chatTimings) ([]rag.Passage, []Source, error) {
+	start := time.Now()
+	mode := index.ModeHybrid
+	var vec []float32
+	vs, err := s.embedder.Embed(ctx, []string{p.query})
+	switch {
+	case errors.Is(err, embed.ErrEmpty):
+		mode = index.ModeBM25
+	case err != nil:
+		return nil, nil, fmt.Errorf("chat: embed the question: %w", err)
+	default:
+		vec = vs[0]
+	}
+	t.EmbedMs = time.Since(start).Milliseconds()
+	start = time.Now()
+	sp := SearchParams{Query: p.query, K: p.k, Mode: mode}
+	var res searchResponse
+	if e := s.localEngine(ctx, 0); e != nil {
+		res, err = s.searchLocal(ctx, e, user, admin, sp, vec)
+	} else {
+		res, err = s.searchPostgres(ctx, user, sp, vec)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]uuid.UUID, len(res.Results))
+	for i, h := range res.Results {
+		ids[i] = h.ChunkID
+	}
+	visible, err := s.store.VisibleChunks(ctx, user, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.SearchMs = time.Since(start).Milliseconds()
+	seen := map[string]bool{}
+	budget := contextBudget
+	passages := []rag.Passage{}
+	sources := []Source{}
+	for _, h := range res.Results {
+		if !visible[h.ChunkID] {
+			continue // hidden or deleted since the index answered
+		}
+		key := strings.Join(strings.Fields(strings.ToLower(h.Text)), " ")
+		if seen[key] {
+			continue
+		}
+		n := utf8.RuneCountInString(h.Text)
+		if n > budget {
+			break
+		}
+		seen[key] = true
+		budget -= n
+		num := len(passages) + 1
+		passages = append(passages, rag.Passage{N: num, Title: h.Title, Page: h.PageStart, Text: h.Text,
+			VectorRank: deref(h.VectorRank), BM25Rank: deref(h.BM25Rank)})
+		sources = append(sources, Source{N: num, DocumentID: h.DocumentID, Title: h.Title, Page: h.PageStart,
+			Snippet: snippet(h.Text), Score: h.Score})
+	}
+	return passages, sources, nil
+}
+
+func snippet(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= snippetRunes {
+		return s
+	}
+	return string(r[:snippetRunes-1]) + "…"
+}
+
+// sseWriter writes Server-Sent Events, flushing each, with a heartbeat
+// comment every 15 s while the answer is produced.
+type sseWriter struct {
+	mu   sync.Mutex
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newSSE(w http.ResponseWriter, r *http.Request) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s := &sseWriter{w: w, rc: http.NewResponseController(w), stop: make(chan struct{}), done: make(chan struct{})}
+	s.rc.Flush() //nolint:errcheck // a failed flush shows on the next write
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-r.Context().Done():
+				return
+			case <-t.C:
+				s.mu.Lock()
+				fmt.Fprint(s.w, ": heartbeat\n\n")
+				s.rc.Flush() //nolint:errcheck // the client may be gone
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sseWriter) event(name string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *sseWriter) close() {
+	close(s.stop)
+	<-s.done
+}

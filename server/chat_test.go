@@ -1,0 +1,181 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/store"
+)
+
+func TestChatSessions(t *testing.T) {
+	a := newAPI(t)
+	alice := a.register("alice@example.com", "student").AccessToken
+	bob := a.register("bob@example.com", "student").AccessToken
+	root := a.admin("root@example.com").AccessToken
+
+	var s store.ChatSession
+	a.mustStatus(a.call("POST", "/api/chat/sessions", alice, map[string]any{"title": "  Pedalling  "}), 201).decode(t, &s)
+	if s.Title != "Pedalling" || s.ID == uuid.Nil {
+		t.Fatalf("session %+v", s)
+	}
+	var untitled store.ChatSession
+	a.mustStatus(a.call("POST", "/api/chat/sessions", alice, nil), 201).decode(t, &untitled)
+	if r := a.call("POST", "/api/chat/sessions", alice, map[string]any{"title": strings.Repeat("x", 201)}); r.status != 400 {
+		t.Errorf("long title: %d", r.status)
+	}
+	var list List[store.ChatSession]
+	a.mustStatus(a.call("GET", "/api/chat/sessions", alice, nil), 200).decode(t, &list)
+	if len(list.Items) != 2 || list.Items[0].ID != untitled.ID {
+		t.Errorf("alice's sessions %+v", list.Items)
+	}
+	a.mustStatus(a.call("GET", "/api/chat/sessions", bob, nil), 200).decode(t, &list)
+	if len(list.Items) != 0 {
+		t.Errorf("bob sees %d sessions", len(list.Items))
+	}
+	// Only the owner sees or deletes a session; others get 404.
+	path := "/api/chat/sessions/" + s.ID.String()
+	for _, tok := range []string{bob, root} {
+		if r := a.call("GET", path, tok, nil); r.status != 404 {
+			t.Errorf("a stranger reads a session: %d", r.status)
+		}
+		if r := a.call("DELETE", path, tok, nil); r.status != 404 {
+			t.Errorf("a stranger deletes a session: %d", r.status)
+		}
+	}
+	var got struct {
+		Session  store.ChatSession   `json:"session"`
+		Messages []store.ChatMessage `json:"messages"`
+	}
+	a.mustStatus(a.call("GET", path, alice, nil), 200).decode(t, &got)
+	if got.Session.ID != s.ID || got.Messages == nil || len(got.Messages) != 0 {
+		t.Errorf("session %+v", got)
+	}
+	a.mustStatus(a.call("DELETE", path, alice, nil), 204)
+	a.mustStatus(a.call("GET", path, alice, nil), 404)
+	a.mustStatus(a.call("GET", "/api/chat/sessions/not-a-uuid", alice, nil), 404)
+}
+
+type chatResult struct {
+	Content    string   `json:"content"`
+	Sources    []Source `json:"sources"`
+	Confidence string   `json:"confidence"`
+	Model      string   `json:"model"`
+	Timings    struct {
+		EmbedMs  *int64 `json:"embed_ms"`
+		SearchMs *int64 `json:"search_ms"`
+		LLMMs    *int64 `json:"llm_ms"`
+	} `json:"timings"`
+}
+
+func TestChatQuery(t *testing.T) {
+	a := newAPI(t)
+	teacher := a.register("t@example.com", "teacher").AccessToken
+	stranger := a.register("s@example.com", "student").AccessToken
+	content := "The damper pedal lifts every damper so strings ring on. Change the pedal just after each new chord, " +
+		"lifting and pressing again in one motion. Too much pedal blurs the harmony.\n\n" +
+		"Scales build even fingers. Practise them slowly with a metronome, hands separately first."
+	d := a.createDocument(teacher, map[string]any{"title": "Pedalling basics", "source_type": "text", "content": content, "is_public": false})
+	a.process(teacher, d.Document.ID)
+	if st := a.waitDocument(teacher, d.Document.ID); st.Status != "completed" {
+		t.Fatalf("ingest: %+v", st)
+	}
+
+	var res chatResult
+	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "When should I change the damper pedal?"}), 200).decode(t, &res)
+	if !strings.Contains(res.Content, "[1]") || !strings.Contains(res.Content, "chord") || len(res.Sources) == 0 {
+		t.Fatalf("answer %+v", res)
+	}
+	if s := res.Sources[0]; s.N != 1 || s.DocumentID != d.Document.ID || s.Title != "Pedalling basics" || s.Page != 1 || s.Snippet == "" {
+		t.Errorf("source %+v", s)
+	}
+	if res.Model != rag.ExtractiveModel || res.Confidence == "" || res.Timings.LLMMs == nil {
+		t.Errorf("answer %+v", res)
+	}
+	// A private document never answers a stranger.
+	a.mustStatus(a.call("POST", "/api/chat/query", stranger, map[string]any{"query": "When should I change the damper pedal?"}), 200).decode(t, &res)
+	if len(res.Sources) != 0 || res.Content != rag.NothingFound || res.Confidence != "LOW" {
+		t.Errorf("a stranger's answer %+v", res)
+	}
+
+	// In a session, the exchange is stored.
+	var s store.ChatSession
+	a.mustStatus(a.call("POST", "/api/chat/sessions", teacher, map[string]any{}), 201).decode(t, &s)
+	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "How do I practise scales?", "session_id": s.ID}), 200).decode(t, &res)
+	var got struct {
+		Messages []store.ChatMessage `json:"messages"`
+	}
+	a.mustStatus(a.call("GET", "/api/chat/sessions/"+s.ID.String(), teacher, nil), 200).decode(t, &got)
+	if len(got.Messages) != 2 || got.Messages[0].Role != "user" || got.Messages[1].Role != "assistant" ||
+		got.Messages[1].Content != res.Content || got.Messages[1].Confidence == nil || *got.Messages[1].Confidence != res.Confidence {
+		t.Errorf("messages %+v", got.Messages)
+	}
+	// Someone else's session: 404, nothing answered or stored.
+	if r := a.call("POST", "/api/chat/query", stranger, map[string]any{"query": "scales", "session_id": s.ID}); r.status != 404 {
+		t.Errorf("a stranger's session: %d", r.status)
+	}
+
+	// SSE: sources, deltas, done (the same object as the JSON answer).
+	r := a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "When should I change the damper pedal?"}, "Accept", "text/event-stream"), 200)
+	if ct := r.header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	events := parseSSE(t, r.body)
+	if len(events) < 3 || events[0].name != "sources" || events[len(events)-1].name != "done" {
+		t.Fatalf("events %+v", events)
+	}
+	var deltas strings.Builder
+	for _, e := range events[1 : len(events)-1] {
+		if e.name != "delta" {
+			t.Fatalf("event %q between sources and done", e.name)
+		}
+		var d struct{ Text string }
+		json.Unmarshal([]byte(e.data), &d)
+		deltas.WriteString(d.Text)
+	}
+	var done chatResult
+	json.Unmarshal([]byte(events[len(events)-1].data), &done)
+	if done.Content != deltas.String() || done.Content == "" || len(done.Sources) == 0 {
+		t.Errorf("done %q, deltas %q", done.Content, deltas.String())
+	}
+
+	for name, body := range map[string]any{
+		"empty":       map[string]any{"query": " "},
+		"k":           map[string]any{"query": "x", "k": 21},
+		"bad session": map[string]any{"query": "x", "session_id": "nope"},
+		"unknown":     map[string]any{"query": "x", "stream": true},
+	} {
+		if r := a.call("POST", "/api/chat/query", teacher, body); r.status != 400 {
+			t.Errorf("%s: %d", name, r.status)
+		}
+	}
+}
+
+type sseEvent struct{ name, data string }
+
+func parseSSE(t *testing.T, body []byte) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	var cur sseEvent
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if cur.name != "" {
+				out = append(out, cur)
+			}
+			cur = sseEvent{}
+		case strings.HasPrefix(line, "event: "):
+			cur.name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			cur.data += strings.TrimPrefix(line, "data: ")
+		}
+	}
+	return out
+}

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ChatSession is a user's conversation with the knowledge base.
+type ChatSession struct {
+	ID        uuid.UUID `json:"id" db:"id"`
+	UserID    uuid.UUID `json:"user_id" db:"user_id"`
+	Title     string    `json:"title" db:"title"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+}
+
+// ChatMessage is one question or answer of a session.
+type ChatMessage struct {
+	ID         uuid.UUID       `json:"id" db:"id"`
+	SessionID  uuid.UUID       `json:"session_id" db:"session_id"`
+	Role       string          `json:"role" db:"role"`
+	Content    string          `json:"content" db:"content"`
+	Sources    json.RawMessage `json:"sources" db:"sources"`
+	Confidence *string         `json:"confidence" db:"confidence"`
+	Model      *string         `json:"model" db:"model"`
+	CreatedAt  time.Time       `json:"created_at" db:"created_at"`
+}
+
+const (
+	sessionColumns = "id, user_id, title, created_at, updated_at"
+	messageColumns = "id, session_id, role, content, sources, confidence, model, created_at"
+)
+
+func utcSession(s ChatSession) ChatSession {
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	return s
+}
+
+// CreateChatSession starts a session of user.
+func (s *Store) CreateChatSession(ctx context.Context, user uuid.UUID, title string) (ChatSession, error) {
+	var out ChatSession
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `INSERT INTO chat_sessions (user_id, title) VALUES ($1, $2) RETURNING `+sessionColumns, user, title)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ChatSession])
+		return err
+	})
+	if err != nil {
+		return ChatSession{}, fmt.Errorf("store: create chat session: %w", err)
+	}
+	return utcSession(out), nil
+}
+
+// ChatSessionByID loads a session as user (only its owner sees it).
+func (s *Store) ChatSessionByID(ctx context.Context, user, id uuid.UUID) (ChatSession, error) {
+	var out ChatSession
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+sessionColumns+` FROM chat_sessions WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ChatSession])
+		return err
+	})
+	if err != nil {
+		return ChatSession{}, notFound("chat session", err)
+	}
+	return utcSession(out), nil
+}
+
+// ListChatSessions lists user's sessions, most recently active first.
+func (s *Store) ListChatSessions(ctx context.Context, user uuid.UUID, page Page) ([]ChatSession, string, error) {
+	before, hasBefore, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []ChatSession
+	err = s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+sessionColumns+` FROM chat_sessions
+			WHERE user_id = $1 AND (NOT $2 OR (updated_at, id) < ($3, $4))
+			ORDER BY updated_at DESC, id DESC LIMIT $5`, user, hasBefore, before.T, before.ID, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[ChatSession])
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list chat sessions: %w", err)
+	}
+	for i := range items {
+		items[i] = utcSession(items[i])
+	}
+	return pageOf(items, page.Limit, func(c ChatSession) string { return encodeCursor(c.UpdatedAt, c.ID) })
+}
+
+// ChatMessages lists a session's messages in order (as user: none unless
+// user owns it).
+func (s *Store) ChatMessages(ctx context.Context, user, session uuid.UUID) ([]ChatMessage, error) {
+	var items []ChatMessage
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+messageColumns+` FROM chat_messages WHERE session_id = $1
+			ORDER BY created_at, id`, session)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[ChatMessage])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: chat messages: %w", err)
+	}
+	for i := range items {
+		items[i].CreatedAt = items[i].CreatedAt.UTC()
+	}
+	if items == nil {
+		items = []ChatMessage{}
+	}
+	return items, nil
+}
+
+// DeleteChatSession deletes a session and its messages (as user).
+func (s *Store) DeleteChatSession(ctx context.Context, user, id uuid.UUID) error {
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM chat_sessions WHERE id = $1`, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return notFound("chat session", err)
+	}
+	return nil
+}
+
+// AddExchange stores a question and its answer in a session, in one
+// transaction, and marks the session active.
+func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, question string, answer ChatMessage) error {
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE chat_sessions SET updated_at = now() WHERE id = $1`, session)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', $2)`, session, question); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content, sources, confidence, model, created_at)
+			VALUES ($1, 'assistant', $2, $3, $4, $5, clock_timestamp())`, session, answer.Content, answer.Sources, answer.Confidence, answer.Model)
+		return err
+	})
+	if err != nil {
+		return notFound("chat session", err)
+	}
+	return nil
+}
+
+// VisibleChunks reports which of ids user may see now (as user, under Row
+// Level Security): the last check before a chunk reaches an answer.
+func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := make(map[uuid.UUID]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM chunks WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		seen, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		for _, id := range seen {
+			out[id] = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: visible chunks: %w", err)
+	}
+	return out, nil
+}
