@@ -53,6 +53,7 @@ type serveConfig struct {
 	snapshotInterval  time.Duration
 	lagBound          time.Duration
 	antiEntropyEvery  time.Duration
+	linkAllowlist     string
 }
 
 func (c *serveConfig) settings() []setting {
@@ -73,6 +74,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "cluster-secret", secret: true, usage: "shared secret nodes present to join a cluster (POST /api/cluster/nodes); needed with --join", parse: stringVar(&c.clusterSecret)},
 		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
 		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
+		setting{name: "link-allowlist", usage: "comma-separated hosts chat answers may link to (with their subdomains); other links and images are removed", parse: stringVar(&c.linkAllowlist)},
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
 		setting{name: "anti-entropy-every", usage: "how often the index's chunk ids and versions are compared with PostgreSQL's (0s: never)", def: "5m", parse: durationVar(&c.antiEntropyEvery, 0, 24*time.Hour)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
@@ -153,7 +155,8 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
 	}
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
-		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret}, deps)
+		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret,
+		LinkAllowlist: hostList(cfg.linkAllowlist)}, deps)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
@@ -302,4 +305,15 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 		return nil, "", err
 	}
 	return node, url, nil
+}
+
+// hostList splits a comma-separated host list, lower-cased.
+func hostList(s string) []string {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
