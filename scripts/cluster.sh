@@ -16,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN="$ROOT/.data/run"             # shared: database_url, JWT key, blobs
 DIR="$ROOT/.data/cluster"         # per node: Raft log, snapshots, pid, log
 ADMINPW="$RUN/cluster-admin-password"
+ADMIN="cluster-admin@sostenuto.example"
 API_PORT=8180
 RAFT_PORT=7100
 NODES=(n1 n2 n3)
@@ -23,7 +24,8 @@ NODES=(n1 n2 n3)
 ip_of() { echo "127.0.0.${1#n}"; }
 alive() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
 
-start_node() {
+# launch starts one node in the background.
+launch() {
 	local n=$1 ip; ip=$(ip_of "$1")
 	alive "$n" && { echo "$n: already running (pid $(cat "$DIR/$n.pid"))"; return 0; }
 	mkdir -p "$DIR/$n"
@@ -33,6 +35,12 @@ start_node() {
 		SOSTENUTO_RAFT_DIR="$DIR/$n" SOSTENUTO_DATA_DIR="$RUN" SOSTENUTO_CLUSTER_SECRET_FILE="$DIR/secret" \
 		"${join[@]}" nohup "$ROOT/bin/sostenuto" serve >>"$DIR/$n.log" 2>&1 </dev/null &
 	echo $! >"$DIR/$n.pid"
+}
+
+# await waits until a node answers /api/ready (a restarted cluster needs a
+# majority up before any node is ready, so all are launched first).
+await() {
+	local n=$1 ip; ip=$(ip_of "$1")
 	for _ in $(seq 1 600); do
 		if ! alive "$n"; then
 			echo "$n: exited during start-up; last log lines:" >&2
@@ -60,17 +68,25 @@ stop_node() {
 	echo "$n: stopped"
 }
 
-# token signs in the cluster's administrator (created once, password kept in
-# .data/run/cluster-admin-password).
+# token signs in the cluster's administrator (created once; its password is
+# kept in .data/run/cluster-admin-password).
 token() {
 	if [ ! -f "$ADMINPW" ]; then
-		head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$ADMINPW"
-		SOSTENUTO_DATA_DIR="$RUN" SOSTENUTO_ADMIN_PASSWORD_FILE="$ADMINPW" \
-			"$ROOT/bin/sostenuto" admin create --email cluster-admin@localhost >/dev/null
+		local pw; pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+		printf '%s\n' "$pw" | SOSTENUTO_DATA_DIR="$RUN" \
+			"$ROOT/bin/sostenuto" admin create --email "$ADMIN" >/dev/null
+		printf '%s\n' "$pw" >"$ADMINPW"
+		chmod 600 "$ADMINPW"
 	fi
-	curl -fsS -H 'Content-Type: application/json' \
-		-d "{\"email\":\"cluster-admin@localhost\",\"password\":\"$(cat "$ADMINPW")\"}" \
-		"http://127.0.0.1:$API_PORT/api/auth/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+	local n
+	for n in "${NODES[@]}"; do # any node that answers
+		curl -fsS -H 'Content-Type: application/json' \
+			-d "{\"email\":\"$ADMIN\",\"password\":\"$(cat "$ADMINPW")\"}" \
+			"http://$(ip_of "$n"):$API_PORT/api/auth/login" 2>/dev/null |
+			sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' | grep . && return 0
+	done
+	echo "cluster: no node answers" >&2
+	return 1
 }
 
 case "${1:-}" in
@@ -80,18 +96,19 @@ up)
 	"$ROOT/scripts/node.sh" stop >/dev/null
 	mkdir -p "$DIR"
 	[ -f "$DIR/secret" ] || head -c 32 /dev/urandom | base64 >"$DIR/secret"
-	for n in "${NODES[@]}"; do start_node "$n"; done
+	for n in "${NODES[@]}"; do launch "$n"; done
+	for n in "${NODES[@]}"; do await "$n"; done
 	echo "cluster: up; scripts/cluster.sh status"
 	;;
 status)
 	tok=$(token)
 	for n in "${NODES[@]}"; do
-		echo "$n: $(curl -sS -H "Authorization: Bearer $tok" "http://$(ip_of "$n"):$API_PORT/api/cluster/status" 2>&1 || true)"
+		echo "$n: $(curl -sS -H "Authorization: Bearer $tok" "http://$(ip_of "$n"):$API_PORT/api/cluster/status" 2>&1 || echo down)"
 	done
 	;;
 kill)
 	n=${2:?node}; alive "$n" && kill -KILL "$(cat "$DIR/$n.pid")" && rm -f "$DIR/$n.pid" && echo "$n: killed" ;;
-start) start_node "${2:?node}" ;;
+start) launch "${2:?node}" && await "$2" ;;
 down) for n in "${NODES[@]}"; do stop_node "$n"; done ;;
 destroy)
 	for n in "${NODES[@]}"; do stop_node "$n"; done
