@@ -25,6 +25,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -55,6 +56,7 @@ type apiSettings struct {
 	maxUpload  int64
 	fetchAllow []string // ip:port the SSRF guard lets through (local test pages)
 	youtubeURL string
+	answerer   rag.Provider // nil: the extractive default
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -134,7 +136,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
 	s := New(Config{MaxUploadBytes: set.maxUpload}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}})
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}, Answerer: set.answerer})
 	handler = s.Handler()
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)

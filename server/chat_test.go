@@ -4,7 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -178,4 +183,44 @@ func parseSSE(t *testing.T, body []byte) []sseEvent {
 		}
 	}
 	return out
+}
+
+// A hosted model that is down: the extractive answer stands in, and the
+// answer's model says so; a working one streams its own words.
+func TestChatHostedModel(t *testing.T) {
+	x, _ := rag.NewExtractive()
+	var down atomic.Bool
+	down.Store(true)
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte("Change the damper pedal")) {
+			http.Error(w, "the prompt lacks the passage", 400)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"After each chord [1].\"}}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer llm.Close()
+	a := newAPIWith(t, apiSettings{answerer: &rag.Fallback{
+		Primary:   &rag.Chat{Kind: "openai", BaseURL: llm.URL, ModelName: "test-llm", Attempts: 1, Terms: x},
+		Secondary: x,
+	}})
+	teacher := a.register("t@example.com", "teacher").AccessToken
+	d := a.createDocument(teacher, map[string]any{"title": "Pedalling", "source_type": "text", "content": "Change the damper pedal just after each new chord.", "is_public": false})
+	a.process(teacher, d.Document.ID)
+	a.waitDocument(teacher, d.Document.ID)
+	var res chatResult
+	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "When do I change the damper pedal?"}), 200).decode(t, &res)
+	if !strings.HasPrefix(res.Model, rag.ExtractiveModel+" (fallback:") || !strings.Contains(res.Content, "[1]") {
+		t.Errorf("with the model down: %+v", res)
+	}
+	down.Store(false)
+	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "When do I change the damper pedal?"}), 200).decode(t, &res)
+	if res.Model != "test-llm" || res.Content != "After each chord [1]." || res.Confidence == "" {
+		t.Errorf("with the model up: %+v", res)
+	}
 }

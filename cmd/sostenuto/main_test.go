@@ -48,6 +48,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad bool", []string{"SOSTENUTO_AUTO_MIGRATE=maybe"}, []string{"serve"}, "config: SOSTENUTO_AUTO_MIGRATE: invalid boolean"},
 		{"bad log level", []string{"SOSTENUTO_LOG_LEVEL=loud"}, []string{"migrate"}, "config: SOSTENUTO_LOG_LEVEL: \"loud\" is not one of"},
 		{"unknown env", []string{"SOSTENUTO_LISTN=:1"}, []string{"serve"}, "config: unknown setting SOSTENUTO_LISTN"},
+		{"bad llm provider", []string{"SOSTENUTO_LLM_PROVIDER=gpt"}, []string{"serve"}, "config: SOSTENUTO_LLM_PROVIDER"},
+		{"llm without url", []string{"SOSTENUTO_LLM_PROVIDER=openai"}, []string{"serve"}, "config: SOSTENUTO_LLM_URL: openai needs"},
 		{"unknown flag", nil, []string{"serve", "--colour"}, "config: flag provided but not defined: -colour"},
 		{"stray argument", nil, []string{"migrate", "now"}, "config: unexpected argument \"now\""},
 		{"unreadable secret file", []string{"SOSTENUTO_DATABASE_URL_FILE=" + secret}, []string{"migrate"}, "config: SOSTENUTO_DATABASE_URL_FILE: cannot read secret file"},

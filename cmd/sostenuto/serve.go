@@ -32,6 +32,7 @@ type serveConfig struct {
 	auth              authConfig
 	blob              blobConfig
 	ingest            ingestConfig
+	llm               llmConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -61,6 +62,7 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.auth.settings()...)
 	s = append(s, c.blob.settings()...)
 	s = append(s, c.ingest.settings()...)
+	s = append(s, c.llm.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
@@ -93,6 +95,10 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 		return err
 	}
 	logger := cfg.log.logger(stderr)
+	answerer, err := cfg.llm.answerer(logger)
+	if err != nil {
+		return err
+	}
 	if cfg.autoMigrate {
 		if err := migrate(ctx, &cfg.db, cfg.dbConnectTimeout, logger); err != nil {
 			return err
@@ -149,7 +155,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
-	deps := server.Deps{Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
+	deps := server.Deps{Answerer: answerer, Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
 		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
 	if node != nil {
 		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
