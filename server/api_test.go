@@ -16,7 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/replication"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
@@ -57,6 +59,9 @@ type apiSettings struct {
 	fetchAllow []string // ip:port the SSRF guard lets through (local test pages)
 	youtubeURL string
 	answerer   rag.Provider // nil: the extractive default
+	// engine feeds an in-memory index from the changefeed (no Raft), so
+	// searches answer from it as on a running node.
+	engine bool
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -135,8 +140,29 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		t.Fatal(err)
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
-	s := New(Config{MaxUploadBytes: set.maxUpload}, Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}, Answerer: set.answerer})
+	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}, Answerer: set.answerer}
+	if set.engine {
+		empty, err := index.New(index.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := index.NewLive(empty)
+		fsm := replication.NewFSM(live, index.DefaultConfig())
+		feed := &replication.Feed{URL: db.URL, Logger: logger, KeepaliveEvery: 200 * time.Millisecond}
+		fed := make(chan struct{})
+		go func() { feed.Run(ctx, replication.DirectProposer{FSM: fsm}); close(fed) }()
+		t.Cleanup(func() { cancel(); <-fed })
+		deadline := time.Now().Add(30 * time.Second)
+		for !fsm.State().Based {
+			if time.Now().After(deadline) {
+				t.Fatal("the changefeed loaded no base")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
+	}
+	s := New(Config{MaxUploadBytes: set.maxUpload}, deps)
 	handler = s.Handler()
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)
