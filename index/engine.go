@@ -112,6 +112,12 @@ type Engine struct {
 	public int                // chunks of public documents
 	wmu    sync.Mutex         // one writer at a time
 	pos    Position
+	// dataPos is the position of the last batch that changed anything
+	// (keepalives move pos, not dataPos): caches key on it.
+	dataPos Position
+	// dataVersion counts the batches that changed anything (repairs carry
+	// no position).
+	dataVersion uint64
 	// compacting, when set, logs the graph writes made while a compacted
 	// graph is built in the background (guarded by wmu).
 	compacting *[]graphOp
@@ -155,6 +161,15 @@ func (e *Engine) Len() int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return len(e.chunks)
+}
+
+// DataVersion names the engine's content: it changes whenever a batch
+// changes anything (a document, a chunk), and not on keepalives. Caches of
+// search results key on it.
+func (e *Engine) DataVersion() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return fmt.Sprintf("%X.%d", e.dataPos.LSN, e.dataVersion)
 }
 
 // Position returns the applied position.
@@ -282,6 +297,10 @@ func (e *Engine) Apply(ops Ops) error {
 	e.mu.Lock()
 	if ops.Position.LSN > e.pos.LSN {
 		e.pos = ops.Position
+	}
+	if ops.Len() > 0 {
+		e.dataPos = e.pos
+		e.dataVersion++
 	}
 	e.mu.Unlock()
 	e.maybeCompact(vec)

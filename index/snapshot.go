@@ -212,6 +212,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	e.text = tx
 	e.public = e.countPublic()
 	e.pos = Position{LSN: lsn}
+	e.dataPos = e.pos
 	return e, nil
 }
 

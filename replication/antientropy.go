@@ -117,7 +117,7 @@ func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence,
 	pg := map[index.ID]int64{}
 	var lsnText string
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsnText); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsnText); err != nil {
 			return err
 		}
 		var rows pgx.Rows

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/index"
-	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -200,10 +200,15 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var timings chatTimings
-	passages, sources, err := s.retrieve(ctx, user.ID, user.IsAdmin(), p, &timings)
+	passages, sources, searchKey, err := s.retrieve(ctx, user.ID, user.IsAdmin(), p, &timings)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
+	}
+	model := s.answerModel()
+	answerKey := ""
+	if searchKey != "" {
+		answerKey = cache.Key("answer", searchKey, model)
 	}
 	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	var sse *sseWriter
@@ -217,6 +222,15 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		emit = func(delta string) error {
 			return sse.event("delta", map[string]string{"text": rag.Sanitize(delta, s.cfg.LinkAllowlist)})
 		}
+	}
+	var out chatAnswer
+	if answerKey != "" && s.caches.Answers.Get(ctx, answerKey, &out) && out.Content != "" {
+		out.Cached, out.Timings = true, timings
+		if err := emit(out.Content); err != nil {
+			return
+		}
+		s.finishChat(w, r, p, user.ID, out, sse)
+		return
 	}
 	start := time.Now()
 	ans, err := s.answerer.Answer(ctx, rag.Request{Question: p.query, Passages: passages}, emit)
@@ -233,12 +247,23 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, prob)
 		return
 	}
-	out := chatAnswer{Content: rag.Sanitize(ans.Content, s.cfg.LinkAllowlist), Sources: sources,
+	out = chatAnswer{Content: rag.Sanitize(ans.Content, s.cfg.LinkAllowlist), Sources: sources,
 		Confidence: rag.Confidence(ans, passages), Model: ans.Model, Timings: timings}
+	if answerKey != "" && ans.Model == model { // a fallback answer is not kept
+		s.caches.Answers.Set(ctx, answerKey, out)
+	}
+	s.finishChat(w, r, p, user.ID, out, sse)
+}
+
+// finishChat stores the exchange when a session is named and sends the
+// answer (JSON, or the stream's done event).
+func (s *Server) finishChat(w http.ResponseWriter, r *http.Request, p chatParams, user uuid.UUID, out chatAnswer, sse *sseWriter) {
+	ctx := r.Context()
+	stream := sse != nil
 	if p.session != uuid.Nil {
-		srcJSON, _ := json.Marshal(sources)
+		srcJSON, _ := json.Marshal(out.Sources)
 		conf, model := out.Confidence, out.Model
-		err := s.store.AddExchange(ctx, user.ID, p.session, p.query,
+		err := s.store.AddExchange(ctx, user, p.session, p.query,
 			store.ChatMessage{Content: out.Content, Sources: srcJSON, Confidence: &conf, Model: &model})
 		if err != nil {
 			if stream {
@@ -264,18 +289,40 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 // retrieve finds the passages for a question: only chunks the caller may
 // see, checked in the index and again in PostgreSQL, deduplicated and
 // within the context budget, numbered from 1.
-func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p chatParams, t *chatTimings) ([]rag.Passage, []Source, error) {
+func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p chatParams, t *chatTimings) ([]rag.Passage, []Source, string, error) {
 	start := time.Now()
+	// Cached only when the local index answers: keyed by what the caller
+	// may see and what the index holds, and re-checked against PostgreSQL
+	// on every hit, like a fresh search.
+	key := ""
+	if content, ok := s.contentKey(ctx); ok {
+		scope, err := s.scopeKey(ctx, user, admin)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		key = cache.Key("search", scope, content, cache.Normalize(p.query), fmt.Sprint(p.k))
+		var hit retrieved
+		if s.caches.Searches.Get(ctx, key, &hit) {
+			visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			if len(visible) == len(hit.ChunkIDs) {
+				t.SearchMs = time.Since(start).Milliseconds()
+				return hit.Passages, hit.Sources, key, nil
+			}
+			// Something was hidden since: search again, answer afresh.
+			s.caches.Answers.Set(ctx, cache.Key("answer", key, s.answerModel()), nil)
+		}
+	}
+	start = time.Now()
 	mode := index.ModeHybrid
-	var vec []float32
-	vs, err := s.embedder.Embed(ctx, []string{p.query})
+	vec, err := s.embedQuestion(ctx, p.query)
 	switch {
-	case errors.Is(err, embed.ErrEmpty):
+	case errors.Is(err, errNothingToEmbed):
 		mode = index.ModeBM25
 	case err != nil:
-		return nil, nil, fmt.Errorf("chat: embed the question: %w", err)
-	default:
-		vec = vs[0]
+		return nil, nil, "", fmt.Errorf("chat: embed the question: %w", err)
 	}
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
@@ -287,7 +334,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 		res, err = s.searchPostgres(ctx, user, sp, vec)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	ids := make([]uuid.UUID, len(res.Results))
 	for i, h := range res.Results {
@@ -295,7 +342,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	}
 	visible, err := s.store.VisibleChunks(ctx, user, ids)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	t.SearchMs = time.Since(start).Milliseconds()
 	seen := map[string]bool{}
@@ -322,7 +369,31 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 		sources = append(sources, Source{N: num, DocumentID: h.DocumentID, Title: h.Title, Page: h.PageStart,
 			Snippet: snippet(h.Text), Score: h.Score})
 	}
-	return passages, sources, nil
+	if key != "" {
+		var used []uuid.UUID
+		for _, h := range res.Results {
+			if visible[h.ChunkID] {
+				used = append(used, h.ChunkID)
+			}
+		}
+		s.caches.Searches.Set(ctx, key, retrieved{Passages: passages, Sources: sources, ChunkIDs: used})
+	}
+	return passages, sources, key, nil
+}
+
+// retrieved is what the search layer of the cache keeps.
+type retrieved struct {
+	Passages []rag.Passage `json:"passages"`
+	Sources  []Source      `json:"sources"`
+	ChunkIDs []uuid.UUID   `json:"chunk_ids"` // re-checked on every hit
+}
+
+// answerModel names the configured answerer (part of answer keys).
+func (s *Server) answerModel() string {
+	if m, ok := s.answerer.(interface{ Model() string }); ok {
+		return m.Model()
+	}
+	return fmt.Sprintf("%T", s.answerer)
 }
 
 func snippet(s string) string {

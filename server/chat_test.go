@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -222,5 +223,68 @@ func TestChatHostedModel(t *testing.T) {
 	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "When do I change the damper pedal?"}), 200).decode(t, &res)
 	if res.Model != "test-llm" || res.Content != "After each chord [1]." || res.Confidence == "" {
 		t.Errorf("with the model up: %+v", res)
+	}
+}
+
+// The same question twice is answered from the cache (when the local
+// index answers); another user never gets it; a change in what may be seen
+// shows in the next answers.
+func TestChatCache(t *testing.T) {
+	a := newAPIWith(t, apiSettings{engine: true})
+	teacher := a.register("t@example.com", "teacher").AccessToken
+	d := a.createDocument(teacher, map[string]any{"title": "Pedalling", "source_type": "text", "content": "Change the damper pedal just after each new chord.", "is_public": false})
+	a.process(teacher, d.Document.ID)
+	a.waitDocument(teacher, d.Document.ID)
+	type cachedResult struct {
+		chatResult
+		Cached bool `json:"cached"`
+	}
+	ask := func(tok, q string) cachedResult {
+		var res cachedResult
+		a.mustStatus(a.call("POST", "/api/chat/query", tok, map[string]any{"query": q}), 200).decode(t, &res)
+		return res
+	}
+	waitAnswer := func(tok string, ok func(cachedResult) bool) cachedResult {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res := ask(tok, "When do I change the damper pedal?")
+			if ok(res) || time.Now().After(deadline) {
+				return res
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := waitAnswer(teacher, func(r cachedResult) bool { return len(r.Sources) > 0 }) // the index has it
+	second := ask(teacher, "  when do I change the DAMPER pedal? ")
+	if !second.Cached || second.Content != first.Content || len(second.Sources) != len(first.Sources) {
+		t.Errorf("first %+v, second %+v", first, second)
+	}
+	// Another user does not get this user's cached answer.
+	stranger := a.register("s@example.com", "student").AccessToken
+	if res := ask(stranger, "When do I change the damper pedal?"); len(res.Sources) != 0 || res.Cached {
+		t.Errorf("the stranger got %+v", res)
+	}
+	// Made public: the stranger finds it as soon as the index has it.
+	if _, err := a.db.Pool.Exec(t0(), `UPDATE documents SET is_public = true WHERE id = $1`, d.Document.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := waitAnswer(stranger, func(r cachedResult) bool { return len(r.Sources) > 0 }); len(res.Sources) == 0 {
+		t.Errorf("after the change: %+v", res)
+	}
+	// Made private again: cached answers that cite it go at once (every
+	// hit is re-checked against PostgreSQL), before the index even knows.
+	ask(stranger, "When do I change the damper pedal?") // cached now
+	if _, err := a.db.Pool.Exec(t0(), `UPDATE documents SET is_public = false WHERE id = $1`, d.Document.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := ask(stranger, "When do I change the damper pedal?"); len(res.Sources) != 0 {
+		t.Errorf("a cached answer outlived the document's visibility: %+v", res)
+	}
+	// Embeddings are cached too.
+	var e1, e2 embeddingResponse
+	a.mustStatus(a.call("POST", "/api/embeddings/generate", teacher, map[string]any{"text": "Relax the wrist."}), 200).decode(t, &e1)
+	a.mustStatus(a.call("POST", "/api/embeddings/generate", teacher, map[string]any{"text": "relax the  wrist."}), 200).decode(t, &e2)
+	if e1.Cached || !e2.Cached || len(e2.Embedding) != len(e1.Embedding) {
+		t.Errorf("embeddings cached %v %v", e1.Cached, e2.Cached)
 	}
 }

@@ -41,7 +41,7 @@ func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, Invalid("text must be 1 to 8000 characters", FieldError{"text", "must be 1 to 8000 characters"}))
 		return
 	}
-	vs, err := s.embedder.Embed(r.Context(), []string{text})
+	vec, cached, err := s.embedCached(r.Context(), text)
 	if errors.Is(err, embed.ErrEmpty) {
 		s.WriteError(w, r, Invalid("text has no words to embed", FieldError{"text", "has no words"}))
 		return
@@ -50,5 +50,5 @@ func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, embeddingResponse{Embedding: vs[0], Model: s.embedder.Model(), Dim: len(vs[0])})
+	WriteJSON(w, http.StatusOK, embeddingResponse{Embedding: vec, Model: s.embedder.Model(), Dim: len(vec), Cached: cached})
 }

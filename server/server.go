@@ -18,6 +18,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
@@ -48,6 +49,11 @@ type Config struct {
 	// LinkAllowlist lists the hosts answers may link to (and their
 	// subdomains); links and images elsewhere are removed.
 	LinkAllowlist []string
+	// CacheEntries bounds the in-process cache (10,000 by default; -1
+	// turns caching off); the TTLs are those of its three layers
+	// (embeddings 24 h, searches 5 min, answers 10 min by default).
+	CacheEntries                                  int
+	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
 }
 
 // Pinger is what readiness needs of the database.
@@ -77,6 +83,8 @@ type Deps struct {
 	Cluster Cluster
 	// Answerer writes chat answers; the extractive provider when nil.
 	Answerer rag.Provider
+	// Cache is where the answer path caches; in process when nil.
+	Cache cache.Store
 }
 
 // Server is the HTTP API of one node.
@@ -100,6 +108,7 @@ type Server struct {
 	engineOK  func() bool
 	cluster   Cluster
 	answerer  rag.Provider
+	caches    cache.Layers
 	router    chi.Router
 }
 
@@ -142,6 +151,7 @@ func New(cfg Config, deps Deps) *Server {
 		answerer: deps.Answerer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
+	s.caches = newCaches(cfg, deps)
 	if s.answerer == nil {
 		x, err := rag.NewExtractive()
 		if err != nil {
@@ -198,3 +208,23 @@ func (s *Server) routes() chi.Router {
 
 // engineReady reports whether the local engine may answer.
 func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }
+
+// newCaches builds the three cache layers over the configured store.
+func newCaches(cfg Config, deps Deps) cache.Layers {
+	or := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	embedTTL, searchTTL, answerTTL := or(cfg.EmbedCacheTTL, 24*time.Hour), or(cfg.SearchCacheTTL, 5*time.Minute), or(cfg.AnswerCacheTTL, 10*time.Minute)
+	store := deps.Cache
+	if store == nil && cfg.CacheEntries >= 0 {
+		size := cfg.CacheEntries
+		if size == 0 {
+			size = 10000
+		}
+		store = cache.NewMemory(size, max(embedTTL, searchTTL, answerTTL))
+	}
+	return cache.NewLayers(store, embedTTL, searchTTL, answerTTL, deps.Registry, deps.Logger)
+}

@@ -271,6 +271,14 @@ type Fallback struct {
 	OnFallback func(err error)
 }
 
+// Model names the primary provider's model.
+func (f *Fallback) Model() string {
+	if m, ok := f.Primary.(interface{ Model() string }); ok {
+		return m.Model()
+	}
+	return ExtractiveModel
+}
+
 // Answer implements Provider.
 func (f *Fallback) Answer(ctx context.Context, req Request, emit func(string) error) (Answer, error) {
 	started := false

@@ -66,6 +66,9 @@ type Extractive struct {
 // ExtractiveModel names the extractive provider in answers.
 const ExtractiveModel = "sostenuto-extractive-v1"
 
+// Model names the extractive provider.
+func (x *Extractive) Model() string { return ExtractiveModel }
+
 // NewExtractive returns the extractive provider.
 func NewExtractive() (*Extractive, error) {
 	an, err := registry.NewCache().AnalyzerNamed(en.AnalyzerName)

@@ -188,7 +188,7 @@ func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (string,
 	if err != nil {
 		return "", notFound("delete document", err)
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 		return "", fmt.Errorf("store: wal position: %w", err)
 	}
 	return lsn, nil

@@ -128,7 +128,7 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 	// Completed and its position become visible together: a reader never
 	// sees a completed document without the position to wait for.
 	err = s.pool.QueryRow(ctx, `UPDATE documents SET status = 'completed', processed_at = now(),
-			index_lsn = pg_current_wal_lsn() WHERE id = $1
+			index_lsn = pg_current_wal_insert_lsn() WHERE id = $1
 		RETURNING index_lsn::text`, id).Scan(&lsn)
 	if err != nil {
 		return "", fmt.Errorf("store: finish ingest: %w", err)

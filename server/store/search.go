@@ -101,10 +101,12 @@ func (s *Store) SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUI
 	return out, nil
 }
 
-// WALPosition is PostgreSQL's current write-ahead-log position.
+// WALPosition is PostgreSQL's current write-ahead-log insert position: at
+// or past the end of every commit already made, even when commits are
+// asynchronous (the write position can lag them by the WAL writer's delay).
 func (s *Store) WALPosition(ctx context.Context) (string, error) {
 	var lsn string
-	err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	return lsn, err
 }
 
