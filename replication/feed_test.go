@@ -55,7 +55,7 @@ func TestFeedAppliesChanges(t *testing.T) {
 		INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding)
 		SELECT d.id, $2, g, 'streamed staccato', 1, 0, 5, $3::vector FROM d, generate_series(0, 1) g`, doc2, owner, vec(10))
 	var lsn string
-	db.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	db.Pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	want := parseLSN(t, lsn)
 	// Waiting on the position (what min_lsn does) means the whole commit is
 	// in every index.
@@ -80,7 +80,7 @@ func TestFeedAppliesChanges(t *testing.T) {
 	exec(`DELETE FROM documents WHERE id = $1`, doc1)
 	waitFor(t, "delete", func() bool { return sink.Live.Engine().Len() == 2 })
 	// Keepalives advance the position while idle, past any WAL position.
-	db.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	db.Pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	want = parseLSN(t, lsn)
 	waitFor(t, "position", func() bool { return sink.Live.Engine().Position().LSN >= want })
 	cancel()

@@ -18,6 +18,15 @@ as_root() {
 	fi
 }
 
+# `deps.sh redis`: the Redis server the shared-cache tests run (make test).
+if [ "${1:-}" = redis ]; then
+	command -v redis-server >/dev/null 2>&1 && exit 0
+	log "installing redis-server (for the shared-cache tests)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+	exit 0
+fi
+
 need_pkgs=()
 [ -x "$PGBIN/postgres" ] || need_pkgs+=("postgresql-$PGVER")
 [ -x "$PGBIN/psql" ] || need_pkgs+=("postgresql-client-$PGVER")

@@ -21,6 +21,7 @@ import (
 	"github.com/sostenuto/sostenuto/replication"
 	"github.com/sostenuto/sostenuto/server"
 	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -55,6 +56,8 @@ type serveConfig struct {
 	lagBound          time.Duration
 	antiEntropyEvery  time.Duration
 	linkAllowlist     string
+	cacheURL          string
+	cacheEntries      int64
 }
 
 func (c *serveConfig) settings() []setting {
@@ -77,6 +80,8 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
 		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
 		setting{name: "link-allowlist", usage: "comma-separated hosts chat answers may link to (with their subdomains); other links and images are removed", parse: stringVar(&c.linkAllowlist)},
+		setting{name: "cache-url", secret: true, usage: "Redis URL (redis://[:password@]host:port/db) of a cache the nodes share; without it each node caches in process", parse: stringVar(&c.cacheURL)},
+		setting{name: "cache-entries", usage: "entries of the in-process cache of embeddings, searches and answers (0: no caching)", def: "10000", parse: intVar(&c.cacheEntries, 0, 10_000_000)},
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
 		setting{name: "anti-entropy-every", usage: "how often the index's chunk ids and versions are compared with PostgreSQL's (0s: never)", def: "5m", parse: durationVar(&c.antiEntropyEvery, 0, 24*time.Hour)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
@@ -155,14 +160,27 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
-	deps := server.Deps{Answerer: answerer, Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
+	var shared cache.Store
+	if cfg.cacheURL != "" {
+		r, err := cache.NewRedis(cfg.cacheURL)
+		if err != nil {
+			return &configError{setting: envName("cache-url"), err: err}
+		}
+		defer r.Close()
+		shared = r
+	}
+	entries := int(cfg.cacheEntries)
+	if entries == 0 {
+		entries = -1 // off
+	}
+	deps := server.Deps{Answerer: answerer, Cache: shared, Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
 		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
 	if node != nil {
 		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
 	}
 	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
 		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret,
-		LinkAllowlist: hostList(cfg.linkAllowlist)}, deps)
+		LinkAllowlist: hostList(cfg.linkAllowlist), CacheEntries: entries}, deps)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })

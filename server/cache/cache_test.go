@@ -52,7 +52,9 @@ func TestMemoryExpires(t *testing.T) {
 
 type broken struct{}
 
-func (broken) Get(context.Context, string) ([]byte, bool, error) { return nil, false, errors.New("down") }
+func (broken) Get(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errors.New("down")
+}
 func (broken) Set(context.Context, string, []byte, time.Duration) error {
 	return errors.New("down")
 }
