@@ -58,10 +58,17 @@ func (n *Node) isMember() bool {
 }
 
 func (n *Node) askToJoin(ctx context.Context, base, secret string) error {
-	body, _ := json.Marshal(map[string]string{"id": n.cfg.ID, "raft_address": n.cfg.RaftAdvertise, "http_address": n.cfg.HTTPAddr})
+	body := map[string]string{"id": n.cfg.ID, "raft_address": n.cfg.RaftAdvertise, "http_address": n.cfg.HTTPAddr}
+	return postCluster(ctx, base+"/api/cluster/nodes", secret, body, http.StatusOK)
+}
+
+// postCluster POSTs a JSON body to another node's cluster endpoint with the
+// cluster secret and expects want.
+func postCluster(ctx context.Context, url, secret string, body any, want int) error {
+	raw, _ := json.Marshal(body)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/cluster/nodes", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}
@@ -72,7 +79,7 @@ func (n *Node) askToJoin(ctx context.Context, base, secret string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != want {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 	}
@@ -88,23 +95,5 @@ func (n *Node) askLeaderToRepair(ctx context.Context, ids []index.ID, secret str
 	for i, id := range ids {
 		list[i] = uuid.UUID(id).String()
 	}
-	body, _ := json.Marshal(map[string]any{"chunk_ids": list})
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.LeaderHTTP+"/api/cluster/repair", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Sostenuto-Cluster-Secret", secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("leader answered %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return nil
+	return postCluster(ctx, st.LeaderHTTP+"/api/cluster/repair", secret, map[string]any{"chunk_ids": list}, http.StatusNoContent)
 }
