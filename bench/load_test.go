@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/embed"
+)
+
+// BenchmarkChatLoad puts /api/chat/query of one node on its embedded
+// defaults (local index, hash embedder, extractive answers) under an open
+// load (constant arrival rate, vegeta) over a knowledge base of 100k chunks
+// of CISI text: 50, 100 and 200 users each asking a question a second, for
+// SOSTENUTO_BENCH_SECONDS (20) each, with the cache off and on. It prints
+// latency percentiles, errors, the cache hit rate and where the time went
+// (the answers' own timings).
+//
+//	SOSTENUTO_TEST_DATABASE_URL_FILE=$PWD/.data/test/database_url \
+//	  go test ./bench -run '^$' -bench ChatLoad -benchtime 1x -timeout 60m
+func BenchmarkChatLoad(b *testing.B) {
+	for b.Loop() {
+		chatLoad(b)
+	}
+}
+
+func chatLoad(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("SOSTENUTO_BENCH_CHUNKS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	seconds := 20
+	if v := os.Getenv("SOSTENUTO_BENCH_SECONDS"); v != "" {
+		fmt.Sscan(v, &seconds)
+	}
+	dir, err := CISIDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	docs, _ := LoadCISI(dir)
+	queries, _ := LoadCISIQueries(dir)
+	var sentences []string
+	for _, d := range docs {
+		for _, s := range strings.Split(d.Text, ". ") {
+			if len(s) > 40 {
+				sentences = append(sentences, strings.Join(strings.Fields(s), " ")+".")
+			}
+		}
+	}
+	db := pgtest.NewEmptyDB(b, "")
+	bin := filepath.Join(b.TempDir(), "sostenuto")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sostenuto").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := b.TempDir()
+	migrate := exec.Command(bin, "migrate")
+	migrate.Env = append(cleanEnv(), "SOSTENUTO_DATABASE_URL="+db.URL, "SOSTENUTO_DATA_DIR="+dataDir)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		b.Fatalf("migrate: %v\n%s", err, out)
+	}
+
+	// The knowledge base: 20 teachers with 50 documents of 100 chunks each
+	// (a third public), 200 students each linked to two teachers.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		b.Fatal(err)
+	}
+	hash, _ := auth.HashPassword("correct horse battery", auth.DefaultHashParams)
+	r := rand.New(rand.NewPCG(9, 9))
+	var teachers, students []uuid.UUID
+	mkUser := func(role string, i int) uuid.UUID {
+		id := uuid.New()
+		if _, err := conn.Exec(ctx, `INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, $2, 'U', $3, $4)`,
+			id, fmt.Sprintf("%s%d@example.com", role, i), role, hash); err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	for i := range 20 {
+		teachers = append(teachers, mkUser("teacher", i))
+	}
+	for i := range 200 {
+		s := mkUser("student", i)
+		students = append(students, s)
+		for _, t := range []int{i % 20, (i*7 + 3) % 20} {
+			conn.Exec(ctx, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, teachers[t], s)
+		}
+	}
+	// pgvector's HNSW index is dropped during the load and built again
+	// after it (one CREATE INDEX is far faster than 100k inserts into it).
+	var indexDef string
+	if err := conn.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_idx'`).Scan(&indexDef); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `DROP INDEX chunks_embedding_hnsw_idx`); err != nil {
+		b.Fatal(err)
+	}
+	hashEmb := embed.Hash{}
+	start := time.Now()
+	perDoc := 100
+	for d := 0; d < n/perDoc; d++ {
+		owner := teachers[d%20]
+		doc := uuid.New()
+		tx, _ := conn.Begin(ctx)
+		if _, err := tx.Exec(ctx, `INSERT INTO documents (id, owner_id, title, source_type, is_public)
+			VALUES ($1, $2, $3, 'text', $4)`, doc, owner, fmt.Sprintf("Notes %d", d), d%3 == 0); err != nil {
+			b.Fatal(err)
+		}
+		rows := make([][]any, perDoc)
+		texts := make([]string, perDoc)
+		for c := range rows {
+			texts[c] = sentences[r.IntN(len(sentences))] + " " + sentences[r.IntN(len(sentences))]
+		}
+		vecs, err := hashEmb.Embed(ctx, texts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for c := range rows {
+			rows[c] = []any{doc, owner, c, texts[c], 60, 0, len(texts[c]), pgvector.NewVector(vecs[c])}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"document_id", "owner_id", "ordinal", "text", "token_count", "char_start", "char_end", "embedding"}, pgx.CopyFromRows(rows)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, indexDef); err != nil {
+		b.Fatal(err)
+	}
+	logf(b, "knowledge base: %d chunks in %d documents loaded (and indexed by pgvector) in %v", n, n/perDoc, time.Since(start).Round(time.Second))
+
+	questions := make([]string, len(queries))
+	for i, q := range queries {
+		var ws []string
+		for _, w := range strings.Fields(q.Text) {
+			if len(w) > 4 {
+				ws = append(ws, strings.Trim(w, ".,?;:()\""))
+			}
+			if len(ws) == 5 {
+				break
+			}
+		}
+		questions[i] = "What is known about " + strings.Join(ws, " ") + "?"
+	}
+
+	for _, cacheOn := range []bool{false, true} {
+		entries := "0"
+		if cacheOn {
+			entries = "10000"
+		}
+		base, stop := startNode(b, bin, db.URL, dataDir, "SOSTENUTO_CACHE_ENTRIES="+entries)
+		tokens := make([]string, len(students))
+		for i := range students {
+			tokens[i] = login(b, base, fmt.Sprintf("student%d@example.com", i))
+		}
+		for _, users := range []int{50, 100, 200} {
+			runLoad(b, base, tokens[:users], questions, users, time.Duration(seconds)*time.Second, cacheOn)
+		}
+		stop()
+	}
+}
+
+// runLoad sends users requests a second (each user one question a second)
+// for d and reports.
+func runLoad(b *testing.B, base string, tokens, questions []string, users int, d time.Duration, cacheOn bool) {
+	r := rand.New(rand.NewPCG(uint64(users), 1))
+	targeter := func(t *vegeta.Target) error {
+		i := r.IntN(len(tokens))
+		// Each user keeps to a handful of questions (a class asks the same
+		// things), so repeats happen.
+		q := questions[(i*3+r.IntN(4))%len(questions)]
+		body, _ := json.Marshal(map[string]any{"query": q})
+		t.Method, t.URL, t.Body = "POST", base+"/api/chat/query", body
+		t.Header = http.Header{"Authorization": {"Bearer " + tokens[i]}, "Content-Type": {"application/json"}}
+		return nil
+	}
+	attacker := vegeta.NewAttacker(vegeta.Timeout(30*time.Second), vegeta.KeepAlive(true), vegeta.MaxWorkers(uint64(4*users)))
+	var lat []float64
+	var embedMs, searchMs, llmMs, serverMs float64
+	errs, hits, answers := 0, 0, 0
+	for res := range attacker.Attack(targeter, vegeta.Rate{Freq: users, Per: time.Second}, d, "chat") {
+		lat = append(lat, float64(res.Latency.Microseconds())/1000)
+		if res.Code != 200 {
+			errs++
+			continue
+		}
+		var a struct {
+			Cached  bool `json:"cached"`
+			Timings struct {
+				Embed  float64 `json:"embed_ms"`
+				Search float64 `json:"search_ms"`
+				LLM    float64 `json:"llm_ms"`
+			} `json:"timings"`
+		}
+		if json.Unmarshal(res.Body, &a) == nil {
+			answers++
+			if a.Cached {
+				hits++
+			}
+			embedMs += a.Timings.Embed
+			searchMs += a.Timings.Search
+			llmMs += a.Timings.LLM
+			serverMs += float64(res.Latency.Microseconds()) / 1000
+		}
+	}
+	sort.Float64s(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	cache := "off"
+	if cacheOn {
+		cache = "on"
+	}
+	per := func(v float64) float64 { return v / float64(max(answers, 1)) }
+	logf(b, "| %d | %s | %d | %.1f | %.1f | %.1f | %d | %.0f %% | embed %.2f, search %.2f, answer %.2f, rest %.2f |",
+		users, cache, len(lat), q(0.5), q(0.95), q(0.99), errs, 100*float64(hits)/float64(max(answers, 1)),
+		per(embedMs), per(searchMs), per(llmMs), per(serverMs-embedMs-searchMs-llmMs))
+}
+
+func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string, func()) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	rl, _ := net.Listen("tcp", "127.0.0.1:0")
+	raft := rl.Addr().String()
+	rl.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(cleanEnv(), append(env, "SOSTENUTO_DATABASE_URL="+dbURL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
+		"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_RAFT_BIND="+raft, "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_RECALL_EVERY=0s",
+		"SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_SNAPSHOT_THRESHOLD=128", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	started := time.Now()
+	for {
+		if resp, err := http.Get(base + "/api/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Since(started) > 10*time.Minute {
+			stop()
+			b.Fatalf("node not ready:\n%s", logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logf(b, "node ready in %v", time.Since(started).Round(time.Second))
+	return base, stop
+}
+
+func login(b *testing.B, base, email string) string {
+	body, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse battery"})
+	resp, err := http.Post(base+"/api/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if out.AccessToken == "" {
+		b.Fatalf("login %s: %d", email, resp.StatusCode)
+	}
+	return out.AccessToken
+}
+
+// cleanEnv drops the benchmark's own SOSTENUTO_BENCH_* knobs (a node
+// refuses settings it does not know).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOSTENUTO_BENCH_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
