@@ -217,7 +217,11 @@ func TestFeedResumesFromSlot(t *testing.T) {
 	}
 	cancel()
 	<-done
-	exec(`SELECT pg_drop_replication_slot($1)`, SlotName(db.Name))
+	// The stopped reader's server session may take a moment to end.
+	waitFor(t, "the slot dropped", func() bool {
+		_, err := db.Pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, SlotName(db.Name))
+		return err == nil
+	})
 	insert(3)
 	cancel, done = run()
 	defer func() { cancel(); <-done }()
