@@ -29,18 +29,18 @@ func (s *Server) embedCached(ctx context.Context, text string) (vec []float32, c
 }
 
 // scopeKey names what a user may see: the user, whether an administrator,
-// and the teachers whose documents the user may read.
-func (s *Server) scopeKey(ctx context.Context, user uuid.UUID, admin bool) (string, error) {
+// and the teachers whose documents the user may read (also returned).
+func (s *Server) scopeKey(ctx context.Context, user uuid.UUID, admin bool) (string, []uuid.UUID, error) {
 	teachers, err := s.store.TeachersOf(ctx, user)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	ids := make([]string, len(teachers))
 	for i, t := range teachers {
 		ids[i] = t.String()
 	}
 	slices.Sort(ids)
-	return fmt.Sprintf("%s|%t|%s", user, admin, strings.Join(ids, ",")), nil
+	return fmt.Sprintf("%s|%t|%s", user, admin, strings.Join(ids, ",")), teachers, nil
 }
 
 // contentKey names what the local index holds (its data version: it

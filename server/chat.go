@@ -295,8 +295,11 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	// may see and what the index holds, and re-checked against PostgreSQL
 	// on every hit, like a fresh search.
 	key := ""
-	if content, ok := s.contentKey(ctx); ok {
-		scope, err := s.scopeKey(ctx, user, admin)
+	var teachers []uuid.UUID
+	content, cachable := s.contentKey(ctx)
+	if cachable {
+		scope, ts, err := s.scopeKey(ctx, user, admin)
+		teachers = ts
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -329,7 +332,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	sp := SearchParams{Query: p.query, K: p.k, Mode: mode}
 	var res searchResponse
 	if e := s.localEngine(ctx, 0); e != nil {
-		res, err = s.searchLocal(ctx, e, user, admin, sp, vec)
+		res, err = s.searchLocal(ctx, e, user, admin, sp, vec, teachers, cachable)
 	} else {
 		res, err = s.searchPostgres(ctx, user, sp, vec)
 	}

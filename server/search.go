@@ -145,7 +145,7 @@ func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p Se
 		vec = vs[0]
 	}
 	if e := s.localEngine(ctx, p.MinLSN); e != nil {
-		return s.searchLocal(ctx, e, user, admin, p, vec)
+		return s.searchLocal(ctx, e, user, admin, p, vec, nil, false)
 	}
 	return s.searchPostgres(ctx, user, p, vec)
 }
@@ -169,10 +169,14 @@ func (s *Server) localEngine(ctx context.Context, minLSN uint64) *index.Engine {
 	}
 }
 
-func (s *Server) searchLocal(ctx context.Context, e *index.Engine, user uuid.UUID, admin bool, p SearchParams, vec []float32) (searchResponse, error) {
-	teachers, err := s.store.TeachersOf(ctx, user)
-	if err != nil {
-		return searchResponse{}, err
+// searchLocal searches the engine in user's scope; teachers, when known
+// (the caller read them already), are the user's teachers.
+func (s *Server) searchLocal(ctx context.Context, e *index.Engine, user uuid.UUID, admin bool, p SearchParams, vec []float32, teachers []uuid.UUID, known bool) (searchResponse, error) {
+	if !known {
+		var err error
+		if teachers, err = s.store.TeachersOf(ctx, user); err != nil {
+			return searchResponse{}, err
+		}
 	}
 	scope := index.Scope{User: index.ID(user), Admin: admin}
 	for _, t := range teachers {
