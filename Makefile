@@ -40,7 +40,7 @@ $(VERSITYGW):
 	GOBIN=$(CURDIR)/.data/tools $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 tools: $(VERSITYGW)
-	@scripts/deps.sh redis
+	@scripts/deps.sh test-tools
 
 ## run: start the local cluster and a node on $(LISTEN) in the background;
 ## returns once the node answers /api/ready. A second run restarts the node.

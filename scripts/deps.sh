@@ -18,12 +18,16 @@ as_root() {
 	fi
 }
 
-# `deps.sh redis`: the Redis server the shared-cache tests run (make test).
-if [ "${1:-}" = redis ]; then
-	command -v redis-server >/dev/null 2>&1 && exit 0
-	log "installing redis-server (for the shared-cache tests)"
+# `deps.sh test-tools`: what only the tests use: redis-server (the shared
+# cache) and chromium (the browser test of the answer stream).
+if [ "${1:-}" = test-tools ]; then
+	tools=()
+	command -v redis-server >/dev/null 2>&1 || tools+=(redis-server)
+	command -v chromium >/dev/null 2>&1 || tools+=(chromium)
+	[ ${#tools[@]} -eq 0 ] && exit 0
+	log "installing ${tools[*]} (for the tests)"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
 	exit 0
 fi
 
