@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -286,5 +287,42 @@ func TestChatCache(t *testing.T) {
 	a.mustStatus(a.call("POST", "/api/embeddings/generate", teacher, map[string]any{"text": "relax the  wrist."}), 200).decode(t, &e2)
 	if e1.Cached || !e2.Cached || len(e2.Embedding) != len(e1.Embedding) {
 		t.Errorf("embeddings cached %v %v", e1.Cached, e2.Cached)
+	}
+}
+
+// Citations point at the right page of a real multi-page PDF.
+func TestChatCitesPDFPages(t *testing.T) {
+	a := newAPI(t)
+	tok := a.register("t@example.com", "teacher").AccessToken
+	topics := map[int]string{
+		1: "Posture: sit at the front half of the bench with relaxed shoulders.",
+		2: "Scales: practise scales slowly with a metronome, hands separately first.",
+		3: "Pedalling: change the damper pedal just after each new chord to avoid blurring.",
+		4: "Trills: begin trills slowly and evenly from the upper note in Baroque music.",
+	}
+	body := pdftest.Generate(4, func(i int) string {
+		var b strings.Builder
+		for range 40 { // a page of text, so each page makes its own chunk
+			b.WriteString(topics[i] + "\n")
+		}
+		return b.String()
+	})
+	d := a.createDocument(tok, map[string]any{"title": "Method book", "source_type": "pdf", "is_public": false})
+	if st := a.upload(projectWithUpload{Upload: *d.Upload}, body); st != 200 {
+		t.Fatalf("upload %d", st)
+	}
+	a.process(tok, d.Document.ID)
+	if st := a.waitDocument(tok, d.Document.ID); st.Status != "completed" {
+		t.Fatalf("status %+v", st)
+	}
+	for page, q := range map[int]string{3: "When should I change the damper pedal?", 4: "How do I begin trills in Baroque music?"} {
+		var res chatResult
+		a.mustStatus(a.call("POST", "/api/chat/query", tok, map[string]any{"query": q}), 200).decode(t, &res)
+		if len(res.Sources) == 0 || !strings.Contains(res.Content, "[1]") {
+			t.Fatalf("%q: %+v", q, res)
+		}
+		if s := res.Sources[0]; s.Page != page || s.DocumentID != d.Document.ID || !strings.Contains(s.Snippet, strings.SplitN(topics[page], ":", 2)[0]) {
+			t.Errorf("%q: first source %+v, want page %d", q, s, page)
+		}
 	}
 }
