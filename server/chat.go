@@ -303,7 +303,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 		if err != nil {
 			return nil, nil, "", err
 		}
-		key = cache.Key("search", scope, content, cache.Normalize(p.query), fmt.Sprint(p.k))
+		key = cache.Key("search", scope, content, s.embedder.Model(), cache.Normalize(p.query), fmt.Sprint(p.k))
 		var hit retrieved
 		if s.caches.Searches.Get(ctx, key, &hit) {
 			visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
