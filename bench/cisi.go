@@ -155,3 +155,32 @@ func readRecords(path string) ([]record, error) {
 	flush()
 	return recs, sc.Err()
 }
+
+// CISISentences splits the abstracts into sentences of more than 40
+// characters, whitespace folded (no final period).
+func CISISentences(docs []CISIDoc) []string {
+	var out []string
+	for _, d := range docs {
+		for _, s := range strings.Split(d.Text, ". ") {
+			if len(s) > 40 {
+				out = append(out, strings.Join(strings.Fields(s), " "))
+			}
+		}
+	}
+	return out
+}
+
+// ContentWords is the first n words of text longer than four letters,
+// punctuation trimmed: a short question made from a CISI query.
+func ContentWords(text string, n int) string {
+	var ws []string
+	for _, w := range strings.Fields(text) {
+		if len(w) > 4 {
+			ws = append(ws, strings.Trim(w, ".,?;:()\""))
+		}
+		if len(ws) == n {
+			break
+		}
+	}
+	return strings.Join(ws, " ")
+}

@@ -58,13 +58,9 @@ func chatLoad(b *testing.B) {
 	}
 	docs, _ := LoadCISI(dir)
 	queries, _ := LoadCISIQueries(dir)
-	var sentences []string
-	for _, d := range docs {
-		for _, s := range strings.Split(d.Text, ". ") {
-			if len(s) > 40 {
-				sentences = append(sentences, strings.Join(strings.Fields(s), " ")+".")
-			}
-		}
+	sentences := CISISentences(docs)
+	for i := range sentences {
+		sentences[i] += "."
 	}
 	db := pgtest.NewEmptyDB(b, "")
 	bin := filepath.Join(b.TempDir(), "sostenuto")
@@ -156,16 +152,7 @@ func chatLoad(b *testing.B) {
 
 	questions := make([]string, len(queries))
 	for i, q := range queries {
-		var ws []string
-		for _, w := range strings.Fields(q.Text) {
-			if len(w) > 4 {
-				ws = append(ws, strings.Trim(w, ".,?;:()\""))
-			}
-			if len(ws) == 5 {
-				break
-			}
-		}
-		questions[i] = "What is known about " + strings.Join(ws, " ") + "?"
+		questions[i] = "What is known about " + ContentWords(q.Text, 5) + "?"
 	}
 
 	for _, cacheOn := range []bool{false, true} {

@@ -417,14 +417,7 @@ func BenchmarkEngine(b *testing.B) {
 		}
 		cisi, _ := LoadCISI(dir)
 		cq, _ := LoadCISIQueries(dir)
-		var sentences []string
-		for _, d := range cisi {
-			for _, s := range strings.Split(d.Text, ". ") {
-				if len(s) > 40 {
-					sentences = append(sentences, strings.Join(strings.Fields(s), " "))
-				}
-			}
-		}
+		sentences := CISISentences(cisi)
 		text := func() string {
 			var s strings.Builder
 			for range 4 {
@@ -488,18 +481,7 @@ func BenchmarkEngine(b *testing.B) {
 		admin := index.Scope{Admin: true}
 		student := index.Scope{User: owners[7], Teachers: []index.ID{owners[8]}}
 		// Short questions: three content words of each CISI query.
-		short := func(i int) string {
-			var ws []string
-			for _, w := range strings.Fields(cq[i%len(cq)].Text) {
-				if len(w) > 4 {
-					ws = append(ws, strings.Trim(w, ".,?;:()\""))
-				}
-				if len(ws) == 3 {
-					break
-				}
-			}
-			return strings.Join(ws, " ")
-		}
+		short := func(i int) string { return ContentWords(cq[i%len(cq)].Text, 3) }
 		measure("BM25, 3 terms, admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: short(i), Scope: admin}
 		})
