@@ -15,6 +15,20 @@ func (s *Server) authRoutes(r chi.Router) {
 	r.Post("/auth/refresh", s.refresh)
 	r.Post("/auth/logout", s.logout)
 	r.With(s.requireAuth).Get("/auth/me", s.me)
+	r.Get("/auth/jwks.json", s.jwks)
+}
+
+// jwks publishes the public keys of access tokens, for the edge and any
+// other verifier outside the node.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	body, err := s.auth.JWKS()
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(body) //nolint:errcheck // the client went away
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -63,4 +64,40 @@ func (s *Server) embedQuestion(ctx context.Context, q string) ([]float32, error)
 		return nil, errNothingToEmbed
 	}
 	return vec, err
+}
+
+// Conditional answers. The JSON answers of POST /api/embeddings/generate,
+// /api/search and /api/chat/query (without a session) carry a weak ETag
+// built like the node's cache keys: the caller's visibility scope, what
+// the local index holds (its data version, on this node: the node's id is
+// part of the tag), the model and the request. A client (the edge) that
+// kept an answer sends its tag in If-None-Match; the node computes the tag
+// of a fresh answer without searching or answering and says 304 when they
+// are equal, so a kept answer is served only while it is exactly what the
+// node would answer now, and only to the user it was made for.
+
+// etagOf makes a weak entity tag from parts.
+func etagOf(parts ...string) string {
+	k := cache.Key("etag", parts...)
+	return `W/"` + k[len("etag:"):][:40] + `"`
+}
+
+// notModified answers 304 (with the tag) when the request's If-None-Match
+// names etag.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	if etag == "" || !etagMatch(r.Header.Get("If-None-Match"), etag) {
+		return false
+	}
+	setValidator(w, etag)
+	w.WriteHeader(http.StatusNotModified)
+	return true
+}
+
+// setValidator marks an answer as revalidatable: private (per user), never
+// used without asking (no-cache), with its tag.
+func setValidator(w http.ResponseWriter, etag string) {
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("Vary", "Authorization")
 }

@@ -211,6 +211,17 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		answerKey = cache.Key("answer", searchKey, model)
 	}
 	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	// A JSON answer outside a session may be kept by the caller (the edge)
+	// and revalidated: its tag names the retrieved sources (after the
+	// PostgreSQL re-check) and the answer key.
+	etag := ""
+	if answerKey != "" && !stream && p.session == uuid.Nil {
+		src, _ := json.Marshal(sources)
+		etag = etagOf("chat", s.cfg.NodeID, answerKey, string(src))
+		if notModified(w, r, etag) {
+			return
+		}
+	}
 	var sse *sseWriter
 	emit := func(string) error { return nil }
 	if stream {
@@ -229,7 +240,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		if err := emit(out.Content); err != nil {
 			return
 		}
-		s.finishChat(w, r, p, user.ID, out, sse)
+		s.finishChat(w, r, p, user.ID, out, sse, etag)
 		return
 	}
 	start := time.Now()
@@ -251,13 +262,16 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		Confidence: rag.Confidence(ans, passages), Model: ans.Model, Timings: timings}
 	if answerKey != "" && ans.Model == model { // a fallback answer is not kept
 		s.caches.Answers.Set(ctx, answerKey, out)
+	} else {
+		etag = ""
 	}
-	s.finishChat(w, r, p, user.ID, out, sse)
+	s.finishChat(w, r, p, user.ID, out, sse, etag)
 }
 
 // finishChat stores the exchange when a session is named and sends the
-// answer (JSON, or the stream's done event).
-func (s *Server) finishChat(w http.ResponseWriter, r *http.Request, p chatParams, user uuid.UUID, out chatAnswer, sse *sseWriter) {
+// answer (JSON, or the stream's done event); a JSON answer with a tag may
+// be kept and revalidated.
+func (s *Server) finishChat(w http.ResponseWriter, r *http.Request, p chatParams, user uuid.UUID, out chatAnswer, sse *sseWriter, etag string) {
 	ctx := r.Context()
 	stream := sse != nil
 	if p.session != uuid.Nil {
@@ -282,7 +296,11 @@ func (s *Server) finishChat(w http.ResponseWriter, r *http.Request, p chatParams
 		sse.event("done", out) //nolint:errcheck // the stream ends either way
 		return
 	}
-	noStore(w)
+	if etag != "" {
+		setValidator(w, etag)
+	} else {
+		noStore(w)
+	}
 	WriteJSON(w, http.StatusOK, out)
 }
 

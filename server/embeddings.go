@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
 )
 
@@ -41,6 +42,10 @@ func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, Invalid("text must be 1 to 8000 characters", FieldError{"text", "must be 1 to 8000 characters"}))
 		return
 	}
+	etag := etagOf("embed", s.embedder.Model(), cache.Normalize(text))
+	if notModified(w, r, etag) {
+		return
+	}
 	vec, cached, err := s.embedCached(r.Context(), text)
 	if errors.Is(err, embed.ErrEmpty) {
 		s.WriteError(w, r, Invalid("text has no words to embed", FieldError{"text", "has no words"}))
@@ -50,5 +55,6 @@ func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	setValidator(w, etag)
 	WriteJSON(w, http.StatusOK, embeddingResponse{Embedding: vec, Model: s.embedder.Model(), Dim: len(vec), Cached: cached})
 }

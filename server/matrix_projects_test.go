@@ -177,6 +177,7 @@ func init() {
 		"GET /api/projects":             {objects: []objectKind{noObject}, request: get("/api/projects"), want: authed(200)},
 		"GET /api/projects/{id}":        {objects: projectObjects, request: projectReq("GET", "", nil), want: needs(access.View, 200)},
 		"GET /api/projects/{id}/stream": {objects: projectObjects, request: projectReq("GET", "/stream", nil), want: needs(access.View, 200)},
+		"GET /api/projects/{id}/object": {objects: projectObjects, request: projectReq("GET", "/object", nil), want: needs(access.View, 200)},
 		"PATCH /api/projects/{id}": {objects: projectObjects, want: needs(access.Edit, 200),
 			request: projectReq("PATCH", "", func(*matrixWorld, actorKind, uuid.UUID) any { return map[string]string{"description": "changed"} })},
 		"DELETE /api/projects/{id}":       {objects: projectObjects, request: projectReq("DELETE", "", nil), want: needs(access.Admin, 204)},

@@ -143,10 +143,11 @@ func get(path string) func(*matrixWorld, actorKind, objectKind) matrixRequest {
 
 // matrix holds one entry per route.
 var matrix = map[string]routeSpec{
-	"GET /metrics":          {objects: []objectKind{noObject}, request: get("/metrics"), want: public(200)},
-	"GET /api/health":       {objects: []objectKind{noObject}, request: get("/api/health"), want: public(200)},
-	"GET /api/ready":        {objects: []objectKind{noObject}, request: get("/api/ready"), want: public(200)},
-	"GET /api/openapi.json": {objects: []objectKind{noObject}, request: get("/api/openapi.json"), want: public(200)},
+	"GET /metrics":            {objects: []objectKind{noObject}, request: get("/metrics"), want: public(200)},
+	"GET /api/health":         {objects: []objectKind{noObject}, request: get("/api/health"), want: public(200)},
+	"GET /api/ready":          {objects: []objectKind{noObject}, request: get("/api/ready"), want: public(200)},
+	"GET /api/openapi.json":   {objects: []objectKind{noObject}, request: get("/api/openapi.json"), want: public(200)},
+	"GET /api/auth/jwks.json": {objects: []objectKind{noObject}, request: get("/api/auth/jwks.json"), want: public(200)},
 	"POST /api/auth/register": {
 		objects: []objectKind{noObject},
 		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {

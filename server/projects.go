@@ -33,6 +33,7 @@ func (s *Server) projectRoutes(r chi.Router) {
 	r.Delete("/projects/{id}", s.deleteProject)
 	r.Post("/projects/{id}/confirm", s.confirmProject)
 	r.Get("/projects/{id}/stream", s.streamProject)
+	r.Get("/projects/{id}/object", s.projectObject)
 	r.Post("/projects/{id}/access", s.putGrant)
 	r.Get("/projects/{id}/access", s.listGrants)
 	r.Delete("/projects/{id}/access/{user_id}", s.deleteGrant)

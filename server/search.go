@@ -119,19 +119,41 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	res, err := s.runSearch(r.Context(), actor(r).ID, actor(r).IsAdmin(), p)
+	ctx, u := r.Context(), actor(r)
+	var (
+		etag     string
+		teachers []uuid.UUID
+	)
+	e := s.localEngine(ctx, p.MinLSN)
+	if e != nil {
+		scope, ts, err := s.scopeKey(ctx, u.ID, u.IsAdmin())
+		if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+		teachers = ts
+		etag = etagOf("search", s.cfg.NodeID, scope, e.DataVersion(), s.embedder.Model(), p.Query, strconv.Itoa(p.K), p.Mode)
+		if notModified(w, r, etag) {
+			return
+		}
+	}
+	res, err := s.runSearch(ctx, u.ID, u.IsAdmin(), p, e, teachers)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
-	noStore(w)
+	if etag != "" && res.Index.Source == SourceLocal {
+		setValidator(w, etag)
+	} else {
+		noStore(w)
+	}
 	WriteJSON(w, http.StatusOK, res)
 }
 
-// runSearch answers from the local engine when it holds min_lsn (waiting a
-// bounded time for it), else from PostgreSQL, which always holds every
-// committed write.
-func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p SearchParams) (searchResponse, error) {
+// runSearch answers from e, the local engine when it holds min_lsn (the
+// caller waited a bounded time for it; teachers are the caller's), else
+// from PostgreSQL, which always holds every committed write.
+func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p SearchParams, e *index.Engine, teachers []uuid.UUID) (searchResponse, error) {
 	var vec []float32
 	if p.Mode != index.ModeBM25 {
 		vs, err := s.embedder.Embed(ctx, []string{p.Query})
@@ -144,8 +166,8 @@ func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p Se
 		}
 		vec = vs[0]
 	}
-	if e := s.localEngine(ctx, p.MinLSN); e != nil {
-		return s.searchLocal(ctx, e, user, admin, p, vec, nil, false)
+	if e != nil {
+		return s.searchLocal(ctx, e, user, admin, p, vec, teachers, true)
 	}
 	return s.searchPostgres(ctx, user, p, vec)
 }

@@ -117,3 +117,32 @@ func parseRange(header string, size int64) (*blob.Range, int) {
 	}
 	return &r, http.StatusPartialContent
 }
+
+// projectObject tells a caller who may view a project where its PDF is
+// stored, so that the edge can stream the bytes from object storage itself
+// (GET /api/projects/{id}/stream at the edge). Nothing here is secret from
+// a viewer: a presigned download URL names the same key.
+func (s *Server) projectObject(w http.ResponseWriter, r *http.Request) {
+	p, _, err := s.loadProject(r, access.View)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	if p.Status != store.StatusReady || p.FileSizeBytes == nil || p.ETag == nil {
+		s.WriteError(w, r, NewProblem(http.StatusConflict, CodeConflict, "the project has no confirmed PDF yet"))
+		return
+	}
+	noStore(w)
+	WriteJSON(w, http.StatusOK, ProjectObject{Key: p.ObjectKey, Size: *p.FileSizeBytes, ETag: *p.ETag,
+		ContentType:        pdfContentType,
+		ContentDisposition: strings.Replace(blob.ContentDisposition(p.Filename), "attachment", "inline", 1)})
+}
+
+// ProjectObject is the answer of GET /api/projects/{id}/object.
+type ProjectObject struct {
+	Key                string `json:"key"`
+	Size               int64  `json:"size"`
+	ETag               string `json:"etag"`
+	ContentType        string `json:"content_type"`
+	ContentDisposition string `json:"content_disposition"`
+}

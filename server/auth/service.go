@@ -369,3 +369,6 @@ func hashRefreshToken(tok string) ([]byte, bool) {
 	h := sha256.Sum256([]byte(tok))
 	return h[:], true
 }
+
+// JWKS publishes the public keys that verify this node's access tokens.
+func (s *Service) JWKS() ([]byte, error) { return s.tokens.JWKS() }

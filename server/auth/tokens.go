@@ -1,10 +1,13 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 )
@@ -160,4 +163,30 @@ func (t *Tokens) keyFor(tok *jwt.Token) (any, error) {
 		return nil, fmt.Errorf("key %s retired at %s", kid, k.NotAfter.Format(time.RFC3339))
 	}
 	return k.verify, nil
+}
+
+// JWKS is the JSON Web Key Set of the public halves of the keys that
+// verify access tokens (the signing key and previous keys not yet
+// retired), for verifiers outside the node such as the edge. Shared HS256
+// secrets are never published: verifiers of HS256 tokens need the secret.
+func (t *Tokens) JWKS() ([]byte, error) {
+	set := jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{}}
+	kids := make([]string, 0, len(t.byKID))
+	for kid := range t.byKID {
+		kids = append(kids, kid)
+	}
+	sort.Strings(kids)
+	for _, kid := range kids {
+		k := t.byKID[kid]
+		if k.Method == jwt.SigningMethodHS256 || (!k.NotAfter.IsZero() && t.now().After(k.NotAfter)) {
+			continue
+		}
+		j, err := jwkset.NewJWKFromKey(k.verify, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
+			KID: k.KID, ALG: jwkset.ALG(k.Method.Alg()), USE: jwkset.UseSig}})
+		if err != nil {
+			return nil, fmt.Errorf("auth: jwk %s: %w", k.KID, err)
+		}
+		set.Keys = append(set.Keys, j.Marshal())
+	}
+	return json.Marshal(set)
 }

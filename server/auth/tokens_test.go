@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 )
@@ -266,5 +268,51 @@ func TestParseKeysRejects(t *testing.T) {
 		if _, err := ParseKeysPEM(data); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The published key set verifies tokens of the current and previous keys
+// (an outside verifier: keyfunc), leaves out retired keys and never
+// publishes an HS256 secret.
+func TestJWKS(t *testing.T) {
+	old, cur := mustEd25519(t), mustEd25519(t)
+	rsaKey, _ := mustRSA(t)
+	oldTk, _ := newTokens(t, old)
+	oldRaw, _, _ := oldTk.IssueAccess(uuid.New(), uuid.New())
+	retired := old
+	retired.sign = nil
+	retired.NotAfter = time.Now().Add(10 * time.Minute)
+	rsaPrev := rsaKey
+	rsaPrev.sign = nil
+	tk, clk := newTokens(t, cur, retired, rsaPrev)
+	raw, _, _ := tk.IssueAccess(uuid.New(), uuid.New())
+	set, err := tk.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(set, &doc); err != nil || len(doc.Keys) != 3 {
+		t.Fatalf("JWKS %s: %v", set, err)
+	}
+	kf, err := keyfunc.NewJWKSetJSON(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]string{"current": raw, "previous": oldRaw} {
+		if _, err := jwt.Parse(r, kf.Keyfunc); err != nil {
+			t.Errorf("%s token with the published set: %v", name, err)
+		}
+	}
+	clk.t = clk.t.Add(11 * time.Minute)
+	set, _ = tk.JWKS()
+	if json.Unmarshal(set, &doc) != nil || len(doc.Keys) != 2 {
+		t.Errorf("after the previous key retired: %s", set)
+	}
+	hs, _ := HS256Key([]byte("0123456789abcdef0123456789abcdef"))
+	hsTk, _ := newTokens(t, hs)
+	if set, _ := hsTk.JWKS(); string(set) != `{"keys":[]}` {
+		t.Errorf("HS256 set %s", set)
 	}
 }
