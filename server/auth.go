@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -61,7 +60,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, Invalid("email and password are required", missing(map[string]string{"email": in.Email, "password": in.Password})...))
 		return
 	}
-	sess, err := s.auth.Login(r.Context(), in.Email, in.Password, clientIP(r))
+	sess, err := s.auth.Login(r.Context(), in.Email, in.Password, s.clientIP(r))
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -120,15 +119,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, principal(r).User)
 }
 
-// clientIP is the peer address (proxies are not trusted here; the edge
-// terminates X-Forwarded-For).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the caller's address: the peer, or what a trusted proxy
+// (the edge) says in X-Forwarded-For.
+func (s *Server) clientIP(r *http.Request) string { return s.cfg.TrustedProxies.Of(r) }
 
 func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
 

@@ -79,7 +79,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.String("remote", r.RemoteAddr),
+			slog.String("remote", s.clientIP(r)),
 		)
 	})
 }

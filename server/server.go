@@ -19,6 +19,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
@@ -52,7 +53,10 @@ type Config struct {
 	// CacheEntries bounds the in-process cache (10,000 by default; -1
 	// turns caching off); the TTLs are those of its three layers
 	// (embeddings 24 h, searches 5 min, answers 10 min by default).
-	CacheEntries                                  int
+	CacheEntries int
+	// TrustedProxies are the proxies (the edge) whose X-Forwarded-For
+	// names the client.
+	TrustedProxies                                clientip.Trusted
 	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
 }
 

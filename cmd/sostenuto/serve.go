@@ -22,6 +22,7 @@ import (
 	"github.com/sostenuto/sostenuto/server"
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -56,6 +57,7 @@ type serveConfig struct {
 	lagBound          time.Duration
 	antiEntropyEvery  time.Duration
 	linkAllowlist     string
+	trustedProxies    string
 	cacheURL          string
 	cacheEntries      int64
 }
@@ -80,6 +82,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
 		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
 		setting{name: "link-allowlist", usage: "comma-separated hosts chat answers may link to (with their subdomains); other links and images are removed", parse: stringVar(&c.linkAllowlist)},
+		setting{name: "trusted-proxies", usage: "comma-separated CIDRs or addresses of proxies (the edge, a load balancer) whose X-Forwarded-For names the client (login throttling, rate limits, logs)", parse: stringVar(&c.trustedProxies)},
 		setting{name: "cache-url", secret: true, usage: "Redis URL (redis://[:password@]host:port/db) of a cache the nodes share; without it each node caches in process", parse: stringVar(&c.cacheURL)},
 		setting{name: "cache-entries", usage: "entries of the in-process cache of embeddings, searches and answers (0: no caching)", def: "10000", parse: intVar(&c.cacheEntries, 0, 10_000_000)},
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
@@ -178,7 +181,11 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if node != nil {
 		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
 	}
-	api := server.New(server.Config{MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
+	trusted, err := clientip.Parse(cfg.trustedProxies)
+	if err != nil {
+		return &configError{setting: envName("trusted-proxies"), err: err}
+	}
+	api := server.New(server.Config{TrustedProxies: trusted, MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
 		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret,
 		LinkAllowlist: hostList(cfg.linkAllowlist), CacheEntries: entries}, deps)
 
