@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
 )
@@ -85,7 +86,7 @@ func etagOf(parts ...string) string {
 // notModified answers 304 (with the tag) when the request's If-None-Match
 // names etag.
 func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
-	if etag == "" || !etagMatch(r.Header.Get("If-None-Match"), etag) {
+	if etag == "" || !blob.ETagMatch(r.Header.Get("If-None-Match"), etag) {
 		return false
 	}
 	setValidator(w, etag)

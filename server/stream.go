@@ -31,11 +31,11 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Vary", "Authorization")
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+	if blob.ETagMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	rng, status := parseRange(r.Header.Get("Range"), size)
+	rng, status := blob.ParseRange(r.Header.Get("Range"), size)
 	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
 		rng, status = nil, http.StatusOK // the client's copy is stale: send it all
 	}
@@ -63,59 +63,6 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		io.Copy(w, body) //nolint:errcheck // the client went away
 	}
-}
-
-// etagMatch implements If-None-Match (weak comparison, lists, "*").
-func etagMatch(header, etag string) bool {
-	if header == "" {
-		return false
-	}
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == strings.TrimPrefix(etag, "W/") {
-			return true
-		}
-	}
-	return false
-}
-
-// parseRange reads a single-range "bytes=" header against size. It returns
-// no range and 200 for no (or an unsupported multi-) range, a range and 206,
-// or 416 when the range lies outside the file.
-func parseRange(header string, size int64) (*blob.Range, int) {
-	spec, ok := strings.CutPrefix(header, "bytes=")
-	if header == "" || !ok || strings.Contains(spec, ",") {
-		return nil, http.StatusOK
-	}
-	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok {
-		return nil, http.StatusOK
-	}
-	var r blob.Range
-	switch {
-	case first == "": // suffix: the last n bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, http.StatusRequestedRangeNotSatisfiable
-		}
-		r = blob.Range{Start: max(0, size-n), End: size - 1}
-	default:
-		start, err := strconv.ParseInt(first, 10, 64)
-		if err != nil || start < 0 {
-			return nil, http.StatusOK
-		}
-		end := size - 1
-		if last != "" {
-			if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
-				return nil, http.StatusOK
-			}
-		}
-		if start >= size {
-			return nil, http.StatusRequestedRangeNotSatisfiable
-		}
-		r = blob.Range{Start: start, End: min(end, size-1)}
-	}
-	return &r, http.StatusPartialContent
 }
 
 // projectObject tells a caller who may view a project where its PDF is

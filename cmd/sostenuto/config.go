@@ -177,7 +177,7 @@ func checkUnknownEnv(env map[string]string) error {
 	}
 	var unknown []string
 	for k := range env {
-		if !known[k] && !strings.HasPrefix(k, envPrefix+"TEST_") {
+		if !known[k] && !strings.HasPrefix(k, envPrefix+"TEST_") && !strings.HasPrefix(k, envPrefix+"EDGE_") { // EDGE_: sostenuto-edge's
 			unknown = append(unknown, k)
 		}
 	}

@@ -86,3 +86,9 @@ func (t Trusted) Of(r *http.Request) string {
 	}
 	return client
 }
+
+// Trusts reports whether addr (an address, no port) is a trusted proxy.
+func (t Trusted) Trusts(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	return err == nil && t.contains(a)
+}
