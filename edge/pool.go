@@ -38,12 +38,22 @@ func newPool(nodes []*url.URL, interval, timeout time.Duration, logger *slog.Log
 	return p
 }
 
-// pick returns a healthy node not in tried, or nil.
+// pick returns a healthy node not in tried; when no node is healthy, any
+// node not tried (a node failing its readiness check, its index loading,
+// still answers from PostgreSQL, and one that is down fails fast); nil
+// when every node was tried.
 func (p *pool) pick(tried map[*backend]bool) *backend {
 	var cands []*backend
 	for _, b := range p.backends {
 		if b.healthy.Load() && !tried[b] {
 			cands = append(cands, b)
+		}
+	}
+	if len(cands) == 0 && p.healthyCount() == 0 {
+		for _, b := range p.backends {
+			if !tried[b] {
+				cands = append(cands, b)
+			}
 		}
 	}
 	switch len(cands) {

@@ -64,7 +64,8 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		pl = &plan{}
 	}
 	tried := map[*backend]bool{}
-	var lastErr error = errNoNode
+	var lastErr error
+	unreached := true // every attempt so far failed to connect
 	for attempt := 0; ; attempt++ {
 		var b *backend
 		if attempt == 0 && pl.prefer != "" {
@@ -74,6 +75,9 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			b = t.pool.pick(tried)
 		}
 		if b == nil {
+			if unreached {
+				return nil, errors.Join(errNoNode, lastErr)
+			}
 			return nil, lastErr
 		}
 		tried[b] = true
@@ -97,12 +101,12 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			if req.Context().Err() != nil {
 				return nil, err // the client went away
 			}
-			unreached := isDialError(err)
-			if unreached || isConnError(err) {
+			dial := isDialError(err)
+			if dial || isConnError(err) {
 				t.pool.down(b, err)
 			}
-			lastErr = err
-			if (unreached || pl.idempotent) && replayable(req) {
+			lastErr, unreached = err, unreached && dial
+			if (dial || pl.idempotent) && replayable(req) {
 				continue
 			}
 			return nil, err
@@ -112,6 +116,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // drained for reuse
 			resp.Body.Close()
 			b.inflight.Add(-1)
+			unreached = false
 			continue
 		}
 		t.metrics.upstream.WithLabelValues(b.name, "ok").Inc()
