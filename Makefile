@@ -6,13 +6,15 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 GO        ?= go
 BIN       := bin/sostenuto
+EDGE_BIN  := bin/sostenuto-edge
+EDGE_LISTEN ?= :8090
 RUN_DIR   := .data/run
 RUN_PORT  ?= 5433
 TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -47,18 +49,29 @@ tools: $(VERSITYGW)
 run: pg-run build
 	@scripts/node.sh restart $(LISTEN)
 
+## edge: start sostenuto-edge on $(EDGE_LISTEN) in front of the `make run`
+## node (run `make run` first); a second call restarts it.
+edge: $(EDGE_BIN)
+	@scripts/edge.sh restart $(EDGE_LISTEN) http://127.0.0.1$(LISTEN)
+
+$(EDGE_BIN): $(GOFILES)
+	@mkdir -p bin
+	$(GO) build -o $(EDGE_BIN) ./cmd/sostenuto-edge
+
 ## logs: follow the node's log
 logs:
 	@tail -n 100 -f $(RUN_DIR)/node.log
 
 ## stop: stop the node and both PostgreSQL clusters
 stop:
+	@scripts/edge.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh down run
 	@scripts/pg.sh down test
 
 ## clean: stop everything and delete all local state (clusters, blobs, keys, bin; keeps .data/tools)
 clean:
+	@scripts/edge.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh destroy run
 	@scripts/pg.sh destroy test
@@ -75,6 +88,11 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 # Replication at 100k chunks on three processes (prints the figures).
+## bench-edge: what the edge adds and saves (latency, streaming, answer cache)
+bench-edge: pg-test tools
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test -count=1 -run '^$$' -bench Edge -benchtime 1x -timeout 30m ./bench
+
 bench-cluster: pg-test
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_BENCH_CLUSTER=1 \
 		$(GO) test -count=1 -run TestClusterBench -v -timeout 60m ./cmd/sostenuto
