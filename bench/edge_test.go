@@ -24,19 +24,17 @@ import (
 // same node reached directly, in one run: one node (embedded defaults,
 // PDFs on versitygw) and one edge on this machine.
 //
-//   - proxied request latency: GET /api/health and an authenticated GET
-//     /api/projects, 3,000 sequential requests each, direct and through
-//     the edge, interleaved (median and p99; the difference is the edge);
+//	SOSTENUTO_TEST_DATABASE_URL_FILE=$PWD/.data/test/database_url \
+//	  go test ./bench -run '^$' -bench Edge -benchtime 1x -timeout 30m
 //
-//   - streaming throughput: a 64 MiB PDF read whole, 1 and 8 clients,
-//     from the node (which reads S3 and copies) and from the edge (which
-//     reads S3 after a node's kept decision);
-//
-//   - answer cache: POST /api/chat/query answered by the node (its own
-//     answer cache hit) and by the edge (a kept answer revalidated, 304).
-//
-//     SOSTENUTO_TEST_DATABASE_URL_FILE=$PWD/.data/test/database_url \
-//     go test ./bench -run '^$' -bench Edge -benchtime 1x -timeout 30m
+// Proxied request latency: GET /api/health and an authenticated GET
+// /api/projects, 3,000 sequential requests each, direct and through the
+// edge, interleaved (median and p99; the difference is the edge).
+// Streaming throughput: a 64 MiB PDF read whole, 1 and 8 clients, from the
+// node (which reads S3 and copies) and from the edge (which reads S3 after
+// a node's kept decision). Answer cache: POST /api/chat/query answered by
+// the node (its own answer cache hit) and by the edge (a kept answer
+// revalidated, 304).
 func BenchmarkEdge(b *testing.B) {
 	for b.Loop() {
 		edgeBench(b)
