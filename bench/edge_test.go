@@ -70,7 +70,7 @@ func edgeBench(b *testing.B) {
 	}
 	nodePort, edgePort := port(), port()
 	direct, viaEdge := fmt.Sprintf("http://127.0.0.1:%d", nodePort), fmt.Sprintf("http://127.0.0.1:%d", edgePort)
-	run(nodeBin, []string{"serve"}, append(s3env("SOSTENUTO_"), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", nodePort),
+	run(nodeBin, []string{"serve"}, append(append(s3env("SOSTENUTO_"), noRateLimits...), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", nodePort),
 		"SOSTENUTO_DATA_DIR="+b.TempDir(), fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", port()), "SOSTENUTO_BLOB_BACKEND=s3",
 		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_TRUSTED_PROXIES=127.0.0.1")...)
 	waitReady(b, direct+"/api/ready")

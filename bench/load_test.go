@@ -241,7 +241,7 @@ func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string,
 	raft := rl.Addr().String()
 	rl.Close()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(cleanEnv(), append(env, "SOSTENUTO_DATABASE_URL="+dbURL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
+	cmd.Env = append(append(cleanEnv(), noRateLimits...), append(env, "SOSTENUTO_DATABASE_URL="+dbURL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
 		"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_RAFT_BIND="+raft, "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_RECALL_EVERY=0s",
 		"SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_SNAPSHOT_THRESHOLD=128", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")...)
 	var logs bytes.Buffer
@@ -288,6 +288,10 @@ func login(b *testing.B, base, email string) string {
 
 // cleanEnv drops the benchmark's own SOSTENUTO_BENCH_* knobs (a node
 // refuses settings it does not know).
+// noRateLimits turns the node's rate limits off: the load comes from one
+// address and a few users.
+var noRateLimits = []string{"SOSTENUTO_RATE_LIMIT_IP=off", "SOSTENUTO_RATE_LIMIT_USER=off", "SOSTENUTO_RATE_LIMIT_AUTH=off", "SOSTENUTO_RATE_LIMIT_CHAT=off"}
+
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {

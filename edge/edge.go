@@ -29,6 +29,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
+	"github.com/sostenuto/sostenuto/server/cors"
 )
 
 // Config is the edge's configuration.
@@ -63,6 +64,9 @@ type Config struct {
 	CacheEntries  int
 	CacheMaxBytes int64
 	CacheFile     string
+	// CORSOrigins may call through the edge from browsers (with
+	// credentials); the edge then answers CORS itself for every route.
+	CORSOrigins []string
 	// MaxReplayBytes bounds the request bodies the edge keeps to send
 	// again to another node; larger bodies are streamed and not retried.
 	MaxReplayBytes int64
@@ -108,6 +112,7 @@ type Edge struct {
 	answers *answerCache
 	client  *http.Client // the edge's own calls to nodes (authorization)
 	router  chi.Router
+	handler http.Handler
 }
 
 // New builds the edge; ctx bounds its background key refreshes.
@@ -146,11 +151,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Edge, error) {
 		}
 	}
 	e.router = e.routes()
+	e.handler = cors.Handler(cfg.CORSOrigins, e.router)
 	return e, nil
 }
 
 // Handler is the edge's root handler.
-func (e *Edge) Handler() http.Handler { return e.router }
+func (e *Edge) Handler() http.Handler { return e.handler }
 
 // Run checks the nodes' health until ctx ends, then saves the answer cache
 // when a file is configured. The first round runs before Run returns

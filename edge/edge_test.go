@@ -374,3 +374,28 @@ func TestHealth(t *testing.T) {
 }
 
 var _ = net.Dial
+
+// With origins configured the edge answers CORS itself, for its own
+// answers (a refused token) and the nodes' alike.
+func TestEdgeCORS(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "https://node-says.example")
+		w.WriteHeader(200)
+	})
+	_, srv := newEdge(t, func(c *Config) { c.CORSOrigins = []string{"https://app.example.com"} }, node)
+	resp := get(t, "GET", srv.URL+"/api/projects", "", nil, "Origin", "https://app.example.com")
+	read(t, resp)
+	if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example.com" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("proxied answer: %v", resp.Header)
+	}
+	resp = get(t, "GET", srv.URL+"/api/projects", "bad.token.here", nil, "Origin", "https://app.example.com")
+	read(t, resp)
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Errorf("the edge's own 401: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp = get(t, "OPTIONS", srv.URL+"/api/projects", "", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "DELETE")
+	read(t, resp)
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Methods") != "DELETE" || node.hits.Load() != 1 {
+		t.Errorf("preflight: %d %v (node hits %d)", resp.StatusCode, resp.Header, node.hits.Load())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -200,6 +201,13 @@ func (e *Edge) newProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Header.Del(headerRequestID) // the edge answers it already (the same id)
+			if len(e.cfg.CORSOrigins) > 0 {  // the edge answers CORS for every route
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "Access-Control-") {
+						resp.Header.Del(k)
+					}
+				}
+			}
 			pl := planOf(resp.Request.Context())
 			if pl == nil {
 				return nil

@@ -31,7 +31,7 @@ type createAnnotationRequest struct {
 
 func (s *Server) createAnnotation(w http.ResponseWriter, r *http.Request) {
 	var in createAnnotationRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(annotBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -144,7 +144,7 @@ func (s *Server) patchAnnotation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in patchAnnotationRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(annotBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

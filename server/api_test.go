@@ -62,6 +62,9 @@ type apiSettings struct {
 	// engine feeds an in-memory index from the changefeed (no Raft), so
 	// searches answer from it as on a running node.
 	engine bool
+	// limits and cors configure the node's bounds (all off by default).
+	limits Limits
+	cors   []string
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -162,7 +165,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		}
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
 	}
-	s := New(Config{MaxUploadBytes: set.maxUpload}, deps)
+	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
 	handler = s.Handler()
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)

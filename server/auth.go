@@ -9,11 +9,11 @@ import (
 )
 
 func (s *Server) authRoutes(r chi.Router) {
-	r.Post("/auth/register", s.register)
-	r.Post("/auth/login", s.login)
-	r.Post("/auth/refresh", s.refresh)
-	r.Post("/auth/logout", s.logout)
-	r.With(s.requireAuth).Get("/auth/me", s.me)
+	r.With(s.limitAuth).Post("/auth/register", s.register)
+	r.With(s.limitAuth).Post("/auth/login", s.login)
+	r.With(s.limitAuth).Post("/auth/refresh", s.refresh)
+	r.With(s.limitAuth).Post("/auth/logout", s.logout)
+	r.With(s.requireAuth, s.limitUser).Get("/auth/me", s.me)
 	r.Get("/auth/jwks.json", s.jwks)
 }
 
@@ -32,7 +32,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	var in auth.Registration
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -52,7 +52,7 @@ type loginRequest struct {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var in loginRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -77,7 +77,7 @@ type refreshRequest struct {
 // answering the error itself when it is missing or malformed.
 func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var in refreshRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return "", false
 	}

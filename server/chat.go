@@ -25,7 +25,7 @@ func (s *Server) chatRoutes(r chi.Router) {
 	r.Get("/chat/sessions", s.listChatSessions)
 	r.Get("/chat/sessions/{id}", s.getChatSession)
 	r.Delete("/chat/sessions/{id}", s.deleteChatSession)
-	r.Post("/chat/query", s.chatQuery)
+	r.With(s.limitChat).Post("/chat/query", s.chatQuery)
 }
 
 const (
@@ -44,7 +44,7 @@ type createSessionRequest struct {
 func (s *Server) createChatSession(w http.ResponseWriter, r *http.Request) {
 	var in createSessionRequest
 	if r.ContentLength != 0 { // the body is optional
-		if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+		if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 			s.WriteError(w, r, err)
 			return
 		}
@@ -182,7 +182,7 @@ type chatAnswer struct {
 // when the client accepts text/event-stream.
 func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	var in chatRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -225,7 +225,15 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	var sse *sseWriter
 	emit := func(string) error { return nil }
 	if stream {
-		sse = newSSE(w, r)
+		if !s.streams.take(user.ID) {
+			s.metrics.limited.WithLabelValues("streams").Inc()
+			w.Header().Set("Retry-After", "5")
+			WriteProblem(w, r, NewProblem(http.StatusTooManyRequests, CodeRateLimited,
+				fmt.Sprintf("at most %d answer streams may be open at once per user; close one first", s.cfg.Limits.MaxStreamsPerUser)))
+			return
+		}
+		defer s.streams.release(user.ID)
+		sse = newSSE(w, r, s.cfg.Limits.StreamWriteTimeout)
 		defer sse.close()
 		if err := sse.event("sources", sources); err != nil {
 			return
@@ -429,20 +437,24 @@ func snippet(s string) string {
 // sseWriter writes Server-Sent Events, flushing each, with a heartbeat
 // comment every 15 s while the answer is produced.
 type sseWriter struct {
-	mu   sync.Mutex
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	stop chan struct{}
-	done chan struct{}
+	mu sync.Mutex
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	// writeTimeout bounds each event's write: a reader that stalls is
+	// dropped instead of holding the stream.
+	writeTimeout time.Duration
+	stop         chan struct{}
+	done         chan struct{}
 }
 
-func newSSE(w http.ResponseWriter, r *http.Request) *sseWriter {
+func newSSE(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) *sseWriter {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	s := &sseWriter{w: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout, stop: make(chan struct{}), done: make(chan struct{})}
+	s.deadline()
 	w.WriteHeader(http.StatusOK)
-	s := &sseWriter{w: w, rc: http.NewResponseController(w), stop: make(chan struct{}), done: make(chan struct{})}
 	s.rc.Flush() //nolint:errcheck // a failed flush shows on the next write
 	go func() {
 		defer close(s.done)
@@ -456,6 +468,7 @@ func newSSE(w http.ResponseWriter, r *http.Request) *sseWriter {
 				return
 			case <-t.C:
 				s.mu.Lock()
+				s.deadline()
 				fmt.Fprint(s.w, ": heartbeat\n\n")
 				s.rc.Flush() //nolint:errcheck // the client may be gone
 				s.mu.Unlock()
@@ -472,10 +485,18 @@ func (s *sseWriter) event(name string, data any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.deadline()
 	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
 		return err
 	}
 	return s.rc.Flush()
+}
+
+// deadline gives the next write writeTimeout.
+func (s *sseWriter) deadline() {
+	if s.writeTimeout > 0 {
+		s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)) //nolint:errcheck // not every writer supports deadlines
+	}
 }
 
 func (s *sseWriter) close() {

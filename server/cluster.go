@@ -166,7 +166,7 @@ var errNoCluster = NewProblem(http.StatusConflict, CodeConflict, "this node runs
 
 func (s *Server) joinNode(w http.ResponseWriter, r *http.Request) {
 	var in joinRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +22,18 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 				"the body must be application/json")
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return decodeProblem(err, limit)
+		}
+		return Invalid("the body could not be read: " + err.Error())
+	}
+	if err := checkShape(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err, limit)
@@ -65,5 +76,49 @@ func decodeProblem(err error, limit int64) *Problem {
 			FieldError{Field: name, Message: "unknown field"})
 	default:
 		return Invalid("the body is not valid JSON: " + err.Error())
+	}
+}
+
+// Bounds on the shape of a JSON body, checked before it is decoded.
+const (
+	maxJSONDepth = 32     // nested objects and arrays
+	maxJSONItems = 10_000 // elements of one array or members of one object
+)
+
+// checkShape refuses bodies nested deeper than maxJSONDepth or with a
+// container of more than maxJSONItems entries. Syntax errors are left to
+// the decoder, which describes them.
+func checkShape(raw []byte) *Problem {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type open struct {
+		entries, limit int // an object's keys count too: twice per member
+	}
+	var stack []open
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if n := len(stack); n > 0 {
+			if d, ok := tok.(json.Delim); !ok || d == '{' || d == '[' {
+				stack[n-1].entries++
+				if stack[n-1].entries > stack[n-1].limit {
+					return Invalid(fmt.Sprintf("the body has an array or object of more than %d entries", maxJSONItems))
+				}
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= maxJSONDepth {
+				return Invalid(fmt.Sprintf("the body is nested deeper than %d levels", maxJSONDepth))
+			}
+			limit := maxJSONItems
+			if tok == json.Delim('{') {
+				limit *= 2
+			}
+			stack = append(stack, open{limit: limit})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
 	}
 }

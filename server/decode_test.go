@@ -79,3 +79,30 @@ func TestWriteErrorHidesInternals(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Bodies too deep or too wide are refused before they are decoded.
+func TestDecodeJSONShape(t *testing.T) {
+	var dst map[string]any
+	for name, c := range map[string]struct {
+		in string
+		ok bool
+	}{
+		"depth 32":         {strings.Repeat(`{"a":`, 31) + "1" + strings.Repeat("}", 31), true},
+		"depth 33":         {strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33), false},
+		"deep arrays":      {`{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "}", false},
+		"10,000 items":     {`{"a":[` + strings.TrimSuffix(strings.Repeat("1,", 10000), ",") + "]}", true},
+		"10,001 items":     {`{"a":[` + strings.TrimSuffix(strings.Repeat("1,", 10001), ",") + "]}", false},
+		"10,001 members":   {"{" + strings.TrimSuffix(strings.Repeat(`"k":1,`, 10001), ",") + "}", false},
+		"unclosed, deep":   {strings.Repeat("[", 40), false},
+		"a long string ok": {`{"a":"` + strings.Repeat("x", 500000) + `"}`, true},
+	} {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(c.in))
+		err := DecodeJSON(httptest.NewRecorder(), req, 1<<20, &dst)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v", name, err)
+		}
+		if p, isProblem := err.(*Problem); err != nil && (!isProblem || p.Status != 400) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

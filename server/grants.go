@@ -22,7 +22,7 @@ type grantRequest struct {
 // grant, 200 for a changed one. Nobody grants more than they hold.
 func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 	var in grantRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -16,6 +16,7 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	limited  *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -34,7 +35,11 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help: "HTTP requests being served.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inflight)
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_limited_total",
+		Help: "Requests answered 429 by a rate limit or the stream limit, by limit (ip, user, auth, chat, streams).",
+	}, []string{"limit"})
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited)
 	return m
 }
 

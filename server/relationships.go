@@ -26,7 +26,7 @@ type relationshipRequest struct {
 
 func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
 	var in relationshipRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(smallBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -110,7 +110,7 @@ func (in searchRequest) validate() (SearchParams, error) {
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	var in searchRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

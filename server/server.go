@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sostenuto/sostenuto/index"
@@ -20,10 +21,12 @@ import (
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/clientip"
+	"github.com/sostenuto/sostenuto/server/cors"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/ratelimit"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -56,7 +59,12 @@ type Config struct {
 	CacheEntries int
 	// TrustedProxies are the proxies (the edge) whose X-Forwarded-For
 	// names the client.
-	TrustedProxies                                clientip.Trusted
+	TrustedProxies clientip.Trusted
+	// CORSOrigins may call the API from browsers (with credentials);
+	// empty: same origin only.
+	CORSOrigins []string
+	// Limits bound requests: rates, time, open streams.
+	Limits                                        Limits
 	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
 }
 
@@ -113,7 +121,10 @@ type Server struct {
 	cluster   Cluster
 	answerer  rag.Provider
 	caches    cache.Layers
+	limiters  limiters
+	streams   *streamSlots
 	router    chi.Router
+	handler   http.Handler
 }
 
 // New builds the API and its routes.
@@ -136,6 +147,7 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
+	cfg.Limits.defaults()
 	s := &Server{
 		cfg:      cfg,
 		logger:   deps.Logger,
@@ -155,6 +167,9 @@ func New(cfg Config, deps Deps) *Server {
 		answerer: deps.Answerer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
+	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
+		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
+	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
 	s.caches = newCaches(cfg, deps)
 	if s.answerer == nil {
 		x, err := rag.NewExtractive()
@@ -164,6 +179,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.answerer = x
 	}
 	s.router = s.routes()
+	s.handler = cors.Handler(cfg.CORSOrigins, s.router)
 	if s.cluster != nil && s.reg != nil {
 		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_lag_bytes",
 			Help: "WAL bytes between PostgreSQL's current position and this node's applied one."}, s.lagBytes))
@@ -172,7 +188,7 @@ func New(cfg Config, deps Deps) *Server {
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Router exposes the router so tests can walk every registered route.
 func (s *Server) Router() chi.Routes { return s.router }
@@ -181,7 +197,7 @@ func (s *Server) Router() chi.Routes { return s.router }
 // openapi.json (a test holds the two equal) and in the authorization matrix.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.metrics.track, s.accessLog, s.recoverer, securityHeaders)
+	r.Use(requestID, s.deadlines, s.metrics.track, s.accessLog, s.recoverer, securityHeaders, s.limitIP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such resource"))
 	})
@@ -197,7 +213,7 @@ func (s *Server) routes() chi.Router {
 		s.blobRoutes(r)
 		s.clusterRoutes(r)
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireAuth)
+			r.Use(s.requireAuth, s.limitUser)
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
 			s.annotationRoutes(r)

@@ -29,6 +29,7 @@ import (
 	"github.com/sostenuto/sostenuto/edge"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
+	"github.com/sostenuto/sostenuto/server/cors"
 )
 
 const envPrefix = "SOSTENUTO_EDGE_"
@@ -64,6 +65,7 @@ var settings = []setting{
 	{name: "cache-entries", def: "10000", usage: "answers kept for revalidation (0: no answer cache)"},
 	{name: "cache-max-bytes", def: "262144", usage: "largest answer kept"},
 	{name: "cache-file", usage: "file the answer cache is saved to at shutdown and read from at start (empty: not kept)"},
+	{name: "cors-origins", usage: "comma-separated origins browsers may call through the edge from, with credentials (* : any origin, without credentials); empty: the nodes' own CORS answers pass through"},
 	{name: "max-replay-bytes", def: "1048576", usage: "request bodies up to this size are kept to be sent again to another node"},
 	{name: "read-header-timeout", def: "10s", usage: "time allowed to read request headers"},
 	{name: "idle-timeout", def: "120s", usage: "keep-alive connections idle longer are closed"},
@@ -234,6 +236,9 @@ func config(ctx context.Context, v map[string]string) (edge.Config, error) {
 	cfg.CacheMaxBytes = num("cache-max-bytes", 1024, 64<<20)
 	cfg.CacheFile = v["cache-file"]
 	cfg.MaxReplayBytes = num("max-replay-bytes", 1024, 64<<20)
+	if cfg.CORSOrigins, err = cors.ParseOrigins(v["cors-origins"]); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", envName("cors-origins"), err))
+	}
 	return cfg, errors.Join(errs...)
 }
 

@@ -124,7 +124,7 @@ func (c *testCluster) add(id string, extra ...string) *cnode {
 	n.env = append([]string{"SOSTENUTO_DATABASE_URL=" + c.url, "SOSTENUTO_LISTEN=" + strings.TrimPrefix(n.base, "http://"),
 		"SOSTENUTO_RAFT_BIND=" + n.raft, "SOSTENUTO_RAFT_DIR=" + n.raftDir, "SOSTENUTO_NODE_ID=" + id,
 		"SOSTENUTO_DATA_DIR=" + c.dataDir, "SOSTENUTO_CLUSTER_SECRET=" + testSecret, "SOSTENUTO_LOG_LEVEL=info",
-		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_LAG_BOUND=2s"}, extra...)
+		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_LAG_BOUND=2s"}, append(noRateLimits, extra...)...)
 	if len(c.nodes) > 0 {
 		for _, first := range c.nodes {
 			n.env = append(n.env, "SOSTENUTO_JOIN="+first.base)

@@ -295,6 +295,9 @@ type dbConfig struct {
 	dataDir  string
 	url      string
 	maxConns int64
+	// statementTimeout bounds each statement of the application and
+	// worker pools (not migrations).
+	statementTimeout time.Duration
 }
 
 func (c *dbConfig) settings() []setting {
@@ -302,6 +305,7 @@ func (c *dbConfig) settings() []setting {
 		{name: "data-dir", usage: "directory of the node's local state", def: ".data/run", parse: stringVar(&c.dataDir)},
 		{name: "database-url", usage: "PostgreSQL URL; when unset, read from DATA_DIR/database_url (written by make run)", secret: true, parse: stringVar(&c.url)},
 		{name: "db-max-conns", usage: "maximum PostgreSQL connections of this node", def: "20", parse: intVar(&c.maxConns, 2, 1000)},
+		{name: "db-statement-timeout", usage: "PostgreSQL statement_timeout of the node's queries (migrations excepted); idle transactions are ended after twice this", def: "30s", parse: durationVar(&c.statementTimeout, time.Second, time.Hour)},
 	}
 }
 

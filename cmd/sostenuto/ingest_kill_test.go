@@ -20,6 +20,10 @@ import (
 	"github.com/sostenuto/sostenuto/server/embed"
 )
 
+// noRateLimits turns the rate limits off for nodes the tests drive hard
+// from one address (the limits have their own tests).
+var noRateLimits = []string{"SOSTENUTO_RATE_LIMIT_IP=off", "SOSTENUTO_RATE_LIMIT_USER=off", "SOSTENUTO_RATE_LIMIT_AUTH=off", "SOSTENUTO_RATE_LIMIT_CHAT=off"}
+
 // buildBinary builds the node once per test.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -41,7 +45,7 @@ func startNode(t *testing.T, bin string, env ...string) *node {
 	port := freePort(t)
 	n := &node{base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &bytes.Buffer{}}
 	n.cmd = exec.Command(bin, "serve")
-	n.cmd.Env = append(os.Environ(), append(env, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port), "SOSTENUTO_DATA_DIR="+t.TempDir(),
+	n.cmd.Env = append(append(os.Environ(), noRateLimits...), append(env, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port), "SOSTENUTO_DATA_DIR="+t.TempDir(),
 		fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", freePort(t)))...)
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {

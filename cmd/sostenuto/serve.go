@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,8 +24,10 @@ import (
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/clientip"
+	"github.com/sostenuto/sostenuto/server/cors"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/ratelimit"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -58,6 +61,15 @@ type serveConfig struct {
 	antiEntropyEvery  time.Duration
 	linkAllowlist     string
 	trustedProxies    string
+	corsOrigins       string
+	rateIP, rateUser  string
+	rateAuth          string
+	rateChat          string
+	readTimeout       time.Duration
+	requestTimeout    time.Duration
+	transferTimeout   time.Duration
+	streamTimeout     time.Duration
+	streamsPerUser    int64
 	cacheURL          string
 	cacheEntries      int64
 }
@@ -83,6 +95,16 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
 		setting{name: "link-allowlist", usage: "comma-separated hosts chat answers may link to (with their subdomains); other links and images are removed", parse: stringVar(&c.linkAllowlist)},
 		setting{name: "trusted-proxies", usage: "comma-separated CIDRs or addresses of proxies (the edge, a load balancer) whose X-Forwarded-For names the client (login throttling, rate limits, logs)", parse: stringVar(&c.trustedProxies)},
+		setting{name: "cors-origins", usage: "comma-separated origins (https://app.example.com) browsers may call the API from, with credentials; * allows any origin without credentials; empty: same origin only", parse: stringVar(&c.corsOrigins)},
+		setting{name: "rate-limit-ip", usage: "token bucket per client address over every request but health checks: N/s, N/m or N/h[:burst], or off", def: "50/s:100", parse: stringVar(&c.rateIP)},
+		setting{name: "rate-limit-user", usage: "token bucket per signed-in user over authenticated requests", def: "20/s:60", parse: stringVar(&c.rateUser)},
+		setting{name: "rate-limit-auth", usage: "token bucket per client address over sign-up, sign-in, refresh and logout", def: "30/m:10", parse: stringVar(&c.rateAuth)},
+		setting{name: "rate-limit-chat", usage: "token bucket per user over chat questions", def: "30/m:10", parse: stringVar(&c.rateChat)},
+		setting{name: "read-timeout", usage: "time allowed to read a request body (blob transfers: transfer-timeout)", def: "30s", parse: durationVar(&c.readTimeout, time.Second, time.Hour)},
+		setting{name: "request-timeout", usage: "deadline of an ordinary request: its database and outbound calls stop then", def: "60s", parse: durationVar(&c.requestTimeout, time.Second, time.Hour)},
+		setting{name: "transfer-timeout", usage: "deadline of a blob upload or download and a PDF stream", def: "15m", parse: durationVar(&c.transferTimeout, time.Second, 24*time.Hour)},
+		setting{name: "stream-timeout", usage: "longest a streamed chat answer may run", def: "5m", parse: durationVar(&c.streamTimeout, time.Second, 24*time.Hour)},
+		setting{name: "max-streams-per-user", usage: "answer streams one user may hold open at once", def: "3", parse: intVar(&c.streamsPerUser, 1, 1000)},
 		setting{name: "cache-url", secret: true, usage: "Redis URL (redis://[:password@]host:port/db) of a cache the nodes share; without it each node caches in process", parse: stringVar(&c.cacheURL)},
 		setting{name: "cache-entries", usage: "entries of the in-process cache of embeddings, searches and answers (0: no caching)", def: "10000", parse: intVar(&c.cacheEntries, 0, 10_000_000)},
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
@@ -185,7 +207,23 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	if err != nil {
 		return &configError{setting: envName("trusted-proxies"), err: err}
 	}
-	api := server.New(server.Config{TrustedProxies: trusted, MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
+	origins, err := cors.ParseOrigins(cfg.corsOrigins)
+	if err != nil {
+		return &configError{setting: envName("cors-origins"), err: err}
+	}
+	limits := server.Limits{ReadTimeout: cfg.readTimeout, RequestTimeout: cfg.requestTimeout, TransferTimeout: cfg.transferTimeout,
+		StreamTimeout: cfg.streamTimeout, MaxStreamsPerUser: int(cfg.streamsPerUser)}
+	for _, rl := range []struct {
+		name string
+		text string
+		dst  *ratelimit.Rule
+	}{{"rate-limit-ip", cfg.rateIP, &limits.RateIP}, {"rate-limit-user", cfg.rateUser, &limits.RateUser},
+		{"rate-limit-auth", cfg.rateAuth, &limits.RateAuth}, {"rate-limit-chat", cfg.rateChat, &limits.RateChat}} {
+		if *rl.dst, err = ratelimit.Parse(rl.text); err != nil {
+			return &configError{setting: envName(rl.name), err: err}
+		}
+	}
+	api := server.New(server.Config{TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
 		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret,
 		LinkAllowlist: hostList(cfg.linkAllowlist), CacheEntries: entries}, deps)
 
@@ -252,6 +290,10 @@ func openPool(ctx context.Context, c *dbConfig, role string, timeout time.Durati
 	}
 	pcfg.MaxConns = int32(c.maxConns)
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "sostenuto"
+	if role != "" && c.statementTimeout > 0 {
+		pcfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(c.statementTimeout.Milliseconds(), 10)
+		pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(2*c.statementTimeout.Milliseconds(), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)

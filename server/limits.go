@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/ratelimit"
+)
+
+// Limits are the bounds every request lives within.
+type Limits struct {
+	// Rate limits (token buckets): every request per client address,
+	// authenticated requests per user, sign-up/sign-in/refresh/logout per
+	// client address, chat questions per user. A zero Rule is off.
+	RateIP, RateUser, RateAuth, RateChat ratelimit.Rule
+	// ReadTimeout bounds reading a request's body; RequestTimeout bounds
+	// an ordinary request (its context and its writing).
+	ReadTimeout, RequestTimeout time.Duration
+	// TransferTimeout bounds a blob upload or download (local blob URLs,
+	// PDF streams).
+	TransferTimeout time.Duration
+	// StreamTimeout bounds a streamed chat answer; each of its events must
+	// be written within StreamWriteTimeout (a stalled reader is dropped).
+	StreamTimeout, StreamWriteTimeout time.Duration
+	// MaxStreamsPerUser bounds the answer streams one user holds open.
+	MaxStreamsPerUser int
+}
+
+func (l *Limits) defaults() {
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = 30 * time.Second
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = 60 * time.Second
+	}
+	if l.TransferTimeout <= 0 {
+		l.TransferTimeout = 15 * time.Minute
+	}
+	if l.StreamTimeout <= 0 {
+		l.StreamTimeout = 5 * time.Minute
+	}
+	if l.StreamWriteTimeout <= 0 {
+		l.StreamWriteTimeout = 30 * time.Second
+	}
+	if l.MaxStreamsPerUser <= 0 {
+		l.MaxStreamsPerUser = 3
+	}
+}
+
+// Per-route body limits (JSON); Config.MaxBodyBytes caps them all.
+const (
+	smallBody  = 16 << 10  // sign-in, grants, relationships, sessions, ids
+	queryBody  = 64 << 10  // search, chat, embeddings (their text is bounded below it)
+	annotBody  = 256 << 10 // annotation content is bounded at 64 KiB of JSON
+	uploadHint = 16 << 10  // project creation and confirmation
+)
+
+// bodyLimit is the smaller of a route's limit and the configured cap.
+func (s *Server) bodyLimit(route int64) int64 { return min(route, s.cfg.MaxBodyBytes) }
+
+// deadlines bounds each request by its kind: blob transfers get
+// TransferTimeout to read and write; a streamed chat answer runs up to
+// StreamTimeout with a write deadline per event (sseWriter); everything
+// else must have its body read within ReadTimeout and be answered within
+// RequestTimeout (its context ends then: database calls and outbound
+// calls stop).
+func (s *Server) deadlines(next http.Handler) http.Handler {
+	l := s.cfg.Limits
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		p := r.URL.Path
+		switch {
+		case strings.HasPrefix(p, "/api/blob") || strings.HasSuffix(p, "/stream"):
+			rc.SetReadDeadline(now.Add(l.TransferTimeout))  //nolint:errcheck // not every writer supports deadlines
+			rc.SetWriteDeadline(now.Add(l.TransferTimeout)) //nolint:errcheck
+			next.ServeHTTP(w, r)
+		case p == "/api/chat/query" && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+			rc.SetReadDeadline(now.Add(l.ReadTimeout)) //nolint:errcheck
+			ctx, cancel := context.WithTimeout(r.Context(), l.StreamTimeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		default:
+			rc.SetReadDeadline(now.Add(l.ReadTimeout))                     //nolint:errcheck
+			rc.SetWriteDeadline(now.Add(l.RequestTimeout + 5*time.Second)) //nolint:errcheck
+			ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		}
+	})
+}
+
+// rateLimit answers 429 (problem+json, Retry-After in whole seconds) when
+// key's bucket of l is empty.
+func (s *Server) rateLimit(l *ratelimit.Limiter, name string, key func(*http.Request) string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if l == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ok, wait := l.Allow(key(r)); !ok {
+				secs := max(1, int(math.Ceil(wait.Seconds())))
+				s.metrics.limited.WithLabelValues(name).Inc()
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				WriteProblem(w, r, NewProblem(http.StatusTooManyRequests, CodeRateLimited,
+					fmt.Sprintf("too many requests (%s limit %s); try again in %d s", name, l.Rule(), secs)))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// limitIP applies the per-address limit to everything but health checks
+// and metrics.
+func (s *Server) limitIP(next http.Handler) http.Handler {
+	limited := s.rateLimit(s.limiters.ip, "ip", s.clientIP)(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/health", "/api/ready", "/metrics":
+			next.ServeHTTP(w, r)
+		default:
+			limited.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) limitUser(next http.Handler) http.Handler {
+	return s.rateLimit(s.limiters.user, "user", func(r *http.Request) string { return actor(r).ID.String() })(next)
+}
+
+func (s *Server) limitAuth(next http.Handler) http.Handler {
+	return s.rateLimit(s.limiters.auth, "auth", s.clientIP)(next)
+}
+
+func (s *Server) limitChat(next http.Handler) http.Handler {
+	return s.rateLimit(s.limiters.chat, "chat", func(r *http.Request) string { return actor(r).ID.String() })(next)
+}
+
+type limiters struct {
+	ip, user, auth, chat *ratelimit.Limiter
+}
+
+// streamSlots counts the answer streams each user holds open.
+type streamSlots struct {
+	mu   sync.Mutex
+	max  int
+	open map[uuid.UUID]int
+}
+
+// take reserves a stream for user; false when the user holds max already.
+func (s *streamSlots) take(user uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[user] >= s.max {
+		return false
+	}
+	s.open[user]++
+	return true
+}
+
+func (s *streamSlots) release(user uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[user]--; s.open[user] <= 0 {
+		delete(s.open, user)
+	}
+}

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/ratelimit"
+)
+
+// Rate limits answer 429 problem+json with Retry-After, per client address,
+// per user, on sign-in and on chat; each limit counts its own key.
+func TestRateLimits(t *testing.T) {
+	a := newAPIWith(t, apiSettings{limits: Limits{
+		RateIP:   ratelimit.MustParse("600/m:40"),
+		RateUser: ratelimit.MustParse("60/m:8"),
+		RateAuth: ratelimit.MustParse("60/m:4"),
+		RateChat: ratelimit.MustParse("60/m:2"),
+	}})
+	limited := func(r response, what string) {
+		t.Helper()
+		if r.status != 429 {
+			t.Fatalf("%s: %d, want 429: %s", what, r.status, r.body)
+		}
+		p := r.problem(t)
+		secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if p.Code != CodeRateLimited || err != nil || secs < 1 || secs > 60 {
+			t.Errorf("%s: %+v, Retry-After %q", what, p, r.header.Get("Retry-After"))
+		}
+	}
+	// Sign-up/sign-in: 4 then 429 (the registrations spend the bucket).
+	alice := a.register("alice@example.com", "teacher").AccessToken
+	bob := a.register("bob@example.com", "student").AccessToken
+	for i := 0; i < 2; i++ {
+		a.call("POST", "/api/auth/login", "", map[string]string{"email": "alice@example.com", "password": "x"})
+	}
+	limited(a.call("POST", "/api/auth/login", "", map[string]string{"email": "alice@example.com", "password": "correct horse battery staple"}), "sign-in")
+	// Per user: alice's bucket runs dry, bob's does not.
+	for i := 0; i < 8; i++ {
+		a.mustStatus(a.call("GET", "/api/projects", alice, nil), 200)
+	}
+	limited(a.call("GET", "/api/projects", alice, nil), "alice's 9th request")
+	a.mustStatus(a.call("GET", "/api/projects", bob, nil), 200)
+	// Chat: 2 questions, then 429 (bob's user bucket still has tokens).
+	for i := 0; i < 2; i++ {
+		a.mustStatus(a.call("POST", "/api/chat/query", bob, map[string]string{"query": "scales"}), 200)
+	}
+	limited(a.call("POST", "/api/chat/query", bob, map[string]string{"query": "scales"}), "bob's 3rd question")
+	// Per address: health checks are never limited; the rest runs dry.
+	for i := 0; i < 60; i++ {
+		a.mustStatus(a.call("GET", "/api/health", "", nil), 200)
+	}
+	var last response
+	for i := 0; i < 60 && last.status != 429; i++ {
+		last = a.call("GET", "/api/openapi.json", "", nil)
+	}
+	limited(last, "the address")
+}
+
+// CORS: listed origins get credentials, others nothing.
+func TestCORSOnTheNode(t *testing.T) {
+	a := newAPIWith(t, apiSettings{cors: []string{"https://app.example.com"}})
+	r := a.call("OPTIONS", "/api/projects", "", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization,content-type")
+	if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("preflight: %d %v", r.status, r.header)
+	}
+	r = a.call("GET", "/api/health", "", nil, "Origin", "https://evil.example.com")
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("unlisted origin: %d %v", r.status, r.header)
+	}
+	r = a.call("GET", "/api/health", "", nil, "Origin", "https://app.example.com")
+	if r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Errorf("listed origin: %v", r.header)
+	}
+}
+
+// blockingAnswerer holds every answer until release is closed.
+type blockingAnswerer struct{ release chan struct{} }
+
+func (b blockingAnswerer) Answer(ctx context.Context, _ rag.Request, emit func(string) error) (rag.Answer, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return rag.Answer{}, ctx.Err()
+	}
+	return rag.Answer{Content: "Done.", Model: "blocking"}, emit("Done.")
+}
+
+// A user holds at most MaxStreamsPerUser answer streams at once.
+func TestStreamLimits(t *testing.T) {
+	release := make(chan struct{})
+	a := newAPIWith(t, apiSettings{limits: Limits{MaxStreamsPerUser: 2}, answerer: blockingAnswerer{release}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	other := a.register("o@example.com", "teacher").AccessToken
+	stream := func(tok string) *http.Response {
+		req, _ := http.NewRequest("POST", a.url+"/api/chat/query", strings.NewReader(`{"query":"scales"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var open []*http.Response
+	for i := 0; i < 2; i++ {
+		resp := stream(tok)
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", i, resp.StatusCode)
+		}
+		open = append(open, resp)
+	}
+	third := stream(tok)
+	body, _ := io.ReadAll(third.Body)
+	third.Body.Close()
+	if third.StatusCode != 429 || third.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "rate_limited") {
+		t.Errorf("third stream: %d %s", third.StatusCode, body)
+	}
+	// Another user is not affected.
+	o := stream(other)
+	if o.StatusCode != 200 {
+		t.Errorf("another user's stream: %d", o.StatusCode)
+	}
+	close(release)
+	for _, resp := range append(open, o) {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "event: done") {
+			t.Errorf("a held stream did not finish: %s", b)
+		}
+	}
+	// The slots are free again.
+	resp := stream(tok)
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("after the streams ended: %d", resp.StatusCode)
+	}
+}
+
+// The stream slots count exactly, under contention.
+func TestStreamSlots(t *testing.T) {
+	slots := &streamSlots{max: 3, open: map[uuid.UUID]int{}}
+	u := uuid.New()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if slots.take(u) {
+				mu.Lock()
+				got++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if got != 3 {
+		t.Fatalf("%d streams taken, want 3", got)
+	}
+	slots.release(u)
+	if !slots.take(u) || slots.take(u) {
+		t.Error("release did not free exactly one slot")
+	}
+}
