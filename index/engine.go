@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sostenuto/sostenuto/index/text"
 	"github.com/sostenuto/sostenuto/index/vector"
@@ -72,6 +73,13 @@ type Query struct {
 	VectorWeight, TextWeight float64
 	// Ef is the HNSW search breadth (the graph's default when zero).
 	Ef int
+	// Timings, when set, receives how long each part of the search took.
+	Timings *Timings
+}
+
+// Timings splits a search's time: the vector list, the BM25 list, fusion.
+type Timings struct {
+	Vector, Text, Fuse time.Duration
 }
 
 // Hit is a result. Ranks are 1-based; 0 means the list did not hold it.
@@ -503,16 +511,29 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 		if q.Vector == nil {
 			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
 		}
+		start := time.Now()
 		if vecHits, err = e.searchVector(q, depth); err != nil {
 			return nil, err
 		}
+		if q.Timings != nil {
+			q.Timings.Vector = time.Since(start)
+		}
 	}
 	if mode == ModeHybrid || mode == ModeBM25 {
+		start := time.Now()
 		if textHits, err = e.searchText(q, depth); err != nil {
 			return nil, err
 		}
+		if q.Timings != nil {
+			q.Timings.Text = time.Since(start)
+		}
 	}
-	return e.fuse(q, vecHits, textHits), nil
+	start := time.Now()
+	hits := e.fuse(q, vecHits, textHits)
+	if q.Timings != nil {
+		q.Timings.Fuse = time.Since(start)
+	}
+	return hits, nil
 }
 
 // searchVector: the read lock is held.

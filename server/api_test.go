@@ -183,6 +183,11 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
 		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler()}, logger)
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
+	// The node's operational metrics, as serve registers them.
+	st.RegisterPoolMetrics(deps.Registry, "app")
+	store.New(workerPool).RegisterPoolMetrics(deps.Registry, "worker")
+	store.New(workerPool).RegisterWorkMetrics(deps.Registry, logger)
+	runner.Instrument(deps.Registry)
 	done := make(chan struct{})
 	go func() { runner.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

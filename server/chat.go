@@ -181,6 +181,12 @@ type chatAnswer struct {
 // confidence rule; stored in the session when one is named. JSON, or SSE
 // when the client accepts text/event-stream.
 func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	delivery, outcome := "json", "error"
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		delivery = "stream"
+	}
+	defer func() { s.metrics.rag.WithLabelValues(delivery, outcome).Observe(time.Since(began).Seconds()) }()
 	var in chatRequest
 	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
 		s.WriteError(w, r, err)
@@ -219,6 +225,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		src, _ := json.Marshal(sources)
 		etag = etagOf("chat", s.cfg.NodeID, answerKey, string(src))
 		if notModified(w, r, etag) {
+			outcome = "not_modified"
 			return
 		}
 	}
@@ -248,12 +255,18 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		if err := emit(out.Content); err != nil {
 			return
 		}
+		outcome = "cached"
 		s.finishChat(w, r, p, user.ID, out, sse, etag)
 		return
 	}
 	start := time.Now()
 	ans, err := s.answerer.Answer(ctx, rag.Request{Question: p.query, Passages: passages}, emit)
 	timings.LLMMs = time.Since(start).Milliseconds()
+	llmOutcome := "ok"
+	if err != nil {
+		llmOutcome = "error"
+	}
+	s.metrics.llm.WithLabelValues(model, llmOutcome).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away; nothing to answer
@@ -273,6 +286,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	} else {
 		etag = ""
 	}
+	outcome = "answered"
 	s.finishChat(w, r, p, user.ID, out, sse, etag)
 }
 
@@ -355,7 +369,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	}
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
-	sp := SearchParams{Query: p.query, K: p.k, Mode: mode}
+	sp := SearchParams{Query: p.query, K: p.k, Mode: mode, Use: "chat"}
 	var res searchResponse
 	if e := s.localEngine(ctx, 0); e != nil {
 		res, err = s.searchLocal(ctx, e, user, admin, sp, vec, teachers, cachable)

@@ -62,6 +62,12 @@ func TestRateLimits(t *testing.T) {
 		last = a.call("GET", "/api/openapi.json", "", nil)
 	}
 	limited(last, "the address")
+	m := string(a.call("GET", "/metrics", "", nil).body)
+	for _, l := range []string{"ip", "user", "auth", "chat"} {
+		if !strings.Contains(m, `http_requests_limited_total{limit="`+l+`"}`) {
+			t.Errorf("no %s limit in the metrics", l)
+		}
+	}
 }
 
 // CORS: listed origins get credentials, others nothing.

@@ -17,7 +17,15 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
 	limited  *prometheus.CounterVec
+	// The answer path.
+	vector *prometheus.HistogramVec // vector_search_duration_seconds
+	bm25   *prometheus.HistogramVec // bm25_search_duration_seconds
+	rag    *prometheus.HistogramVec // rag_query_duration_seconds
+	llm    *prometheus.HistogramVec // llm_response_duration_seconds
 }
+
+// searchBuckets suit in-memory searches (tens of µs) to slow fallbacks.
+var searchBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
@@ -39,7 +47,17 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		Name: "http_requests_limited_total",
 		Help: "Requests answered 429 by a rate limit or the stream limit, by limit (ip, user, auth, chat, streams).",
 	}, []string{"limit"})
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited)
+	m.vector = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vector_search_duration_seconds",
+		Help: "The vector (HNSW or exact) list of a search in the node's index, by use (search, chat).", Buckets: searchBuckets}, []string{"use"})
+	m.bm25 = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bm25_search_duration_seconds",
+		Help: "The BM25 list of a search in the node's index, by use (search, chat).", Buckets: searchBuckets}, []string{"use"})
+	m.rag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rag_query_duration_seconds",
+		Help:    "A chat question from arrival to its answer, by delivery (json, stream) and outcome (answered, cached, not_modified, error).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"delivery", "outcome"})
+	m.llm = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llm_response_duration_seconds",
+		Help:    "The answerer's time for one answer, by model (the extractive answerer included) and outcome (ok, error).",
+		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"model", "outcome"})
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm)
 	return m
 }
 

@@ -75,6 +75,8 @@ type SearchParams struct {
 	K      int
 	Mode   string
 	MinLSN uint64
+	// Use labels the search's metrics: search (the endpoint) or chat.
+	Use string
 }
 
 func (in searchRequest) validate() (SearchParams, error) {
@@ -204,9 +206,20 @@ func (s *Server) searchLocal(ctx context.Context, e *index.Engine, user uuid.UUI
 	for _, t := range teachers {
 		scope.Teachers = append(scope.Teachers, index.ID(t))
 	}
-	hits, err := e.Search(index.Query{Text: p.Query, Vector: vec, K: p.K, Mode: p.Mode, Scope: scope})
+	var tm index.Timings
+	hits, err := e.Search(index.Query{Text: p.Query, Vector: vec, K: p.K, Mode: p.Mode, Scope: scope, Timings: &tm})
 	if err != nil {
 		return searchResponse{}, err
+	}
+	use := p.Use
+	if use == "" {
+		use = "search"
+	}
+	if p.Mode != index.ModeBM25 {
+		s.metrics.vector.WithLabelValues(use).Observe(tm.Vector.Seconds())
+	}
+	if p.Mode != index.ModeVector {
+		s.metrics.bm25.WithLabelValues(use).Observe(tm.Text.Seconds())
 	}
 	out := make([]SearchHit, len(hits))
 	for i, h := range hits {

@@ -173,6 +173,10 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 
 	reg := server.NewRegistry()
+	st.RegisterPoolMetrics(reg, "app")
+	workerStore.RegisterPoolMetrics(reg, "worker")
+	workerStore.RegisterWorkMetrics(reg, logger)
+	runner.Instrument(reg)
 	var node *replication.Node
 	var dbURL string
 	if cfg.indexEnabled {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -52,6 +53,19 @@ type Runner struct {
 	kinds    []string
 	worker   string
 	logger   *slog.Logger
+	done     *prometheus.CounterVec   // by kind and outcome
+	took     *prometheus.HistogramVec // by kind and outcome
+}
+
+// Instrument registers the runner's metrics on reg: jobs run by kind and
+// outcome (done, retry, failed) and their durations.
+func (r *Runner) Instrument(reg prometheus.Registerer) {
+	r.done = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sostenuto_jobs_run_total",
+		Help: "Jobs this node ran, by kind (ingest, blob_delete) and outcome (done, retry, failed)."}, []string{"kind", "outcome"})
+	r.took = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sostenuto_job_duration_seconds",
+		Help:    "How long a job attempt ran, by kind and outcome.",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}}, []string{"kind", "outcome"})
+	reg.MustRegister(r.done, r.took)
 }
 
 // NewRunner returns a runner over st with handlers by job kind.
@@ -104,12 +118,24 @@ func (r *Runner) runOne(ctx context.Context) bool {
 		}
 		return false
 	}
+	started := time.Now()
 	jobErr := r.execute(ctx, job)
 	var retryAt time.Time
 	if jobErr != nil && !errors.Is(jobErr, ErrPermanent) && job.Attempts < job.MaxAttempts {
 		retryAt = time.Now().Add(r.backoff(job.Attempts))
 	}
 	log := r.logger.With("job", job.ID, "kind", job.Kind, "attempt", job.Attempts)
+	if r.done != nil {
+		outcome := "done"
+		if jobErr != nil {
+			outcome = "retry"
+			if retryAt.IsZero() {
+				outcome = "failed"
+			}
+		}
+		r.done.WithLabelValues(job.Kind, outcome).Inc()
+		r.took.WithLabelValues(job.Kind, outcome).Observe(time.Since(started).Seconds())
+	}
 	switch {
 	case jobErr == nil:
 		log.Info("job done")
