@@ -22,7 +22,10 @@ const (
 var colorPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$`)
 
 type rect struct {
-	X, Y, W, H *float64
+	X *float64 `json:"x"`
+	Y *float64 `json:"y"`
+	W *float64 `json:"w"`
+	H *float64 `json:"h"`
 }
 
 type highlightContent struct {

@@ -252,6 +252,9 @@ func (a *testAPI) call(method, path, token string, body any, hdr ...string) resp
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream") {
+		checkResponse(a.t, method, a.url+path, req.Header, resp.StatusCode, resp.Header, b)
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
