@@ -14,7 +14,7 @@ TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge fuzz
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -88,6 +88,11 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 # Replication at 100k chunks on three processes (prints the figures).
+## fuzz: every fuzz target for FUZZTIME (30s) each; `make test` runs their
+## seed corpora (testdata/fuzz and the seeds in the code)
+fuzz:
+	@FUZZTIME=$(or $(FUZZTIME),30s) scripts/fuzz.sh $(FUZZ_FLAGS)
+
 ## bench-edge: what the edge adds and saves (latency, streaming, answer cache)
 bench-edge: pg-test tools
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \

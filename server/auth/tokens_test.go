@@ -19,7 +19,7 @@ import (
 	"github.com/google/uuid"
 )
 
-func mustEd25519(t *testing.T) Key {
+func mustEd25519(t testing.TB) Key {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
@@ -48,7 +48,7 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func newTokens(t *testing.T, k Key, previous ...Key) (*Tokens, *clock) {
+func newTokens(t testing.TB, k Key, previous ...Key) (*Tokens, *clock) {
 	t.Helper()
 	c := &clock{t: time.Now()}
 	tk, err := NewTokens(TokenConfig{Issuer: "sostenuto", Audience: "sostenuto-api", AccessTTL: time.Hour, Leeway: 30 * time.Second}, k, previous, c.now)
