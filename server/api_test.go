@@ -48,6 +48,9 @@ type testAPI struct {
 	store  *store.Store
 	tokens *auth.Tokens
 	logs   *syncBuffer
+	// handler is the API's root handler, for tests that serve it on a
+	// listener of their own (server limits).
+	handler http.Handler
 }
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
@@ -167,6 +170,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
 	handler = s.Handler()
+	a.handler = handler
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)
 	if err != nil {

@@ -178,10 +178,51 @@ func inspect(path string, text bool, maxPages int) (res Result) {
 	if !text {
 		return res
 	}
+	budget := int64(MaxContentBytes)
 	for i := 1; i <= n; i++ {
-		res.Text = append(res.Text, pageText(r.Page(i)))
+		p := r.Page(i)
+		// Content streams are inflated once here, counted, before the
+		// parser lays them out: a decompression bomb stops at the budget
+		// instead of costing seconds of CPU.
+		if budget -= contentSize(p, budget); budget < 0 {
+			return Result{Error: fmt.Sprintf("the PDF's page contents expand past %d MiB (at page %d)", MaxContentBytes>>20, i)}
+		}
+		res.Text = append(res.Text, pageText(p))
 	}
 	return res
+}
+
+// MaxContentBytes bounds the inflated page content streams of one PDF whose
+// text is read (method books hold a few MiB; 64 MiB is far above).
+const MaxContentBytes = 64 << 20
+
+// contentSize is the inflated size of a page's content streams, counting
+// at most limit+1 bytes.
+func contentSize(p lpdf.Page, limit int64) (total int64) {
+	defer func() {
+		if recover() != nil {
+			total = 0 // unreadable streams are the parser's to report
+		}
+	}()
+	read := func(v lpdf.Value) {
+		if v.Kind() != lpdf.Stream || total > limit {
+			return
+		}
+		rc := v.Reader()
+		defer rc.Close()
+		n, _ := io.Copy(io.Discard, io.LimitReader(rc, limit-total+1))
+		total += n
+	}
+	c := p.V.Key("Contents")
+	switch c.Kind() {
+	case lpdf.Stream:
+		read(c)
+	case lpdf.Array:
+		for i := 0; i < c.Len(); i++ {
+			read(c.Index(i))
+		}
+	}
+	return total
 }
 
 // pageText lays a page's glyphs out as text: a new line when the baseline
