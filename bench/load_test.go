@@ -286,12 +286,12 @@ func login(b *testing.B, base, email string) string {
 	return out.AccessToken
 }
 
-// cleanEnv drops the benchmark's own SOSTENUTO_BENCH_* knobs (a node
-// refuses settings it does not know).
 // noRateLimits turns the node's rate limits off: the load comes from one
 // address and a few users.
 var noRateLimits = []string{"SOSTENUTO_RATE_LIMIT_IP=off", "SOSTENUTO_RATE_LIMIT_USER=off", "SOSTENUTO_RATE_LIMIT_AUTH=off", "SOSTENUTO_RATE_LIMIT_CHAT=off"}
 
+// cleanEnv drops the benchmark's own SOSTENUTO_BENCH_* knobs (a node
+// refuses settings it does not know).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
