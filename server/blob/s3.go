@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -23,8 +24,8 @@ type S3Config struct {
 	Bucket          string
 	AccessKeyID     string
 	SecretAccessKey string
-	PathStyle       bool // path-style addressing (most S3-compatible servers)
-	Timeout         time.Duration
+	PathStyle       bool          // path-style addressing (most S3-compatible servers)
+	Timeout         time.Duration // wait for a response's headers (30 s); bodies stream as long as the caller's context allows
 }
 
 // S3 is a Store on an S3 bucket.
@@ -48,7 +49,18 @@ func NewS3(cfg S3Config) (*S3, error) {
 	awsCfg := aws.Config{
 		Region:      cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
-		HTTPClient:  &http.Client{Timeout: cfg.Timeout},
+		// Bounded waits, but no bound on a whole exchange: a PDF streamed to
+		// a slow reader may take minutes (the request's context ends it).
+		HTTPClient: &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: cfg.Timeout,
+			ExpectContinueTimeout: time.Second,
+			MaxIdleConns:          128,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+		}},
 		// Only checksum when the operation requires it: S3-compatible
 		// servers and presigned URLs handle the defaults unevenly.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
