@@ -6,6 +6,7 @@ package ingest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,9 +93,14 @@ func NewChunker(size, overlap int) (*Chunker, error) {
 
 // Split chunks a document given as segments.
 func (c *Chunker) Split(segs []Segment) []Chunk {
+	// Invalid UTF-8 (a broken PDF, a mislabelled page) becomes U+FFFD
+	// first: the tokenizer decodes such bytes to that character, and every
+	// offset below must be an offset of the text it counts in.
+	segs = slices.Clone(segs)
 	texts := make([]string, len(segs))
 	for i, s := range segs {
-		texts[i] = s.Text
+		segs[i].Text = strings.ToValidUTF8(s.Text, "\uFFFD")
+		texts[i] = segs[i].Text
 	}
 	doc := strings.Join(texts, SegmentSeparator)
 	if strings.TrimSpace(doc) == "" {
@@ -129,13 +135,12 @@ func (c *Chunker) tokenOffsets(doc string) []int {
 	offs := make([]int, 0, len(toks)+1)
 	pos := 0
 	for _, t := range toks {
-		offs = append(offs, pos)
+		offs = append(offs, min(pos, len(doc)))
 		pos += len(c.enc.Decode([]int{t}))
 	}
-	if pos != len(doc) { // never seen; keep offsets valid regardless
-		pos = len(doc)
-	}
-	return append(offs, pos)
+	// Decoded tokens add up to the text (valid UTF-8 by then); offsets are
+	// clamped to it regardless.
+	return append(offs, len(doc))
 }
 
 // windowEnd picks where the window starting at token start ends.
