@@ -14,7 +14,7 @@ TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge fuzz
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge bench-faults fuzz
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -97,6 +97,12 @@ fuzz:
 bench-edge: pg-test tools
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test -count=1 -run '^$$' -bench Edge -benchtime 1x -timeout 30m ./bench
+
+## bench-faults: 200 users/s through the edge to three nodes while
+## PostgreSQL restarts and the Raft leader is killed (about 3 minutes)
+bench-faults: pg-test
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url \
+		$(GO) test -count=1 -run '^$$' -bench LoadUnderFaults -benchtime 1x -timeout 30m ./bench
 
 bench-cluster: pg-test
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_BENCH_CLUSTER=1 \

@@ -58,6 +58,9 @@ func loadUnderFaults(b *testing.B) {
 		fmt.Sscan(v, &seconds)
 	}
 	pgFault, leaderFault := 15*time.Second, 45*time.Second
+	if seconds < 50 {
+		leaderFault = time.Duration(seconds-5) * time.Second
+	}
 	pg := pgtest.NewCluster(b)
 	dir := b.TempDir()
 	nodeBin, edgeBin := filepath.Join(dir, "sostenuto"), filepath.Join(dir, "sostenuto-edge")
@@ -77,7 +80,7 @@ func loadUnderFaults(b *testing.B) {
 		p := &faultProc{id: id, base: fmt.Sprintf("http://127.0.0.1:%d", port()), logs: &bytes.Buffer{}}
 		env := append(append(cleanEnv(), noRateLimits...), "SOSTENUTO_DATABASE_URL="+pg.URL(), "SOSTENUTO_LISTEN="+strings.TrimPrefix(p.base, "http://"),
 			fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", port()), "SOSTENUTO_RAFT_DIR="+filepath.Join(b.TempDir(), "raft"), "SOSTENUTO_NODE_ID="+id,
-			"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_CLUSTER_SECRET=faults-cluster-secret-0123456789", "SOSTENUTO_LOG_LEVEL=warn",
+			"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_CLUSTER_SECRET=faults-cluster-secret-0123456789", "SOSTENUTO_LOG_LEVEL=info",
 			"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_TRUSTED_PROXIES=127.0.0.1")
 		if join != "" {
 			env = append(env, "SOSTENUTO_JOIN="+join)
@@ -92,6 +95,9 @@ func loadUnderFaults(b *testing.B) {
 			if p.cmd != nil {
 				p.cmd.Process.Kill()
 				p.cmd.Wait()
+			}
+			if dir := os.Getenv("SOSTENUTO_BENCH_LOGS"); dir != "" {
+				os.WriteFile(filepath.Join(dir, "faults-"+p.id+".log"), p.logs.Bytes(), 0o644)
 			}
 		})
 		waitReady(b, p.base+"/api/ready")

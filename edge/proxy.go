@@ -51,7 +51,7 @@ func newTransport(headerTimeout time.Duration) *http.Transport {
 // retrier sends a request to a node chosen by the pool and, when that
 // fails, to another: always when the node could not be reached (nothing
 // was sent), and for idempotent requests also when the connection broke
-// or the node answered 502/503/504. A body is sent again only when the
+// or the node answered 502/504. A body is sent again only when the
 // edge kept it (GetBody).
 type retrier struct {
 	pool    *pool
@@ -133,8 +133,12 @@ func replayable(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
 }
 
+// retryableStatus: the node's proxy failed or timed out. A 503 is not
+// retried: it is the node's considered answer (a dependency down, or
+// overloaded), which the other nodes share; retrying would multiply the
+// load that caused it.
 func retryableStatus(s int) bool {
-	return s == http.StatusBadGateway || s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout
+	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout
 }
 
 // isDialError: the node was not reached, so nothing of the request was

@@ -51,6 +51,7 @@ type testAPI struct {
 	// handler is the API's root handler, for tests that serve it on a
 	// listener of their own (server limits).
 	handler http.Handler
+	server  *Server
 }
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
@@ -171,6 +172,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
 	handler = s.Handler()
 	a.handler = handler
+	a.server = s
 	// The durable jobs (object deletion, ingestion) run as the worker role.
 	workerPool, err := store.OpenPool(ctx, db.URL, store.WorkerRole)
 	if err != nil {

@@ -32,6 +32,12 @@ type Limits struct {
 	StreamTimeout, StreamWriteTimeout time.Duration
 	// MaxStreamsPerUser bounds the answer streams one user holds open.
 	MaxStreamsPerUser int
+	// MaxFallbackSearches bounds the searches answered by PostgreSQL at
+	// once (while the index loads or lags); more answer 503 at once.
+	MaxFallbackSearches int
+	// MaxInFlight bounds the requests a node works on at once; past it
+	// requests are shed with 503 (health checks and metrics excepted).
+	MaxInFlight int
 }
 
 func (l *Limits) defaults() {
@@ -52,6 +58,12 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxStreamsPerUser <= 0 {
 		l.MaxStreamsPerUser = 3
+	}
+	if l.MaxFallbackSearches <= 0 {
+		l.MaxFallbackSearches = 4
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 512
 	}
 }
 
@@ -117,6 +129,28 @@ func (s *Server) rateLimit(l *ratelimit.Limiter, name string, key func(*http.Req
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// shed answers 503 at once when MaxInFlight requests are being worked on:
+// under overload a node stays responsive and its queue short, instead of
+// every request waiting until its deadline.
+func (s *Server) shed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/health", "/api/ready", "/metrics":
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.inflight.Add(1) > int64(s.cfg.Limits.MaxInFlight) {
+			s.inflight.Add(-1)
+			s.metrics.limited.WithLabelValues("overload").Inc()
+			w.Header().Set("Retry-After", "1")
+			WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "the node is overloaded; retry in a second"))
+			return
+		}
+		defer s.inflight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitIP applies the per-address limit to everything but health checks

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -179,4 +180,53 @@ func TestStreamSlots(t *testing.T) {
 	if !slots.take(u) || slots.take(u) {
 		t.Error("release did not free exactly one slot")
 	}
+}
+
+// Load shedding: past MaxInFlight requests at once, 503 at once (health
+// checks still answered); searches PostgreSQL must answer wait at most a
+// moment for a slot, then 503.
+func TestLoadShedding(t *testing.T) {
+	release := make(chan struct{})
+	a := newAPIWith(t, apiSettings{limits: Limits{MaxInFlight: 2, MaxFallbackSearches: 1}, answerer: blockingAnswerer{release}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	done := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			req, _ := http.NewRequest("POST", a.url+"/api/chat/query", strings.NewReader(`{"query":"scales"}`))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.server.inflight.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := a.call("GET", "/api/projects", tok, nil)
+	if r.status != 503 || r.header.Get("Retry-After") != "1" || r.problem(t).Code != CodeUnavailable {
+		t.Errorf("past max-in-flight: %d %s", r.status, r.body)
+	}
+	a.mustStatus(a.call("GET", "/api/health", "", nil), 200)
+	close(release)
+	for i := 0; i < 2; i++ {
+		if st := <-done; st != 200 {
+			t.Errorf("a held request: %d", st)
+		}
+	}
+	// The one PostgreSQL search slot is taken: the next search says 503
+	// after a short wait instead of queueing.
+	a.server.fallback <- struct{}{}
+	start := time.Now()
+	r = a.call("POST", "/api/search", tok, map[string]any{"query": "scales"})
+	if r.status != 503 || time.Since(start) > 2*time.Second {
+		t.Errorf("no fallback slot: %d after %s: %s", r.status, time.Since(start), r.body)
+	}
+	<-a.server.fallback
+	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "scales"}), 200)
 }

@@ -94,6 +94,11 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &th) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(time.Until(th.RetryAt).Seconds())))))
 		}
+		if p.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "2")
+			s.logger.WarnContext(r.Context(), "dependency unavailable", "component", "http",
+				"request_id", RequestID(r.Context()), "error", err)
+		}
 		WriteProblem(w, r, p)
 		return
 	}
@@ -139,6 +144,8 @@ func problemOf(err error) *Problem {
 		return NewProblem(http.StatusConflict, CodeConflict, lastPart(err))
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, auth.ErrInvalid):
 		return Invalid(lastPart(err))
+	case store.Unavailable(err):
+		return NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable or too slow right now; retry shortly")
 	}
 	return nil
 }

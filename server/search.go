@@ -174,6 +174,9 @@ func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p Se
 	return s.searchPostgres(ctx, user, p, vec)
 }
 
+// fallbackWait bounds the wait for a PostgreSQL search slot.
+const fallbackWait = 250 * time.Millisecond
+
 // localEngine returns the engine when it is ready and holds minLSN,
 // waiting up to MinLSNWait for it to catch up.
 func (s *Server) localEngine(ctx context.Context, minLSN uint64) *index.Engine {
@@ -231,6 +234,22 @@ func (s *Server) searchLocal(ctx context.Context, e *index.Engine, user uuid.UUI
 }
 
 func (s *Server) searchPostgres(ctx context.Context, user uuid.UUID, p SearchParams, vec []float32) (searchResponse, error) {
+	// Searching PostgreSQL costs it far more than the index costs this
+	// node: while the index catches up, a few at a time, and the rest are
+	// told to come back rather than queue (a queue here is what turns a
+	// short outage into a long one).
+	wait := time.NewTimer(fallbackWait)
+	defer wait.Stop()
+	select {
+	case s.fallback <- struct{}{}:
+		defer func() { <-s.fallback }()
+	case <-wait.C:
+		s.metrics.limited.WithLabelValues("fallback").Inc()
+		return searchResponse{}, NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+			"the search index is catching up and the database is busy with other searches; retry in a second")
+	case <-ctx.Done():
+		return searchResponse{}, ctx.Err()
+	}
 	lsn, err := s.store.WALPosition(ctx)
 	if err != nil {
 		return searchResponse{}, err

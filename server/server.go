@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -123,6 +124,8 @@ type Server struct {
 	caches    cache.Layers
 	limiters  limiters
 	streams   *streamSlots
+	fallback  chan struct{} // PostgreSQL search slots
+	inflight  atomic.Int64
 	router    chi.Router
 	handler   http.Handler
 }
@@ -170,6 +173,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
+	s.fallback = make(chan struct{}, cfg.Limits.MaxFallbackSearches)
 	s.caches = newCaches(cfg, deps)
 	if s.answerer == nil {
 		x, err := rag.NewExtractive()
@@ -197,7 +201,7 @@ func (s *Server) Router() chi.Routes { return s.router }
 // openapi.json (a test holds the two equal) and in the authorization matrix.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.deadlines, s.metrics.track, s.accessLog, s.recoverer, securityHeaders, s.limitIP)
+	r.Use(requestID, s.deadlines, s.metrics.track, s.accessLog, s.recoverer, securityHeaders, s.shed, s.limitIP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such resource"))
 	})
