@@ -168,6 +168,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 			time.Sleep(20 * time.Millisecond)
 		}
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
+		deps.EngineBased = func() bool { return fsm.State().Based }
 	}
 	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
 	handler = s.Handler()

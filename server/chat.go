@@ -374,7 +374,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	if e := s.localEngine(ctx, 0); e != nil {
 		res, err = s.searchLocal(ctx, e, user, admin, sp, vec, teachers, cachable)
 	} else {
-		res, err = s.searchPostgres(ctx, user, sp, vec)
+		res, err = s.searchFallback(ctx, user, admin, sp, vec)
 	}
 	if err != nil {
 		return nil, nil, "", err

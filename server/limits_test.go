@@ -230,3 +230,38 @@ func TestLoadShedding(t *testing.T) {
 	<-a.server.fallback
 	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "scales"}), 200)
 }
+
+// While the index lags and PostgreSQL is too busy, a search is answered
+// from the index as it is, marked lagging — unless the caller's min_lsn is
+// beyond it.
+func TestLaggingSearch(t *testing.T) {
+	a := newAPIWith(t, apiSettings{engine: true, limits: Limits{MaxFallbackSearches: 1}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	d := a.createDocument(tok, map[string]any{"title": "Scales", "source_type": "text", "content": "Play scales slowly with a relaxed thumb.", "is_public": true})
+	a.process(tok, d.Document.ID)
+	st := a.waitDocument(tok, d.Document.ID)
+	var res searchResponse
+	for deadline := time.Now().Add(10 * time.Second); len(res.Results) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "relaxed thumb"}), 200).decode(t, &res)
+	}
+	a.server.engineOK = func() bool { return false } // lagging from now on
+	a.server.fallback <- struct{}{}                  // and PostgreSQL's slot taken
+	defer func() { <-a.server.fallback }()
+	res = searchResponse{}
+	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "relaxed thumb", "min_lsn": *st.IndexLSN}), 200).decode(t, &res)
+	if !res.Index.Lagging || res.Index.Source != SourceLocal || len(res.Results) == 0 {
+		t.Errorf("lagging answer: %+v", res)
+	}
+	r := a.call("POST", "/api/search", tok, map[string]any{"query": "relaxed thumb", "min_lsn": "FFFF/0"})
+	if r.status != 503 {
+		t.Errorf("min_lsn beyond the index: %d %s", r.status, r.body)
+	}
+	// Chat too.
+	var ans struct {
+		Sources []any `json:"sources"`
+	}
+	a.mustStatus(a.call("POST", "/api/chat/query", tok, map[string]any{"query": "How should the thumb be?"}), 200).decode(t, &ans)
+	if len(ans.Sources) == 0 {
+		t.Error("the chat found nothing in the lagging index")
+	}
+}

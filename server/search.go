@@ -54,6 +54,10 @@ type SearchIndex struct {
 	Node   string `json:"node"`
 	LSN    string `json:"lsn"`
 	Source string `json:"source"`
+	// Lagging marks an answer from an index that is catching up, given
+	// while PostgreSQL was too busy to answer (it may miss the last
+	// seconds' changes; never the caller's min_lsn).
+	Lagging bool `json:"lagging,omitempty"`
 }
 
 type searchResponse struct {
@@ -171,11 +175,37 @@ func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p Se
 	if e != nil {
 		return s.searchLocal(ctx, e, user, admin, p, vec, teachers, true)
 	}
-	return s.searchPostgres(ctx, user, p, vec)
+	return s.searchFallback(ctx, user, admin, p, vec)
 }
 
 // fallbackWait bounds the wait for a PostgreSQL search slot.
 const fallbackWait = 250 * time.Millisecond
+
+// errFallbackBusy: every PostgreSQL search slot stayed taken.
+var errFallbackBusy = errors.New("search: the database is busy with other searches")
+
+// searchFallback answers when the index is not ready: from PostgreSQL
+// when a search slot frees up in time; otherwise from the index as it is,
+// if it holds a complete base and the caller's min_lsn (the answer says
+// "lagging": it may miss changes of the last seconds, never the caller's
+// own acknowledged writes); otherwise 503.
+func (s *Server) searchFallback(ctx context.Context, user uuid.UUID, admin bool, p SearchParams, vec []float32) (searchResponse, error) {
+	res, err := s.searchPostgres(ctx, user, p, vec)
+	if !errors.Is(err, errFallbackBusy) {
+		return res, err
+	}
+	if s.engine != nil && s.engineBased != nil && s.engineBased() {
+		if e := s.engine.Engine(); e.Position().LSN >= p.MinLSN {
+			s.metrics.limited.WithLabelValues("fallback_lagging").Inc()
+			res, err := s.searchLocal(ctx, e, user, admin, p, vec, nil, false)
+			res.Index.Lagging = true
+			return res, err
+		}
+	}
+	s.metrics.limited.WithLabelValues("fallback").Inc()
+	return searchResponse{}, NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+		"the search index is catching up and the database is busy with other searches; retry in a second")
+}
 
 // localEngine returns the engine when it is ready and holds minLSN,
 // waiting up to MinLSNWait for it to catch up.
@@ -244,9 +274,7 @@ func (s *Server) searchPostgres(ctx context.Context, user uuid.UUID, p SearchPar
 	case s.fallback <- struct{}{}:
 		defer func() { <-s.fallback }()
 	case <-wait.C:
-		s.metrics.limited.WithLabelValues("fallback").Inc()
-		return searchResponse{}, NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
-			"the search index is catching up and the database is busy with other searches; retry in a second")
+		return searchResponse{}, errFallbackBusy
 	case <-ctx.Done():
 		return searchResponse{}, ctx.Err()
 	}

@@ -92,6 +92,9 @@ type Deps struct {
 	// EngineReady reports whether the engine is fed and within its lag
 	// bound; nil means never.
 	EngineReady func() bool
+	// EngineBased reports whether the engine holds a complete base (it
+	// may lag); nil means never.
+	EngineBased func() bool
 	// Cluster is this node's Raft membership; nil without the index.
 	Cluster Cluster
 	// Answerer writes chat answers; the extractive provider when nil.
@@ -113,21 +116,22 @@ type Server struct {
 	blob    blob.Store
 	// localBlob is Blob when it is the local store, whose signed URLs
 	// this server answers.
-	localBlob *blob.Local
-	pdf       *pdf.Checker
-	fetch     *ingest.Fetcher
-	embedder  embed.Embedder
-	engine    *index.Live
-	engineOK  func() bool
-	cluster   Cluster
-	answerer  rag.Provider
-	caches    cache.Layers
-	limiters  limiters
-	streams   *streamSlots
-	fallback  chan struct{} // PostgreSQL search slots
-	inflight  atomic.Int64
-	router    chi.Router
-	handler   http.Handler
+	localBlob   *blob.Local
+	pdf         *pdf.Checker
+	fetch       *ingest.Fetcher
+	embedder    embed.Embedder
+	engine      *index.Live
+	engineOK    func() bool
+	engineBased func() bool
+	cluster     Cluster
+	answerer    rag.Provider
+	caches      cache.Layers
+	limiters    limiters
+	streams     *streamSlots
+	fallback    chan struct{} // PostgreSQL search slots
+	inflight    atomic.Int64
+	router      chi.Router
+	handler     http.Handler
 }
 
 // New builds the API and its routes.
@@ -152,22 +156,23 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	cfg.Limits.defaults()
 	s := &Server{
-		cfg:      cfg,
-		logger:   deps.Logger,
-		reg:      deps.Registry,
-		metrics:  newHTTPMetrics(deps.Registry),
-		db:       deps.DB,
-		store:    deps.Store,
-		auth:     deps.Auth,
-		access:   deps.Access,
-		blob:     deps.Blob,
-		pdf:      deps.PDF,
-		fetch:    deps.Fetch,
-		embedder: deps.Embedder,
-		engine:   deps.Engine,
-		engineOK: deps.EngineReady,
-		cluster:  deps.Cluster,
-		answerer: deps.Answerer,
+		cfg:         cfg,
+		logger:      deps.Logger,
+		reg:         deps.Registry,
+		metrics:     newHTTPMetrics(deps.Registry),
+		db:          deps.DB,
+		store:       deps.Store,
+		auth:        deps.Auth,
+		access:      deps.Access,
+		blob:        deps.Blob,
+		pdf:         deps.PDF,
+		fetch:       deps.Fetch,
+		embedder:    deps.Embedder,
+		engine:      deps.Engine,
+		engineOK:    deps.EngineReady,
+		engineBased: deps.EngineBased,
+		cluster:     deps.Cluster,
+		answerer:    deps.Answerer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),

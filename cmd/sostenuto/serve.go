@@ -210,6 +210,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
 	if node != nil {
 		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
+		deps.EngineBased = func() bool { return node.FSM.State().Based }
 	}
 	trusted, err := clientip.Parse(cfg.trustedProxies)
 	if err != nil {
