@@ -124,7 +124,9 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	// The server's URL is needed by the local blob store before the
 	// handler exists.
 	var handler http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	srv.Config.WriteTimeout = 20 * time.Minute // as Serve sets it: fresh deadlines per request
+	srv.Start()
 	t.Cleanup(srv.Close)
 	a := &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs}
 	if set.s3 {

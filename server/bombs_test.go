@@ -40,23 +40,38 @@ func measure(name string, run func() string) bomb {
 	return bomb{name: name, answer: answer, took: took, alloc: after.TotalAlloc - before.TotalAlloc}
 }
 
-// zeroStream is n bytes of zeros, zlib-compressed (a decompression bomb).
+// zeroStream is n bytes of zeros, zlib-compressed (a decompression bomb),
+// made without compressing n bytes: after a flush, each further MiB of
+// zeros compresses to the same bytes, which are repeated. (Its checksum
+// is that of 2 MiB; a reader that goes that far errs at the very end.)
 func zeroStream(t *testing.T, n int) []byte {
 	var b bytes.Buffer
 	w, _ := zlib.NewWriterLevel(&b, zlib.BestCompression)
 	zeros := make([]byte, 1<<20)
-	for i := 0; i < n>>20; i++ {
-		w.Write(zeros)
+	w.Write(zeros)
+	w.Flush()
+	first := b.Len()
+	w.Write(zeros)
+	w.Flush()
+	seg := append([]byte(nil), b.Bytes()[first:]...)
+	out := append([]byte(nil), b.Bytes()...)
+	for i := 2; i < n>>20; i++ {
+		out = append(out, seg...)
 	}
-	if err := w.Close(); err != nil {
+	b.Reset()
+	if err := w.Close(); err != nil { // the final block and a checksum
 		t.Fatal(err)
 	}
-	return b.Bytes()
+	return append(out, b.Bytes()...)
 }
 
 // Resource bombs are answered within 2 s and without a blow-up of the
 // node's memory: each is measured (wall time, bytes allocated by the
 // node's process) and logged; the limits they meet are the node's own.
+// The PDF and web sources as knowledge are ingested in the background:
+// there the time is until the document is marked failed. Under the race
+// detector (make test) the bound is scaled (raceSlowdown); the figures
+// quoted in bench/RESULTS.md come from a run without it.
 func TestResourceBombs(t *testing.T) {
 	var hostile http.HandlerFunc
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hostile(w, r) }))
@@ -71,8 +86,8 @@ func TestResourceBombs(t *testing.T) {
 		if !strings.HasPrefix(b.answer, wantPrefix) {
 			t.Errorf("%s: answered %q, want %s…", b.name, b.answer, wantPrefix)
 		}
-		if b.took > 2*time.Second {
-			t.Errorf("%s: answered after %s (bound 2 s)", b.name, b.took)
+		if bound := raceSlowdown * 2 * time.Second; b.took > bound {
+			t.Errorf("%s: answered after %s (bound %s: 2 s, times %d under the race detector)", b.name, b.took, bound, raceSlowdown)
 		}
 		if b.alloc > 128<<20 {
 			t.Errorf("%s: the node allocated %d MiB", b.name, b.alloc>>20)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -82,32 +83,61 @@ func (s *Server) bodyLimit(route int64) int64 { return min(route, s.cfg.MaxBodyB
 // TransferTimeout to read and write; a streamed chat answer runs up to
 // StreamTimeout with a write deadline per event (sseWriter); everything
 // else must have its body read within ReadTimeout and be answered within
-// RequestTimeout (its context ends then: database calls and outbound
-// calls stop).
+// RequestTimeout (its context ends then: database and outbound calls
+// stop). The read deadline covers the body only: it is lifted once the
+// body is read, so a handler that runs longer is not cut. The server
+// (HTTPConfig.WriteTimeout set, as Serve requires) gives every request on
+// a kept-alive connection fresh deadlines before these apply.
 func (s *Server) deadlines(next http.Handler) http.Handler {
 	l := s.cfg.Limits
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		now := time.Now()
+		bodyDeadline := func(d time.Duration) {
+			if r.Body != nil && r.Body != http.NoBody {
+				rc.SetReadDeadline(now.Add(d)) //nolint:errcheck
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
 		p := r.URL.Path
 		switch {
 		case strings.HasPrefix(p, "/api/blob") || strings.HasSuffix(p, "/stream"):
-			rc.SetReadDeadline(now.Add(l.TransferTimeout))  //nolint:errcheck // not every writer supports deadlines
+			bodyDeadline(l.TransferTimeout)
 			rc.SetWriteDeadline(now.Add(l.TransferTimeout)) //nolint:errcheck
 			next.ServeHTTP(w, r)
 		case p == "/api/chat/query" && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
-			rc.SetReadDeadline(now.Add(l.ReadTimeout)) //nolint:errcheck
+			bodyDeadline(l.ReadTimeout)
 			ctx, cancel := context.WithTimeout(r.Context(), l.StreamTimeout)
 			defer cancel()
 			next.ServeHTTP(w, r.WithContext(ctx))
 		default:
-			rc.SetReadDeadline(now.Add(l.ReadTimeout))                     //nolint:errcheck
+			bodyDeadline(l.ReadTimeout)
 			rc.SetWriteDeadline(now.Add(l.RequestTimeout + 5*time.Second)) //nolint:errcheck
 			ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
 			defer cancel()
 			next.ServeHTTP(w, r.WithContext(ctx))
 		}
 	})
+}
+
+// deadlineBody lifts the connection's read deadline once the body is read
+// to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	// Only a body read to its end lifts the deadline: after a failed read
+	// (a client too slow) it stays, so the server does not wait on the
+	// rest of that body before answering.
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{}) //nolint:errcheck // not every writer supports deadlines
+	}
+	return n, err
 }
 
 // rateLimit answers 429 (problem+json, Retry-After in whole seconds) when

@@ -265,3 +265,21 @@ func TestLaggingSearch(t *testing.T) {
 		t.Error("the chat found nothing in the lagging index")
 	}
 }
+
+// The read deadline covers the body, not the handler: a request whose
+// answer takes longer than ReadTimeout is answered, and the next request
+// on the same kept-alive connection is served normally.
+func TestReadDeadlineCoversTheBodyOnly(t *testing.T) {
+	release := make(chan struct{})
+	a := newAPIWith(t, apiSettings{limits: Limits{ReadTimeout: 300 * time.Millisecond}, answerer: blockingAnswerer{release}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	go func() { time.Sleep(900 * time.Millisecond); close(release) }()
+	start := time.Now()
+	r := a.call("POST", "/api/chat/query", tok, map[string]any{"query": "scales"})
+	if r.status != 200 || time.Since(start) < 800*time.Millisecond {
+		t.Fatalf("a slow answer: %d after %s: %s", r.status, time.Since(start), r.body)
+	}
+	time.Sleep(400 * time.Millisecond) // past the last request's read deadline
+	a.mustStatus(a.call("GET", "/api/projects", tok, nil), 200)
+	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "scales"}), 200)
+}

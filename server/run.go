@@ -15,6 +15,11 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	ShutdownTimeout   time.Duration // drain bound on SIGTERM
+	// WriteTimeout is the outer bound of any response (the per-kind
+	// deadlines are shorter); it also makes the server reset the write
+	// deadline for each request of a kept-alive connection. 20 min when
+	// zero.
+	WriteTimeout time.Duration
 }
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully: it stops
@@ -22,8 +27,12 @@ type HTTPConfig struct {
 // returns nil when they did. Requests still running past the bound are cut
 // and Serve returns the shutdown error.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg HTTPConfig, logger *slog.Logger) error {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 20 * time.Minute
+	}
 	srv := &http.Server{
 		Handler:           h,
+		WriteTimeout:      cfg.WriteTimeout,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

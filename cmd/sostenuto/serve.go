@@ -258,6 +258,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 			ReadHeaderTimeout: cfg.readHeaderTimeout,
 			IdleTimeout:       cfg.idleTimeout,
 			MaxHeaderBytes:    64 << 10,
+			WriteTimeout:      max(cfg.transferTimeout, cfg.streamTimeout) + time.Minute,
 			ShutdownTimeout:   cfg.shutdownTimeout,
 		}, logger)
 	})
