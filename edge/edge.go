@@ -23,13 +23,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/cors"
+	"github.com/sostenuto/sostenuto/server/requestid"
 )
 
 // Config is the edge's configuration.
@@ -184,7 +184,7 @@ func (e *Edge) Close() error {
 
 func (e *Edge) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, e.observe, e.checkToken)
+	r.Use(requestid.Middleware, e.observe, e.checkToken)
 	r.Get("/metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}).ServeHTTP)
 	r.Get("/edge/health", e.health)
 	if e.cfg.Blob != nil {
@@ -219,40 +219,12 @@ func (e *Edge) health(w http.ResponseWriter, _ *http.Request) {
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	subjectKey
+	subjectKey ctxKey = iota
 	kindKey
 )
 
 // headerRequestID carries the request id, to the nodes and back.
-const headerRequestID = "X-Request-ID"
-
-// requestID keeps a well-formed incoming X-Request-ID or makes one; it
-// goes to the node and back to the client.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(headerRequestID)
-		if !validRequestID(id) {
-			id = uuid.NewString()
-		}
-		r.Header.Set(headerRequestID, id)
-		w.Header().Set(headerRequestID, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
-	})
-}
-
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+const headerRequestID = requestid.Header
 
 // kind labels a request in metrics and logs; handlers refine it.
 type kind struct{ name string }

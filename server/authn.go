@@ -9,6 +9,8 @@ import (
 	"github.com/sostenuto/sostenuto/server/auth"
 )
 
+type ctxKey int
+
 const principalKey ctxKey = iota + 100
 
 // maxBearerLen bounds the Authorization header we parse; real tokens are

@@ -10,47 +10,19 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/requestid"
 )
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
 // HeaderRequestID carries the request id in both directions.
-const HeaderRequestID = "X-Request-ID"
+const HeaderRequestID = requestid.Header
 
 // RequestID returns the id of the request ctx belongs to.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return requestid.FromContext(ctx) }
 
 // requestID takes a well-formed X-Request-ID from the client (an edge or a
 // caller tracing its own requests) or makes one, and answers it.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderRequestID)
-		if !validRequestID(id) {
-			id = uuid.NewString()
-		}
-		w.Header().Set(HeaderRequestID, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
-	})
-}
-
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+var requestID = requestid.Middleware
 
 // accessLog writes one JSON line per request: id, method, route pattern,
 // status, bytes and duration; and feeds the HTTP metrics.

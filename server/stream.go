@@ -16,13 +16,9 @@ import (
 // (206) or all of it, with a strong ETag, 304 on If-None-Match, and
 // private caching that revalidates (so a revoked grant stops at once).
 func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
-	p, _, err := s.loadProject(r, access.View)
+	p, err := s.viewablePDF(r)
 	if err != nil {
 		s.WriteError(w, r, err)
-		return
-	}
-	if p.Status != store.StatusReady || p.FileSizeBytes == nil || p.ETag == nil {
-		s.WriteError(w, r, NewProblem(http.StatusConflict, CodeConflict, "the project has no confirmed PDF yet"))
 		return
 	}
 	size, etag := *p.FileSizeBytes, *p.ETag
@@ -51,7 +47,7 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 	}
 	defer body.Close()
 	h.Set("Content-Type", pdfContentType)
-	h.Set("Content-Disposition", strings.Replace(blob.ContentDisposition(p.Filename), "attachment", "inline", 1))
+	h.Set("Content-Disposition", inlineDisposition(p.Filename))
 	length := size
 	if rng != nil {
 		length = rng.End - rng.Start + 1
@@ -70,19 +66,15 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 // (GET /api/projects/{id}/stream at the edge). Nothing here is secret from
 // a viewer: a presigned download URL names the same key.
 func (s *Server) projectObject(w http.ResponseWriter, r *http.Request) {
-	p, _, err := s.loadProject(r, access.View)
+	p, err := s.viewablePDF(r)
 	if err != nil {
 		s.WriteError(w, r, err)
-		return
-	}
-	if p.Status != store.StatusReady || p.FileSizeBytes == nil || p.ETag == nil {
-		s.WriteError(w, r, NewProblem(http.StatusConflict, CodeConflict, "the project has no confirmed PDF yet"))
 		return
 	}
 	noStore(w)
 	WriteJSON(w, http.StatusOK, ProjectObject{Key: p.ObjectKey, Size: *p.FileSizeBytes, ETag: *p.ETag,
 		ContentType:        pdfContentType,
-		ContentDisposition: strings.Replace(blob.ContentDisposition(p.Filename), "attachment", "inline", 1)})
+		ContentDisposition: inlineDisposition(p.Filename)})
 }
 
 // ProjectObject is the answer of GET /api/projects/{id}/object.
@@ -92,4 +84,22 @@ type ProjectObject struct {
 	ETag               string `json:"etag"`
 	ContentType        string `json:"content_type"`
 	ContentDisposition string `json:"content_disposition"`
+}
+
+// viewablePDF loads the project the request names if the caller may view
+// it, and requires its confirmed PDF (409 before that).
+func (s *Server) viewablePDF(r *http.Request) (store.Project, error) {
+	p, _, err := s.loadProject(r, access.View)
+	if err != nil {
+		return p, err
+	}
+	if p.Status != store.StatusReady || p.FileSizeBytes == nil || p.ETag == nil {
+		return p, NewProblem(http.StatusConflict, CodeConflict, "the project has no confirmed PDF yet")
+	}
+	return p, nil
+}
+
+// inlineDisposition shows a PDF in the viewer under its file name.
+func inlineDisposition(filename string) string {
+	return strings.Replace(blob.ContentDisposition(filename), "attachment", "inline", 1)
 }
