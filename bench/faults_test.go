@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -18,15 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/pgvector/pgvector-go"
-	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
-	"github.com/sostenuto/sostenuto/server/auth"
-	"github.com/sostenuto/sostenuto/server/embed"
 )
 
 // BenchmarkLoadUnderFaults runs 200 users (an open model: 200 requests a
@@ -123,14 +116,6 @@ func loadUnderFaults(b *testing.B) {
 
 	// Data: 20 teachers with 50 documents of 100 CISI chunks (a third
 	// public), 200 students each linked to two teachers.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
-		b.Fatal(err)
-	}
 	cisi, err := CISIDir()
 	if err != nil {
 		b.Fatal(err)
@@ -138,53 +123,10 @@ func loadUnderFaults(b *testing.B) {
 	docs, _ := LoadCISI(cisi)
 	queries, _ := LoadCISIQueries(cisi)
 	sentences := CISISentences(docs)
-	hash, _ := auth.HashPassword("correct horse battery", auth.DefaultHashParams)
-	r := rand.New(rand.NewPCG(7, 7))
-	var teachers, students []uuid.UUID
-	mkUser := func(role string, i int) uuid.UUID {
-		id := uuid.New()
-		if _, err := conn.Exec(ctx, `INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, $2, 'U', $3, $4)`,
-			id, fmt.Sprintf("%s%d@example.com", role, i), role, hash); err != nil {
-			b.Fatal(err)
-		}
-		return id
+	for i := range sentences {
+		sentences[i] += "."
 	}
-	for i := range 20 {
-		teachers = append(teachers, mkUser("teacher", i))
-	}
-	mkUser("admin", 0)
-	for i := range 200 {
-		s := mkUser("student", i)
-		students = append(students, s)
-		for _, t := range []int{i % 20, (i*7 + 3) % 20} {
-			conn.Exec(ctx, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, teachers[t], s)
-		}
-	}
-	hashEmb := embed.Hash{}
-	for d := 0; d < 50; d++ {
-		doc := uuid.New()
-		tx, _ := conn.Begin(ctx)
-		if _, err := tx.Exec(ctx, `INSERT INTO documents (id, owner_id, title, source_type, is_public) VALUES ($1, $2, $3, 'text', $4)`,
-			doc, teachers[d%20], fmt.Sprintf("Notes %d", d), d%3 == 0); err != nil {
-			b.Fatal(err)
-		}
-		texts := make([]string, 100)
-		rows := make([][]any, 100)
-		for c := range rows {
-			texts[c] = sentences[r.IntN(len(sentences))] + ". " + sentences[r.IntN(len(sentences))] + "."
-		}
-		vecs, _ := hashEmb.Embed(ctx, texts)
-		for c := range rows {
-			rows[c] = []any{doc, teachers[d%20], c, texts[c], 60, 0, len(texts[c]), pgvector.NewVector(vecs[c])}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"document_id", "owner_id", "ordinal", "text", "token_count", "char_start", "char_end", "embedding"}, pgx.CopyFromRows(rows)); err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	conn.Close(ctx)
+	students := seedLibrary(b, pg.URL(), 20, 200, 50, 100, sentences).students
 	adminToken := login(b, edgeBase, "admin0@example.com")
 	status := func(p *faultProc) (st struct {
 		Role   string `json:"role"`

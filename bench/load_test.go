@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -16,15 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/pgvector/pgvector-go"
-	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
-	"github.com/sostenuto/sostenuto/server/auth"
-	"github.com/sostenuto/sostenuto/server/embed"
 )
 
 // BenchmarkChatLoad puts /api/chat/query of one node on its embedded
@@ -74,80 +67,11 @@ func chatLoad(b *testing.B) {
 		b.Fatalf("migrate: %v\n%s", err, out)
 	}
 
-	// The knowledge base: 20 teachers with 50 documents of 100 chunks each
-	// (a third public), 200 students each linked to two teachers.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
-		b.Fatal(err)
-	}
-	hash, _ := auth.HashPassword("correct horse battery", auth.DefaultHashParams)
-	r := rand.New(rand.NewPCG(9, 9))
-	var teachers, students []uuid.UUID
-	mkUser := func(role string, i int) uuid.UUID {
-		id := uuid.New()
-		if _, err := conn.Exec(ctx, `INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, $2, 'U', $3, $4)`,
-			id, fmt.Sprintf("%s%d@example.com", role, i), role, hash); err != nil {
-			b.Fatal(err)
-		}
-		return id
-	}
-	for i := range 20 {
-		teachers = append(teachers, mkUser("teacher", i))
-	}
-	for i := range 200 {
-		s := mkUser("student", i)
-		students = append(students, s)
-		for _, t := range []int{i % 20, (i*7 + 3) % 20} {
-			conn.Exec(ctx, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, teachers[t], s)
-		}
-	}
-	// pgvector's HNSW index is dropped during the load and built again
-	// after it (one CREATE INDEX is far faster than 100k inserts into it).
-	var indexDef string
-	if err := conn.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_idx'`).Scan(&indexDef); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `DROP INDEX chunks_embedding_hnsw_idx`); err != nil {
-		b.Fatal(err)
-	}
-	hashEmb := embed.Hash{}
+	// The knowledge base: 20 teachers with n/100 documents of 100 chunks
+	// each (a third public), 200 students each linked to two teachers.
 	start := time.Now()
 	perDoc := 100
-	for d := 0; d < n/perDoc; d++ {
-		owner := teachers[d%20]
-		doc := uuid.New()
-		tx, _ := conn.Begin(ctx)
-		if _, err := tx.Exec(ctx, `INSERT INTO documents (id, owner_id, title, source_type, is_public)
-			VALUES ($1, $2, $3, 'text', $4)`, doc, owner, fmt.Sprintf("Notes %d", d), d%3 == 0); err != nil {
-			b.Fatal(err)
-		}
-		rows := make([][]any, perDoc)
-		texts := make([]string, perDoc)
-		for c := range rows {
-			texts[c] = sentences[r.IntN(len(sentences))] + " " + sentences[r.IntN(len(sentences))]
-		}
-		vecs, err := hashEmb.Embed(ctx, texts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for c := range rows {
-			rows[c] = []any{doc, owner, c, texts[c], 60, 0, len(texts[c]), pgvector.NewVector(vecs[c])}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"document_id", "owner_id", "ordinal", "text", "token_count", "char_start", "char_end", "embedding"}, pgx.CopyFromRows(rows)); err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := conn.Exec(ctx, indexDef); err != nil {
-		b.Fatal(err)
-	}
+	students := seedLibrary(b, db.URL, 20, 200, n/perDoc, perDoc, sentences).students
 	logf(b, "knowledge base: %d chunks in %d documents loaded (and indexed by pgvector) in %v", n, n/perDoc, time.Since(start).Round(time.Second))
 
 	questions := make([]string, len(queries))
