@@ -10,17 +10,9 @@ DIR="$ROOT/.data/run"
 PIDFILE="$DIR/edge.pid"
 LOG="$DIR/edge.log"
 
-alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
-stop() {
-	alive || { rm -f "$PIDFILE"; return 0; }
-	local pid; pid=$(cat "$PIDFILE")
-	kill -TERM "$pid"
-	for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-	rm -f "$PIDFILE"
-	echo "edge: stopped (pid $pid)"
-}
+# shellcheck source=bg.sh
+. "$ROOT/scripts/bg.sh"
+stop() { bg_stop edge "$PIDFILE"; }
 
 case "${1:-}" in
 restart)
@@ -34,20 +26,9 @@ restart)
 		nohup "$ROOT/bin/sostenuto-edge" >>"$LOG" 2>&1 </dev/null &
 	echo $! >"$PIDFILE"
 	port=${listen##*:}
-	for _ in $(seq 1 300); do
-		if ! alive; then
-			echo "edge: exited during start-up; last log lines:" >&2
-			tail -n 20 "$LOG" >&2
-			exit 1
-		fi
-		if curl -fsS -o /dev/null "http://127.0.0.1:$port/edge/health" 2>/dev/null; then
-			echo "edge: ready on http://localhost:$port in front of $node (pid $(cat "$PIDFILE"), log $LOG)"
-			exit 0
-		fi
-		sleep 0.1
-	done
-	echo "edge: no healthy node after 30 s (is \`make run\` up?); see $LOG" >&2
-	exit 1
+	bg_wait edge "$PIDFILE" "$LOG" "http://127.0.0.1:$port/edge/health" 30 ||
+		{ echo "edge: is \`make run\` up?" >&2; exit 1; }
+	echo "edge: ready on http://localhost:$port in front of $node (pid $(cat "$PIDFILE"), log $LOG)"
 	;;
 stop) stop ;;
 *) echo "usage: $0 restart EDGE_LISTEN NODE_URL | stop" >&2; exit 2 ;;

@@ -8,17 +8,9 @@ DIR="$ROOT/.data/run"
 PIDFILE="$DIR/node.pid"
 LOG="$DIR/node.log"
 
-alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
-stop() {
-	alive || { rm -f "$PIDFILE"; return 0; }
-	local pid; pid=$(cat "$PIDFILE")
-	kill -TERM "$pid"
-	for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-	rm -f "$PIDFILE"
-	echo "node: stopped (pid $pid)"
-}
+# shellcheck source=bg.sh
+. "$ROOT/scripts/bg.sh"
+stop() { bg_stop node "$PIDFILE"; }
 
 case "${1:-}" in
 restart)
@@ -29,20 +21,8 @@ restart)
 	SOSTENUTO_LISTEN="$listen" SOSTENUTO_DATA_DIR="$DIR" nohup "$ROOT/bin/sostenuto" serve >>"$LOG" 2>&1 </dev/null &
 	echo $! >"$PIDFILE"
 	port=${listen##*:}
-	for _ in $(seq 1 600); do
-		if ! alive; then
-			echo "node: exited during start-up; last log lines:" >&2
-			tail -n 20 "$LOG" >&2
-			exit 1
-		fi
-		if curl -fsS -o /dev/null "http://127.0.0.1:$port/api/ready" 2>/dev/null; then
-			echo "node: ready on http://localhost:$port (pid $(cat "$PIDFILE"), log $LOG; make logs, make stop)"
-			exit 0
-		fi
-		sleep 0.1
-	done
-	echo "node: not ready after 60 s; see $LOG" >&2
-	exit 1
+	bg_wait node "$PIDFILE" "$LOG" "http://127.0.0.1:$port/api/ready" 60
+	echo "node: ready on http://localhost:$port (pid $(cat "$PIDFILE"), log $LOG; make logs, make stop)"
 	;;
 stop) stop ;;
 *) echo "usage: $0 restart LISTEN | stop" >&2; exit 2 ;;
