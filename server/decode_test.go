@@ -106,3 +106,24 @@ func TestDecodeJSONShape(t *testing.T) {
 		}
 	}
 }
+
+// The largest valid bodies fit their routes' limits, however escaped.
+func TestLargestValidBodiesFit(t *testing.T) {
+	a := newAPI(t)
+	tok := a.register("t@example.com", "teacher").AccessToken
+	astral := strings.Repeat(`\ud834\udd1e`, 1) // 𝄞, escaped: 12 bytes
+	desc := strings.Repeat(astral, 5000)
+	title := strings.Repeat(astral, 200)
+	r := a.call("POST", "/api/projects", tok, `{"title":"`+title+`","filename":"a.pdf","description":"`+desc+`"}`)
+	if r.status != 201 {
+		t.Errorf("a 5,000-character description, escaped: %d %s", r.status, r.body)
+	}
+	r = a.call("POST", "/api/embeddings/generate", tok, `{"text":"`+strings.Repeat(astral, 8000)+`"}`)
+	if r.status == 413 {
+		t.Errorf("an 8,000-character text, escaped: 413")
+	}
+	r = a.call("POST", "/api/search", tok, `{"query":"`+strings.Repeat(astral, 2000)+`"}`)
+	if r.status == 413 {
+		t.Errorf("a 2,000-character question, escaped: 413")
+	}
+}

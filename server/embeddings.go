@@ -33,7 +33,7 @@ const maxEmbedChars = 8000
 // generateEmbedding embeds one text with the node's embedder.
 func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 	var in embeddingRequest
-	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(embedBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -45,7 +45,9 @@ type documentWithUpload struct {
 
 func (s *Server) createDocument(w http.ResponseWriter, r *http.Request) {
 	var in createDocumentRequest
-	if err := DecodeJSON(w, r, s.cfg.MaxDocumentBytes+64<<10, &in); err != nil {
+	// The content's bound is on its text; its JSON may be escaped (up to 3×
+	// the UTF-8 bytes for \u escapes).
+	if err := DecodeJSON(w, r, 3*s.cfg.MaxDocumentBytes+64<<10, &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}

@@ -68,12 +68,15 @@ func (l *Limits) defaults() {
 	}
 }
 
-// Per-route body limits (JSON); Config.MaxBodyBytes caps them all.
+// Per-route body limits (JSON); Config.MaxBodyBytes caps them all. Each
+// holds the largest valid body even with every character \u-escaped (12
+// bytes for one outside the BMP).
 const (
-	smallBody  = 16 << 10  // sign-in, grants, relationships, sessions, ids
-	queryBody  = 64 << 10  // search, chat, embeddings (their text is bounded below it)
-	annotBody  = 256 << 10 // annotation content is bounded at 64 KiB of JSON
-	uploadHint = 16 << 10  // project creation and confirmation
+	smallBody   = 16 << 10  // sign-in (256-character passwords), grants, relationships, sessions, joins
+	queryBody   = 64 << 10  // search and chat: 2,000-character questions
+	embedBody   = 128 << 10 // embeddings: 8,000-character texts
+	projectBody = 96 << 10  // project creation, edits, confirmation: 5,000-character descriptions
+	annotBody   = 256 << 10 // annotation content is bounded at 64 KiB of JSON
 )
 
 // bodyLimit is the smaller of a route's limit and the configured cap.

@@ -54,7 +54,7 @@ type projectWithUpload struct {
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 	var in createProjectRequest
-	if err := DecodeJSON(w, r, s.bodyLimit(uploadHint), &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(projectBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -210,7 +210,7 @@ type patchProjectRequest struct {
 
 func (s *Server) patchProject(w http.ResponseWriter, r *http.Request) {
 	var in patchProjectRequest
-	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
+	if err := DecodeJSON(w, r, s.bodyLimit(projectBody), &in); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
@@ -268,7 +268,7 @@ type confirmRequest struct {
 func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 	var hints confirmRequest
 	if r.ContentLength != 0 {
-		if err := DecodeJSON(w, r, s.bodyLimit(uploadHint), &hints); err != nil {
+		if err := DecodeJSON(w, r, s.bodyLimit(projectBody), &hints); err != nil {
 			s.WriteError(w, r, err)
 			return
 		}
