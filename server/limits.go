@@ -76,7 +76,7 @@ const (
 	queryBody   = 64 << 10  // search and chat: 2,000-character questions
 	embedBody   = 128 << 10 // embeddings: 8,000-character texts
 	projectBody = 96 << 10  // project creation, edits, confirmation: 5,000-character descriptions
-	annotBody   = 256 << 10 // annotation content is bounded at 64 KiB of JSON
+	annotBody   = 1 << 20   // drawings: up to 20,000 points at full precision
 )
 
 // bodyLimit is the smaller of a route's limit and the configured cap.
