@@ -216,7 +216,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	if searchKey != "" {
 		answerKey = cache.Key("answer", searchKey, model)
 	}
-	stream := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	stream := delivery == "stream"
 	// A JSON answer outside a session may be kept by the caller (the edge)
 	// and revalidated: its tag names the retrieved sources (after the
 	// PostgreSQL re-check) and the answer key.
