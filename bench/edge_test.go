@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -44,18 +42,8 @@ func BenchmarkEdge(b *testing.B) {
 func edgeBench(b *testing.B) {
 	db := pgtest.NewEmptyDB(b, "")
 	s3 := blobtest.Start(b)
-	dir := b.TempDir()
-	nodeBin, edgeBin := filepath.Join(dir, "sostenuto"), filepath.Join(dir, "sostenuto-edge")
-	for bin, pkg := range map[string]string{nodeBin: "../cmd/sostenuto", edgeBin: "../cmd/sostenuto-edge"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			b.Fatalf("build: %v\n%s", err, out)
-		}
-	}
-	port := func() int {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
+	nodeBin, edgeBin := build(b, "../cmd/sostenuto"), build(b, "../cmd/sostenuto-edge")
+	port := freePort
 	s3env := func(prefix string) []string {
 		return []string{prefix + "S3_ENDPOINT=" + s3.Config.Endpoint, prefix + "S3_REGION=" + s3.Config.Region, prefix + "S3_BUCKET=" + s3.Config.Bucket,
 			prefix + "S3_ACCESS_KEY_ID=" + s3.Config.AccessKeyID, prefix + "S3_SECRET_ACCESS_KEY=" + s3.Config.SecretAccessKey, prefix + "S3_PATH_STYLE=true"}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,18 +54,8 @@ func loadUnderFaults(b *testing.B) {
 		leaderFault = time.Duration(seconds-5) * time.Second
 	}
 	pg := pgtest.NewCluster(b)
-	dir := b.TempDir()
-	nodeBin, edgeBin := filepath.Join(dir, "sostenuto"), filepath.Join(dir, "sostenuto-edge")
-	for bin, pkg := range map[string]string{nodeBin: "../cmd/sostenuto", edgeBin: "../cmd/sostenuto-edge"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			b.Fatalf("build: %v\n%s", err, out)
-		}
-	}
-	port := func() int {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
+	nodeBin, edgeBin := build(b, "../cmd/sostenuto"), build(b, "../cmd/sostenuto-edge")
+	port := freePort
 	dataDir := b.TempDir()
 	var procs []*faultProc
 	start := func(id, join string) *faultProc {

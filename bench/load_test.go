@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -56,10 +54,7 @@ func chatLoad(b *testing.B) {
 		sentences[i] += "."
 	}
 	db := pgtest.NewEmptyDB(b, "")
-	bin := filepath.Join(b.TempDir(), "sostenuto")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sostenuto").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := build(b, "../cmd/sostenuto")
 	dataDir := b.TempDir()
 	migrate := exec.Command(bin, "migrate")
 	migrate.Env = append(cleanEnv(), "SOSTENUTO_DATABASE_URL="+db.URL, "SOSTENUTO_DATA_DIR="+dataDir)
@@ -158,12 +153,8 @@ func runLoad(b *testing.B, base string, tokens, questions []string, users int, d
 }
 
 func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string, func()) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	rl, _ := net.Listen("tcp", "127.0.0.1:0")
-	raft := rl.Addr().String()
-	rl.Close()
+	port := freePort()
+	raft := fmt.Sprintf("127.0.0.1:%d", freePort())
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(append(cleanEnv(), noRateLimits...), append(env, "SOSTENUTO_DATABASE_URL="+dbURL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
 		"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_RAFT_BIND="+raft, "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_RECALL_EVERY=0s",
