@@ -118,7 +118,10 @@ type Engine struct {
 	docs   map[ID]*docState
 	owners map[ID]map[ID]bool // owner → documents
 	public int                // chunks of public documents
-	wmu    sync.Mutex         // one writer at a time
+	// groups numbers each owner's private documents for the BM25 index's
+	// scoped statistics; public documents are group 0.
+	groups map[ID]text.Group
+	wmu    sync.Mutex // one writer at a time
 	pos    Position
 	// dataPos is the position of the last batch that changed anything
 	// (keepalives move pos, not dataPos): caches key on it.
@@ -158,7 +161,8 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{}, owners: map[ID]map[ID]bool{}}, nil
+	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{},
+		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}}, nil
 }
 
 // Close releases the engine (nothing is held outside the Go heap).
@@ -214,7 +218,7 @@ func (e *Engine) Apply(ops Ops) error {
 			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
 		}
 	}
-	texts := map[text.ID]string{}
+	texts := map[text.ID]text.Doc{}
 	var textDeletes []text.ID
 	e.mu.Lock()
 	for _, d := range ops.Documents {
@@ -259,7 +263,7 @@ func (e *Engine) Apply(ops Ops) error {
 		e.chunks[c.ID] = &cc
 		st.chunks[c.ID] = true
 		upserts = append(upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-		texts[text.ID(c.ID)] = c.Title + "\n" + c.Text
+		texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st)}
 	}
 	for _, id := range deletes {
 		if c, ok := e.chunks[id]; ok {
@@ -394,8 +398,15 @@ func (e *Engine) setDocument(d Document) {
 		} else {
 			e.public -= len(st.chunks)
 		}
+		st.IsPublic = d.IsPublic
+		// The BM25 statistics move with the document, under the same lock
+		// as its visibility: no search sees one without the other.
+		ids := make([]text.ID, 0, len(st.chunks))
+		for c := range st.chunks {
+			ids = append(ids, text.ID(c))
+		}
+		e.text.Regroup(ids, e.group(st))
 	}
-	st.IsPublic = d.IsPublic
 	if d.Title != "" && d.Title != st.Title {
 		st.Title = d.Title
 		for c := range st.chunks { // chunks show their document's title
@@ -406,6 +417,36 @@ func (e *Engine) setDocument(d Document) {
 			}
 		}
 	}
+}
+
+// group is the BM25 statistics group of a document: 0 when public, its
+// owner's otherwise. The write lock is held.
+func (e *Engine) group(st *docState) text.Group {
+	if st.IsPublic {
+		return 0
+	}
+	g, ok := e.groups[st.OwnerID]
+	if !ok {
+		g = text.Group(len(e.groups) + 1)
+		e.groups[st.OwnerID] = g
+	}
+	return g
+}
+
+// scopeGroups lists the BM25 statistics groups scope may see: nil (all)
+// for admins, else the public group and the private groups of the caller
+// and their teachers. The read lock is held.
+func (e *Engine) scopeGroups(s Scope) []text.Group {
+	if s.Admin {
+		return nil
+	}
+	out := []text.Group{0}
+	for _, owner := range append([]ID{s.User}, s.Teachers...) {
+		if g, ok := e.groups[owner]; ok {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // countPublic counts the chunks of public documents (what e.public keeps).
@@ -553,18 +594,18 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	return vec.Search(q.Vector, n, q.Ef, filter)
 }
 
-// searchText takes the top n BM25 hits the scope may see; the scope is
-// checked inside the index's top-n selection, so no widening is needed.
-// The read lock is held.
+// searchText takes the top n BM25 hits the scope may see, scored with the
+// statistics of what the scope may see; the scope is checked inside the
+// index's top-n selection, so no widening is needed. The read lock is held.
 func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
-	var keep func(text.ID) bool
+	scope := text.Scope{Groups: e.scopeGroups(q.Scope)}
 	if !q.Scope.Admin {
-		keep = func(id text.ID) bool {
+		scope.Keep = func(id text.ID) bool {
 			c, ok := e.chunks[ID(id)]
 			return ok && e.allowed(q.Scope, c)
 		}
 	}
-	return e.text.Search(q.Text, n, keep)
+	return e.text.Search(q.Text, n, scope)
 }
 
 // fuse merges the lists with Reciprocal Rank Fusion and drops what the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -358,4 +359,87 @@ func TestCompaction(t *testing.T) {
 	if len(hits) != 1 || hits[0].Chunk.ID != target.ID {
 		t.Errorf("hits %+v", hits)
 	}
+}
+
+// Every score a caller sees depends only on documents the caller may see:
+// for random scopes, adding, changing and deleting private documents of
+// owners outside the scope changes no score and no order inside it, in
+// every mode. (The vector list is exact here, ExactBelow covering the
+// scope; over larger scopes the graph's approximate search can reach
+// different nodes: SECURITY.md names that limit.)
+func TestScoresIgnoreDocumentsOutsideScope(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	w := newWorld(t, r, 12, 80, 6)
+	c := cfg()
+	c.ExactBelow = 1 << 20
+	w.e.cfg = c
+	lsn := uint64(1)
+	for trial := range 20 {
+		u := w.users[r.IntN(len(w.users))]
+		s := Scope{User: u, Teachers: w.teacher[u]}
+		inside := map[ID]bool{u: true}
+		for _, t := range s.Teachers {
+			inside[t] = true
+		}
+		var outsiders []ID
+		for _, o := range w.users {
+			if !inside[o] {
+				outsiders = append(outsiders, o)
+			}
+		}
+		queries := make([]Query, 12)
+		for i := range queries {
+			queries[i] = Query{K: 10, Mode: []string{ModeHybrid, ModeVector, ModeBM25}[i%3], Scope: s,
+				Text: canary(r.IntN(80)) + " " + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))], Vector: w.chunks[r.IntN(len(w.chunks))].Vector}
+		}
+		before := answersOf(t, w.e, queries)
+		lsn++
+		w.e.Apply(outsideChanges(r, w, outsiders, trial, lsn))
+		if after := answersOf(t, w.e, queries); after != before {
+			t.Fatalf("trial %d: documents outside the scope changed its answers:\nbefore %s\nafter  %s", trial, before, after)
+		}
+	}
+}
+
+// answersOf renders the answers to queries: ids, scores and ranks.
+func answersOf(t *testing.T, e *Engine, queries []Query) string {
+	t.Helper()
+	var b strings.Builder
+	for _, q := range queries {
+		hits, err := e.Search(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			fmt.Fprintf(&b, "%x %v %d %d|", h.Chunk.ID[:4], h.Score, h.VectorRank, h.BM25Rank)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// outsideChanges makes private documents of outsiders, rewrites and
+// deletes others of theirs: words and vectors that would move any ranking
+// that counted them.
+func outsideChanges(r *rand.Rand, w *world, outsiders []ID, trial int, lsn uint64) Ops {
+	ops := Ops{Position: Position{LSN: lsn}}
+	for d := range 30 {
+		owner := outsiders[r.IntN(len(outsiders))]
+		doc := Document{ID: idn('o', trial*100+d), OwnerID: owner}
+		ops.Documents = append(ops.Documents, doc)
+		for c := range 1 + r.IntN(8) {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			ops.Upserts = append(ops.Upserts, Chunk{ID: idn('p', (trial*100+d)*10+c), DocumentID: doc.ID, OwnerID: owner,
+				Title: "Doc", Text: strings.Repeat(words[r.IntN(len(words))]+" ", 1+r.IntN(5)) + canary(r.IntN(80)), Version: 1, Vector: v})
+		}
+	}
+	for _, d := range w.docs {
+		if !d.IsPublic && slices.Contains(outsiders, d.OwnerID) && r.IntN(4) == 0 {
+			ops.DeleteDocs = append(ops.DeleteDocs, d.ID)
+		}
+	}
+	return ops
 }

@@ -210,6 +210,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	}
 	e.vec = g
 	e.text = tx
+	tx.SetGroups(func(id text.ID) text.Group { return e.group(e.docs[e.chunks[ID(id)].DocumentID]) })
 	e.public = e.countPublic()
 	e.pos = Position{LSN: lsn}
 	e.dataPos = e.pos

@@ -183,5 +183,9 @@ func ReadFrom(r io.Reader) (*Index, error) {
 		x.postings = append(x.postings, list)
 		x.df = append(x.df, df)
 	}
+	// The stream carries no groups: every document starts in group 0 until
+	// the caller assigns them (SetGroups).
+	x.group = make([]Group, nd)
+	x.recount()
 	return x, nil
 }

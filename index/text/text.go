@@ -13,6 +13,14 @@
 // writes and reads its postings as flat arrays, so a snapshot restores
 // without analysis. bench/RESULTS.md keeps the Bleve index as a row.
 //
+// Collection statistics are scoped: every document belongs to a Group (the
+// engine uses one for public documents and one per owner's private ones),
+// each group keeps its own document count, token count and document
+// frequencies, and a search sums them over the groups its caller may see.
+// So a score never depends on a document the caller cannot see: adding,
+// changing or deleting a document outside the caller's groups changes no
+// score and no order the caller gets.
+//
 // Locking: one RWMutex. Searches share it; a batch analyses its texts
 // outside the lock and holds it exclusively only to append postings.
 package text
@@ -46,6 +54,32 @@ const (
 	B  = 0.75
 )
 
+// Group is a set of documents whose collection statistics are kept
+// together; a search names the groups it may see (see Scope).
+type Group uint32
+
+// Doc is a document to index: its text and its group.
+type Doc struct {
+	Text  string
+	Group Group
+}
+
+// Scope limits a search to what a caller may see. Groups lists the groups
+// of every document the caller may see (nil: every group, the whole
+// index); statistics are summed over them. Keep, when set, admits a
+// document; it must admit only documents of those groups.
+type Scope struct {
+	Groups []Group
+	Keep   func(ID) bool
+}
+
+// groupStats are one group's collection statistics over live documents.
+type groupStats struct {
+	live   int
+	length uint64            // tokens
+	df     map[uint32]uint32 // term id → documents holding it
+}
+
 type posting struct {
 	doc uint32 // document number, ascending within a list
 	tf  uint32
@@ -66,7 +100,9 @@ type Index struct {
 	docTerms [][]uint32  // each document's distinct terms, to keep df on delete
 	byID     map[ID]uint32
 	live     int
-	liveLen  uint64 // tokens over live documents
+	liveLen  uint64  // tokens over live documents
+	group    []Group // by document number
+	groups   map[Group]*groupStats
 	accs     sync.Pool
 }
 
@@ -76,7 +112,7 @@ func New() (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("text: analyzer: %w", err)
 	}
-	return &Index{an: an, termIDs: map[string]uint32{}, byID: map[ID]uint32{}}, nil
+	return &Index{an: an, termIDs: map[string]uint32{}, byID: map[ID]uint32{}, groups: map[Group]*groupStats{}}, nil
 }
 
 // analyzed is a text reduced to its terms and their frequencies.
@@ -121,10 +157,10 @@ func (x *Index) analyzeAll(texts []string) []analyzed {
 	return out
 }
 
-// Batch applies upserts (a text replaces the document's earlier one) and
-// deletes. Documents are numbered in id order within the batch, so every
-// replica applying the same batches builds the same index.
-func (x *Index) Batch(upserts map[ID]string, deletes []ID) error {
+// Batch applies upserts (a document replaces its earlier version, group
+// included) and deletes. Documents are numbered in id order within the
+// batch, so every replica applying the same batches builds the same index.
+func (x *Index) Batch(upserts map[ID]Doc, deletes []ID) error {
 	ids := make([]ID, 0, len(upserts))
 	for id := range upserts {
 		ids = append(ids, id)
@@ -132,7 +168,7 @@ func (x *Index) Batch(upserts map[ID]string, deletes []ID) error {
 	slices.SortFunc(ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	texts := make([]string, len(ids))
 	for i, id := range ids {
-		texts[i] = upserts[id]
+		texts[i] = upserts[id].Text
 	}
 	docs := x.analyzeAll(texts)
 
@@ -143,7 +179,7 @@ func (x *Index) Batch(upserts map[ID]string, deletes []ID) error {
 	}
 	for i, id := range ids {
 		x.remove(id)
-		x.add(id, docs[i])
+		x.add(id, docs[i], upserts[id].Group)
 	}
 	if dead := len(x.ids) - x.live; dead >= 1000 && dead > x.live/4 {
 		x.compact()
@@ -151,11 +187,12 @@ func (x *Index) Batch(upserts map[ID]string, deletes []ID) error {
 	return nil
 }
 
-func (x *Index) add(id ID, a analyzed) {
+func (x *Index) add(id ID, a analyzed, g Group) {
 	doc := uint32(len(x.ids))
 	x.ids = append(x.ids, id)
 	x.lens = append(x.lens, a.n)
 	x.dead = append(x.dead, false)
+	x.group = append(x.group, g)
 	tids := make([]uint32, len(a.terms))
 	for j, t := range a.terms {
 		tid, ok := x.termIDs[t]
@@ -174,6 +211,76 @@ func (x *Index) add(id ID, a analyzed) {
 	x.byID[id] = doc
 	x.live++
 	x.liveLen += uint64(a.n)
+	x.count(doc, +1)
+}
+
+// count adds (sign +1) or removes (-1) a live document's contribution to
+// its group's statistics. The write lock is held.
+func (x *Index) count(doc uint32, sign int) {
+	g := x.group[doc]
+	gs := x.groups[g]
+	if gs == nil {
+		gs = &groupStats{df: map[uint32]uint32{}}
+		x.groups[g] = gs
+	}
+	if sign > 0 {
+		gs.live++
+		gs.length += uint64(x.lens[doc])
+		for _, tid := range x.docTerms[doc] {
+			gs.df[tid]++
+		}
+		return
+	}
+	gs.live--
+	gs.length -= uint64(x.lens[doc])
+	for _, tid := range x.docTerms[doc] {
+		if gs.df[tid]--; gs.df[tid] == 0 {
+			delete(gs.df, tid)
+		}
+	}
+	if gs.live == 0 {
+		delete(x.groups, g)
+	}
+}
+
+// Regroup moves documents to group g (a document that became public, say);
+// ids the index does not hold are skipped.
+func (x *Index) Regroup(ids []ID, g Group) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		doc, ok := x.byID[id]
+		if !ok || x.group[doc] == g {
+			continue
+		}
+		x.count(doc, -1)
+		x.group[doc] = g
+		x.count(doc, +1)
+	}
+}
+
+// SetGroups assigns every live document the group of(id) gives, and
+// recounts the statistics (after ReadFrom, whose stream carries no groups).
+func (x *Index) SetGroups(of func(ID) Group) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for doc, id := range x.ids {
+		if !x.dead[doc] {
+			x.group[doc] = of(id)
+		}
+	}
+	x.recount()
+}
+
+// recount rebuilds every group's statistics from the live documents. The
+// write lock is held.
+func (x *Index) recount() {
+	x.groups = map[Group]*groupStats{}
+	for doc := range x.ids {
+		if !x.dead[doc] {
+			x.count(uint32(doc), +1)
+		}
+	}
 }
 
 func (x *Index) remove(id ID) {
@@ -182,6 +289,7 @@ func (x *Index) remove(id ID) {
 		return
 	}
 	delete(x.byID, id)
+	x.count(doc, -1)
 	x.dead[doc] = true
 	for _, tid := range x.docTerms[doc] {
 		x.df[tid]--
@@ -197,6 +305,7 @@ func (x *Index) compact() {
 	remap := make([]uint32, len(x.ids))
 	var ids []ID
 	var lens []uint32
+	var groups []Group
 	var docTerms [][]uint32
 	for doc := range x.ids {
 		if x.dead[doc] {
@@ -205,6 +314,7 @@ func (x *Index) compact() {
 		remap[doc] = uint32(len(ids))
 		ids = append(ids, x.ids[doc])
 		lens = append(lens, x.lens[doc])
+		groups = append(groups, x.group[doc])
 		docTerms = append(docTerms, nil)
 	}
 	termIDs := map[string]uint32{}
@@ -235,6 +345,8 @@ func (x *Index) compact() {
 	}
 	x.termIDs, x.terms, x.postings, x.df = termIDs, terms, postings, df
 	x.ids, x.lens, x.dead, x.docTerms, x.byID = ids, lens, make([]bool, len(ids)), docTerms, byID
+	x.group = groups
+	x.recount() // term ids changed
 }
 
 // accumulator is one search's scratch space: a score per document number
@@ -245,16 +357,18 @@ type accumulator struct {
 }
 
 // Search returns the top n live documents for a free-text query (terms
-// OR-ed, BM25-scored, a term repeated in the query weighing more) that
-// keep passes (nil keeps all); ties go to the smaller id.
-func (x *Index) Search(query string, n int, keep func(ID) bool) ([]Hit, error) {
+// OR-ed, BM25-scored, a term repeated in the query weighing more) within
+// scope; ties go to the smaller id. Document frequencies, the document
+// count and the average length are those of scope's groups.
+func (x *Index) Search(query string, n int, scope Scope) ([]Hit, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("text: search for %d hits", n)
 	}
 	q := x.analyze(query)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if x.live == 0 || len(q.terms) == 0 {
+	st := x.stats(scope.Groups)
+	if st.live == 0 || len(q.terms) == 0 {
 		return []Hit{}, nil
 	}
 	acc, _ := x.accs.Get().(*accumulator)
@@ -262,8 +376,60 @@ func (x *Index) Search(query string, n int, keep func(ID) bool) ([]Hit, error) {
 		acc = &accumulator{score: make([]float32, len(x.ids)+len(x.ids)/4+64)}
 	}
 	acc.touched = acc.touched[:0]
-	N := float64(x.live)
-	avgdl := float64(x.liveLen) / N
+	x.accumulate(acc, q, st)
+	h := x.top(acc, n, scope.Keep)
+	x.accs.Put(acc)
+	out := make([]Hit, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		s := heap.Pop(&h).(scored)
+		out[i] = Hit{ID: s.id, Score: float64(s.score)}
+	}
+	return out, nil
+}
+
+// scopeStats are the collection statistics a search scores with.
+type scopeStats struct {
+	live   int
+	length uint64
+	groups []*groupStats // nil: the whole index (x.df)
+}
+
+// stats sums the statistics of groups (nil: the whole index). The read
+// lock is held.
+func (x *Index) stats(groups []Group) scopeStats {
+	if groups == nil {
+		return scopeStats{live: x.live, length: x.liveLen}
+	}
+	st := scopeStats{groups: make([]*groupStats, 0, len(groups))}
+	for i, g := range groups {
+		gs := x.groups[g]
+		if gs == nil || slices.Contains(groups[:i], g) {
+			continue
+		}
+		st.live += gs.live
+		st.length += gs.length
+		st.groups = append(st.groups, gs)
+	}
+	return st
+}
+
+// df is the number of documents in the scope holding term tid.
+func (st scopeStats) df(x *Index, tid uint32) uint32 {
+	if st.groups == nil {
+		return x.df[tid]
+	}
+	var n uint32
+	for _, gs := range st.groups {
+		n += gs.df[tid]
+	}
+	return n
+}
+
+// accumulate scores every live document holding a query term, term at a
+// time, into acc. The read lock is held.
+func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
+	N := float64(st.live)
+	avgdl := float64(st.length) / N
 	if avgdl == 0 {
 		avgdl = 1
 	}
@@ -272,10 +438,14 @@ func (x *Index) Search(query string, n int, keep func(ID) bool) ([]Hit, error) {
 	score, lens, dead := acc.score, x.lens, x.dead
 	for j, t := range q.terms {
 		tid, ok := x.termIDs[t]
-		if !ok || x.df[tid] == 0 {
+		if !ok {
 			continue
 		}
-		df := float64(x.df[tid])
+		d := st.df(x, tid)
+		if d == 0 {
+			continue // no document of the scope holds it
+		}
+		df := float64(d)
 		w := float32(math.Log(1+(N-df+0.5)/(df+0.5)) * (K1 + 1) * float64(q.tfs[j]))
 		for _, p := range x.postings[tid] {
 			if dead[p.doc] {
@@ -289,7 +459,14 @@ func (x *Index) Search(query string, n int, keep func(ID) bool) ([]Hit, error) {
 			score[p.doc] += s
 		}
 	}
+}
+
+// top selects the best n touched documents that keep admits (checked only
+// for those that would enter the selection) and clears the accumulator.
+// The read lock is held.
+func (x *Index) top(acc *accumulator, n int, keep func(ID) bool) hitHeap {
 	h := hitHeap{}
+	score := acc.score
 	for _, doc := range acc.touched {
 		s := score[doc]
 		score[doc] = 0
@@ -306,13 +483,7 @@ func (x *Index) Search(query string, n int, keep func(ID) bool) ([]Hit, error) {
 			heap.Fix(&h, 0)
 		}
 	}
-	x.accs.Put(acc)
-	out := make([]Hit, len(h))
-	for i := len(h) - 1; i >= 0; i-- {
-		s := heap.Pop(&h).(scored)
-		out[i] = Hit{ID: s.id, Score: float64(s.score)}
-	}
-	return out, nil
+	return h
 }
 
 type scored struct {

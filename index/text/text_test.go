@@ -11,6 +11,15 @@ import (
 	"testing"
 )
 
+// plain puts texts in group 0.
+func plain(texts map[ID]string) map[ID]Doc {
+	out := make(map[ID]Doc, len(texts))
+	for id, s := range texts {
+		out[id] = Doc{Text: s}
+	}
+	return out
+}
+
 func TestBM25(t *testing.T) {
 	x, err := New()
 	if err != nil {
@@ -22,10 +31,10 @@ func TestBM25(t *testing.T) {
 		{3}: "The pedals of a grand piano: una corda, sostenuto and damper.",
 		{4}: "Chopin's nocturnes need a singing legato and careful pedalling.",
 	}
-	if err := x.Batch(docs, nil); err != nil {
+	if err := x.Batch(plain(docs), nil); err != nil {
 		t.Fatal(err)
 	}
-	hits, err := x.Search("pedaling the damper", 10, nil)
+	hits, err := x.Search("pedaling the damper", 10, Scope{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,19 +50,19 @@ func TestBM25(t *testing.T) {
 		t.Errorf("stemmed matches %v", got)
 	}
 	// Stop words alone match nothing.
-	if hits, _ := x.Search("the and of", 10, nil); len(hits) != 0 {
+	if hits, _ := x.Search("the and of", 10, Scope{}); len(hits) != 0 {
 		t.Errorf("stop words matched %d", len(hits))
 	}
 	// The filter is applied inside the top n: asking for one hit that is
 	// not document 1 still finds one.
-	hits, _ = x.Search("damper", 1, func(id ID) bool { return id != ID{1} })
+	hits, _ = x.Search("damper", 1, Scope{Keep: func(id ID) bool { return id != ID{1} }})
 	if len(hits) != 1 || hits[0].ID != (ID{3}) {
 		t.Errorf("filtered hits %+v", hits)
 	}
-	if err := x.Batch(map[ID]string{{2}: "Damper pedal technique."}, []ID{{1}}); err != nil {
+	if err := x.Batch(plain(map[ID]string{{2}: "Damper pedal technique."}), []ID{{1}}); err != nil {
 		t.Fatal(err)
 	}
-	hits, _ = x.Search("damper", 10, nil)
+	hits, _ = x.Search("damper", 10, Scope{})
 	for _, h := range hits {
 		if h.ID == (ID{1}) {
 			t.Error("deleted document returned")
@@ -65,24 +74,30 @@ func TestBM25(t *testing.T) {
 	if n := x.Count(); n != 3 {
 		t.Errorf("count %d", n)
 	}
-	if _, err := x.Search("damper", 0, nil); err == nil {
+	if _, err := x.Search("damper", 0, Scope{}); err == nil {
 		t.Error("n = 0 accepted")
 	}
 }
 
 // reference scores every live document by the textbook formula.
 type reference struct {
-	x     *Index
-	docs  map[ID]string
-	cache map[string]analyzed
+	x      *Index
+	docs   map[ID]string
+	groups map[ID]Group
+	cache  map[string]analyzed
 }
 
-func (r reference) search(query string, n int, keep func(ID) bool) []Hit {
+// search scores the documents of groups (nil: all) with the statistics of
+// those groups alone.
+func (r reference) search(query string, n int, groups []Group) []Hit {
 	q := r.x.analyze(query)
 	ana := map[ID]analyzed{}
 	var total float64
 	df := map[string]int{}
 	for id, s := range r.docs {
+		if groups != nil && !slices.Contains(groups, r.groups[id]) {
+			continue
+		}
 		a, ok := r.cache[s]
 		if !ok {
 			a = r.x.analyze(s)
@@ -94,7 +109,7 @@ func (r reference) search(query string, n int, keep func(ID) bool) []Hit {
 			df[t]++
 		}
 	}
-	N := float64(len(r.docs))
+	N := float64(len(ana))
 	avg := total / N
 	var out []Hit
 	for id, a := range ana {
@@ -108,7 +123,7 @@ func (r reference) search(query string, n int, keep func(ID) bool) []Hit {
 			idf := math.Log(1 + (N-float64(df[t])+0.5)/(float64(df[t])+0.5))
 			s += float64(q.tfs[j]) * idf * tf * (K1 + 1) / (tf + K1*(1-B+B*float64(a.n)/avg))
 		}
-		if s > 0 && (keep == nil || keep(id)) {
+		if s > 0 {
 			out = append(out, Hit{ID: id, Score: s})
 		}
 	}
@@ -140,14 +155,15 @@ func randomText(r *rand.Rand) string {
 	return b.String()
 }
 
-// Random upserts, deletes and compactions, checked against the textbook
-// formula, with and without a filter, and through a snapshot.
+// Random upserts, deletes, regroupings and compactions, checked against
+// the textbook formula over the whole index and over scopes of groups
+// (statistics of those groups alone), and through a snapshot.
 func TestMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	x, _ := New()
-	ref := reference{x: x, docs: map[ID]string{}, cache: map[string]analyzed{}}
+	ref := reference{x: x, docs: map[ID]string{}, groups: map[ID]Group{}, cache: map[string]analyzed{}}
 	for round := range 40 {
-		ups := map[ID]string{}
+		ups := map[ID]Doc{}
 		var dels []ID
 		for range 100 {
 			id := ID{byte(r.IntN(8)), byte(r.IntN(256))}
@@ -156,23 +172,27 @@ func TestMatchesReference(t *testing.T) {
 				delete(ref.docs, id)
 				delete(ups, id)
 			} else {
-				ups[id] = randomText(r)
+				ups[id] = Doc{Text: randomText(r), Group: Group(r.IntN(4))}
 			}
 		}
-		for id, s := range ups {
-			ref.docs[id] = s
+		for id, d := range ups {
+			ref.docs[id], ref.groups[id] = d.Text, d.Group
 		}
 		if err := x.Batch(ups, dels); err != nil {
 			t.Fatal(err)
 		}
+		regroup(r, x, ref)
 		check := func(x *Index, what string) {
 			t.Helper()
 			for range 5 {
 				q := randomText(r)
-				keep := func(id ID) bool { return id[1]%3 != 0 }
-				for _, f := range []func(ID) bool{nil, keep} {
-					got, _ := x.Search(q, 10, f)
-					want := ref.search(q, 10, f)
+				for _, groups := range [][]Group{nil, {0}, {1, 3}, {0, 2, 2}} {
+					scope := Scope{Groups: groups}
+					if groups != nil {
+						scope.Keep = func(id ID) bool { return slices.Contains(groups, ref.groups[id]) }
+					}
+					got, _ := x.Search(q, 10, scope)
+					want := ref.search(q, 10, groups)
 					if len(got) != len(want) {
 						t.Fatalf("round %d %s %q: %d hits, want %d", round, what, q, len(got), len(want))
 					}
@@ -200,6 +220,7 @@ func TestMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			y.SetGroups(func(id ID) Group { return ref.groups[id] })
 			check(y, "restored")
 			x = y // go on writing to the restored index
 			ref.x = y
@@ -207,10 +228,78 @@ func TestMatchesReference(t *testing.T) {
 	}
 }
 
+// regroup moves a few random documents to another group.
+func regroup(r *rand.Rand, x *Index, ref reference) {
+	for id := range ref.docs {
+		if r.IntN(10) == 0 {
+			g := Group(r.IntN(4))
+			x.Regroup([]ID{id}, g)
+			ref.groups[id] = g
+		}
+	}
+}
+
+// What a scope sees depends only on its own groups: documents added to,
+// changed in, moved between or deleted from other groups change no score
+// and no order (bit for bit), across compactions.
+func TestScopedStatisticsIgnoreOtherGroups(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	x, _ := New()
+	inScope := func(id ID) bool { return id[0] < 2 } // groups 0 and 1
+	groupOf := func(id ID) Group { return Group(id[0]) }
+	ups := map[ID]Doc{}
+	for i := range 600 {
+		id := ID{byte(i % 4), byte(i / 4), 1}
+		ups[id] = Doc{Text: randomText(r), Group: groupOf(id)}
+	}
+	x.Batch(ups, nil)
+	scope := Scope{Groups: []Group{0, 1}, Keep: inScope}
+	queries := make([]string, 30)
+	for i := range queries {
+		queries[i] = randomText(r)
+	}
+	answers := func() [][]Hit {
+		out := make([][]Hit, len(queries))
+		for i, q := range queries {
+			out[i], _ = x.Search(q, 20, scope)
+		}
+		return out
+	}
+	before := answers()
+	var last []ID
+	for round := range 8 {
+		ups := map[ID]Doc{}
+		dels := last // what the last round added goes: compactions happen
+		last = nil
+		for i := range 1500 {
+			id := ID{byte(2 + i%2), byte(i / 2), byte(i >> 9), byte(2 + round)}
+			ups[id] = Doc{Text: randomText(r) + " " + queries[r.IntN(len(queries))], Group: groupOf(id)}
+			last = append(last, id)
+		}
+		for i := range 300 {
+			dels = append(dels, ID{byte(2 + i%2), byte(i / 2), 1})
+		}
+		x.Batch(ups, dels)
+		x.Regroup([]ID{{3, 200, 1}, {3, 201, 1}}, 2)
+		if after := answers(); !slices.EqualFunc(before, after, slices.Equal) {
+			t.Fatalf("round %d: changes outside the scope moved its answers", round)
+		}
+	}
+	// Control: the same changes inside the scope do move them.
+	in := map[ID]Doc{}
+	for i := range 400 {
+		in[ID{byte(i % 2), byte(i / 2), 9}] = Doc{Text: randomText(r), Group: Group(i % 2)}
+	}
+	x.Batch(in, nil)
+	if after := answers(); slices.EqualFunc(before, after, slices.Equal) {
+		t.Fatal("changes inside the scope moved nothing: the test cannot fail")
+	}
+}
+
 func TestCompaction(t *testing.T) {
 	x, _ := New()
 	for i := range 3000 {
-		x.Batch(map[ID]string{{byte(i), byte(i >> 8)}: fmt.Sprintf("word%d common", i%50)}, nil)
+		x.Batch(plain(map[ID]string{{byte(i), byte(i >> 8)}: fmt.Sprintf("word%d common", i%50)}), nil)
 	}
 	var dels []ID
 	for i := range 2500 {
@@ -223,7 +312,7 @@ func TestCompaction(t *testing.T) {
 	if docs != 500 || x.Count() != 500 || terms > 51 {
 		t.Errorf("after compaction %d document slots, %d live, %d terms", docs, x.Count(), terms)
 	}
-	hits, _ := x.Search("common", 1000, nil)
+	hits, _ := x.Search("common", 1000, Scope{})
 	if len(hits) != 500 {
 		t.Errorf("%d hits for a word every live document has", len(hits))
 	}
@@ -231,7 +320,7 @@ func TestCompaction(t *testing.T) {
 
 func TestSnapshotRejectsDamage(t *testing.T) {
 	x, _ := New()
-	x.Batch(map[ID]string{{1}: "pedal", {2}: "legato pedal"}, nil)
+	x.Batch(plain(map[ID]string{{1}: "pedal", {2}: "legato pedal"}), nil)
 	var buf bytes.Buffer
 	x.WriteTo(&buf)
 	good := buf.Bytes()
@@ -261,7 +350,7 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 300 {
-				if _, err := x.Search(texts[(i+w)%len(texts)], 5, nil); err != nil {
+				if _, err := x.Search(texts[(i+w)%len(texts)], 5, Scope{Groups: []Group{0}}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -269,7 +358,8 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	for i := range 300 {
-		x.Batch(map[ID]string{{byte(i % 100)}: texts[i%len(texts)]}, []ID{{byte((i + 50) % 100)}})
+		x.Batch(map[ID]Doc{{byte(i % 100)}: {Text: texts[i%len(texts)], Group: Group(i % 2)}}, []ID{{byte((i + 50) % 100)}})
+		x.Regroup([]ID{{byte(i % 100)}}, 0)
 	}
 	wg.Wait()
 }

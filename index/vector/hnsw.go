@@ -12,10 +12,14 @@
 package vector
 
 import (
+	"bytes"
+	"cmp"
+	"container/heap"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -341,6 +345,9 @@ func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) 
 }
 
 func (x *Index) results(w []candidate, k int) []Result {
+	// Equal distances go to the smaller id, so every replica, and every
+	// search whatever else the graph holds, orders them alike.
+	slices.SortStableFunc(w, func(a, b candidate) int { return x.cmp(a, b) })
 	if len(w) > k {
 		w = w[:k]
 	}
@@ -351,8 +358,35 @@ func (x *Index) results(w []candidate, k int) []Result {
 	return out
 }
 
+// cmp orders candidates nearest first, then by id. The read lock is held.
+func (x *Index) cmp(a, b candidate) int {
+	if a.dist != b.dist {
+		return cmp.Compare(a.dist, b.dist)
+	}
+	ai, bi := x.ids[a.node], x.ids[b.node]
+	return bytes.Compare(ai[:], bi[:])
+}
+
+// exactHeap keeps the k best candidates of an exact scan, the worst on
+// top, ties broken by id.
+type exactHeap struct {
+	x *Index
+	h []candidate
+}
+
+func (e *exactHeap) Len() int           { return len(e.h) }
+func (e *exactHeap) Less(i, j int) bool { return e.x.cmp(e.h[i], e.h[j]) > 0 }
+func (e *exactHeap) Swap(i, j int)      { e.h[i], e.h[j] = e.h[j], e.h[i] }
+func (e *exactHeap) Push(v any)         { e.h = append(e.h, v.(candidate)) }
+func (e *exactHeap) Pop() any {
+	v := e.h[len(e.h)-1]
+	e.h = e.h[:len(e.h)-1]
+	return v
+}
+
 // Exact returns the k nearest of the given ids by scanning them: for
-// filters that admit few vectors.
+// filters that admit few vectors. Equal distances go to the smaller id, so
+// the answer does not depend on the order of ids.
 func (x *Index) Exact(q []float32, ids []ID, k int) ([]Result, error) {
 	if len(q) != x.cfg.Dim {
 		return nil, fmt.Errorf("%w: %d, want %d", ErrDimension, len(q), x.cfg.Dim)
@@ -360,21 +394,21 @@ func (x *Index) Exact(q []float32, ids []ID, k int) ([]Result, error) {
 	qn := normalized(q)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	res := maxHeap{}
+	res := &exactHeap{x: x, h: make([]candidate, 0, k+1)}
 	for _, id := range ids {
 		n, ok := x.byID[id]
 		if !ok {
 			continue
 		}
-		d := 1 - dot(qn, x.vec(n))
-		if res.len() < k || d < res.top().dist {
-			res.push(candidate{d, n})
-			if res.len() > k {
-				res.pop()
-			}
+		c := candidate{1 - dot(qn, x.vec(n)), n}
+		if res.Len() < k {
+			heap.Push(res, c)
+		} else if x.cmp(c, res.h[0]) < 0 {
+			res.h[0] = c
+			heap.Fix(res, 0)
 		}
 	}
-	return x.results(res.sorted(), k), nil
+	return x.results(res.h, k), nil
 }
 
 // Delete removes id; deleting a missing id is a no-op.

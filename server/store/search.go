@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -37,11 +40,23 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 		if _, err := tx.Exec(ctx, "SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id FROM chunks ORDER BY embedding <=> $1 LIMIT $2`, pgvector.NewVector(v), n)
+		rows, err := tx.Query(ctx, `SELECT id, embedding <=> $1 AS distance FROM chunks ORDER BY embedding <=> $1 LIMIT $2`, pgvector.NewVector(v), n)
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		hits, err := pgx.CollectRows(rows, pgx.RowToStructByName[vectorHit])
+		// Relaxed-order iterative scans may return rows slightly out of
+		// order, and equal distances come in any order: sort by distance,
+		// then id, so the order depends on nothing but the visible rows.
+		slices.SortFunc(hits, func(a, b vectorHit) int {
+			if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.ID[:], b.ID[:])
+		})
+		for _, h := range hits {
+			ids = append(ids, h.ID)
+		}
 		return err
 	})
 	if err != nil {
@@ -50,8 +65,16 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 	return ids, nil
 }
 
+// vectorHit is a row of the vector search.
+type vectorHit struct {
+	ID       uuid.UUID
+	Distance float64
+}
+
 // SearchText returns the ids of the n visible chunks best matching query
-// (English full-text search, terms OR-ed, ranked by ts_rank).
+// (English full-text search, terms OR-ed, ranked by ts_rank, then id).
+// ts_rank uses no collection statistics (each row is scored alone), so the
+// order depends only on the rows the caller may see.
 func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
