@@ -133,6 +133,10 @@ type Engine struct {
 	// graph is built in the background (guarded by wmu).
 	compacting *[]graphOp
 	compacted  chan struct{} // closed when the running compaction ends
+	// moved is closed when the position next moves or the engine closes
+	// (guarded by mu): WaitApplied's waiters sleep on it.
+	moved  chan struct{}
+	closed bool
 }
 
 // graphOp is a write to replay onto a graph built in the background.
@@ -162,11 +166,28 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{},
-		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}}, nil
+		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}, moved: make(chan struct{})}, nil
 }
 
-// Close releases the engine (nothing is held outside the Go heap).
-func (e *Engine) Close() error { return nil }
+// Close releases the engine (nothing is held outside the Go heap) and
+// wakes whoever waits on its position (a restore replaced it).
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.closed = true
+		close(e.moved)
+	}
+	return nil
+}
+
+// watch returns the applied position and a channel closed when it next
+// moves or the engine closes.
+func (e *Engine) watch() (Position, <-chan struct{}) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.pos, e.moved
+}
 
 // Len is the number of chunks.
 func (e *Engine) Len() int {
@@ -309,6 +330,10 @@ func (e *Engine) Apply(ops Ops) error {
 	e.mu.Lock()
 	if ops.Position.LSN > e.pos.LSN {
 		e.pos = ops.Position
+		if !e.closed {
+			close(e.moved) // wake the waiters
+			e.moved = make(chan struct{})
+		}
 	}
 	if ops.Len() > 0 {
 		e.dataPos = e.pos

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sostenuto/sostenuto/index/vector"
 )
@@ -442,4 +444,52 @@ func outsideChanges(r *rand.Rand, w *world, outsiders []ID, trial int, lsn uint6
 		}
 	}
 	return ops
+}
+
+// WaitApplied wakes when the applier reaches the position, and when a
+// restore swaps in an engine that holds it; it gives up with its context.
+func TestWaitApplied(t *testing.T) {
+	e, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := NewLive(e)
+	ctx := context.Background()
+	got := make(chan *Engine, 1)
+	go func() {
+		w, err := live.WaitApplied(ctx, 5)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- w
+	}()
+	for lsn := uint64(1); lsn <= 4; lsn++ {
+		e.Apply(Ops{Position: Position{LSN: lsn}})
+	}
+	select {
+	case <-got:
+		t.Fatal("woke before the position was applied")
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.Apply(Ops{Position: Position{LSN: 5}})
+	if w := <-got; w != e {
+		t.Fatal("woke with another engine")
+	}
+	// A restore: the waiter on the old engine moves to the new one.
+	go func() {
+		w, _ := live.WaitApplied(ctx, 9)
+		got <- w
+	}()
+	fresh, _ := New(cfg())
+	fresh.Apply(Ops{Position: Position{LSN: 9}})
+	time.Sleep(20 * time.Millisecond)
+	live.Swap(fresh)
+	if w := <-got; w != fresh {
+		t.Fatal("a swap did not wake the waiter with the new engine")
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := live.WaitApplied(short, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting past the deadline: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -275,6 +276,24 @@ func NewLive(e *Engine) *Live {
 
 // Engine returns the current engine.
 func (l *Live) Engine() *Engine { return l.p.Load() }
+
+// WaitApplied returns the current engine once it has applied lsn, woken
+// by the applier (and by a restore swapping engines), not by polling; it
+// gives up when ctx ends.
+func (l *Live) WaitApplied(ctx context.Context, lsn uint64) (*Engine, error) {
+	for {
+		e := l.Engine()
+		pos, moved := e.watch()
+		if pos.LSN >= lsn {
+			return e, nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
 
 // Swap puts e in place of the current engine and closes the old one.
 func (l *Live) Swap(e *Engine) {

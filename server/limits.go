@@ -36,6 +36,9 @@ type Limits struct {
 	// MaxFallbackSearches bounds the searches answered by PostgreSQL at
 	// once (while the index loads or lags); more answer 503 at once.
 	MaxFallbackSearches int
+	// MaxLSNWaiters bounds the searches waiting at once for the index to
+	// reach their min_lsn; more answer 503 with Retry-After at once.
+	MaxLSNWaiters int
 	// MaxInFlight bounds the requests a node works on at once; past it
 	// requests are shed with 503 (health checks and metrics excepted).
 	MaxInFlight int
@@ -62,6 +65,9 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxFallbackSearches <= 0 {
 		l.MaxFallbackSearches = 4
+	}
+	if l.MaxLSNWaiters <= 0 {
+		l.MaxLSNWaiters = 256
 	}
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = 512

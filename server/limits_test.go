@@ -283,3 +283,39 @@ func TestReadDeadlineCoversTheBodyOnly(t *testing.T) {
 	a.mustStatus(a.call("GET", "/api/projects", tok, nil), 200)
 	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "scales"}), 200)
 }
+
+// Searches waiting for the index to reach their min_lsn are bounded: past
+// MaxLSNWaiters the next one answers 503 with Retry-After at once, while a
+// search the index already holds needs no slot.
+func TestMinLSNWaitersBounded(t *testing.T) {
+	a := newAPIWith(t, apiSettings{engine: true, limits: Limits{MaxLSNWaiters: 2}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	lsn := a.ingestText(tok, "Scales", true, "Play scales slowly with a relaxed thumb.")
+	var res searchResponse
+	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "thumb", "min_lsn": lsn}), 200).decode(t, &res)
+	for range cap(a.server.waiters) {
+		a.server.waiters <- struct{}{}
+	}
+	start := time.Now()
+	r := a.call("POST", "/api/search", tok, map[string]any{"query": "thumb", "min_lsn": "FFFF/0"})
+	if r.status != 503 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "waiting for this node's index") {
+		t.Errorf("past the waiters' bound: %d %q %s", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("refused after %s: it queued", waited)
+	}
+	res = searchResponse{}
+	a.mustStatus(a.call("POST", "/api/search", tok, map[string]any{"query": "thumb", "min_lsn": lsn}), 200).decode(t, &res)
+	if res.Index.Source != SourceLocal || len(res.Results) != 1 {
+		t.Errorf("a position already applied: %+v", res)
+	}
+	for range cap(a.server.waiters) {
+		<-a.server.waiters
+	}
+	// With a slot free, a position beyond every write waits its bound, then
+	// PostgreSQL says why it cannot be reached.
+	r = a.call("POST", "/api/search", tok, map[string]any{"query": "thumb", "min_lsn": "FFFF/0"})
+	if r.status != 503 || !strings.Contains(string(r.body), "ahead of the database") {
+		t.Errorf("beyond every write: %d %s", r.status, r.body)
+	}
+}

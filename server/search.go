@@ -130,7 +130,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		etag     string
 		teachers []uuid.UUID
 	)
-	e := s.localEngine(ctx, p.MinLSN)
+	e, err := s.engineAt(ctx, p.MinLSN)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
 	if e != nil {
 		scope, ts, err := s.scopeKey(ctx, u.ID, u.IsAdmin())
 		if err != nil {
@@ -207,23 +211,45 @@ func (s *Server) searchFallback(ctx context.Context, user uuid.UUID, admin bool,
 		"the search index is catching up and the database is busy with other searches; retry in a second")
 }
 
-// localEngine returns the engine when it is ready and holds minLSN,
-// waiting up to MinLSNWait for it to catch up.
+// localEngine returns the engine when it is ready and holds minLSN (after
+// a bounded wait), nil otherwise: the caller answers from PostgreSQL.
 func (s *Server) localEngine(ctx context.Context, minLSN uint64) *index.Engine {
+	e, _ := s.engineAt(ctx, minLSN)
+	return e
+}
+
+// tooManyWaiting: every read-your-writes wait slot is taken.
+func tooManyWaiting() error {
+	return NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+		"too many searches are waiting for this node's index to catch up; retry in a second")
+}
+
+// engineAt returns the engine when it is ready and holds minLSN, waiting
+// up to MinLSNWait for the applier to reach it (woken by the applier, not
+// polled); nil when it is not ready or did not get there in time (the
+// caller answers from PostgreSQL). At most Limits.MaxLSNWaiters requests
+// wait at once; past that, tooManyWaiting (503 with Retry-After).
+func (s *Server) engineAt(ctx context.Context, minLSN uint64) (*index.Engine, error) {
 	if s.engine == nil || !s.engineReady() {
-		return nil
+		return nil, nil
 	}
-	deadline := time.Now().Add(s.cfg.MinLSNWait)
-	for {
-		e := s.engine.Engine()
-		if e.Position().LSN >= minLSN {
-			return e
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
+	if e := s.engine.Engine(); e.Position().LSN >= minLSN {
+		return e, nil
 	}
+	select {
+	case s.waiters <- struct{}{}:
+		defer func() { <-s.waiters }()
+	default:
+		s.metrics.limited.WithLabelValues("lsn_wait").Inc()
+		return nil, tooManyWaiting()
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.MinLSNWait)
+	defer cancel()
+	e, err := s.engine.WaitApplied(wctx, minLSN)
+	if err != nil {
+		return nil, nil
+	}
+	return e, nil
 }
 
 // searchLocal searches the engine in user's scope; teachers, when known

@@ -129,6 +129,7 @@ type Server struct {
 	limiters    limiters
 	streams     *streamSlots
 	fallback    chan struct{} // PostgreSQL search slots
+	waiters     chan struct{} // read-your-writes wait slots
 	inflight    atomic.Int64
 	router      chi.Router
 	handler     http.Handler
@@ -179,6 +180,7 @@ func New(cfg Config, deps Deps) *Server {
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
 	s.fallback = make(chan struct{}, cfg.Limits.MaxFallbackSearches)
+	s.waiters = make(chan struct{}, cfg.Limits.MaxLSNWaiters)
 	s.caches = newCaches(cfg, deps)
 	if s.answerer == nil {
 		x, err := rag.NewExtractive()

@@ -71,6 +71,7 @@ type serveConfig struct {
 	streamTimeout     time.Duration
 	streamsPerUser    int64
 	maxFallback       int64
+	maxLSNWaiters     int64
 	maxInFlight       int64
 	cacheURL          string
 	cacheEntries      int64
@@ -108,6 +109,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "stream-timeout", usage: "longest a streamed chat answer may run", def: "5m", parse: durationVar(&c.streamTimeout, time.Second, 24*time.Hour)},
 		setting{name: "max-streams-per-user", usage: "answer streams one user may hold open at once", def: "3", parse: intVar(&c.streamsPerUser, 1, 1000)},
 		setting{name: "max-fallback-searches", usage: "searches answered by PostgreSQL at once while the index loads or lags; more answer 503", def: "4", parse: intVar(&c.maxFallback, 1, 1000)},
+		setting{name: "max-lsn-waiters", usage: "searches that may wait at once for this node's index to reach their min_lsn; more answer 503 with Retry-After", def: "256", parse: intVar(&c.maxLSNWaiters, 1, 1_000_000)},
 		setting{name: "max-in-flight", usage: "requests worked on at once; past it requests are shed with 503 (health checks excepted)", def: "512", parse: intVar(&c.maxInFlight, 8, 1_000_000)},
 		setting{name: "cache-url", secret: true, usage: "Redis URL (redis://[:password@]host:port/db) of a cache the nodes share; without it each node caches in process", parse: stringVar(&c.cacheURL)},
 		setting{name: "cache-entries", usage: "entries of the in-process cache of embeddings, searches and answers (0: no caching)", def: "10000", parse: intVar(&c.cacheEntries, 0, 10_000_000)},
@@ -222,7 +224,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}
 	limits := server.Limits{ReadTimeout: cfg.readTimeout, RequestTimeout: cfg.requestTimeout, TransferTimeout: cfg.transferTimeout,
 		StreamTimeout: cfg.streamTimeout, MaxStreamsPerUser: int(cfg.streamsPerUser),
-		MaxFallbackSearches: int(cfg.maxFallback), MaxInFlight: int(cfg.maxInFlight)}
+		MaxFallbackSearches: int(cfg.maxFallback), MaxLSNWaiters: int(cfg.maxLSNWaiters), MaxInFlight: int(cfg.maxInFlight)}
 	for _, rl := range []struct {
 		name string
 		text string
