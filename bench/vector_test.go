@@ -485,6 +485,9 @@ func BenchmarkEngine(b *testing.B) {
 		measure("BM25, 3 terms, admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: short(i), Scope: admin}
 		})
+		measure("BM25, 3 terms, a student's scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeBM25, Text: short(i), Scope: student}
+		})
 		measure("hybrid, 3 terms, admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeHybrid, Text: short(i), Vector: ds.queries[i], Scope: admin}
 		})
@@ -498,6 +501,9 @@ func BenchmarkEngine(b *testing.B) {
 		}
 		measure("BM25 (a whole CISI query), admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: admin}
+		})
+		measure("BM25 (a whole CISI query), a student's scope", func(i int) index.Query {
+			return index.Query{K: 10, Mode: index.ModeBM25, Text: query(i), Scope: student}
 		})
 		measure("vector ef 40, k 10, admin scope", func(i int) index.Query {
 			return index.Query{K: 10, Mode: index.ModeVector, Vector: ds.queries[i], Scope: admin, Ef: 40}
