@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sostenuto/sostenuto/migrations"
@@ -127,7 +128,20 @@ func NewEmptyDB(t testing.TB, template string) *DB {
 	defer conn.Close(ctx)
 	name := "test_" + randomHex(8)
 	sql := fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pgx.Identifier{name}.Sanitize(), pgx.Identifier{template}.Sanitize())
-	if _, err := conn.Exec(ctx, sql); err != nil {
+	for attempt := 0; ; attempt++ {
+		_, err := conn.Exec(ctx, sql)
+		if err == nil {
+			break
+		}
+		// A test run of another checkout with other migrations, sharing
+		// the cluster, dropped our template as stale: build it again.
+		var pgErr *pgconn.PgError
+		if attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "3D000" && strings.HasPrefix(template, "sostenuto_tmpl_") {
+			if err := ensureTemplate(admin, template); err != nil {
+				t.Fatalf("pgtest: rebuild template: %v", err)
+			}
+			continue
+		}
 		t.Fatalf("pgtest: %s: %v", sql, err)
 	}
 	t.Cleanup(func() { dropDatabase(t, admin, name) })
