@@ -61,6 +61,7 @@ type apiSettings struct {
 	s3         bool
 	maxUpload  int64
 	fetchAllow []string // ip:port the SSRF guard lets through (local test pages)
+	fetchPorts []uint16 // ports web sources may name (80 and 443 when empty)
 	youtubeURL string
 	answerer   rag.Provider // nil: the extractive default
 	// engine feeds an in-memory index from the changefeed (no Raft), so
@@ -148,7 +149,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
+	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
 		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}, Answerer: set.answerer}
 	if set.engine {

@@ -27,6 +27,8 @@ type FetchConfig struct {
 	MaxBytes     int64         // body limit (after decompression)
 	Timeout      time.Duration // whole fetch, redirects included
 	MaxRedirects int
+	// Ports are the ports a URL may name; 80 and 443 when empty.
+	Ports []uint16
 	// AllowAddrs lets exact ip:port addresses through the guard. For tests
 	// that serve pages on loopback; never set in production.
 	AllowAddrs []string
@@ -46,11 +48,18 @@ type Fetcher struct {
 	cfg    FetchConfig
 	client *http.Client
 	allow  map[string]bool
+	ports  map[uint16]bool
 }
 
 // NewFetcher returns a guarded fetcher.
 func NewFetcher(cfg FetchConfig) *Fetcher {
-	f := &Fetcher{cfg: cfg, allow: map[string]bool{}}
+	f := &Fetcher{cfg: cfg, allow: map[string]bool{}, ports: map[uint16]bool{80: true, 443: true}}
+	if len(cfg.Ports) > 0 {
+		f.ports = map[uint16]bool{}
+		for _, p := range cfg.Ports {
+			f.ports[p] = true
+		}
+	}
 	for _, a := range cfg.AllowAddrs {
 		f.allow[a] = true
 	}
@@ -84,8 +93,8 @@ func (f *Fetcher) control(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrBlocked, address)
 	}
-	if p := ap.Port(); p != 80 && p != 443 {
-		return fmt.Errorf("%w: port %d (only 80 and 443)", ErrBlocked, p)
+	if p := ap.Port(); !f.ports[p] {
+		return fmt.Errorf("%w: port %d is not allowed", ErrBlocked, p)
 	}
 	if reason := blockedAddr(ap.Addr()); reason != "" {
 		return fmt.Errorf("%w: %s is %s", ErrBlocked, ap.Addr(), reason)
@@ -162,8 +171,8 @@ func (f *Fetcher) CheckURL(raw string) (*url.URL, error) {
 	if f.allow[net.JoinHostPort(host, port)] {
 		return u, nil
 	}
-	if port != "80" && port != "443" {
-		return nil, fmt.Errorf("%w: port %s (only 80 and 443)", ErrBlocked, port)
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || !f.ports[uint16(p)] {
+		return nil, fmt.Errorf("%w: port %s is not allowed", ErrBlocked, port)
 	}
 	if a, ok := numericHost(host); ok {
 		if reason := blockedAddr(a); reason != "" {
