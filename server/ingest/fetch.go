@@ -75,7 +75,8 @@ func NewFetcher(cfg FetchConfig) *Fetcher {
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
-				return fmt.Errorf("ingest: more than %d redirects", cfg.MaxRedirects)
+				return permanentFailure(CodeFetchFailed, "The page redirects too many times.",
+					fmt.Errorf("ingest: more than %d redirects", cfg.MaxRedirects))
 			}
 			return f.checkURL(req.URL)
 		},
@@ -91,7 +92,7 @@ type Page struct {
 }
 
 // FetchArticle fetches an HTML page and extracts its main text with
-// Readability.
+// Readability. Every failure is a *FetchError.
 func (f *Fetcher) FetchArticle(ctx context.Context, raw string) (Page, error) {
 	u, err := f.CheckURL(raw)
 	if err != nil {
@@ -101,45 +102,63 @@ func (f *Fetcher) FetchArticle(ctx context.Context, raw string) (Page, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return Page{}, err
+		return Page{}, permanentFailure(CodeUnsupported, "The URL cannot be requested.", fmt.Errorf("ingest: request %s: %w", u.Redacted(), err))
 	}
 	req.URL, req.Host = u, u.Host // exactly the URL the guard judged
 	req.Header.Set("User-Agent", "Sostenuto/1 (+knowledge ingestion)")
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return Page{}, fmt.Errorf("ingest: fetch %s: %w", u.Redacted(), err)
+		return Page{}, transportFailure(fmt.Errorf("ingest: fetch %s: %w", u.Redacted(), err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Page{}, fmt.Errorf("ingest: fetch %s: HTTP %d", u.Redacted(), resp.StatusCode)
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "text/html" && mt != "application/xhtml+xml" {
-		return Page{}, fmt.Errorf("ingest: %s is %q, not an HTML page", u.Redacted(), mt)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
+	body, err := f.readPage(resp)
 	if err != nil {
-		return Page{}, fmt.Errorf("ingest: read %s: %w", u.Redacted(), err)
-	}
-	if int64(len(body)) > f.cfg.MaxBytes {
-		return Page{}, fmt.Errorf("ingest: %s is larger than %d bytes", u.Redacted(), f.cfg.MaxBytes)
+		return Page{}, err
 	}
 	return extractArticle(body, resp.Request.URL)
 }
 
+// readPage checks the answer (status, media type) and reads its body
+// within the size limit.
+func (f *Fetcher) readPage(resp *http.Response) ([]byte, error) {
+	u := resp.Request.URL.Redacted()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusFailure(resp.StatusCode, fmt.Errorf("ingest: fetch %s: HTTP %d", u, resp.StatusCode))
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "text/html" && mt != "application/xhtml+xml" {
+		return nil, permanentFailure(CodeUnsupported, "The source is not an HTML page.",
+			fmt.Errorf("ingest: %s is %q, not an HTML page", u, mt))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
+	if err != nil {
+		return nil, transportFailure(fmt.Errorf("ingest: read %s: %w", u, err))
+	}
+	if int64(len(body)) > f.cfg.MaxBytes {
+		return nil, permanentFailure(CodeTooLarge, fmt.Sprintf("The page is larger than the limit of %d bytes.", f.cfg.MaxBytes),
+			fmt.Errorf("ingest: %s is larger than %d bytes", u, f.cfg.MaxBytes))
+	}
+	return body, nil
+}
+
+// extractArticle reads the main text of a page; a page Readability cannot
+// read, or whose text is empty, has no text to index.
 func extractArticle(body []byte, u *url.URL) (Page, error) {
+	noText := func(err error) (Page, error) {
+		return Page{}, permanentFailure(CodeNoText, "The page has no readable text.", err)
+	}
 	art, err := readability.FromReader(bytes.NewReader(body), u)
 	if err != nil {
-		return Page{}, fmt.Errorf("ingest: readability: %w", err)
+		return noText(fmt.Errorf("ingest: readability: %w", err))
 	}
 	var b strings.Builder
 	if err := art.RenderText(&b); err != nil {
-		return Page{}, fmt.Errorf("ingest: readability: %w", err)
+		return noText(fmt.Errorf("ingest: readability: %w", err))
 	}
 	text := strings.TrimSpace(b.String())
 	if text == "" {
-		return Page{}, errors.New("ingest: the page has no readable text")
+		return noText(errors.New("ingest: the page has no readable text"))
 	}
 	return Page{URL: u.String(), Title: art.Title(), Text: text}, nil
 }

@@ -3,16 +3,20 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sostenuto/sostenuto/server/jobs"
 )
 
 const article = `<!doctype html><html><head><title>Pedalling basics</title></head><body>
@@ -85,6 +89,78 @@ func TestFetchArticle(t *testing.T) {
 	}
 }
 
+// Every fetch failure is a *FetchError classified where it happened: its
+// code, whether a retry may help, the HTTP status; its sentence carries no
+// address, resolver or library text (the detail stays in Error()).
+func TestFetchClassification(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pdf":
+			w.Header().Set("Content-Type", "application/pdf")
+		case "/huge":
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(strings.Repeat("<p>lorem ipsum</p>", 100)))
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case "/empty":
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<html><body></body></html>"))
+		case "/slow":
+			<-r.Context().Done()
+		case "/to-metadata":
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+		default:
+			code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/status/"))
+			w.WriteHeader(code)
+		}
+	}))
+	defer srv.Close()
+	f := NewFetcher(FetchConfig{MaxBytes: 1000, Timeout: 300 * time.Millisecond, MaxRedirects: 3, AllowAddrs: []string{srv.Listener.Addr().String()}})
+	for _, tc := range []struct {
+		url       string
+		code      string
+		permanent bool
+		status    int
+	}{
+		{srv.URL + "/status/404", CodeNotFoundAtSource, true, 404},
+		{srv.URL + "/status/410", CodeNotFoundAtSource, true, 410},
+		{srv.URL + "/status/403", CodeFetchFailed, true, 403},
+		{srv.URL + "/status/429", CodeFetchFailed, false, 429},
+		{srv.URL + "/status/503", CodeFetchFailed, false, 503},
+		{srv.URL + "/pdf", CodeUnsupported, true, 0},
+		{srv.URL + "/huge", CodeTooLarge, true, 0},
+		{srv.URL + "/loop", CodeFetchFailed, true, 0},
+		{srv.URL + "/empty", CodeNoText, true, 0},
+		{srv.URL + "/slow", CodeTimeout, false, 0},
+		{srv.URL + "/to-metadata", CodeBlockedAddress, true, 0},
+		{"http://no-such-host.invalid/", CodeFetchFailed, false, 0},
+		{"http://localhost/", CodeBlockedAddress, true, 0},
+		{"http://[::1%25lo]/", CodeBlockedAddress, true, 0},
+	} {
+		_, err := f.FetchArticle(context.Background(), tc.url)
+		var fe *FetchError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: %v is not a *FetchError", tc.url, err)
+			continue
+		}
+		if fe.Code != tc.code || fe.Permanent != tc.permanent || fe.Status != tc.status {
+			t.Errorf("%s: %s permanent=%v status=%d, want %s %v %d (%v)", tc.url, fe.Code, fe.Permanent, fe.Status, tc.code, tc.permanent, tc.status, err)
+		}
+		if code, msg := Describe(fmt.Errorf("wrapped: %w", err)); code != tc.code || msg != fe.Message {
+			t.Errorf("%s: Describe = %s %q", tc.url, code, msg)
+		}
+		if m := regexp.MustCompile(`\d+\.\d+\.\d+\.\d+|::|lookup|dial|tcp|ingest:|deadline|Get "`).FindString(fe.Message); m != "" {
+			t.Errorf("%s: message %q carries %q", tc.url, fe.Message, m)
+		}
+		if errors.Is(markPermanent(err), jobs.ErrPermanent) != tc.permanent {
+			t.Errorf("%s: markPermanent disagrees with Permanent=%v", tc.url, tc.permanent)
+		}
+	}
+	if code, _ := Describe(errors.New("embed: HTTP 500: secret")); code != CodeFailed {
+		t.Errorf("an unclassified failure has code %s", code)
+	}
+}
+
 // SSRF attempts fail with a clear error and no connection.
 func TestSSRFGuard(t *testing.T) {
 	sentAddr, conns := sentinel(t)
@@ -124,8 +200,9 @@ func TestSSRFGuard(t *testing.T) {
 				u = srv.URL + "/?to=" + url.QueryEscape(target)
 			}
 			_, err := f.FetchArticle(context.Background(), u)
-			if !errors.Is(err, ErrBlocked) {
-				t.Errorf("%s %s: %v, want ErrBlocked", via, target, err)
+			var fe *FetchError
+			if !errors.Is(err, ErrBlocked) || !errors.As(err, &fe) || fe.Code != CodeBlockedAddress || !fe.Permanent {
+				t.Errorf("%s %s: %v, want ErrBlocked with code blocked_address", via, target, err)
 			}
 		}
 	}

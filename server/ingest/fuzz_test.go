@@ -116,8 +116,9 @@ func FuzzCheckURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := fe.CheckURL(raw)
 		if err != nil {
-			if !errors.Is(err, ErrBlocked) {
-				t.Fatalf("error %v is not ErrBlocked", err)
+			var fe *FetchError
+			if !errors.Is(err, ErrBlocked) || !errors.As(err, &fe) || fe.Code != CodeBlockedAddress {
+				t.Fatalf("error %v is not ErrBlocked with code blocked_address", err)
 			}
 			return
 		}

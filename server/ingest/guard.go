@@ -22,10 +22,13 @@ import (
 // ErrBlocked marks a URL the SSRF guard refuses; no connection was made.
 var ErrBlocked = errors.New("ingest: address not allowed")
 
-// blocked is the guard's refusal; reason names the rule, never an address
-// the guard resolved.
-func blocked(reason, detail string) error {
-	return fmt.Errorf("%w: %s (%s)", ErrBlocked, reason, detail)
+// blocked is the guard's refusal, permanent, with error code
+// blocked_address. Its sentence names the rule (reason), never the address
+// a name resolved to; detail is for the logs.
+func blocked(reason, detail string) *FetchError {
+	return permanentFailure(CodeBlockedAddress,
+		"The source's address is not allowed ("+reason+"); only public web hosts are fetched.",
+		fmt.Errorf("%w: %s (%s)", ErrBlocked, reason, detail))
 }
 
 // reasonZone is why a zoned IPv6 literal is refused: a zone says which
@@ -155,13 +158,17 @@ func (f *Fetcher) control(_, address string, _ syscall.RawConn) error {
 // CheckURL refuses what the guard can see before any lookup: schemes other
 // than http(s), credentials, ports not allowed, zones, and IP literals in
 // blocked ranges in any notation (127.1, 0x7f000001, [::ffff:7f00:1],
-// [0:0:0:0:0:0:0:1], fullwidth digits, a trailing dot).
+// [0:0:0:0:0:0:0:1], fullwidth digits, a trailing dot). Its refusals are
+// *FetchError with code blocked_address, wrapping ErrBlocked.
 func (f *Fetcher) CheckURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, blocked("not an absolute http(s) URL", "unparsable")
 	}
-	return u, f.checkURL(u)
+	if err := f.checkURL(u); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // checkURL is CheckURL on a parsed URL (redirects arrive parsed).
