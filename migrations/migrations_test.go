@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 
 	"github.com/sostenuto/sostenuto/migrations"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
@@ -153,6 +155,7 @@ func TestConstraintsRejectBadRows(t *testing.T) {
 		{"web document without url", `INSERT INTO documents (owner_id, title, source_type) VALUES (` + teacher + `, 'T', 'web')`, "documents_web_url_check"},
 		{"document url not http", `INSERT INTO documents (owner_id, title, source_type, source_url) VALUES (` + teacher + `, 'T', 'web', 'file:///etc/passwd')`, "documents_source_url_check"},
 		{"failed document without error", `INSERT INTO documents (owner_id, title, source_type, status) VALUES (` + teacher + `, 'T', 'text', 'failed')`, "documents_failed_check"},
+		{"document error code not snake case", `INSERT INTO documents (owner_id, title, source_type, status, error, error_code) VALUES (` + teacher + `, 'T', 'text', 'failed', 'x', 'Blocked Address!')`, "documents_error_code_check"},
 		{"progress past total", `INSERT INTO documents (owner_id, title, source_type, chunks_done, chunks_total) VALUES (` + teacher + `, 'T', 'text', 5, 4)`, "documents_counts_check"},
 		{"chunk owner differs from document", `INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding) VALUES (` + doc + `, ` + student + `, 0, 'x', 1, 0, 1, ` + vec + `)`, "chunks_document_fkey"},
 		{"chunk wrong dimension", chunk("", `0, 'x', 1, 0, 1, array_fill(0.1, ARRAY[3])::vector`), ""},
@@ -236,4 +239,50 @@ func assertCount(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 func isConstraint(err error, name string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.ConstraintName == name
+}
+
+// 00005 gives every error stored before it a code and replaces its text,
+// which could hold a resolver's answer or an internal address, with a
+// sentence; documents without an error keep none.
+func TestErrorCodeMigrationSanitizesOldErrors(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.NewEmptyDB(t, "")
+	pool := mustPool(t, db.URL)
+	p, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(pool), migrations.FS(), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	leak := `ingest: fetch http://intranet/: dial tcp: lookup intranet on 10.255.255.53:53: no such host`
+	mustExec(t, pool, `INSERT INTO users (id, email, display_name, role, password_hash) VALUES
+		('00000000-0000-0000-0000-000000000001', 't@example.com', 'T', 'teacher', 'x')`)
+	mustExec(t, pool, `INSERT INTO documents (id, owner_id, title, source_type, source_url, status, error) VALUES
+		('00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-000000000001', 'Failed', 'web', 'http://intranet/', 'failed', '`+leak+`'),
+		('00000000-0000-0000-0000-0000000000d2', '00000000-0000-0000-0000-000000000001', 'Retrying', 'web', 'http://intranet/', 'queued', 'attempt 1 of 5 failed, will retry: `+leak+`'),
+		('00000000-0000-0000-0000-0000000000d3', '00000000-0000-0000-0000-000000000001', 'Fine', 'text', NULL, 'pending', NULL)`)
+	if _, err := migrations.Up(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT title, error, error_code FROM documents ORDER BY title`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var title string
+		var msg, code *string
+		if err := rows.Scan(&title, &msg, &code); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case title == "Fine" && (msg != nil || code != nil):
+			t.Errorf("%s: error %v code %v, want none", title, msg, code)
+		case title != "Fine" && (msg == nil || code == nil || *code != "failed"):
+			t.Errorf("%s: error %v code %v, want code failed", title, msg, code)
+		case msg != nil && (strings.Contains(*msg, "10.255") || strings.Contains(*msg, "lookup")):
+			t.Errorf("%s: the old text survived: %q", title, *msg)
+		}
+	}
 }

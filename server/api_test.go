@@ -61,6 +61,11 @@ type apiSettings struct {
 	s3         bool
 	maxUpload  int64
 	fetchAllow []string // ip:port the SSRF guard lets through (local test pages)
+	fetchPorts []uint16 // ports web sources may name (80 and 443 when empty)
+	// fetchTimeout bounds one web fetch (5 s when zero).
+	fetchTimeout time.Duration
+	// embedder serves the API and the ingestion pipeline (embed.Hash when nil).
+	embedder   embed.Embedder
 	youtubeURL string
 	answerer   rag.Provider // nil: the extractive default
 	// engine feeds an in-memory index from the changefeed (no Raft), so
@@ -148,9 +153,15 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: 5 * time.Second, MaxRedirects: 3, AllowAddrs: set.fetchAllow})
+	if set.fetchTimeout == 0 {
+		set.fetchTimeout = 5 * time.Second
+	}
+	if set.embedder == nil {
+		set.embedder = embed.Hash{}
+	}
+	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: set.fetchTimeout, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: embed.Hash{}, Answerer: set.answerer}
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer}
 	if set.engine {
 		empty, err := index.New(index.DefaultConfig())
 		if err != nil {
@@ -187,7 +198,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		t.Fatal(err)
 	}
 	pipeline := &ingest.Pipeline{Store: store.New(workerPool), Blob: a.blob, PDF: checker, Fetch: fetcher,
-		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: embed.Hash{},
+		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: set.embedder,
 		MaxObjectBytes: 100 << 20, Logger: logger}
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
 		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler()}, logger)

@@ -16,13 +16,17 @@ import (
 )
 
 // embedCached embeds one text through the embeddings cache layer (keyed by
-// the embedder's model and the normalized text).
+// the embedder's model and the normalized text). The embedder's failures
+// are upstreamError: its answer never reaches the caller.
 func (s *Server) embedCached(ctx context.Context, text string) (vec []float32, cached bool, err error) {
 	key := cache.Key("embed", s.embedder.Model(), cache.Normalize(text))
 	if s.caches.Embeddings.Get(ctx, key, &vec) {
 		return vec, true, nil
 	}
 	vs, err := s.embedder.Embed(ctx, []string{text})
+	if err != nil && !errors.Is(err, embed.ErrEmpty) && ctx.Err() == nil {
+		return nil, false, &upstreamError{service: "the embedding model", err: err}
+	}
 	if err != nil {
 		return nil, false, err
 	}

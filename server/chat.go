@@ -271,7 +271,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			return // the client went away; nothing to answer
 		}
-		prob := NewProblem(http.StatusBadGateway, CodeUnavailable, "the answer could not be produced: "+err.Error())
+		prob := s.upstreamProblem(r, &upstreamError{service: "the language model", err: err})
 		if stream {
 			sse.event("error", prob) //nolint:errcheck // the stream ends either way
 			return

@@ -100,8 +100,8 @@ func (s *Server) validateDocument(in createDocumentRequest) (store.NewDocument, 
 	case store.SourceWeb:
 		if in.SourceURL == nil {
 			errs = append(errs, FieldError{"source_url", "required for web sources"})
-		} else if _, err := s.fetch.CheckURL(*in.SourceURL); err != nil || len(*in.SourceURL) > 2048 {
-			errs = append(errs, FieldError{"source_url", "must be an http(s) URL on port 80 or 443 of a public host"})
+		} else if msg := s.checkSourceURL(*in.SourceURL); msg != "" {
+			errs = append(errs, FieldError{"source_url", msg})
 		}
 		nd.SourceURL = in.SourceURL
 	case store.SourceYouTube:
@@ -133,6 +133,23 @@ func (s *Server) validateDocument(in createDocumentRequest) (store.NewDocument, 
 		nd.ObjectKey = &key
 	}
 	return nd, uploadType, nil
+}
+
+// checkSourceURL says why a web source's URL is refused ("" if it is not):
+// the SSRF guard's sentence, which names the rule, never an address.
+func (s *Server) checkSourceURL(raw string) string {
+	if len(raw) > 2048 {
+		return "must be at most 2048 bytes"
+	}
+	_, err := s.fetch.CheckURL(raw)
+	var fe *ingest.FetchError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &fe):
+		return fe.Message
+	}
+	return "must be an http(s) URL of a public host"
 }
 
 func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
@@ -245,6 +262,7 @@ type documentStatus struct {
 	Progress    progress   `json:"progress"`
 	ChunkCount  int        `json:"chunk_count"`
 	Error       *string    `json:"error"`
+	ErrorCode   *string    `json:"error_code"`
 	ProcessedAt *time.Time `json:"processed_at"`
 	IndexLSN    *string    `json:"index_lsn"`
 	EmptyPages  []int32    `json:"empty_pages"`
@@ -267,5 +285,5 @@ func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	noStore(w)
 	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal},
-		ChunkCount: d.ChunkCount, Error: d.Error, ProcessedAt: d.ProcessedAt, IndexLSN: d.IndexLSN, EmptyPages: empty})
+		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: d.IndexLSN, EmptyPages: empty})
 }

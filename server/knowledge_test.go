@@ -230,7 +230,8 @@ func TestIngestSSRF(t *testing.T) {
 	d := a.createDocument(tok, map[string]any{"title": "Sneaky", "source_type": "web", "source_url": "http://localhost/admin"})
 	a.process(tok, d.Document.ID)
 	st := a.waitDocument(tok, d.Document.ID)
-	if st.Status != "failed" || st.Error == nil || !strings.Contains(*st.Error, "address not allowed") || !strings.Contains(*st.Error, "loopback") {
+	if st.Status != "failed" || st.Error == nil || !strings.Contains(*st.Error, "not allowed") || !strings.Contains(*st.Error, "loopback") ||
+		st.ErrorCode == nil || *st.ErrorCode != "blocked_address" || strings.Contains(*st.Error, "127.0.0.1") {
 		t.Errorf("status %+v", st)
 	}
 }

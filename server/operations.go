@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -34,8 +33,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
 	defer cancel()
 	if err := s.db.Ping(ctx); err != nil {
-		checks["database"] = "unreachable: " + err.Error()
-		failed = errors.Join(failed, fmt.Errorf("database unreachable: %w", err))
+		// The driver's text (addresses, user and database names) is for
+		// the logs; the answer says only which check failed.
+		s.logger.WarnContext(r.Context(), "not ready: database unreachable", "component", "http",
+			"request_id", RequestID(r.Context()), "error", err)
+		checks["database"] = "unreachable"
+		failed = errors.Join(failed, errors.New("the database is unreachable"))
 	} else {
 		checks["database"] = "ok"
 	}

@@ -82,10 +82,38 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	json.NewEncoder(w).Encode(p) //nolint:errcheck // the client went away; nothing to do
 }
 
+// upstreamError is a failure of a hosted service the node calls (the
+// embedding model, the language model). Its user sees a sentence naming
+// the service; the service's answer, whose body may hold keys, prompts or
+// internal hosts, reaches the logs only.
+type upstreamError struct {
+	service string // "the embedding model", "the language model"
+	err     error
+}
+
+func (e *upstreamError) Error() string { return e.service + ": " + e.err.Error() }
+
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// upstreamProblem logs a hosted service's failure with the request id and
+// answers 502 with a sentence that names the service, never its answer.
+func (s *Server) upstreamProblem(r *http.Request, up *upstreamError) *Problem {
+	id := RequestID(r.Context())
+	s.logger.WarnContext(r.Context(), "upstream service failed", "component", "http", "request_id", id,
+		"service", up.service, "error", up.err)
+	return NewProblem(http.StatusBadGateway, CodeUnavailable,
+		fmt.Sprintf("%s failed to answer; retry shortly, or quote request id %s when reporting it", up.service, id))
+}
+
 // WriteError translates err into its problem and writes it. Errors that are
 // not problems are logged once, here, and answered as an opaque 500 so no
-// internals leak.
+// internals leak; so are a hosted service's failures, answered 502.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var up *upstreamError
+	if errors.As(err, &up) {
+		WriteProblem(w, r, s.upstreamProblem(r, up))
+		return
+	}
 	if p := problemOf(err); p != nil {
 		if p.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sostenuto"`)

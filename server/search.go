@@ -172,7 +172,7 @@ func (s *Server) runSearch(ctx context.Context, user uuid.UUID, admin bool, p Se
 			return searchResponse{Results: []SearchHit{}, Index: SearchIndex{Node: s.cfg.NodeID, Source: SourcePostgres}}, nil
 		}
 		if err != nil {
-			return searchResponse{}, fmt.Errorf("search: embed query: %w", err)
+			return searchResponse{}, fmt.Errorf("search: embed query: %w", &upstreamError{service: "the embedding model", err: err})
 		}
 		vec = vs[0]
 	}

@@ -176,6 +176,9 @@ func TestReadyReportsDatabase(t *testing.T) {
 	if p.Code != CodeUnavailable || !strings.Contains(p.Detail, "database") || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("503 problem %+v lacks the reason or Retry-After", p)
 	}
+	if strings.Contains(rec.Body.String(), "connection refused") {
+		t.Errorf("503 problem %+v repeats the driver's error", p)
+	}
 }
 
 func TestMetricsEndpoint(t *testing.T) {

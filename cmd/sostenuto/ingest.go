@@ -234,7 +234,8 @@ func (l *loader) one(s source) (ingest.Stats, error) {
 	}
 	st, err := l.pipe.Process(l.ctx, nd.ID)
 	if err != nil {
-		l.pipe.Store.FailIngest(context.WithoutCancel(l.ctx), nd.ID, err.Error(), false) //nolint:errcheck // reported below
+		code, msg := ingest.Describe(err)
+		l.pipe.Store.FailIngest(context.WithoutCancel(l.ctx), nd.ID, code, msg, false) //nolint:errcheck // reported below
 	}
 	return st, err
 }

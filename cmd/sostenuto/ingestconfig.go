@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ type ingestConfig struct {
 	chunkOverlap   int64
 	fetchMaxBytes  int64
 	fetchAllow     string
+	fetchPorts     []uint16
 	youtubeURL     string
 	youtubeLang    string
 	maxDocumentLen int64
@@ -43,6 +46,7 @@ func (c *ingestConfig) settings() []setting {
 		{name: "chunk-tokens", usage: "chunk size in cl100k tokens", def: "512", parse: intVar(&c.chunkTokens, 32, 8192)},
 		{name: "chunk-overlap", usage: "tokens each chunk repeats of the previous", def: "128", parse: intVar(&c.chunkOverlap, 0, 4096)},
 		{name: "fetch-max-bytes", usage: "largest web page fetched", def: "5242880", parse: intVar(&c.fetchMaxBytes, 1024, 1<<30)},
+		{name: "fetch-ports", usage: "comma-separated ports web sources may name", def: "80,443", parse: portsVar(&c.fetchPorts)},
 		{name: "fetch-allow-addrs", usage: "TESTING ONLY: comma-separated ip:port the SSRF guard lets through", parse: stringVar(&c.fetchAllow)},
 		{name: "youtube-captions-url", usage: "YouTube timedtext endpoint", def: "https://www.youtube.com/api/timedtext", parse: stringVar(&c.youtubeURL)},
 		{name: "youtube-lang", usage: "caption language fetched", def: "en", parse: stringVar(&c.youtubeLang)},
@@ -72,12 +76,29 @@ func (c *ingestConfig) embedder() (embed.Embedder, error) {
 func (c *ingestConfig) fetcher() *ingest.Fetcher {
 	cfg := ingest.DefaultFetchConfig
 	cfg.MaxBytes = c.fetchMaxBytes
+	cfg.Ports = c.fetchPorts
 	for _, a := range strings.Split(c.fetchAllow, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			cfg.AllowAddrs = append(cfg.AllowAddrs, a)
 		}
 	}
 	return ingest.NewFetcher(cfg)
+}
+
+// portsVar reads a comma-separated list of TCP ports.
+func portsVar(dst *[]uint16) func(string) error {
+	return func(v string) error {
+		var ports []uint16
+		for _, f := range strings.Split(v, ",") {
+			p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+			if err != nil || p == 0 {
+				return fmt.Errorf("invalid port %q", f)
+			}
+			ports = append(ports, uint16(p))
+		}
+		*dst = ports
+		return nil
+	}
 }
 
 // pipeline assembles ingestion over the worker-role store.

@@ -105,15 +105,20 @@ func FuzzChunker(f *testing.F) {
 func FuzzCheckURL(f *testing.F) {
 	for _, s := range []string{"https://example.com/a", "http://127.0.0.1/", "http://127.1/", "http://0x7f000001/", "http://017700000001/",
 		"http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1:443/",
-		"http://example.com:8080/", "file:///etc/passwd", "http://user:pw@example.com/", "http://[fe80::1%25eth0]/", "http://0/", "gopher://x"} {
+		"http://example.com:8080/", "file:///etc/passwd", "http://user:pw@example.com/", "http://[fe80::1%25eth0]/", "http://0/", "gopher://x",
+		"http://[::1%25lo]/", "http://[::1%251]/", "http://[fd00:ec2::254%25eth0]/", "http://[::ffff:127.0.0.1%25lo]/",
+		"http://[0:0:0:0:0:0:0:1]/", "http://[::127.0.0.1]/", "http://[::ffff:0:7f00:1]/", "http://[64:ff9b::a9fe:a9fe]/",
+		"http://[2002:7f00:1::]/", "http://%31%32%37.0.0.1/", "http://127.0.0.1./", "http://0x7f.1/", "http://0177.0.0.1/",
+		"http://evil@127.0.0.1/", "http://１２７.０.０.１/", "http://127.0.0.1%25lo/"} {
 		f.Add(s)
 	}
 	fe := NewFetcher(DefaultFetchConfig)
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := fe.CheckURL(raw)
 		if err != nil {
-			if !errors.Is(err, ErrBlocked) {
-				t.Fatalf("error %v is not ErrBlocked", err)
+			var fe *FetchError
+			if !errors.Is(err, ErrBlocked) || !errors.As(err, &fe) || fe.Code != CodeBlockedAddress {
+				t.Fatalf("error %v is not ErrBlocked with code blocked_address", err)
 			}
 			return
 		}
@@ -122,6 +127,9 @@ func FuzzCheckURL(f *testing.F) {
 		}
 		if p := u.Port(); p != "" && p != "80" && p != "443" {
 			t.Fatalf("port %q let through", p)
+		}
+		if strings.Contains(u.Hostname(), "%") {
+			t.Fatalf("zoned or escaped host %q let through (%q)", u.Hostname(), raw)
 		}
 		if a, ok := numericHost(u.Hostname()); ok && blockedAddr(a) != "" {
 			t.Fatalf("internal address %s let through (%q)", a, raw)

@@ -73,7 +73,7 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 	chunks := p.Chunker.Split(segs)
 	st.Chunk, st.Chunks = time.Since(t), len(chunks)
 	if len(chunks) == 0 {
-		return st, fmt.Errorf("%w: %w", jobs.ErrPermanent, ErrNoText)
+		return st, permanentFailure(CodeNoText, "The source has no text to index.", ErrNoText)
 	}
 	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
 		return st, err
@@ -113,25 +113,20 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 }
 
 // extract turns a source into located segments, with the pages that had
-// no text (scanned pages, usually).
+// no text (scanned pages, usually). Failures of the source itself are
+// *FetchError.
 func (p *Pipeline) extract(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
-	permanent := func(err error) ([]Segment, []int, error) {
-		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
-	}
 	switch src.SourceType {
 	case store.SourceText:
 		if src.Content == nil || strings.TrimSpace(*src.Content) == "" {
-			return permanent(ErrNoText)
+			return nil, nil, permanentFailure(CodeNoText, "The document has no text.", ErrNoText)
 		}
 		return []Segment{{Text: *src.Content, Page: 1}}, nil, nil
 	case store.SourceWeb:
 		if src.SourceURL == nil {
-			return permanent(errors.New("ingest: no URL"))
+			return nil, nil, permanentFailure(CodeUnsupported, "The document has no URL.", errors.New("ingest: no URL"))
 		}
 		page, err := p.Fetch.FetchArticle(ctx, *src.SourceURL)
-		if errors.Is(err, ErrBlocked) || (err != nil && !isTransient(err)) {
-			return permanent(err)
-		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -141,7 +136,8 @@ func (p *Pipeline) extract(ctx context.Context, src store.IngestSource) ([]Segme
 	case store.SourcePDF:
 		return p.extractPDF(ctx, src)
 	}
-	return permanent(fmt.Errorf("ingest: unknown source type %q", src.SourceType))
+	return nil, nil, permanentFailure(CodeUnsupported, "The document's source type is not supported.",
+		fmt.Errorf("ingest: unknown source type %q", src.SourceType))
 }
 
 func (p *Pipeline) extractYouTube(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
@@ -155,41 +151,33 @@ func (p *Pipeline) extractYouTube(ctx context.Context, src store.IngestSource) (
 		if err != nil {
 			return nil, nil, err
 		}
-		segs, err := ParseCaptions(string(data))
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
-		}
-		return segs, nil, nil
+		segs, err := parseCaptionFile(string(data))
+		return segs, nil, err
 	}
 	if src.SourceURL == nil {
-		return nil, nil, fmt.Errorf("%w: no video URL and no caption file", jobs.ErrPermanent)
+		return nil, nil, permanentFailure(CodeNotFoundAtSource, "The document has neither a video URL nor a caption file.",
+			errors.New("ingest: no video URL and no caption file"))
 	}
 	id, err := VideoID(*src.SourceURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+		return nil, nil, permanentFailure(CodeUnsupported, "The URL is not a YouTube video URL.", err)
 	}
 	segs, err := p.YouTube.Fetch(ctx, id)
-	if errors.Is(err, ErrNoCaptions) || errors.Is(err, ErrCaptions) {
-		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
-	}
 	return segs, nil, err
 }
 
 func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
 	if src.ObjectKey == nil {
-		return nil, nil, fmt.Errorf("%w: no uploaded PDF", jobs.ErrPermanent)
+		return nil, nil, permanentFailure(CodeNotFoundAtSource, "The PDF has not been uploaded.", errors.New("ingest: no object key"))
 	}
 	path, err := p.download(ctx, *src.ObjectKey)
-	if errors.Is(err, blob.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%w: the PDF has not been uploaded", jobs.ErrPermanent)
-	}
 	if err != nil {
 		return nil, nil, err
 	}
 	defer os.Remove(path)
 	res, err := p.PDF.Inspect(ctx, path, true)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", jobs.ErrPermanent, err)
+		return nil, nil, permanentFailure(CodeUnsupported, "The PDF could not be read (damaged, encrypted, or beyond the reader's limits).", err)
 	}
 	segs := make([]Segment, len(res.Text))
 	var empty []int
@@ -206,31 +194,24 @@ func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Se
 // over MaxObjectBytes.
 func (p *Pipeline) download(ctx context.Context, key string) (string, error) {
 	info, err := p.Blob.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return "", permanentFailure(CodeNotFoundAtSource, "The file has not been uploaded.", err)
+	}
 	if err != nil {
 		return "", err
 	}
 	if p.MaxObjectBytes > 0 && info.Size > p.MaxObjectBytes {
-		return "", fmt.Errorf("%w: the upload has %d bytes; the limit is %d", jobs.ErrPermanent, info.Size, p.MaxObjectBytes)
+		return "", permanentFailure(CodeTooLarge, fmt.Sprintf("The upload is larger than the limit of %d bytes.", p.MaxObjectBytes),
+			fmt.Errorf("ingest: the upload has %d bytes; the limit is %d", info.Size, p.MaxObjectBytes))
 	}
 	path, _, err := blob.ToTempFile(ctx, p.Blob, key, p.MaxObjectBytes)
 	return path, err
 }
 
-// isTransient reports whether a fetch failure may pass on retry (network
-// trouble, timeouts, 5xx), as opposed to a page that is not there or not
-// HTML.
-func isTransient(err error) bool {
-	msg := err.Error()
-	for _, permanent := range []string{"not an HTML page", "HTTP 4", "larger than", "no readable text", "redirects"} {
-		if strings.Contains(msg, permanent) {
-			return false
-		}
-	}
-	return true
-}
-
 // Handler runs ingestion jobs. A failure that will be retried leaves the
-// document queued with the error; GiveUp marks it failed.
+// document queued with the failure's code and sentence; GiveUp marks it
+// failed. The detail reaches the logs through the job runner, with the job
+// id and (in the error) the document id.
 func (p *Pipeline) Handler() jobs.Handler {
 	return func(ctx context.Context, job store.Job) error {
 		var pl store.IngestPayload
@@ -239,14 +220,16 @@ func (p *Pipeline) Handler() jobs.Handler {
 		}
 		st, err := p.Process(ctx, pl.DocumentID)
 		if err == nil {
-			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "chunks", st.Chunks,
+			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "chunks", st.Chunks,
 				"empty_pages", len(st.EmptyPages), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
 			return nil
 		}
+		err = fmt.Errorf("ingest: document %s: %w", pl.DocumentID, markPermanent(err))
 		if !errors.Is(err, jobs.ErrPermanent) && job.Attempts < job.MaxAttempts && ctx.Err() == nil {
-			msg := fmt.Sprintf("attempt %d of %d failed, will retry: %v", job.Attempts, job.MaxAttempts, err)
-			if ferr := p.Store.FailIngest(context.WithoutCancel(ctx), pl.DocumentID, msg, true); ferr != nil {
-				p.Logger.Warn("record ingest failure", "component", "ingest", "error", ferr)
+			code, msg := Describe(err)
+			msg = fmt.Sprintf("%s Attempt %d of %d failed; it will be retried.", msg, job.Attempts, job.MaxAttempts)
+			if ferr := p.Store.FailIngest(context.WithoutCancel(ctx), pl.DocumentID, code, msg, true); ferr != nil {
+				p.Logger.Warn("record ingest failure", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "error", ferr)
 			}
 		}
 		return err
@@ -260,9 +243,9 @@ func (p *Pipeline) GiveUp() jobs.GiveUp {
 		if json.Unmarshal(job.Payload, &pl) != nil {
 			return
 		}
-		msg := strings.TrimPrefix(cause.Error(), jobs.ErrPermanent.Error()+": ")
-		if err := p.Store.FailIngest(ctx, pl.DocumentID, msg, false); err != nil {
-			p.Logger.Warn("record ingest failure", "component", "ingest", "error", err)
+		code, msg := Describe(cause)
+		if err := p.Store.FailIngest(ctx, pl.DocumentID, code, msg, false); err != nil {
+			p.Logger.Warn("record ingest failure", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "error", err)
 		}
 	}
 }

@@ -57,7 +57,8 @@ type YouTubeCaptions struct {
 	Client  *http.Client
 }
 
-// Fetch returns the caption segments of a video.
+// Fetch returns the caption segments of a video. Every failure is a
+// *FetchError; a video without the track wraps ErrNoCaptions.
 func (y *YouTubeCaptions) Fetch(ctx context.Context, id string) ([]Segment, error) {
 	base := y.BaseURL
 	if base == "" {
@@ -72,7 +73,7 @@ func (y *YouTubeCaptions) Fetch(ctx context.Context, id string) ([]Segment, erro
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"?"+q.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return nil, transientFailure(CodeFetchFailed, "The captions could not be requested.", fmt.Errorf("ingest: captions of %s: %w", id, err))
 	}
 	client := y.Client
 	if client == nil {
@@ -80,21 +81,35 @@ func (y *YouTubeCaptions) Fetch(ctx context.Context, id string) ([]Segment, erro
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: captions of %s: %w", id, err)
+		return nil, transportFailure(fmt.Errorf("ingest: captions of %s: %w", id, err))
 	}
 	defer resp.Body.Close()
+	noCaptions := permanentFailure(CodeNoText, fmt.Sprintf("The video has no captions in %q.", lang),
+		fmt.Errorf("%w (%s, %s)", ErrNoCaptions, id, lang))
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("%w (%s, %s)", ErrNoCaptions, id, lang)
+		return nil, noCaptions
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ingest: captions of %s: HTTP %d", id, resp.StatusCode)
+		return nil, statusFailure(resp.StatusCode, fmt.Errorf("ingest: captions of %s: HTTP %d", id, resp.StatusCode))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCaptionBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("ingest: captions of %s: %w", id, err)
+		return nil, transportFailure(fmt.Errorf("ingest: captions of %s: %w", id, err))
 	}
 	if strings.TrimSpace(string(body)) == "" {
-		return nil, fmt.Errorf("%w (%s, %s)", ErrNoCaptions, id, lang)
+		return nil, noCaptions
 	}
-	return ParseCaptions(string(body))
+	return parseCaptionFile(string(body))
+}
+
+// parseCaptionFile is ParseCaptions with its failure classified.
+func parseCaptionFile(data string) ([]Segment, error) {
+	segs, err := ParseCaptions(data)
+	switch {
+	case err == nil:
+		return segs, nil
+	case len(data) > maxCaptionBytes:
+		return nil, permanentFailure(CodeTooLarge, fmt.Sprintf("The caption file is larger than the limit of %d bytes.", maxCaptionBytes), err)
+	}
+	return nil, permanentFailure(CodeUnsupported, "The captions are neither WebVTT nor SRT, or hold no cues.", err)
 }

@@ -98,7 +98,8 @@ func (c *Chat) request(ctx context.Context, req Request) (*http.Request, error) 
 	return r, nil
 }
 
-// StatusError is a provider's non-2xx answer.
+// StatusError is a provider's non-2xx answer. Its Body is for logs only:
+// it never reaches a user.
 type StatusError struct {
 	Status int
 	Body   string
@@ -296,13 +297,20 @@ func (f *Fallback) Answer(ctx context.Context, req Request, emit func(string) er
 	if err2 != nil {
 		return Answer{}, errors.Join(err, err2)
 	}
-	b.Model += " (fallback: " + truncate(err.Error(), 120) + ")"
+	b.Model += " (fallback: " + fallbackReason(err) + ")"
 	return b, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// fallbackReason says why the primary model was passed over, in words fit
+// for an answer: the provider's HTTP status, never its response body
+// (which may hold keys, prompts or internal hosts; OnFallback hears it).
+func fallbackReason(err error) string {
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("the model answered HTTP %d", se.Status)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the model did not answer in time"
 	}
-	return s[:n] + "…"
+	return "the model could not be reached"
 }

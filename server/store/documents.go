@@ -45,7 +45,8 @@ type Document struct {
 	IsPublic    bool       `json:"is_public" db:"is_public"`
 	Status      string     `json:"status" db:"status"`
 	ChunkCount  int        `json:"chunk_count" db:"chunk_count"`
-	Error       *string    `json:"error" db:"error"`
+	Error       *string    `json:"error" db:"error"`           // a sentence for a person
+	ErrorCode   *string    `json:"error_code" db:"error_code"` // why, for programs (docs/INGESTION.md)
 	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
 	ProcessedAt *time.Time `json:"processed_at" db:"processed_at"`
 
@@ -65,7 +66,7 @@ func (d *Document) utc() {
 }
 
 const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
-	created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
+	error_code, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
 
 func oneDocument(rows pgx.Rows, err error) (Document, error) {
 	if err != nil {
@@ -155,7 +156,7 @@ func (s *Store) QueueDocument(ctx context.Context, user, id uuid.UUID) (Document
 	var d Document
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var err error
-		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET status = 'queued', error = NULL, chunks_done = 0,
+		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET status = 'queued', error = NULL, error_code = NULL, chunks_done = 0,
 				chunks_total = 0, updated_at = now()
 			WHERE id = $1 AND status NOT IN ('queued', 'processing') RETURNING `+documentColumns, id))
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -36,7 +36,7 @@ func (s *Store) IngestSourceOf(ctx context.Context, id uuid.UUID) (IngestSource,
 // earlier, interrupted attempt.
 func (s *Store) StartIngest(ctx context.Context, id uuid.UUID) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE documents SET status = 'processing', error = NULL, chunks_done = 0,
+		tag, err := tx.Exec(ctx, `UPDATE documents SET status = 'processing', error = NULL, error_code = NULL, chunks_done = 0,
 			chunks_total = 0, updated_at = now() WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("store: start ingest: %w", err)
@@ -117,7 +117,7 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE documents SET chunk_count = $2, chunks_done = $2,
-				chunks_total = $2, empty_pages = $3, error = NULL, updated_at = now()
+				chunks_total = $2, empty_pages = $3, error = NULL, error_code = NULL, updated_at = now()
 			WHERE id = $1`, id, tag.RowsAffected(), emptyPages)
 		return err
 	})
@@ -136,15 +136,16 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 	return lsn, nil
 }
 
-// FailIngest records why processing failed; with retrying, the document
-// waits for its next attempt (queued) instead of failing.
-func (s *Store) FailIngest(ctx context.Context, id uuid.UUID, cause string, retrying bool) error {
+// FailIngest records why processing failed, as a stable code and a
+// sentence for the document's viewers; with retrying, the document waits
+// for its next attempt (queued) instead of failing.
+func (s *Store) FailIngest(ctx context.Context, id uuid.UUID, code, message string, retrying bool) error {
 	status := DocFailed
 	if retrying {
 		status = DocQueued
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE documents SET status = $2, error = $3, updated_at = now()
-		WHERE id = $1 AND status <> 'completed'`, id, status, truncate(cause, 2000))
+	_, err := s.pool.Exec(ctx, `UPDATE documents SET status = $2, error = $3, error_code = $4, updated_at = now()
+		WHERE id = $1 AND status <> 'completed'`, id, status, truncate(message, 2000), code)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store: fail ingest: %w", err)
 	}
