@@ -243,10 +243,13 @@ func ensureTemplate(admin, name string) error {
 	return nil
 }
 
-// dropStaleTemplates removes templates of earlier migration sets. One still
-// in use (by a test run of older code) is left for a later run to drop.
+// dropStaleTemplates removes templates of earlier migration sets, but the
+// three newest: checkouts with other migrations (branches tested side by
+// side on one cluster) keep theirs. One still in use (by a test run of
+// older code) is left for a later run to drop.
 func dropStaleTemplates(ctx context.Context, conn *pgx.Conn, keep string) {
-	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'sostenuto\_tmpl\_%' AND datname <> $1`, keep)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'sostenuto\_tmpl\_%' AND datname <> $1
+		AND datname NOT LIKE '%\_building' ORDER BY oid DESC OFFSET 3`, keep)
 	if err != nil {
 		return
 	}
