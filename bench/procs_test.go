@@ -21,7 +21,9 @@ func build(b *testing.B, pkg string) string {
 // for name on 127.0.0.1 under dir's CA (made on first use) and returns the
 // settings that make a node use it.
 func raftTLS(b *testing.B, bin, dir, name string) []string {
-	if out, err := exec.Command(bin, "cluster", "certs", "--dir", dir, "--nodes", name+"=127.0.0.1").CombinedOutput(); err != nil {
+	cmd := exec.Command(bin, "cluster", "certs", "--dir", dir, "--nodes", name+"=127.0.0.1")
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("cluster certs: %v\n%s", err, out)
 	}
 	return []string{"SOSTENUTO_RAFT_TLS_CA=" + filepath.Join(dir, "ca.pem"),

@@ -71,7 +71,9 @@ func build(t *testing.T, pkg, name string) string {
 // settings that make a node use it.
 func raftTLS(t *testing.T, bin, dir, name string) []string {
 	t.Helper()
-	if out, err := exec.Command(bin, "cluster", "certs", "--dir", dir, "--nodes", name+"=127.0.0.1").CombinedOutput(); err != nil {
+	cmd := exec.Command(bin, "cluster", "certs", "--dir", dir, "--nodes", name+"=127.0.0.1")
+	cmd.Env = env()
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cluster certs: %v\n%s", err, out)
 	}
 	return []string{"SOSTENUTO_RAFT_TLS_CA=" + filepath.Join(dir, "ca.pem"),
