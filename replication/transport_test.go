@@ -133,6 +133,8 @@ func seedPrivate(t *testing.T, n *Node) secretDoc {
 	if err := n.Propose(context.Background(), Entry{Kind: KindOps, Ops: ops, CommitTime: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// Raft records the applied index a moment after the proposal returns.
+	waitFor(t, "the seed applied", func() bool { return n.raft.AppliedIndex() == n.raft.LastIndex() })
 	if s.strangerSees(t, n) {
 		t.Fatal("a stranger sees the private document before any attack")
 	}
