@@ -58,9 +58,9 @@ func edgeBench(b *testing.B) {
 	}
 	nodePort, edgePort := port(), port()
 	direct, viaEdge := fmt.Sprintf("http://127.0.0.1:%d", nodePort), fmt.Sprintf("http://127.0.0.1:%d", edgePort)
-	run(nodeBin, []string{"serve"}, append(append(s3env("SOSTENUTO_"), noRateLimits...), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", nodePort),
+	run(nodeBin, []string{"serve"}, append(append(append(s3env("SOSTENUTO_"), noRateLimits...), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", nodePort),
 		"SOSTENUTO_DATA_DIR="+b.TempDir(), fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", port()), "SOSTENUTO_BLOB_BACKEND=s3",
-		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_TRUSTED_PROXIES=127.0.0.1")...)
+		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_TRUSTED_PROXIES=127.0.0.1"), raftTLS(b, nodeBin, b.TempDir(), "n1")...)...)
 	waitReady(b, direct+"/api/ready")
 	run(edgeBin, nil, append(s3env("SOSTENUTO_EDGE_"), fmt.Sprintf("SOSTENUTO_EDGE_LISTEN=127.0.0.1:%d", edgePort), "SOSTENUTO_EDGE_NODES="+direct,
 		"SOSTENUTO_EDGE_BLOB_BACKEND=s3", "SOSTENUTO_EDGE_LOG_LEVEL=warn")...)

@@ -56,7 +56,7 @@ func loadUnderFaults(b *testing.B) {
 	pg := pgtest.NewCluster(b)
 	nodeBin, edgeBin := build(b, "../cmd/sostenuto"), build(b, "../cmd/sostenuto-edge")
 	port := freePort
-	dataDir := b.TempDir()
+	dataDir, certs := b.TempDir(), b.TempDir()
 	var procs []*faultProc
 	start := func(id, join string) *faultProc {
 		p := &faultProc{id: id, base: fmt.Sprintf("http://127.0.0.1:%d", port()), logs: &bytes.Buffer{}}
@@ -64,6 +64,7 @@ func loadUnderFaults(b *testing.B) {
 			fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", port()), "SOSTENUTO_RAFT_DIR="+filepath.Join(b.TempDir(), "raft"), "SOSTENUTO_NODE_ID="+id,
 			"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_CLUSTER_SECRET=faults-cluster-secret-0123456789", "SOSTENUTO_LOG_LEVEL=info",
 			"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_TRUSTED_PROXIES=127.0.0.1")
+		env = append(env, raftTLS(b, nodeBin, certs, id)...)
 		if join != "" {
 			env = append(env, "SOSTENUTO_JOIN="+join)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -159,6 +160,7 @@ func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string,
 	cmd.Env = append(append(cleanEnv(), noRateLimits...), append(env, "SOSTENUTO_DATABASE_URL="+dbURL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
 		"SOSTENUTO_DATA_DIR="+dataDir, "SOSTENUTO_RAFT_BIND="+raft, "SOSTENUTO_LOG_LEVEL=warn", "SOSTENUTO_RECALL_EVERY=0s",
 		"SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_SNAPSHOT_THRESHOLD=128", "SOSTENUTO_SNAPSHOT_INTERVAL=1s")...)
+	cmd.Env = append(cmd.Env, raftTLS(b, bin, filepath.Join(dataDir, "certs"), "n1")...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -3,7 +3,9 @@
 # nodes n1, n2, n3 listen on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (all
 # loopback), API port 8180, Raft port 7100, against the `make run`
 # PostgreSQL. n1 founds the cluster; n2 and n3 join it with the shared
-# secret. One cluster per database: `up` stops the `make run` node first.
+# secret; Raft runs on mutual TLS with certificates made once in
+# .data/cluster/certs. One cluster per database: `up` stops the `make run`
+# node first.
 #
 #   scripts/cluster.sh up          build, start the three nodes, wait until ready
 #   scripts/cluster.sh status      each node's /api/cluster/status (as an admin)
@@ -15,6 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN="$ROOT/.data/run"             # shared: database_url, JWT key, blobs
 DIR="$ROOT/.data/cluster"         # per node: Raft log, snapshots, pid, log
+CERTS="$DIR/certs"                # the Raft transport's CA and node certificates
 ADMINPW="$RUN/cluster-admin-password"
 ADMIN="cluster-admin@sostenuto.example"
 API_PORT=8180
@@ -33,6 +36,7 @@ launch() {
 	[ "$n" != n1 ] && join=("SOSTENUTO_JOIN=http://127.0.0.1:$API_PORT")
 	env SOSTENUTO_NODE_ID="$n" SOSTENUTO_LISTEN="$ip:$API_PORT" SOSTENUTO_RAFT_BIND="$ip:$RAFT_PORT" \
 		SOSTENUTO_RAFT_DIR="$DIR/$n" SOSTENUTO_DATA_DIR="$RUN" SOSTENUTO_CLUSTER_SECRET_FILE="$DIR/secret" \
+		SOSTENUTO_RAFT_TLS_CA="$CERTS/ca.pem" SOSTENUTO_RAFT_TLS_CERT="$CERTS/$n.pem" SOSTENUTO_RAFT_TLS_KEY="$CERTS/$n-key.pem" \
 		"${join[@]}" nohup "$ROOT/bin/sostenuto" serve >>"$DIR/$n.log" 2>&1 </dev/null &
 	echo $! >"$DIR/$n.pid"
 }
@@ -96,6 +100,9 @@ up)
 	"$ROOT/scripts/node.sh" stop >/dev/null
 	mkdir -p "$DIR"
 	[ -f "$DIR/secret" ] || head -c 32 /dev/urandom | base64 >"$DIR/secret"
+	if [ ! -f "$CERTS/n3.pem" ]; then
+		"$ROOT/bin/sostenuto" cluster certs --dir "$CERTS" --nodes n1=127.0.0.1,n2=127.0.0.2,n3=127.0.0.3 >/dev/null
+	fi
 	for n in "${NODES[@]}"; do launch "$n"; done
 	for n in "${NODES[@]}"; do await "$n"; done
 	echo "cluster: up; scripts/cluster.sh status"

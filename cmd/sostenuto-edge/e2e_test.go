@@ -66,6 +66,20 @@ func build(t *testing.T, pkg, name string) string {
 	return bin
 }
 
+// raftTLS issues, with the node binary's `cluster certs`, a certificate
+// for name on 127.0.0.1 under dir's CA (made on first use) and returns the
+// settings that make a node use it.
+func raftTLS(t *testing.T, bin, dir, name string) []string {
+	t.Helper()
+	cmd := exec.Command(bin, "cluster", "certs", "--dir", dir, "--nodes", name+"=127.0.0.1")
+	cmd.Env = env()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cluster certs: %v\n%s", err, out)
+	}
+	return []string{"SOSTENUTO_RAFT_TLS_CA=" + filepath.Join(dir, "ca.pem"),
+		"SOSTENUTO_RAFT_TLS_CERT=" + filepath.Join(dir, name+".pem"), "SOSTENUTO_RAFT_TLS_KEY=" + filepath.Join(dir, name+"-key.pem")}
+}
+
 // env is this process's environment without SOSTENUTO_* settings of its own.
 func env(extra ...string) []string {
 	var out []string
@@ -192,6 +206,7 @@ func TestEdgeEndToEnd(t *testing.T) {
 	nodeBin := build(t, "github.com/sostenuto/sostenuto/cmd/sostenuto", "sostenuto")
 	edgeBin := build(t, ".", "sostenuto-edge")
 	dataDir := t.TempDir() // shared: the signing key
+	certs := t.TempDir()   // the Raft CA and node certificates
 	s3vars := []string{"SOSTENUTO_BLOB_BACKEND=s3", "SOSTENUTO_S3_ENDPOINT=" + s3.Config.Endpoint, "SOSTENUTO_S3_REGION=" + s3.Config.Region,
 		"SOSTENUTO_S3_BUCKET=" + s3.Config.Bucket, "SOSTENUTO_S3_ACCESS_KEY_ID=" + s3.Config.AccessKeyID,
 		"SOSTENUTO_S3_SECRET_ACCESS_KEY=" + s3.Config.SecretAccessKey, "SOSTENUTO_S3_PATH_STYLE=true"}
@@ -209,6 +224,7 @@ func TestEdgeEndToEnd(t *testing.T) {
 		if join != "" {
 			vars = append(vars, "SOSTENUTO_JOIN="+join)
 		}
+		vars = append(vars, raftTLS(t, nodeBin, certs, id)...)
 		p := start(t, id, nodeBin, []string{"serve"}, vars...)
 		p.base = fmt.Sprintf("http://127.0.0.1:%d", port)
 		return p

@@ -56,6 +56,7 @@ type testCluster struct {
 	bin     string
 	url     string // owning role (or superuser)
 	dataDir string // shared: JWT key, blobs
+	certs   string // the Raft CA and node certificates
 	nodes   map[string]*cnode
 	token   string // an administrator's
 	// converge bounds how long converged waits (60 s if zero); poll is
@@ -66,7 +67,7 @@ type testCluster struct {
 const testSecret = "cluster-secret-for-tests-0123456789"
 
 func newTestCluster(t *testing.T, url string) *testCluster {
-	c := &testCluster{t: t, bin: buildBinary(t), url: url, dataDir: t.TempDir(), nodes: map[string]*cnode{}}
+	c := &testCluster{t: t, bin: buildBinary(t), url: url, dataDir: t.TempDir(), certs: t.TempDir(), nodes: map[string]*cnode{}}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			if n.cmd != nil {
@@ -125,6 +126,7 @@ func (c *testCluster) add(id string, extra ...string) *cnode {
 		"SOSTENUTO_RAFT_BIND=" + n.raft, "SOSTENUTO_RAFT_DIR=" + n.raftDir, "SOSTENUTO_NODE_ID=" + id,
 		"SOSTENUTO_DATA_DIR=" + c.dataDir, "SOSTENUTO_CLUSTER_SECRET=" + testSecret, "SOSTENUTO_LOG_LEVEL=info",
 		"SOSTENUTO_RECALL_EVERY=0s", "SOSTENUTO_ANTI_ENTROPY_EVERY=0s", "SOSTENUTO_LAG_BOUND=2s"}, append(noRateLimits, extra...)...)
+	n.env = append(n.env, raftTLS(c.t, c.bin, c.certs, id)...)
 	if len(c.nodes) > 0 {
 		for _, first := range c.nodes {
 			n.env = append(n.env, "SOSTENUTO_JOIN="+first.base)
@@ -171,6 +173,7 @@ func (c *testCluster) kill(n *cnode) {
 type statusDoc struct {
 	Node       string  `json:"node"`
 	Role       string  `json:"role"`
+	Term       uint64  `json:"term"`
 	Leader     string  `json:"leader"`
 	Ready      bool    `json:"ready"`
 	AppliedLSN *string `json:"applied_lsn"`

@@ -47,6 +47,7 @@ func startNode(t *testing.T, bin string, env ...string) *node {
 	n.cmd = exec.Command(bin, "serve")
 	n.cmd.Env = append(append(os.Environ(), noRateLimits...), append(env, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port), "SOSTENUTO_DATA_DIR="+t.TempDir(),
 		fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", freePort(t)))...)
+	n.cmd.Env = append(n.cmd.Env, raftTLS(t, bin, t.TempDir(), "n1")...)
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,15 @@ func TestConfigErrors(t *testing.T) {
 		{"malformed database url", []string{"SOSTENUTO_DATABASE_URL=postgres://u:hunter2@h:notaport/db"}, []string{"migrate"}, "config: SOSTENUTO_DATABASE_URL:"},
 		{"admin bad email", []string{"SOSTENUTO_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"admin", "create", "--email", "nobody"}, "config: --email:"},
 		{"admin short password", []string{"SOSTENUTO_DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"admin", "create", "--email", "a@b.co", "--password", "short"}, "config: --password: password must be 8 to 256 characters"},
+		{"raft without tls", []string{"SOSTENUTO_DATA_DIR=" + t.TempDir()}, []string{"serve"}, "config: SOSTENUTO_RAFT_TLS_CA: not set: the Raft transport runs on mutual TLS"},
+		{"raft tls half set", []string{"SOSTENUTO_RAFT_TLS_CA=/x/ca.pem", "SOSTENUTO_RAFT_TLS_CERT=/x/n1.pem"}, []string{"serve"}, "config: SOSTENUTO_RAFT_TLS_KEY: not set"},
+		{"raft tls unreadable", []string{"SOSTENUTO_RAFT_TLS_CA=" + secret, "SOSTENUTO_RAFT_TLS_CERT=" + secret, "SOSTENUTO_RAFT_TLS_KEY=" + secret}, []string{"serve"}, "config: SOSTENUTO_RAFT_TLS_*: replication: cluster CA"},
+		{"raft insecure on all interfaces", []string{"SOSTENUTO_RAFT_INSECURE=true", "SOSTENUTO_RAFT_BIND=0.0.0.0:7000"}, []string{"serve"}, "config: SOSTENUTO_RAFT_INSECURE: replication: 0.0.0.0:7000 is not a loopback address"},
+		{"raft insecure advertised", nil, []string{"serve", "--raft-insecure", "--raft-advertise", "10.0.0.1:7000"}, "config: SOSTENUTO_RAFT_INSECURE: replication: 10.0.0.1:7000 is not a loopback address"},
+		{"raft insecure and tls", []string{"SOSTENUTO_RAFT_INSECURE=true", "SOSTENUTO_RAFT_TLS_KEY=/x/k.pem"}, []string{"serve"}, "config: SOSTENUTO_RAFT_INSECURE: conflicts with SOSTENUTO_RAFT_TLS_KEY"},
+		{"certs without nodes", nil, []string{"cluster", "certs", "--dir", t.TempDir()}, "config: --nodes: pki: no nodes"},
+		{"certs without dir", nil, []string{"cluster", "certs", "--nodes", "n1=10.0.0.1"}, "config: --dir: needed"},
+		{"cluster without subcommand", nil, []string{"cluster"}, "usage: sostenuto cluster certs"},
 		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
 	}
 	for _, tc := range cases {
@@ -173,6 +182,7 @@ func TestServeBinarySIGTERM(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "SOSTENUTO_DATABASE_URL="+db.URL, fmt.Sprintf("SOSTENUTO_LISTEN=127.0.0.1:%d", port),
 		fmt.Sprintf("SOSTENUTO_RAFT_BIND=127.0.0.1:%d", freePort(t)), "SOSTENUTO_DATA_DIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, raftTLS(t, bin, t.TempDir(), "n1")...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -52,6 +52,10 @@ type serveConfig struct {
 	raftBind          string
 	raftAdvertise     string
 	raftDir           string
+	raftTLSCA         string
+	raftTLSCert       string
+	raftTLSKey        string
+	raftInsecure      bool
 	httpAdvertise     string
 	join              string
 	clusterSecret     string
@@ -90,6 +94,10 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "node-id", usage: "this node's name in answers and cluster status, and its Raft server id (default: the host name)", parse: stringVar(&c.node)},
 		setting{name: "raft-bind", usage: "host:port the Raft transport listens on", def: "127.0.0.1:7000", parse: addrVar(&c.raftBind)},
 		setting{name: "raft-advertise", usage: "host:port other nodes reach this node's Raft transport at (default: raft-bind)", parse: stringVar(&c.raftAdvertise)},
+		setting{name: "raft-tls-ca", usage: "PEM file of the cluster CA: Raft peers must present a node certificate it issued (`sostenuto cluster certs`)", parse: stringVar(&c.raftTLSCA)},
+		setting{name: "raft-tls-cert", usage: "PEM file of this node's certificate, naming the host of its raft-advertise address", parse: stringVar(&c.raftTLSCert)},
+		setting{name: "raft-tls-key", usage: "PEM file of this node's private key (mode 0600)", parse: stringVar(&c.raftTLSKey)},
+		boolSetting("raft-insecure", "run the Raft transport on plain TCP, without authentication: only for development, with raft-bind and raft-advertise on loopback", "false", &c.raftInsecure),
 		setting{name: "raft-dir", usage: "directory of this node's Raft log and snapshots (default: DATA_DIR/raft/NODE_ID)", parse: stringVar(&c.raftDir)},
 		setting{name: "http-advertise", usage: "base URL other nodes reach this node's API at (default: http://LISTEN, with 127.0.0.1 for an empty host)", parse: stringVar(&c.httpAdvertise)},
 		setting{name: "join", usage: "base URL of a node of an existing cluster to join; without it, a node with no Raft state founds a new cluster", parse: stringVar(&c.join)},
@@ -132,6 +140,10 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}
 	logger := cfg.log.logger(stderr)
 	answerer, err := cfg.llm.answerer(logger)
+	if err != nil {
+		return err
+	}
+	raftTLS, err := cfg.raftSecurity()
 	if err != nil {
 		return err
 	}
@@ -186,7 +198,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	var node *replication.Node
 	var dbURL string
 	if cfg.indexEnabled {
-		if node, dbURL, err = cfg.startNode(logger, stderr, reg); err != nil {
+		if node, dbURL, err = cfg.startNode(logger, stderr, reg, raftTLS); err != nil {
 			return err
 		}
 	}
@@ -356,7 +368,7 @@ func recallSampler(url string, live *index.Live, ready func() bool, every time.D
 
 // startNode opens this node's Raft state and index (founding a cluster
 // when it has no state and is not told to join one).
-func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prometheus.Registry) (*replication.Node, string, error) {
+func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prometheus.Registry, raftTLS *replication.TLS) (*replication.Node, string, error) {
 	url, err := c.db.resolveURL()
 	if err != nil {
 		return nil, "", err
@@ -381,7 +393,7 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 		httpAdv = "http://" + net.JoinHostPort(host, port)
 	}
 	node, err := replication.StartNode(replication.NodeConfig{
-		ID: id, RaftBind: c.raftBind, RaftAdvertise: c.raftAdvertise, HTTPAddr: strings.TrimSuffix(httpAdv, "/"), Dir: dir,
+		ID: id, RaftBind: c.raftBind, RaftAdvertise: c.raftAdvertise, TLS: raftTLS, Insecure: c.raftInsecure, HTTPAddr: strings.TrimSuffix(httpAdv, "/"), Dir: dir,
 		Bootstrap: c.join == "", Index: index.DefaultConfig(), Stale: c.lagBound,
 		SnapshotThreshold: uint64(c.snapshotThreshold), SnapshotInterval: c.snapshotInterval,
 		Feed:   &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
@@ -391,6 +403,39 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 		return nil, "", err
 	}
 	return node, url, nil
+}
+
+// raftSecurity checks the Raft transport's settings before anything
+// starts and loads its TLS material: mutual TLS, or plain TCP only when
+// asked for and only on loopback. Without the index there is no Raft.
+func (c *serveConfig) raftSecurity() (*replication.TLS, error) {
+	if !c.indexEnabled {
+		return nil, nil
+	}
+	files := map[string]string{"raft-tls-ca": c.raftTLSCA, "raft-tls-cert": c.raftTLSCert, "raft-tls-key": c.raftTLSKey}
+	if c.raftInsecure {
+		for name, v := range files {
+			if v != "" {
+				return nil, &configError{setting: envName("raft-insecure"), err: fmt.Errorf("conflicts with %s: choose TLS or plain TCP", envName(name))}
+			}
+		}
+		if err := replication.CheckLoopback(c.raftBind, c.raftAdvertise); err != nil {
+			return nil, &configError{setting: envName("raft-insecure"), err: fmt.Errorf("%w; use TLS instead (--raft-tls-ca, --raft-tls-cert, --raft-tls-key; docs/CLUSTER.md)", err)}
+		}
+		return nil, nil
+	}
+	for _, name := range []string{"raft-tls-ca", "raft-tls-cert", "raft-tls-key"} {
+		if files[name] == "" {
+			return nil, &configError{setting: envName(name), err: errors.New("not set: the Raft transport runs on mutual TLS. " +
+				"Make a CA and node certificates with `sostenuto cluster certs --dir DIR --nodes NAME=RAFT_HOST` and set " +
+				"--raft-tls-ca, --raft-tls-cert and --raft-tls-key (docs/CLUSTER.md), or, for development on loopback only, --raft-insecure")}
+		}
+	}
+	m, err := replication.LoadTLS(c.raftTLSCA, c.raftTLSCert, c.raftTLSKey)
+	if err != nil {
+		return nil, &configError{setting: envPrefix + "RAFT_TLS_*", err: err}
+	}
+	return m, nil
 }
 
 // hostList splits a comma-separated host list, lower-cased.
