@@ -287,6 +287,10 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 	}
 	ready, err := s.sealProjectUpload(r.Context(), p.ObjectKey)
 	if err != nil {
+		if now, ok := s.confirmedMeanwhile(r, p); ok { // a racing confirm won (and took the upload)
+			WriteJSON(w, http.StatusOK, now)
+			return
+		}
 		s.WriteError(w, r, err)
 		return
 	}
@@ -297,6 +301,12 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, p)
+}
+
+// confirmedMeanwhile reloads p and says whether it is ready now.
+func (s *Server) confirmedMeanwhile(r *http.Request, p store.Project) (store.Project, bool) {
+	now, err := s.store.ProjectByID(r.Context(), actor(r).ID, p.ID)
+	return now, err == nil && now.Status == store.StatusReady
 }
 
 // sealProjectUpload copies the upload to a new sealed key and checks the

@@ -218,3 +218,50 @@ func TestStreamRefusesChangedObject(t *testing.T) {
 		}
 	}
 }
+
+// Racing confirms of one upload: every one answers the same ready project
+// (one copy wins, the others' copies are deleted), and one object is left.
+func TestConcurrentConfirms(t *testing.T) {
+	for _, backend := range []string{"local", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			a := newAPIWith(t, apiSettings{s3: backend == "s3"})
+			tok := a.register("t@example.com", "teacher").AccessToken
+			pu := a.newProject(tok, "Race")
+			if st := a.upload(pu, pdftest.Pages(2)); st != 200 {
+				t.Fatalf("PUT: %d", st)
+			}
+			const n = 6
+			results := make(chan response, n)
+			for range n {
+				go func() {
+					results <- a.call("POST", "/api/projects/"+pu.Project.ID.String()+"/confirm", tok, nil)
+				}()
+			}
+			var key string
+			for range n {
+				r := <-results
+				var p store.Project
+				if r.status != 200 {
+					t.Errorf("confirm: %d %s", r.status, r.body)
+					continue
+				}
+				r.decode(t, &p)
+				if p.Status != store.StatusReady || p.ETag != nil {
+					t.Errorf("confirmed %+v", p)
+				}
+			}
+			p, err := a.store.ProjectByID(t0(), pu.Project.OwnerID, pu.Project.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key = p.ObjectKey
+			if !blob.IsSealed(key) {
+				t.Errorf("serves %s, not a sealed key", key)
+			}
+			a.waitObjects(1)
+			if _, err := a.blob.Stat(t0(), key); err != nil {
+				t.Errorf("the recorded object: %v", err)
+			}
+		})
+	}
+}
