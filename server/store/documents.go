@@ -170,10 +170,10 @@ func (s *Store) QueueDocument(ctx context.Context, user, id uuid.UUID) (Document
 	return d, notFound("queue document", err)
 }
 
-// SealDocumentObject records that a document is processed from sealed,
-// the sealed copy of its upload key from, unless its object changed
-// meanwhile; the document is returned as it is now, so the caller can
-// tell by its ObjectKey whether its copy won.
+// SealDocumentObject makes sealed (a copy of the upload key from) the
+// object a document is processed from, unless its object changed
+// meanwhile; the document is returned as it is now, so the caller can tell
+// by its ObjectKey whether its copy won.
 func (s *Store) SealDocumentObject(ctx context.Context, user, id uuid.UUID, from, sealed string) (Document, error) {
 	var d Document
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
