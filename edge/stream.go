@@ -158,7 +158,8 @@ func forwardedFor(e *Edge, r *http.Request) string {
 // whether the caller may view it (kept for AuthzTTL), the bytes come from
 // the store and never pass through a node. One byte range (206) or all of
 // it, a strong ETag, 304 on If-None-Match, private caching that
-// revalidates: the node's own answer, byte for byte.
+// revalidates: the node's own answer, byte for byte. The key is the sealed
+// copy the node confirmed; an object whose ETag differs is not sent.
 func (e *Edge) stream(w http.ResponseWriter, r *http.Request) {
 	setKind(r, "stream")
 	id := chi.URLParam(r, "id")
@@ -207,13 +208,19 @@ func (e *Edge) stream(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, status, "range_not_satisfiable", "the range is outside the file")
 		return
 	}
-	body, _, err := e.cfg.Blob.Open(r.Context(), obj.Key, rng)
+	body, info, err := e.cfg.Blob.Open(r.Context(), obj.Key, rng)
 	if err != nil {
 		e.logger.Warn("object storage read failed", "component", "edge", "request_id", r.Header.Get(headerRequestID), "key", obj.Key, "err", err)
 		writeProblem(w, http.StatusBadGateway, "unavailable", "the file could not be read from storage; try again")
 		return
 	}
 	defer body.Close()
+	if info.ETag != obj.ETag { // not the bytes the node confirmed: never serve them
+		e.logger.Error("stored object differs from the confirmed one", "component", "edge", "request_id", r.Header.Get(headerRequestID),
+			"key", obj.Key, "etag", info.ETag, "confirmed", obj.ETag)
+		writeProblem(w, http.StatusBadGateway, "unavailable", "the stored file is not the confirmed one")
+		return
+	}
 	h.Set("Content-Type", obj.ContentType)
 	h.Set("Content-Disposition", obj.ContentDisposition)
 	length := obj.Size

@@ -23,6 +23,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/blob/blobtest"
+	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/jobs"
@@ -74,6 +75,8 @@ type apiSettings struct {
 	// limits and cors configure the node's bounds (all off by default).
 	limits Limits
 	cors   []string
+	// cache is the answer-path cache store (nil: in process).
+	cache cache.Store
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -161,7 +164,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: set.fetchTimeout, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer}
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Cache: set.cache}
 	if set.engine {
 		empty, err := index.New(index.DefaultConfig())
 		if err != nil {
@@ -241,6 +244,12 @@ func (r response) problem(t *testing.T) Problem {
 // as is) or nil.
 func (a *testAPI) call(method, path, token string, body any, hdr ...string) response {
 	a.t.Helper()
+	return a.callAt(a.url, method, path, token, body, hdr...)
+}
+
+// callAt is call sent to base (the node, or an edge in front of it).
+func (a *testAPI) callAt(base, method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -253,7 +262,7 @@ func (a *testAPI) call(method, path, token string, body any, hdr ...string) resp
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, a.url+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -273,7 +282,7 @@ func (a *testAPI) call(method, path, token string, body any, hdr ...string) resp
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(resp.Header.Get("Content-Type"), "text/event-stream") {
-		checkResponse(a.t, method, a.url+path, req.Header, resp.StatusCode, resp.Header, b)
+		checkResponse(a.t, method, base+path, req.Header, resp.StatusCode, resp.Header, b)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }

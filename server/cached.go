@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,14 +16,41 @@ import (
 	"github.com/sostenuto/sostenuto/server/embed"
 )
 
-// embedCached embeds one text through the embeddings cache layer (keyed by
-// the embedder's model and the normalized text). The embedder's failures
-// are upstreamError: its answer never reaches the caller.
-func (s *Server) embedCached(ctx context.Context, text string) (vec []float32, cached bool, err error) {
-	key := cache.Key("embed", s.embedder.Model(), cache.Normalize(text))
-	if s.caches.Embeddings.Get(ctx, key, &vec) {
-		return vec, true, nil
+// embedEntry is what the embeddings layer keeps: the vector and how long
+// computing it took.
+type embedEntry struct {
+	Vec  []float32     `json:"vec"`
+	Cost time.Duration `json:"cost"`
+}
+
+// maxSharedHitWait bounds how long a shared hit waits (a computation slowed
+// by retries is not copied in full).
+const maxSharedHitWait = 10 * time.Second
+
+// embedCached embeds one text for user through the embeddings layer (keyed
+// by the embedder's model and the normalized text, shared by all users, so
+// a text is computed once). What the user observes depends only on what
+// the user asked before: cached is true only when this user had this text
+// embedded before (a per-user marker in the askers layer), and a vector
+// computed for someone else is answered no sooner than computing it took,
+// so neither the answer nor its timing tells that another user asked. The
+// embedder's failures are upstreamError: its answer never reaches the caller.
+func (s *Server) embedCached(ctx context.Context, user uuid.UUID, text string) (vec []float32, cached bool, err error) {
+	model, norm := s.embedder.Model(), cache.Normalize(text)
+	key, mine := cache.Key("embed", model, norm), cache.Key("asker", user.String(), model, norm)
+	var hit embedEntry
+	if s.caches.Embeddings.Get(ctx, key, &hit) && len(hit.Vec) > 0 {
+		var asked bool
+		if s.caches.Askers.Get(ctx, mine, &asked) && asked {
+			return hit.Vec, true, nil
+		}
+		if err := sleepCtx(ctx, min(hit.Cost, maxSharedHitWait)); err != nil {
+			return nil, false, err
+		}
+		s.caches.Askers.Set(ctx, mine, true)
+		return hit.Vec, false, nil
 	}
+	start := time.Now()
 	vs, err := s.embedder.Embed(ctx, []string{text})
 	if err != nil && !errors.Is(err, embed.ErrEmpty) && ctx.Err() == nil {
 		return nil, false, &upstreamError{service: "the embedding model", err: err}
@@ -30,8 +58,24 @@ func (s *Server) embedCached(ctx context.Context, text string) (vec []float32, c
 	if err != nil {
 		return nil, false, err
 	}
-	s.caches.Embeddings.Set(ctx, key, vs[0])
+	s.caches.Embeddings.Set(ctx, key, embedEntry{Vec: vs[0], Cost: time.Since(start)})
+	s.caches.Askers.Set(ctx, mine, true)
 	return vs[0], false, nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // scopeKey names what a user may see: the user, whether an administrator,
@@ -61,10 +105,10 @@ func (s *Server) contentKey(ctx context.Context) (key string, ok bool) {
 
 var errNothingToEmbed = errors.New("nothing to embed")
 
-// embedQuestion embeds a question through the cache; ErrEmpty (no words)
-// is not an error: the search is then BM25 only.
-func (s *Server) embedQuestion(ctx context.Context, q string) ([]float32, error) {
-	vec, _, err := s.embedCached(ctx, q)
+// embedQuestion embeds user's question through the cache; ErrEmpty (no
+// words) is not an error: the search is then BM25 only.
+func (s *Server) embedQuestion(ctx context.Context, user uuid.UUID, q string) ([]float32, error) {
+	vec, _, err := s.embedCached(ctx, user, q)
 	if errors.Is(err, embed.ErrEmpty) {
 		return nil, errNothingToEmbed
 	}

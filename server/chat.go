@@ -360,7 +360,7 @@ func (s *Server) retrieve(ctx context.Context, user uuid.UUID, admin bool, p cha
 	}
 	start = time.Now()
 	mode := index.ModeHybrid
-	vec, err := s.embedQuestion(ctx, p.query)
+	vec, err := s.embedQuestion(ctx, user, p.query)
 	switch {
 	case errors.Is(err, errNothingToEmbed):
 		mode = index.ModeBM25

@@ -233,18 +233,17 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// processDocument queues a document for (re)processing: 202.
+// processDocument queues a document for (re)processing: 202. An uploaded
+// file is sealed first (see uploads.go): this processing and every later
+// one read the copy made now, never what is PUT afterwards.
 func (s *Server) processDocument(w http.ResponseWriter, r *http.Request) {
 	d, err := s.loadDocument(r, true)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
-	if d.ObjectKey != nil {
-		if _, err := s.blob.Stat(r.Context(), *d.ObjectKey); errors.Is(err, blob.ErrNotFound) {
-			s.WriteError(w, r, NewProblem(http.StatusConflict, CodeConflict, "upload the file first: PUT it to the upload URL this document was created with"))
-			return
-		} else if err != nil {
+	if d.ObjectKey != nil && !blob.IsSealed(*d.ObjectKey) {
+		if d, err = s.sealDocument(r, d); err != nil {
 			s.WriteError(w, r, err)
 			return
 		}
@@ -255,6 +254,22 @@ func (s *Server) processDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusAccepted, d)
+}
+
+// sealDocument copies a document's upload to a sealed key and records it
+// (409 before anything was uploaded).
+func (s *Server) sealDocument(r *http.Request, d store.Document) (store.Document, error) {
+	ctx, upload := r.Context(), *d.ObjectKey
+	sealed, err := s.seal(ctx, upload)
+	if isRejection(err) {
+		return d, NewProblem(http.StatusConflict, CodeConflict, "upload the file first: PUT it to the upload URL this document was created with")
+	}
+	if err != nil {
+		return d, err
+	}
+	d, err = s.store.SealDocumentObject(ctx, actor(r).ID, d.ID, upload, sealed)
+	s.settleSeal(ctx, upload, sealed, d.CreatedAt, err == nil && d.ObjectKey != nil && *d.ObjectKey == sealed)
+	return d, err
 }
 
 type documentStatus struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -262,9 +263,11 @@ type confirmRequest struct {
 	PageCount     *int   `json:"page_count"`
 }
 
-// confirmProject checks the uploaded object itself (present, within the
-// size limit, a PDF the parser can read) and marks the project ready with
-// its real size and page count. A failed check deletes the object: 422.
+// confirmProject seals the uploaded object (a copy under a key no upload
+// URL names, see blob.SealedKey), checks the copy itself (present, within
+// the size limit, a PDF the parser can read) and marks the project ready
+// with that copy and its real size, page count and ETag: what is served is
+// exactly what was checked. A failed check deletes the upload: 422.
 func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 	var hints confirmRequest
 	if r.ContentLength != 0 {
@@ -282,12 +285,17 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, p)
 		return
 	}
-	size, pages, etag, err := s.checkUpload(r, p.ObjectKey)
+	ready, err := s.sealProjectUpload(r.Context(), p.ObjectKey)
 	if err != nil {
+		if now, ok := s.confirmedMeanwhile(r, p); ok { // a racing confirm won (and took the upload)
+			WriteJSON(w, http.StatusOK, now)
+			return
+		}
 		s.WriteError(w, r, err)
 		return
 	}
-	p, err = s.store.MarkProjectReady(r.Context(), actor(r).ID, p.ID, size, pages, etag)
+	p, err = s.store.MarkProjectReady(r.Context(), actor(r).ID, p.ID, ready)
+	s.settleSeal(r.Context(), ready.From, ready.Key, p.CreatedAt, err == nil && p.ObjectKey == ready.Key)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -295,48 +303,98 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, p)
 }
 
-// checkUpload inspects the stored object; on failure it deletes the object
-// (or schedules its deletion) and answers 422 with the reason.
-func (s *Server) checkUpload(r *http.Request, key string) (size int64, pages int, etag string, err error) {
-	ctx := r.Context()
+// confirmedMeanwhile reloads p and says whether it is ready now.
+func (s *Server) confirmedMeanwhile(r *http.Request, p store.Project) (store.Project, bool) {
+	now, err := s.store.ProjectByID(r.Context(), actor(r).ID, p.ID)
+	return now, err == nil && now.Status == store.StatusReady
+}
+
+// sealProjectUpload copies the upload to a new sealed key and checks the
+// copy; on failure the copy is gone, and so is a rejected upload (422).
+func (s *Server) sealProjectUpload(ctx context.Context, upload string) (store.ReadyUpload, error) {
+	if err := s.checkUploadSize(ctx, upload); err != nil {
+		return store.ReadyUpload{}, err
+	}
+	sealed, err := s.seal(ctx, upload)
+	if err != nil {
+		return store.ReadyUpload{}, err
+	}
+	info, pages, err := s.checkPDF(ctx, sealed)
+	if err != nil {
+		s.dropObjects(ctx, sealed)
+		if isRejection(err) {
+			s.dropObjects(ctx, upload)
+		}
+		return store.ReadyUpload{}, err
+	}
+	return store.ReadyUpload{From: upload, Key: sealed, Size: info.Size, Pages: pages, ETag: info.ETag}, nil
+}
+
+// checkUploadSize refuses a missing, empty or oversized upload before it
+// is copied (a refused one is deleted).
+func (s *Server) checkUploadSize(ctx context.Context, key string) error {
 	info, err := s.blob.Stat(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {
-		return 0, 0, "", NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, "no file has been uploaded for this project")
+		return noUpload()
 	}
 	if err != nil {
-		return 0, 0, "", err
+		return err
 	}
-	reject := func(reason string) error {
-		if derr := s.blob.Delete(ctx, key); derr != nil {
-			s.logger.WarnContext(ctx, "delete rejected upload; scheduling", "component", "projects", "key", key, "error", derr)
-			if jerr := s.store.EnqueueBlobDelete(ctx, key); jerr != nil {
-				return jerr
-			}
-		}
-		return NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, reason)
+	if err := s.sizeProblem(info.Size); err != nil {
+		s.dropObjects(ctx, key)
+		return err
 	}
+	return nil
+}
+
+func noUpload() error {
+	return NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, "no file has been uploaded for this project")
+}
+
+func (s *Server) sizeProblem(size int64) error {
 	switch {
-	case info.Size == 0:
-		return 0, 0, "", reject("the uploaded file is empty")
-	case info.Size > s.cfg.MaxUploadBytes:
-		return 0, 0, "", reject(fmt.Sprintf("the uploaded file has %d bytes; the limit is %d", info.Size, s.cfg.MaxUploadBytes))
+	case size == 0:
+		return NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, "the uploaded file is empty")
+	case size > s.cfg.MaxUploadBytes:
+		return NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload,
+			fmt.Sprintf("the uploaded file has %d bytes; the limit is %d", size, s.cfg.MaxUploadBytes))
+	}
+	return nil
+}
+
+// isRejection says whether err is a 422 about the upload itself.
+func isRejection(err error) bool {
+	var p *Problem
+	return errors.As(err, &p) && p.Code == CodeInvalidUpload
+}
+
+// checkPDF inspects a sealed object (it cannot change while it is read)
+// and returns its info and page count, or 422 with the reason.
+func (s *Server) checkPDF(ctx context.Context, key string) (blob.Info, int, error) {
+	info, err := s.blob.Stat(ctx, key)
+	if err != nil {
+		return blob.Info{}, 0, err
+	}
+	if err := s.sizeProblem(info.Size); err != nil {
+		return blob.Info{}, 0, err
 	}
 	path, _, err := blob.ToTempFile(ctx, s.blob, key, info.Size)
 	if err != nil {
-		return 0, 0, "", err
+		return blob.Info{}, 0, err
 	}
 	defer os.Remove(path)
 	if !hasPDFMagic(path) {
-		return 0, 0, "", reject("the uploaded file is not a PDF (it does not start with %PDF-)")
+		return blob.Info{}, 0, NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload, "the uploaded file is not a PDF (it does not start with %PDF-)")
 	}
 	res, err := s.pdf.Inspect(ctx, path, false)
 	if errors.Is(err, pdf.ErrUnreadable) {
-		return 0, 0, "", reject("the PDF cannot be read: " + strings.TrimPrefix(err.Error(), pdf.ErrUnreadable.Error()+": "))
+		return blob.Info{}, 0, NewProblem(http.StatusUnprocessableEntity, CodeInvalidUpload,
+			"the PDF cannot be read: "+strings.TrimPrefix(err.Error(), pdf.ErrUnreadable.Error()+": "))
 	}
 	if err != nil {
-		return 0, 0, "", err
+		return blob.Info{}, 0, err
 	}
-	return info.Size, res.Pages, info.ETag, nil
+	return info, res.Pages, nil
 }
 
 func hasPDFMagic(path string) bool {

@@ -15,6 +15,8 @@ import (
 // streamProject sends a project's PDF for the in-app viewer: one byte range
 // (206) or all of it, with a strong ETag, 304 on If-None-Match, and
 // private caching that revalidates (so a revoked grant stops at once).
+// The bytes are the sealed copy confirm checked; an object whose ETag is
+// not the confirmed one is refused (500), never sent under that size.
 func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 	p, err := s.viewablePDF(r)
 	if err != nil {
@@ -40,12 +42,16 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, NewProblem(status, "range_not_satisfiable", "the range is outside the file"))
 		return
 	}
-	body, _, err := s.blob.Open(r.Context(), p.ObjectKey, rng)
+	body, info, err := s.blob.Open(r.Context(), p.ObjectKey, rng)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
 	defer body.Close()
+	if info.ETag != etag { // not the confirmed bytes: never serve them
+		s.WriteError(w, r, fmt.Errorf("stream: object %s has ETag %s, confirmed %s", p.ObjectKey, info.ETag, etag))
+		return
+	}
 	h.Set("Content-Type", pdfContentType)
 	h.Set("Content-Disposition", inlineDisposition(p.Filename))
 	length := size

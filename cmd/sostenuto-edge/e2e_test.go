@@ -315,6 +315,18 @@ func TestEdgeEndToEnd(t *testing.T) {
 		if r := call(t, "GET", E+"/api/projects/"+projectID+"/stream", teacher, nil, "If-None-Match", etag); r.status != 304 || len(r.body) != 0 {
 			t.Errorf("If-None-Match: %d", r.status)
 		}
+		// Other bytes PUT to the (still valid) upload URL after confirm
+		// are never streamed: the edge reads the sealed copy.
+		req, _ = http.NewRequest("PUT", created.Upload.URL, strings.NewReader("<html><script>alert(1)</script>"+strings.Repeat("replaced ", 300)+"</html>"))
+		for k, v := range created.Upload.Headers {
+			req.Header.Set(k, v)
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		if r := call(t, "GET", E+"/api/projects/"+projectID+"/stream", teacher, nil); r.status != 200 || !bytes.Equal(r.body, pdf) || r.header.Get("ETag") != etag {
+			t.Errorf("after a PUT to the upload URL: %d, %d bytes, ETag %s", r.status, len(r.body), r.header.Get("ETag"))
+		}
 		if r := call(t, "GET", E+"/api/projects/"+projectID+"/stream", teacher, nil, "Range", fmt.Sprintf("bytes=%d-", len(pdf)+5)); r.status != 416 {
 			t.Errorf("range outside: %d", r.status)
 		}

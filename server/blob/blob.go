@@ -63,6 +63,10 @@ type Store interface {
 	// Put stores r (size bytes) under key, for server-side writers such as
 	// the bulk ingest command.
 	Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error
+	// Copy stores a copy of the object at src under dst, as it is at one
+	// moment (a concurrent write to src is either wholly in or not);
+	// ErrNotFound when src is missing.
+	Copy(ctx context.Context, src, dst string) error
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Name says which implementation this is, for logs and readiness.

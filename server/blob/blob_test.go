@@ -160,3 +160,49 @@ func TestLocalSignedURLs(t *testing.T) {
 		}
 	}
 }
+
+// Copy makes a sealed copy no upload URL reaches: a PUT to the upload key
+// afterwards leaves the copy as it was. A missing source is ErrNotFound.
+func TestCopySeals(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			upload := "documents/11111111-1111-1111-1111-111111111111/22222222-2222-2222-2222-222222222222.pdf"
+			sealed := blob.SealedKey(upload, "33333333-3333-3333-3333-333333333333")
+			if sealed != "documents/11111111-1111-1111-1111-111111111111/22222222-2222-2222-2222-222222222222/33333333-3333-3333-3333-333333333333.pdf" ||
+				!blob.IsSealed(sealed) || blob.IsSealed(upload) || blob.UploadKeyOf(sealed) != upload || blob.UploadKeyOf(upload) != upload {
+				t.Fatalf("sealed key %q of %q", sealed, upload)
+			}
+			if err := st.Copy(ctx, upload, sealed); !errors.Is(err, blob.ErrNotFound) {
+				t.Fatalf("Copy of a missing object: %v", err)
+			}
+			up, err := st.PresignPut(ctx, upload, "application/pdf", 1<<20, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := []byte("%PDF-1.4 the accepted bytes")
+			if resp := put(t, up, first, up.Headers); resp.StatusCode != 200 {
+				t.Fatalf("PUT: %d", resp.StatusCode)
+			}
+			if err := st.Copy(ctx, upload, sealed); err != nil {
+				t.Fatal(err)
+			}
+			before, err := st.Stat(ctx, sealed)
+			if err != nil || before.Size != int64(len(first)) {
+				t.Fatalf("Stat of the copy = %+v, %v", before, err)
+			}
+			if resp := put(t, up, []byte("<html>later bytes, longer than the first</html>"), up.Headers); resp.StatusCode != 200 {
+				t.Fatalf("second PUT: %d", resp.StatusCode)
+			}
+			rc, info, err := st.Open(ctx, sealed, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, first) || info != before {
+				t.Errorf("the copy changed: %q %+v, want %q %+v", got, info, first, before)
+			}
+		})
+	}
+}

@@ -175,6 +175,31 @@ func (l *Local) Put(_ context.Context, key, _ string, r io.Reader, size int64) e
 	return err
 }
 
+// Copy implements Store. The source file stays open while it is copied,
+// so an upload renamed over it meanwhile does not mix in.
+func (l *Local) Copy(_ context.Context, src, dst string) error {
+	sp, err := l.path(src)
+	if err != nil {
+		return err
+	}
+	dp, err := l.path(dst)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(sp)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, src)
+	}
+	if err != nil {
+		return fmt.Errorf("blob: copy: %w", err)
+	}
+	defer f.Close()
+	if _, err := l.write(dp, f); err != nil {
+		return fmt.Errorf("blob: copy %s: %w", src, err)
+	}
+	return nil
+}
+
 // write stores r at p atomically with its ETag beside it.
 func (l *Local) write(p string, r io.Reader) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

@@ -165,6 +165,22 @@ func (s *S3) Put(ctx context.Context, key, contentType string, r io.Reader, size
 	return nil
 }
 
+// Copy implements Store with a server-side CopyObject (atomic in S3).
+func (s *S3) Copy(ctx context.Context, src, dst string) error {
+	if err := CheckKey(src); err != nil {
+		return err
+	}
+	if err := CheckKey(dst); err != nil {
+		return err
+	}
+	// Keys are of [A-Za-z0-9/._-] only (CheckKey): no escaping is needed.
+	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: aws.String(s.bucket + "/" + src)})
+	if err != nil {
+		return s.wrap("copy", src, err)
+	}
+	return nil
+}
+
 // Delete implements Store.
 func (s *S3) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {

@@ -1,7 +1,8 @@
-// Package cache is the answer path's cache: three layers (embeddings,
-// search results, answers) over one store, in process by default (a
-// bounded, expiring LRU from hashicorp/golang-lru), with hit, miss and error
-// counts. A cache that fails never fails a request: errors count as misses.
+// Package cache is the answer path's cache: layers (embeddings, search
+// results, answers, and the per-user markers of who asked for an
+// embedding) over one store, in process by default (a bounded, expiring
+// LRU from hashicorp/golang-lru), with hit, miss and error counts. A cache
+// that fails never fails a request: errors count as misses.
 package cache
 
 import (
@@ -47,7 +48,7 @@ func (m *Memory) Set(_ context.Context, key string, val []byte, _ time.Duration)
 }
 
 // Version is part of every key: bump it when what is cached changes shape.
-const Version = "v1"
+const Version = "v2"
 
 // Key is the SHA-256 of the parts, joined unambiguously.
 func Key(layer string, parts ...string) string {
@@ -74,23 +75,29 @@ type Layer struct {
 	results *prometheus.CounterVec
 }
 
-// Layers are the three caches of the answer path.
+// Layers are the caches of the answer path. Embeddings are shared by all
+// users (keyed by model and text); Askers marks, per user, the texts that
+// user had embedded, so that what a user is told (and how long it takes)
+// never depends on what others asked. Searches and answers are keyed by the
+// caller's visibility scope.
 type Layers struct {
-	Embeddings, Searches, Answers *Layer
+	Embeddings, Askers, Searches, Answers *Layer
 }
 
-// NewLayers builds the three layers over store (nil: no caching), with
-// their TTLs, registering sostenuto_cache_requests_total{layer,result}.
+// NewLayers builds the layers over store (nil: no caching), with their
+// TTLs (askers live as long as embeddings), registering
+// sostenuto_cache_requests_total{layer,result}.
 func NewLayers(store Store, embedTTL, searchTTL, answerTTL time.Duration, reg *prometheus.Registry, logger *slog.Logger) Layers {
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sostenuto_cache_requests_total",
-		Help: "Cache lookups by layer (embeddings, searches, answers) and result (hit, miss, error)."}, []string{"layer", "result"})
+		Help: "Cache lookups by layer (embeddings, askers, searches, answers) and result (hit, miss, error)."}, []string{"layer", "result"})
 	if reg != nil {
 		reg.MustRegister(results)
 	}
 	mk := func(name string, ttl time.Duration) *Layer {
 		return &Layer{name: name, store: store, ttl: ttl, logger: logger, results: results}
 	}
-	return Layers{Embeddings: mk("embeddings", embedTTL), Searches: mk("searches", searchTTL), Answers: mk("answers", answerTTL)}
+	return Layers{Embeddings: mk("embeddings", embedTTL), Askers: mk("askers", embedTTL),
+		Searches: mk("searches", searchTTL), Answers: mk("answers", answerTTL)}
 }
 
 // Get decodes the value at key into out; false on a miss or any failure.

@@ -171,18 +171,38 @@ func (s *Store) QueueDocument(ctx context.Context, user, id uuid.UUID) (Document
 	return d, notFound("queue document", err)
 }
 
+// SealDocumentObject makes sealed (a copy of the upload key from) the
+// object a document is processed from, unless its object changed
+// meanwhile; the document is returned as it is now, so the caller can tell
+// by its ObjectKey whether its copy won.
+func (s *Store) SealDocumentObject(ctx context.Context, user, id uuid.UUID, from, sealed string) (Document, error) {
+	var d Document
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET object_key = $2, updated_at = now()
+			WHERE id = $1 AND object_key = $3 RETURNING `+documentColumns, id, sealed, from))
+		if errors.Is(err, pgx.ErrNoRows) {
+			d, err = oneDocument(tx.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1`, id))
+		}
+		return err
+	})
+	return d, notFound("seal document", err)
+}
+
 // DeleteDocument deletes a document (its chunks go with it) and enqueues
-// the deletion of its stored object; it returns the WAL position after the
-// commit, at which the chunks are gone from the changefeed's view.
+// the deletion of its stored objects (see DeleteProject); it returns the
+// WAL position after the commit, at which the chunks are gone from the
+// changefeed's view.
 func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (string, error) {
 	var lsn string
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var key *string
-		if err := tx.QueryRow(ctx, `DELETE FROM documents WHERE id = $1 RETURNING object_key`, id).Scan(&key); err != nil {
+		var created time.Time
+		if err := tx.QueryRow(ctx, `DELETE FROM documents WHERE id = $1 RETURNING object_key, created_at`, id).Scan(&key, &created); err != nil {
 			return err
 		}
 		if key != nil {
-			return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: *key}, "", 20)
+			return enqueueObjectDeletes(ctx, tx, *key, created)
 		}
 		return nil
 	})

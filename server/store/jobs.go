@@ -24,13 +24,23 @@ type Job struct {
 // necessary. With a dedupe key, a live job with the same
 // key makes this a no-op.
 func EnqueueJob(ctx context.Context, tx pgx.Tx, kind string, payload any, dedupeKey string, maxAttempts int) error {
+	return EnqueueJobAt(ctx, tx, kind, payload, dedupeKey, maxAttempts, time.Time{})
+}
+
+// EnqueueJobAt is EnqueueJob for a job that is not due before at (the
+// zero time: now).
+func EnqueueJobAt(ctx context.Context, tx pgx.Tx, kind string, payload any, dedupeKey string, maxAttempts int, at time.Time) error {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("store: enqueue %s: %w", kind, err)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO jobs (kind, payload, dedupe_key, max_attempts) VALUES ($1, $2, $3, $4)
+	var runAt *time.Time
+	if !at.IsZero() {
+		runAt = &at
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, run_at) VALUES ($1, $2, $3, $4, coalesce($5, now()))
 		ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING`,
-		kind, b, nullIfEmpty(dedupeKey), maxAttempts)
+		kind, b, nullIfEmpty(dedupeKey), maxAttempts, runAt)
 	if err != nil {
 		return fmt.Errorf("store: enqueue %s: %w", kind, err)
 	}

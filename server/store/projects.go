@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/blob"
 )
 
 // Project statuses.
@@ -158,15 +160,27 @@ func (s *Store) UpdateProject(ctx context.Context, user, id uuid.UUID, patch Pro
 	return p, notFound("update project", err)
 }
 
-// MarkProjectReady records a checked upload. Only a project still awaiting
-// its upload changes; a ready one is returned as it is.
-func (s *Store) MarkProjectReady(ctx context.Context, user, id uuid.UUID, size int64, pages int, etag string) (Project, error) {
+// ReadyUpload is a checked upload: the sealed copy (Key) made of the upload
+// key (From) and what the check found in it.
+type ReadyUpload struct {
+	From, Key string
+	Size      int64
+	Pages     int
+	ETag      string
+}
+
+// MarkProjectReady records a checked upload: the project serves u.Key from
+// now on. Only a project still awaiting its upload at u.From changes; any
+// other (confirmed meanwhile) is returned as it is, so the caller can tell
+// by its ObjectKey whether its copy won.
+func (s *Store) MarkProjectReady(ctx context.Context, user, id uuid.UUID, u ReadyUpload) (Project, error) {
 	var p Project
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var err error
-		p, err = oneProject(tx.Query(ctx, `UPDATE projects SET status = 'ready', file_size_bytes = $2, page_count = $3,
-				etag = $4, updated_at = now()
-			WHERE id = $1 AND status = 'pending_upload' RETURNING `+projectColumns, id, size, pages, etag))
+		p, err = oneProject(tx.Query(ctx, `UPDATE projects SET status = 'ready', object_key = $2, file_size_bytes = $3,
+				page_count = $4, etag = $5, updated_at = now()
+			WHERE id = $1 AND status = 'pending_upload' AND object_key = $6 RETURNING `+projectColumns,
+			id, u.Key, u.Size, u.Pages, u.ETag, u.From))
 		if errors.Is(err, pgx.ErrNoRows) {
 			p, err = oneProject(tx.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
 		}
@@ -184,17 +198,46 @@ type BlobDeletePayload struct {
 }
 
 // DeleteProject deletes a project (its grants and annotations go with it)
-// and, in the same transaction, enqueues the deletion of its object, so the
-// object goes even if the blob store is down now.
+// and, in the same transaction, enqueues the deletion of its objects (the
+// served one and the upload it came from), so they go even if the blob
+// store is down now.
 func (s *Store) DeleteProject(ctx context.Context, user, id uuid.UUID) error {
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var key string
-		if err := tx.QueryRow(ctx, `DELETE FROM projects WHERE id = $1 RETURNING object_key`, id).Scan(&key); err != nil {
+		var created time.Time
+		if err := tx.QueryRow(ctx, `DELETE FROM projects WHERE id = $1 RETURNING object_key, created_at`, id).Scan(&key, &created); err != nil {
 			return err
 		}
-		return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: key}, "", 20)
+		return enqueueObjectDeletes(ctx, tx, key, created)
 	})
 	return notFound("delete project", err)
+}
+
+// enqueueObjectDeletes schedules the deletion of key and of the upload key
+// it was sealed from, now; and, while the upload URL made at created may
+// still be used, once more when it cannot (a late PUT is not left behind).
+func enqueueObjectDeletes(ctx context.Context, tx pgx.Tx, key string, created time.Time) error {
+	upload := blob.UploadKeyOf(key)
+	keys := []string{key}
+	if upload != key {
+		keys = append(keys, upload)
+	}
+	for _, k := range keys {
+		if err := EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: k}, "", 20); err != nil {
+			return err
+		}
+	}
+	return enqueueLateUploadDelete(ctx, tx, upload, created)
+}
+
+// enqueueLateUploadDelete schedules the deletion of an upload key for when
+// the upload URL made at created has expired, if that is still to come.
+func enqueueLateUploadDelete(ctx context.Context, tx pgx.Tx, upload string, created time.Time) error {
+	at := created.Add(blob.UploadWindow)
+	if !at.After(time.Now()) {
+		return nil
+	}
+	return EnqueueJobAt(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: upload}, "late-upload:"+upload, 20, at)
 }
 
 // EnqueueBlobDelete schedules the deletion of an object on its own (a
@@ -202,5 +245,14 @@ func (s *Store) DeleteProject(ctx context.Context, user, id uuid.UUID) error {
 func (s *Store) EnqueueBlobDelete(ctx context.Context, key string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return EnqueueJob(ctx, tx, BlobDeleteJob, BlobDeletePayload{Key: key}, "", 20)
+	})
+}
+
+// EnqueueUploadCleanup schedules the deletion of an upload key that has
+// been sealed: once its upload URL (made at created) has expired, so that
+// a PUT until then leaves nothing behind.
+func (s *Store) EnqueueUploadCleanup(ctx context.Context, upload string, created time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return enqueueLateUploadDelete(ctx, tx, upload, created)
 	})
 }
