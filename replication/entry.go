@@ -141,7 +141,7 @@ func documentsOut(ds []index.Document) []*logentry.Document {
 	}
 	out := make([]*logentry.Document, len(ds))
 	for i, d := range ds {
-		out[i] = &logentry.Document{Id: idOut(d.ID), OwnerId: idOut(d.OwnerID), IsPublic: d.IsPublic, Title: d.Title}
+		out[i] = &logentry.Document{Id: idOut(d.ID), OwnerId: idOut(d.OwnerID), IsPublic: d.IsPublic, Title: []byte(d.Title)}
 	}
 	return out
 }
@@ -160,7 +160,7 @@ func documentsIn(ds []*logentry.Document) ([]index.Document, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = index.Document{ID: id, OwnerID: owner, IsPublic: d.GetIsPublic(), Title: d.GetTitle()}
+		out[i] = index.Document{ID: id, OwnerID: owner, IsPublic: d.GetIsPublic(), Title: string(d.GetTitle())}
 	}
 	return out, nil
 }
@@ -172,7 +172,7 @@ func chunksOut(cs []index.Chunk) []*logentry.Chunk {
 	out := make([]*logentry.Chunk, len(cs))
 	for i, c := range cs {
 		out[i] = &logentry.Chunk{Id: idOut(c.ID), DocumentId: idOut(c.DocumentID), OwnerId: idOut(c.OwnerID),
-			Title: c.Title, Text: c.Text, PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version}
+			Title: []byte(c.Title), Text: []byte(c.Text), PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version}
 		if c.Vector != nil {
 			out[i].Vector = &logentry.Vector{Values: c.Vector}
 		}
@@ -195,7 +195,7 @@ func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
 			}
 			ids[j] = id
 		}
-		out[i] = index.Chunk{ID: ids[0], DocumentID: ids[1], OwnerID: ids[2], Title: c.GetTitle(), Text: c.GetText(),
+		out[i] = index.Chunk{ID: ids[0], DocumentID: ids[1], OwnerID: ids[2], Title: string(c.GetTitle()), Text: string(c.GetText()),
 			PageStart: int(c.GetPageStart()), PageEnd: int(c.GetPageEnd()), Version: c.GetVersion()}
 		if c.GetVector() != nil {
 			// Present but empty stays non-nil: a vector of the wrong

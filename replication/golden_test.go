@@ -244,3 +244,23 @@ func newTestFSM(t testing.TB) *FSM {
 	}
 	return NewFSM(index.NewLive(empty), index.DefaultConfig())
 }
+
+// Texts travel as bytes, exactly: a byte that is not UTF-8 (a database in
+// another encoding) neither fails the proposal nor changes on the way.
+func TestTextsTravelExactly(t *testing.T) {
+	c := goldenChunks()[0]
+	c.Title, c.Text = "Ballade \xff", "legato \xfe\x00 pedal"
+	doc := index.Document{ID: gid(1), OwnerID: gid(2), Title: "\xc3("}
+	b, err := ChangesEntry(index.Ops{Position: index.Position{LSN: 1}, Documents: []index.Document{doc}, Upserts: []index.Chunk{c}}, 0).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := DecodeEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := opsOfChanges(e.Payload.(*logentry.Changes))
+	if err != nil || ops.Upserts[0].Title != c.Title || ops.Upserts[0].Text != c.Text || ops.Documents[0].Title != doc.Title {
+		t.Fatalf("read back %q %q %q (%v)", ops.Upserts[0].Title, ops.Upserts[0].Text, ops.Documents[0].Title, err)
+	}
+}

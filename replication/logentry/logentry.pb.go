@@ -35,12 +35,16 @@ const (
 )
 
 // Document is a document's visibility: its owner and whether it is public.
+//
+// Texts (titles, chunk texts) are bytes, not string: they are what
+// PostgreSQL holds, carried exactly; a proto3 string must be valid UTF-8,
+// and one invalid byte would make a transaction impossible to propose.
 type Document struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                          // UUID, 16 bytes
 	OwnerId       []byte                 `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // UUID, 16 bytes
 	IsPublic      bool                   `protobuf:"varint,3,opt,name=is_public,json=isPublic,proto3" json:"is_public,omitempty"`
-	Title         string                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	Title         []byte                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"` // text
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,11 +100,11 @@ func (x *Document) GetIsPublic() bool {
 	return false
 }
 
-func (x *Document) GetTitle() string {
+func (x *Document) GetTitle() []byte {
 	if x != nil {
 		return x.Title
 	}
-	return ""
+	return nil
 }
 
 // Vector is a chunk's embedding.
@@ -154,8 +158,8 @@ type Chunk struct {
 	Id         []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                                   // UUID, 16 bytes
 	DocumentId []byte                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"` // UUID, 16 bytes
 	OwnerId    []byte                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`          // UUID, 16 bytes
-	Title      string                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
-	Text       string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	Title      []byte                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`                             // text, the document's
+	Text       []byte                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`                               // text
 	PageStart  int64                  `protobuf:"varint,6,opt,name=page_start,json=pageStart,proto3" json:"page_start,omitempty"`
 	PageEnd    int64                  `protobuf:"varint,7,opt,name=page_end,json=pageEnd,proto3" json:"page_end,omitempty"`
 	Version    int64                  `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
@@ -217,18 +221,18 @@ func (x *Chunk) GetOwnerId() []byte {
 	return nil
 }
 
-func (x *Chunk) GetTitle() string {
+func (x *Chunk) GetTitle() []byte {
 	if x != nil {
 		return x.Title
 	}
-	return ""
+	return nil
 }
 
-func (x *Chunk) GetText() string {
+func (x *Chunk) GetText() []byte {
 	if x != nil {
 		return x.Text
 	}
-	return ""
+	return nil
 }
 
 func (x *Chunk) GetPageStart() int64 {
@@ -745,7 +749,7 @@ const file_logentry_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\fR\aownerId\x12\x1b\n" +
 	"\tis_public\x18\x03 \x01(\bR\bisPublic\x12\x14\n" +
-	"\x05title\x18\x04 \x01(\tR\x05title\" \n" +
+	"\x05title\x18\x04 \x01(\fR\x05title\" \n" +
 	"\x06Vector\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\x02R\x06values\"\x94\x02\n" +
 	"\x05Chunk\x12\x0e\n" +
@@ -753,8 +757,8 @@ const file_logentry_proto_rawDesc = "" +
 	"\vdocument_id\x18\x02 \x01(\fR\n" +
 	"documentId\x12\x19\n" +
 	"\bowner_id\x18\x03 \x01(\fR\aownerId\x12\x14\n" +
-	"\x05title\x18\x04 \x01(\tR\x05title\x12\x12\n" +
-	"\x04text\x18\x05 \x01(\tR\x04text\x12\x1d\n" +
+	"\x05title\x18\x04 \x01(\fR\x05title\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\fR\x04text\x12\x1d\n" +
 	"\n" +
 	"page_start\x18\x06 \x01(\x03R\tpageStart\x12\x19\n" +
 	"\bpage_end\x18\a \x01(\x03R\apageEnd\x12\x18\n" +
