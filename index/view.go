@@ -21,9 +21,6 @@ func (e *Engine) ReadView() *ReadView {
 	return &ReadView{e: e}
 }
 
-// Position is the view's applied position.
-func (v *ReadView) Position() Position { return v.e.Position() }
-
 // WriteSnapshot writes the engine as the view holds it (see
 // Engine.WriteSnapshot for the format).
 func (v *ReadView) WriteSnapshot(w io.Writer) error { return v.e.writeSnapshot(w) }
