@@ -129,14 +129,17 @@ type Engine struct {
 	// dataVersion counts the batches that changed anything (repairs carry
 	// no position).
 	dataVersion uint64
-	// compacting, when set, logs the graph writes made while a compacted
-	// graph is built in the background (guarded by wmu).
+	// compacting, when set, logs the graph writes made while a Compactor
+	// builds a compacted graph (guarded by wmu).
 	compacting *[]graphOp
-	compacted  chan struct{} // closed when the running compaction ends
 	// moved is closed when the position next moves or the engine closes
 	// (guarded by mu): WaitApplied's waiters sleep on it.
 	moved  chan struct{}
 	closed bool
+	// compactWanted is signalled, never blocking, when the graph's
+	// tombstones pass the compaction threshold (compactor.go).
+	compactWanted     chan struct{}
+	compactWantedOnce sync.Once
 }
 
 // graphOp is a write to replay onto a graph built in the background.
@@ -349,55 +352,6 @@ func (e *Engine) graph() *vector.Index {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.vec
-}
-
-// maybeCompact starts rebuilding the graph without tombstones, in the
-// background, once they pass a quarter of the live vectors (and 1000).
-// Searches and writes go on against the old graph; writes made meanwhile
-// are logged and replayed onto the new one, which is then swapped in under
-// the writer lock, so nothing is lost. The writer lock is held on entry.
-func (e *Engine) maybeCompact(vec *vector.Index) {
-	dead, live := vec.Tombstones(), vec.Len()
-	if e.compacting != nil || dead < 1000 || dead < live/4 {
-		return
-	}
-	items := vec.LiveItems()
-	var log []graphOp
-	e.compacting = &log
-	done := make(chan struct{})
-	e.compacted = done
-	go func() {
-		defer close(done)
-		fresh, err := vector.Build(e.cfg.Vector, items)
-		e.wmu.Lock()
-		defer e.wmu.Unlock()
-		if err == nil {
-			for _, op := range *e.compacting {
-				if op.vec == nil {
-					fresh.Delete(op.id)
-				} else if aerr := fresh.Add(op.id, op.vec); aerr != nil {
-					err = aerr
-					break
-				}
-			}
-		}
-		if err == nil {
-			e.mu.Lock()
-			e.vec = fresh
-			e.mu.Unlock()
-		}
-		e.compacting = nil
-	}()
-}
-
-// WaitCompaction waits for a running compaction to finish (tests, shutdown).
-func (e *Engine) WaitCompaction() {
-	e.wmu.Lock()
-	done := e.compacted
-	e.wmu.Unlock()
-	if done != nil {
-		<-done
-	}
 }
 
 // doc returns a document's state, creating it (private) if unknown; the

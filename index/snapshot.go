@@ -42,8 +42,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // WriteSnapshot writes the whole engine to w. Writes are held off while it
 // runs (searches are not).
 func (e *Engine) WriteSnapshot(w io.Writer) error {
-	e.wmu.Lock()
-	defer e.wmu.Unlock()
+	v := e.ReadView()
+	defer v.Release()
+	return v.WriteSnapshot(w)
+}
+
+// writeSnapshot writes the engine; the writer lock is held (ReadView).
+func (e *Engine) writeSnapshot(w io.Writer) error {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
 	var err error

@@ -252,7 +252,7 @@ func (n *Node) RepairFrom(ctx context.Context, url string, ids []index.ID) error
 			ops.Deletes = append(ops.Deletes, id)
 		}
 	}
-	return n.Propose(ctx, Entry{Kind: KindRepair, Ops: ops})
+	return n.Propose(ctx, RepairEntry(ops))
 }
 
 // RepairChunks (leader) repairs the chunks from the changefeed's database.

@@ -217,10 +217,10 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 	if err != nil {
 		return err
 	}
-	if err := p.Propose(ctx, Entry{Kind: KindBaseBegin}); err != nil {
+	if err := p.Propose(ctx, BaseBeginEntry()); err != nil {
 		return err
 	}
-	if err := p.Propose(ctx, Entry{Kind: KindBasePart, Ops: index.Ops{Documents: ops.Documents}}); err != nil {
+	if err := p.Propose(ctx, BasePartEntry(index.Ops{Documents: ops.Documents})); err != nil {
 		return err
 	}
 	part := f.BasePart
@@ -229,11 +229,11 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 	}
 	for i := 0; i < len(ops.Upserts); i += part {
 		chunk := ops.Upserts[i:min(i+part, len(ops.Upserts))]
-		if err := p.Propose(ctx, Entry{Kind: KindBasePart, Ops: index.Ops{Upserts: chunk}}); err != nil {
+		if err := p.Propose(ctx, BasePartEntry(index.Ops{Upserts: chunk})); err != nil {
 			return err
 		}
 	}
-	if err := p.Propose(ctx, Entry{Kind: KindBaseEnd, Ops: index.Ops{Position: index.Position{LSN: uint64(at)}}, CommitTime: time.Now().UnixMilli()}); err != nil {
+	if err := p.Propose(ctx, BaseEndEntry(uint64(at), time.Now().UnixMilli())); err != nil {
 		return err
 	}
 	f.Logger.Info("changefeed base loaded", "component", "replication", "slot", f.Slot, "lsn", at,
@@ -320,10 +320,11 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 				}
 				return
 			}
-			committed.Store(e.Ops.Position.LSN)
-			if n := e.Ops.Len(); n > 0 {
-				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", pglogrepl.LSN(e.Ops.Position.LSN),
-					"operations", n, "commit_to_receive_ms", received.UnixMilli()-e.CommitTime, "propose_ms", time.Since(received).Milliseconds())
+			lsn, commitMs := entryPosition(e)
+			committed.Store(lsn)
+			if n := entryOps(e); n > 0 {
+				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", pglogrepl.LSN(lsn),
+					"operations", n, "commit_to_receive_ms", received.UnixMilli()-commitMs, "propose_ms", time.Since(received).Milliseconds())
 			}
 		}
 		close(proposeErr)
@@ -365,7 +366,7 @@ func (f *Feed) receive(ctx context.Context, conn *pgconn.PgConn, start pglogrepl
 		if tx == nil && time.Since(lastQueued) >= every && len(proposals) == 0 {
 			// A heartbeat at the last position read: every node learns the
 			// feed is alive (readiness) even when no WAL is written.
-			if err := queue(Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(seen)}}, CommitTime: time.Now().UnixMilli()}); err != nil {
+			if err := queue(KeepaliveEntry(uint64(seen), time.Now().UnixMilli())); err != nil {
 				return err
 			}
 		}
@@ -401,7 +402,7 @@ func (f *Feed) receive(ctx context.Context, conn *pgconn.PgConn, start pglogrepl
 			// end has been seen, so the position may advance.
 			if tx == nil && ka.ServerWALEnd > seen {
 				seen = ka.ServerWALEnd
-				if err := queue(Entry{Kind: KindOps, Ops: index.Ops{Position: index.Position{LSN: uint64(seen)}}, CommitTime: ka.ServerTime.UnixMilli()}); err != nil {
+				if err := queue(KeepaliveEntry(uint64(seen), ka.ServerTime.UnixMilli())); err != nil {
 					return err
 				}
 			}
@@ -440,7 +441,7 @@ func (f *Feed) receive(ctx context.Context, conn *pgconn.PgConn, start pglogrepl
 				}
 				tx.Position = index.Position{LSN: uint64(m.TransactionEndLSN)}
 				// Proposed in order; confirmed to the slot once committed.
-				if err := queue(Entry{Kind: KindOps, Ops: *tx, CommitTime: m.CommitTime.UnixMilli()}); err != nil {
+				if err := queue(ChangesEntry(*tx, m.CommitTime.UnixMilli())); err != nil {
 					return err
 				}
 				seen, tx = m.TransactionEndLSN, nil

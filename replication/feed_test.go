@@ -16,6 +16,7 @@ import (
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/index/vector"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/replication/logentry"
 )
 
 func vec(seed int) string {
@@ -234,7 +235,7 @@ type countingProposer struct {
 }
 
 func (c countingProposer) Propose(ctx context.Context, e Entry) error {
-	if e.Kind == KindBaseBegin {
+	if e.Kind == logentry.KindBaseBegin {
 		c.bases.Add(1)
 	}
 	return c.direct.Propose(ctx, e)

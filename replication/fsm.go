@@ -1,89 +1,35 @@
 package replication
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
-	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/replication/logentry"
 )
-
-// Kinds of Raft log entries.
-const (
-	// KindOps is one committed PostgreSQL transaction (or, with no
-	// operations, a keepalive that moves the applied position).
-	KindOps byte = 1
-	// KindBaseBegin starts a fresh base: later base parts build a new
-	// engine beside the serving one.
-	KindBaseBegin byte = 2
-	// KindBasePart carries part of a base.
-	KindBasePart byte = 3
-	// KindBaseEnd completes a base at its position; the new engine
-	// replaces the serving one.
-	KindBaseEnd byte = 4
-	// KindMember records a node's HTTP address.
-	KindMember byte = 5
-	// KindRepair carries anti-entropy repairs (no position).
-	KindRepair byte = 6
-)
-
-// Entry is one Raft log entry.
-type Entry struct {
-	Kind byte
-	Ops  index.Ops
-	// CommitTime is the PostgreSQL commit time of the position (unix ms;
-	// for keepalives the server's clock), so followers can tell their lag
-	// in seconds without reading a clock in the FSM.
-	CommitTime int64
-	Member     Member
-}
-
-// Member is a node as the cluster knows it.
-type Member struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_address"`
-	HTTPAddr string `json:"http_address"`
-}
-
-// Encode serializes an entry for raft.Apply.
-func (e Entry) Encode() ([]byte, error) {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(e); err != nil {
-		return nil, fmt.Errorf("replication: encode entry: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// DecodeEntry reads an entry written by Encode.
-func DecodeEntry(b []byte) (Entry, error) {
-	var e Entry
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&e); err != nil {
-		return e, fmt.Errorf("replication: decode entry: %w", err)
-	}
-	return e, nil
-}
 
 // FSM applies the Raft log to the node's live engine. It is a thin,
-// deterministic dispatch: no I/O besides the engine, no clocks, no
-// randomness; every replica applying the same log holds the same index.
+// deterministic dispatch from an entry's kind to its applier: no I/O
+// besides the engine, no clocks, no randomness, no goroutines; every
+// replica applying the same log holds the same index.
 type FSM struct {
-	live *index.Live
-	cfg  index.Config
+	live     *index.Live
+	cfg      index.Config
+	appliers map[logentry.Kind]func(Entry) error
 
 	mu         sync.Mutex
 	based      bool          // the serving engine holds a complete base
 	staging    *index.Engine // a base being built, if any
 	members    map[string]Member
 	commitTime int64
+	// applied is the Raft index of the last entry applied (0 outside
+	// Raft). A snapshot records it, so the entries after the snapshot's
+	// Raft index that its engine already holds are skipped on replay.
+	applied uint64
 
 	// OnApply, when set, is told of every applied entry (metrics); it is
 	// called on the FSM's goroutine and must not block.
@@ -92,7 +38,17 @@ type FSM struct {
 
 // NewFSM feeds live.
 func NewFSM(live *index.Live, cfg index.Config) *FSM {
-	return &FSM{live: live, cfg: cfg, members: map[string]Member{}}
+	f := &FSM{live: live, cfg: cfg, members: map[string]Member{}}
+	f.appliers = map[logentry.Kind]func(Entry) error{
+		logentry.KindChanges:   f.applyChanges,
+		logentry.KindKeepalive: f.applyKeepalive,
+		logentry.KindRepair:    f.applyRepair,
+		logentry.KindBaseBegin: f.applyBaseBegin,
+		logentry.KindBasePart:  f.applyBasePart,
+		logentry.KindBaseEnd:   f.applyBaseEnd,
+		logentry.KindMember:    f.applyMember,
+	}
+	return f
 }
 
 // State is what the FSM tells about itself.
@@ -108,12 +64,18 @@ type State struct {
 func (f *FSM) State() State {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := State{Based: f.based, Building: f.staging != nil, Position: f.live.Engine().Position(), CommitTime: f.commitTime}
+	return State{Based: f.based, Building: f.staging != nil, Position: f.live.Engine().Position(),
+		CommitTime: f.commitTime, Members: f.memberList()}
+}
+
+// memberList lists the members by id; f.mu is held.
+func (f *FSM) memberList() []Member {
+	var out []Member
 	for _, m := range f.members {
-		s.Members = append(s.Members, m)
+		out = append(out, m)
 	}
-	sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].ID < s.Members[j].ID })
-	return s
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // Apply implements raft.FSM. The answer is nil or an error.
@@ -125,149 +87,133 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return err
 	}
-	return f.ApplyEntry(e)
+	return f.ApplyAt(l.Index, e)
 }
 
-// ApplyEntry applies a decoded entry.
-func (f *FSM) ApplyEntry(e Entry) error {
-	err := f.apply(e)
+// ApplyEntry applies a decoded entry that is not in a Raft log (one
+// process, no replication).
+func (f *FSM) ApplyEntry(e Entry) error { return f.ApplyAt(0, e) }
+
+// ApplyAt applies the entry at Raft index idx (0: none). An index the
+// state already holds, restored from a snapshot persisted past it, is
+// skipped.
+func (f *FSM) ApplyAt(idx uint64, e Entry) error {
+	err := f.apply(idx, e)
 	if f.OnApply != nil {
-		f.OnApply(e.Kind, e.Ops.Len(), err)
+		f.OnApply(byte(e.Kind), entryOps(e), err)
 	}
 	return err
 }
 
-func (f *FSM) apply(e Entry) error {
+func (f *FSM) apply(idx uint64, e Entry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch e.Kind {
-	case KindOps, KindRepair:
-		if e.Kind == KindRepair {
-			e.Ops.Position = index.Position{}
+	if idx != 0 {
+		if idx <= f.applied {
+			return nil
 		}
-		if err := f.live.Engine().Apply(e.Ops); err != nil {
-			return err
-		}
-		if e.Ops.Position.LSN != 0 && e.CommitTime != 0 {
-			f.commitTime = e.CommitTime
-		}
-	case KindBaseBegin:
-		fresh, err := index.New(f.cfg)
-		if err != nil {
-			return err
-		}
-		f.staging = fresh
-	case KindBasePart:
-		if f.staging == nil {
-			return errors.New("replication: base part without a base")
-		}
-		e.Ops.Position = index.Position{}
-		return f.staging.Apply(e.Ops)
-	case KindBaseEnd:
-		if f.staging == nil {
-			return errors.New("replication: base end without a base")
-		}
-		if err := f.staging.Apply(index.Ops{Position: e.Ops.Position}); err != nil {
-			return err
-		}
-		f.live.Swap(f.staging)
-		f.staging, f.based = nil, true
-		f.commitTime = e.CommitTime
-	case KindMember:
-		f.members[e.Member.ID] = e.Member
-	default:
-		return fmt.Errorf("replication: unknown entry kind %d", e.Kind)
+		f.applied = idx
+	}
+	apply, ok := f.appliers[e.Kind]
+	if !ok {
+		return fmt.Errorf("replication: apply: %w %d", logentry.ErrUnknownKind, byte(e.Kind))
+	}
+	return apply(e)
+}
+
+// The appliers: one per kind, each run with f.mu held.
+
+func (f *FSM) applyChanges(e Entry) error {
+	p, err := payloadOf[*logentry.Changes](e)
+	if err != nil {
+		return err
+	}
+	ops, err := opsOfChanges(p)
+	if err != nil {
+		return err
+	}
+	return f.applyAtPosition(ops, p.GetCommitTimeMs())
+}
+
+func (f *FSM) applyKeepalive(e Entry) error {
+	p, err := payloadOf[*logentry.Keepalive](e)
+	if err != nil {
+		return err
+	}
+	return f.applyAtPosition(index.Ops{Position: index.Position{LSN: p.GetLsn()}}, p.GetCommitTimeMs())
+}
+
+// applyAtPosition applies a positioned batch to the serving engine and
+// takes its commit time (also when the engine already held the position).
+func (f *FSM) applyAtPosition(ops index.Ops, commitMs int64) error {
+	if err := f.live.Engine().Apply(ops); err != nil {
+		return err
+	}
+	if ops.Position.LSN != 0 && commitMs != 0 {
+		f.commitTime = commitMs
 	}
 	return nil
 }
 
-// ErrBaseInProgress refuses a snapshot while a base is being built (the
-// half-built engine is not worth carrying; Raft tries again later).
-var ErrBaseInProgress = errors.New("replication: a base is being built")
-
-// snapHeader travels before the engine in a Raft snapshot.
-type snapHeader struct {
-	Based      bool     `json:"based"`
-	CommitTime int64    `json:"commit_time"`
-	Members    []Member `json:"members"`
-}
-
-// Snapshot implements raft.FSM.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.staging != nil {
-		return nil, ErrBaseInProgress
-	}
-	h := snapHeader{Based: f.based, CommitTime: f.commitTime}
-	for _, m := range f.members {
-		h.Members = append(h.Members, m)
-	}
-	return &fsmSnapshot{header: h, engine: f.live.Engine()}, nil
-}
-
-type fsmSnapshot struct {
-	header snapHeader
-	engine *index.Engine
-}
-
-// Persist writes the header (length-prefixed JSON) and the engine. The
-// engine's writer lock is held meanwhile, so applies wait for it.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	err := func() error {
-		hb, err := json.Marshal(s.header)
-		if err != nil {
-			return err
-		}
-		var n [4]byte
-		binary.LittleEndian.PutUint32(n[:], uint32(len(hb)))
-		if _, err := sink.Write(append(n[:], hb...)); err != nil {
-			return err
-		}
-		return s.engine.WriteSnapshot(sink)
-	}()
-	if err != nil {
-		sink.Cancel()
-		return fmt.Errorf("replication: persist snapshot: %w", err)
-	}
-	return sink.Close()
-}
-
-func (s *fsmSnapshot) Release() {}
-
-// Restore implements raft.FSM: a fresh engine from the snapshot replaces
-// the serving one.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 1<<20)
-	var n [4]byte
-	if _, err := io.ReadFull(br, n[:]); err != nil {
-		return fmt.Errorf("replication: restore: %w", err)
-	}
-	size := binary.LittleEndian.Uint32(n[:])
-	if size > 64<<20 {
-		return fmt.Errorf("replication: restore: header of %d bytes", size)
-	}
-	hb := make([]byte, size)
-	if _, err := io.ReadFull(br, hb); err != nil {
-		return fmt.Errorf("replication: restore: %w", err)
-	}
-	var h snapHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return fmt.Errorf("replication: restore header: %w", err)
-	}
-	e, err := index.ReadSnapshot(f.cfg, br)
+func (f *FSM) applyRepair(e Entry) error {
+	p, err := payloadOf[*logentry.Repair](e)
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.live.Swap(e)
-	f.staging = nil
-	f.based, f.commitTime = h.Based, h.CommitTime
-	f.members = map[string]Member{}
-	for _, m := range h.Members {
-		f.members[m.ID] = m
+	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
+	if err != nil {
+		return err
 	}
+	return f.live.Engine().Apply(ops) // no position: applied whatever the engine's
+}
+
+func (f *FSM) applyBaseBegin(Entry) error {
+	fresh, err := index.New(f.cfg)
+	if err != nil {
+		return err
+	}
+	f.staging = fresh
+	return nil
+}
+
+func (f *FSM) applyBasePart(e Entry) error {
+	p, err := payloadOf[*logentry.BasePart](e)
+	if err != nil {
+		return err
+	}
+	if f.staging == nil {
+		return errors.New("replication: base part without a base")
+	}
+	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), nil)
+	if err != nil {
+		return err
+	}
+	return f.staging.Apply(ops)
+}
+
+func (f *FSM) applyBaseEnd(e Entry) error {
+	p, err := payloadOf[*logentry.BaseEnd](e)
+	if err != nil {
+		return err
+	}
+	if f.staging == nil {
+		return errors.New("replication: base end without a base")
+	}
+	if err := f.staging.Apply(index.Ops{Position: index.Position{LSN: p.GetLsn()}}); err != nil {
+		return err
+	}
+	f.live.Swap(f.staging)
+	f.staging, f.based = nil, true
+	f.commitTime = p.GetCommitTimeMs()
+	return nil
+}
+
+func (f *FSM) applyMember(e Entry) error {
+	p, err := payloadOf[*logentry.Member](e)
+	if err != nil {
+		return err
+	}
+	m := memberIn(p)
+	f.members[m.ID] = m
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/replication/logentry"
 )
 
 // NodeConfig configures one node of the cluster.
@@ -182,8 +183,10 @@ func (n *Node) closeStores() {
 }
 
 // Run follows leadership until ctx ends: while this node leads, it runs the
-// changefeed. Then it leaves Raft cleanly.
+// changefeed; all along, the index's Compactor. Then it leaves Raft cleanly.
 func (n *Node) Run(ctx context.Context) error {
+	stopCompactor := n.startCompactor(ctx)
+	defer stopCompactor()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	for {
@@ -226,7 +229,7 @@ func (n *Node) startFeed(ctx context.Context) {
 			return
 		}
 		me := Member{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAddr}
-		if err := n.Propose(fctx, Entry{Kind: KindMember, Member: me}); err != nil {
+		if err := n.Propose(fctx, MemberEntry(me)); err != nil {
 			n.cfg.Logger.Warn("recording this node failed", "component", "replication", "error", err)
 		}
 		n.cfg.Logger.Info("leading: changefeed starts", "component", "replication", "node", n.cfg.ID, "term", n.raft.CurrentTerm())
@@ -286,7 +289,7 @@ func (n *Node) Join(ctx context.Context, m Member) error {
 	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("replication: add %s: %w", m.ID, err)
 	}
-	return n.Propose(ctx, Entry{Kind: KindMember, Member: m})
+	return n.Propose(ctx, MemberEntry(m))
 }
 
 // Remove takes a node out of the cluster (leader only).
@@ -429,10 +432,10 @@ func (t *timedFSM) Apply(l *raft.Log) any {
 		return err
 	}
 	start := time.Now()
-	err = t.n.FSM.ApplyEntry(e)
+	err = t.n.FSM.ApplyAt(l.Index, e)
 	t.n.m.apply.WithLabelValues(kindName(e.Kind)).Observe(time.Since(start).Seconds())
-	if e.Kind == KindOps && e.Ops.Len() > 0 && e.CommitTime > 0 {
-		t.n.m.commitToApply.Observe(max(0, time.Since(time.UnixMilli(e.CommitTime)).Seconds()))
+	if ms := dataCommitTime(e); ms > 0 {
+		t.n.m.commitToApply.Observe(max(0, time.Since(time.UnixMilli(ms)).Seconds()))
 	}
 	return err
 }
@@ -484,15 +487,17 @@ func (c *countingSink) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func kindName(k byte) string {
+// kindName labels the apply metric: keepalives count with the changes
+// (ops), as before they had a kind of their own.
+func kindName(k logentry.Kind) string {
 	switch k {
-	case KindOps:
+	case logentry.KindChanges, logentry.KindKeepalive:
 		return "ops"
-	case KindBaseBegin, KindBasePart, KindBaseEnd:
+	case logentry.KindBaseBegin, logentry.KindBasePart, logentry.KindBaseEnd:
 		return "base"
-	case KindMember:
+	case logentry.KindMember:
 		return "member"
-	case KindRepair:
+	case logentry.KindRepair:
 		return "repair"
 	}
 	return "unknown"

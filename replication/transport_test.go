@@ -130,7 +130,7 @@ func seedPrivate(t *testing.T, n *Node) secretDoc {
 		Upserts: []index.Chunk{{ID: index.ID(uuid.New()), DocumentID: s.doc, OwnerID: s.owner, Title: "Exam pieces",
 			Text: "the secret sonata for the exam", Version: 1, Vector: []float32{1, 0, 0, 0}}},
 		Position: index.Position{LSN: 100}}
-	if err := n.Propose(context.Background(), Entry{Kind: KindOps, Ops: ops, CommitTime: 1}); err != nil {
+	if err := n.Propose(context.Background(), ChangesEntry(ops, 1)); err != nil {
 		t.Fatal(err)
 	}
 	// Raft records the applied index a moment after the proposal returns.
@@ -171,8 +171,8 @@ func attack(t *testing.T, tr *raft.NetworkTransport, n *Node, s secretDoc) map[s
 	t.Helper()
 	term, last := n.raft.CurrentTerm(), n.raft.LastIndex()
 	lastTerm, _ := strconv.ParseUint(n.raft.Stats()["last_log_term"], 10, 64)
-	entry, err := Entry{Kind: KindOps, CommitTime: 2, Ops: index.Ops{Position: index.Position{LSN: 101},
-		Documents: []index.Document{{ID: s.doc, OwnerID: s.owner, IsPublic: true, Title: "Exam pieces"}}}}.Encode()
+	entry, err := ChangesEntry(index.Ops{Position: index.Position{LSN: 101},
+		Documents: []index.Document{{ID: s.doc, OwnerID: s.owner, IsPublic: true, Title: "Exam pieces"}}}, 2).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"cmp"
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -464,11 +465,20 @@ func (x *Index) LiveItems() []Item {
 
 // Build makes a graph of items, in their order, keeping their levels.
 func Build(cfg Config, items []Item) (*Index, error) {
+	return BuildContext(context.Background(), cfg, items)
+}
+
+// BuildContext is Build that gives up, with ctx's error, once ctx ends
+// (checked every 256 items).
+func BuildContext(ctx context.Context, cfg Config, items []Item) (*Index, error) {
 	x, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	for _, it := range items {
+	for i, it := range items {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("vector: build: %w", ctx.Err())
+		}
 		x.insert(it.ID, it.Vec, it.Level)
 	}
 	return x, nil

@@ -1,0 +1,255 @@
+package replication
+
+import (
+	"fmt"
+
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/replication/logentry"
+)
+
+// Entry is one Raft log entry (package logentry holds its types and
+// format); the functions below make each kind from index values, and
+// read index values back out of them.
+type Entry = logentry.Entry
+
+// DecodeEntry reads an entry from the Raft log.
+func DecodeEntry(b []byte) (Entry, error) { return logentry.Decode(b) }
+
+// Member is a node as the cluster knows it.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_address"`
+	HTTPAddr string `json:"http_address"`
+}
+
+// ChangesEntry is one committed transaction at its position; commitMs is
+// its PostgreSQL commit time (unix ms).
+func ChangesEntry(ops index.Ops, commitMs int64) Entry {
+	return Entry{Kind: logentry.KindChanges, Payload: &logentry.Changes{
+		Lsn: ops.Position.LSN, CommitTimeMs: commitMs,
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts),
+		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs)}}
+}
+
+// KeepaliveEntry moves the applied position to lsn; atMs is the server's
+// time there (unix ms).
+func KeepaliveEntry(lsn uint64, atMs int64) Entry {
+	return Entry{Kind: logentry.KindKeepalive, Payload: &logentry.Keepalive{Lsn: lsn, CommitTimeMs: atMs}}
+}
+
+// BaseBeginEntry starts a fresh base.
+func BaseBeginEntry() Entry {
+	return Entry{Kind: logentry.KindBaseBegin, Payload: &logentry.BaseBegin{}}
+}
+
+// BasePartEntry carries documents and chunks of a base (ops' position and
+// deletes are not part of a base).
+func BasePartEntry(ops index.Ops) Entry {
+	return Entry{Kind: logentry.KindBasePart, Payload: &logentry.BasePart{
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts)}}
+}
+
+// BaseEndEntry completes a base at lsn.
+func BaseEndEntry(lsn uint64, commitMs int64) Entry {
+	return Entry{Kind: logentry.KindBaseEnd, Payload: &logentry.BaseEnd{Lsn: lsn, CommitTimeMs: commitMs}}
+}
+
+// MemberEntry records a node's addresses.
+func MemberEntry(m Member) Entry {
+	return Entry{Kind: logentry.KindMember, Payload: memberOut(m)}
+}
+
+// RepairEntry carries repairs: documents, chunk upserts and chunk deletes
+// (ops' position and document deletes are not part of a repair).
+func RepairEntry(ops index.Ops) Entry {
+	return Entry{Kind: logentry.KindRepair, Payload: &logentry.Repair{
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts), Deletes: idsOut(ops.Deletes)}}
+}
+
+// payloadOf returns e's payload as T, or an error when the kind and the
+// payload disagree (an entry built by hand; decoded ones always agree).
+func payloadOf[T any](e Entry) (T, error) {
+	p, ok := e.Payload.(T)
+	if !ok {
+		return p, fmt.Errorf("replication: a %s entry carries %T", e.Kind, e.Payload)
+	}
+	return p, nil
+}
+
+// opsOfChanges reads a transaction's operations and position.
+func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
+	ops, err := opsOf(c.GetDocuments(), c.GetUpserts(), c.GetDeletes())
+	if err != nil {
+		return ops, err
+	}
+	ops.Position = index.Position{LSN: c.GetLsn()}
+	ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete")
+	return ops, err
+}
+
+// opsOf reads documents, upserts and deletes.
+func opsOf(docs []*logentry.Document, upserts []*logentry.Chunk, deletes [][]byte) (index.Ops, error) {
+	var ops index.Ops
+	var err error
+	if ops.Documents, err = documentsIn(docs); err != nil {
+		return ops, err
+	}
+	if ops.Upserts, err = chunksIn(upserts); err != nil {
+		return ops, err
+	}
+	ops.Deletes, err = idsIn(deletes, "chunk delete")
+	return ops, err
+}
+
+// entryOps counts the operations an entry carries (metrics).
+func entryOps(e Entry) int {
+	switch p := e.Payload.(type) {
+	case *logentry.Changes:
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments())
+	case *logentry.BasePart:
+		return len(p.GetDocuments()) + len(p.GetUpserts())
+	case *logentry.Repair:
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes())
+	}
+	return 0
+}
+
+// entryPosition is the position a changes or keepalive entry moves to, and
+// its commit time (zeros for other kinds).
+func entryPosition(e Entry) (lsn uint64, commitMs int64) {
+	switch p := e.Payload.(type) {
+	case *logentry.Changes:
+		return p.GetLsn(), p.GetCommitTimeMs()
+	case *logentry.Keepalive:
+		return p.GetLsn(), p.GetCommitTimeMs()
+	}
+	return 0, 0
+}
+
+// dataCommitTime is the commit time of a transaction that changed
+// something (0 for every other entry): commit-to-apply is measured on it.
+func dataCommitTime(e Entry) int64 {
+	if p, ok := e.Payload.(*logentry.Changes); ok && entryOps(e) > 0 {
+		return p.GetCommitTimeMs()
+	}
+	return 0
+}
+
+func documentsOut(ds []index.Document) []*logentry.Document {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]*logentry.Document, len(ds))
+	for i, d := range ds {
+		out[i] = &logentry.Document{Id: idOut(d.ID), OwnerId: idOut(d.OwnerID), IsPublic: d.IsPublic, Title: []byte(d.Title)}
+	}
+	return out
+}
+
+func documentsIn(ds []*logentry.Document) ([]index.Document, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	out := make([]index.Document, len(ds))
+	for i, d := range ds {
+		id, err := idIn(d.GetId(), "document id")
+		if err != nil {
+			return nil, err
+		}
+		owner, err := idIn(d.GetOwnerId(), "document owner")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = index.Document{ID: id, OwnerID: owner, IsPublic: d.GetIsPublic(), Title: string(d.GetTitle())}
+	}
+	return out, nil
+}
+
+func chunksOut(cs []index.Chunk) []*logentry.Chunk {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]*logentry.Chunk, len(cs))
+	for i, c := range cs {
+		out[i] = &logentry.Chunk{Id: idOut(c.ID), DocumentId: idOut(c.DocumentID), OwnerId: idOut(c.OwnerID),
+			Title: []byte(c.Title), Text: []byte(c.Text), PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version}
+		if c.Vector != nil {
+			out[i].Vector = &logentry.Vector{Values: c.Vector}
+		}
+	}
+	return out
+}
+
+func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	out := make([]index.Chunk, len(cs))
+	for i, c := range cs {
+		var ids [3]index.ID
+		raw := [3][]byte{c.GetId(), c.GetDocumentId(), c.GetOwnerId()}
+		for j, what := range [3]string{"chunk id", "chunk document", "chunk owner"} {
+			id, err := idIn(raw[j], what)
+			if err != nil {
+				return nil, err
+			}
+			ids[j] = id
+		}
+		out[i] = index.Chunk{ID: ids[0], DocumentID: ids[1], OwnerID: ids[2], Title: string(c.GetTitle()), Text: string(c.GetText()),
+			PageStart: int(c.GetPageStart()), PageEnd: int(c.GetPageEnd()), Version: c.GetVersion()}
+		if c.GetVector() != nil {
+			// Present but empty stays non-nil: a vector of the wrong
+			// length, which the index refuses, not "keep the stored one".
+			out[i].Vector = c.GetVector().GetValues()
+			if out[i].Vector == nil {
+				out[i].Vector = []float32{}
+			}
+		}
+	}
+	return out, nil
+}
+
+func idOut(id index.ID) []byte { return id[:] }
+
+func idIn(b []byte, what string) (index.ID, error) {
+	var id index.ID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("replication: %s of %d bytes, not %d", what, len(b), len(id))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func idsOut(ids []index.ID) [][]byte {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = idOut(id)
+	}
+	return out
+}
+
+func idsIn(bs [][]byte, what string) ([]index.ID, error) {
+	if len(bs) == 0 {
+		return nil, nil
+	}
+	out := make([]index.ID, len(bs))
+	for i, b := range bs {
+		id, err := idIn(b, what)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = id
+	}
+	return out, nil
+}
+
+func memberOut(m Member) *logentry.Member {
+	return &logentry.Member{Id: m.ID, RaftAddress: m.RaftAddr, HttpAddress: m.HTTPAddr}
+}
+
+func memberIn(m *logentry.Member) Member {
+	return Member{ID: m.GetId(), RaftAddr: m.GetRaftAddress(), HTTPAddr: m.GetHttpAddress()}
+}

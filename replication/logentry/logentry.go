@@ -1,0 +1,189 @@
+// Package logentry is the Raft log's contract: the entry types, their
+// kinds and versions, and how they are framed. Each entry is
+//
+//	[kind byte][version byte][payload]
+//
+// the payload a protobuf message of the kind's type (logentry.proto). A
+// reader refuses a kind or a version it does not know, clearly, instead of
+// guessing. The types are ours, not the index's: renaming a field of
+// index.Chunk changes nothing here. replication converts between them and
+// index.Ops. See replication/DESIGN.md for the table of kinds.
+package logentry
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative logentry.proto
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind says what an entry carries.
+type Kind byte
+
+// The kinds of log entries. Their numbers are part of the log format and
+// never change meaning.
+const (
+	KindChanges   Kind = 1 // *Changes: one committed PostgreSQL transaction
+	KindBaseBegin Kind = 2 // *BaseBegin: a fresh base starts
+	KindBasePart  Kind = 3 // *BasePart: part of a base
+	KindBaseEnd   Kind = 4 // *BaseEnd: the base is complete at its position
+	KindMember    Kind = 5 // *Member: a node's addresses
+	KindRepair    Kind = 6 // *Repair: anti-entropy repairs, no position
+	KindKeepalive Kind = 7 // *Keepalive: the position moves, nothing else
+)
+
+// MaxEntryBytes bounds an encoded entry (and a snapshot header): larger
+// ones are refused when written and when read, so a garbled length cannot
+// make a reader allocate without bound (decoding allocates in proportion
+// to the entry's length).
+const MaxEntryBytes = 256 << 20
+
+// Errors of decoding.
+var (
+	// ErrUnknownKind marks an entry of a kind this node does not know.
+	ErrUnknownKind = errors.New("logentry: unknown kind")
+	// ErrUnknownVersion marks an entry (or snapshot header) of a version
+	// this node does not read.
+	ErrUnknownVersion = errors.New("logentry: unknown version")
+	// ErrMalformed marks bytes that are not an entry.
+	ErrMalformed = errors.New("logentry: malformed")
+)
+
+// kindSpec is what the format says of one kind.
+type kindSpec struct {
+	name    string
+	version byte // the version this node writes and reads
+	empty   func() proto.Message
+}
+
+// spec returns the format of kind k.
+func spec(k Kind) (kindSpec, bool) {
+	switch k {
+	case KindChanges:
+		return kindSpec{"changes", 1, func() proto.Message { return &Changes{} }}, true
+	case KindBaseBegin:
+		return kindSpec{"base-begin", 1, func() proto.Message { return &BaseBegin{} }}, true
+	case KindBasePart:
+		return kindSpec{"base-part", 1, func() proto.Message { return &BasePart{} }}, true
+	case KindBaseEnd:
+		return kindSpec{"base-end", 1, func() proto.Message { return &BaseEnd{} }}, true
+	case KindMember:
+		return kindSpec{"member", 1, func() proto.Message { return &Member{} }}, true
+	case KindRepair:
+		return kindSpec{"repair", 1, func() proto.Message { return &Repair{} }}, true
+	case KindKeepalive:
+		return kindSpec{"keepalive", 1, func() proto.Message { return &Keepalive{} }}, true
+	}
+	return kindSpec{}, false
+}
+
+// Kinds lists every kind this node knows, in order.
+func Kinds() []Kind {
+	return []Kind{KindChanges, KindBaseBegin, KindBasePart, KindBaseEnd, KindMember, KindRepair, KindKeepalive}
+}
+
+// String names the kind ("changes", "base-part", ...).
+func (k Kind) String() string {
+	if s, ok := spec(k); ok {
+		return s.name
+	}
+	return fmt.Sprintf("kind-%d", byte(k))
+}
+
+// Version is the version of k this node writes (0 for an unknown kind).
+func (k Kind) Version() byte {
+	s, _ := spec(k)
+	return s.version
+}
+
+// Entry is one Raft log entry: its kind and the kind's message.
+type Entry struct {
+	Kind Kind
+	// Payload is *Changes for KindChanges, *BaseBegin for KindBaseBegin,
+	// and so on (see the kinds).
+	Payload proto.Message
+}
+
+// Encode frames the entry: kind, version, payload.
+func (e Entry) Encode() ([]byte, error) {
+	s, ok := spec(e.Kind)
+	if !ok {
+		return nil, fmt.Errorf("logentry: encode: %w %d", ErrUnknownKind, byte(e.Kind))
+	}
+	if e.Payload == nil || e.Payload.ProtoReflect().Descriptor() != s.empty().ProtoReflect().Descriptor() {
+		return nil, fmt.Errorf("logentry: encode: a %s entry carries %T", s.name, e.Payload)
+	}
+	out, err := proto.MarshalOptions{}.MarshalAppend([]byte{byte(e.Kind), s.version}, e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("logentry: encode %s: %w", s.name, err)
+	}
+	if len(out) > MaxEntryBytes {
+		return nil, fmt.Errorf("logentry: encode %s: %d bytes, more than %d", s.name, len(out), MaxEntryBytes)
+	}
+	return out, nil
+}
+
+// Decode reads an entry written by Encode. An unknown kind or version is
+// an error wrapping ErrUnknownKind or ErrUnknownVersion; anything else that
+// does not parse wraps ErrMalformed.
+func Decode(b []byte) (Entry, error) {
+	if len(b) < 2 {
+		return Entry{}, fmt.Errorf("logentry: decode: %w: %d bytes, no kind and version", ErrMalformed, len(b))
+	}
+	if len(b) > MaxEntryBytes {
+		return Entry{}, fmt.Errorf("logentry: decode: %w: %d bytes, more than %d", ErrMalformed, len(b), MaxEntryBytes)
+	}
+	k, v := Kind(b[0]), b[1]
+	s, ok := spec(k)
+	if !ok {
+		return Entry{}, fmt.Errorf("logentry: decode: %w %d (this node knows 1-%d)", ErrUnknownKind, byte(k), len(Kinds()))
+	}
+	if v != s.version {
+		return Entry{}, fmt.Errorf("logentry: decode %s: %w %d (this node reads %d)", s.name, ErrUnknownVersion, v, s.version)
+	}
+	p := s.empty()
+	if err := proto.Unmarshal(b[2:], p); err != nil {
+		return Entry{}, fmt.Errorf("logentry: decode %s: %w: %w", s.name, ErrMalformed, err)
+	}
+	return Entry{Kind: k, Payload: p}, nil
+}
+
+// SnapshotHeaderVersion is the version of the snapshot header this node
+// writes and reads.
+const SnapshotHeaderVersion byte = 1
+
+// EncodeSnapshotHeader frames a snapshot header: version, payload.
+func EncodeSnapshotHeader(h *SnapshotHeader) ([]byte, error) {
+	out, err := proto.MarshalOptions{}.MarshalAppend([]byte{SnapshotHeaderVersion}, h)
+	if err != nil {
+		return nil, fmt.Errorf("logentry: encode snapshot header: %w", err)
+	}
+	if len(out) > MaxEntryBytes {
+		return nil, fmt.Errorf("logentry: encode snapshot header: %d bytes, more than %d", len(out), MaxEntryBytes)
+	}
+	return out, nil
+}
+
+// DecodeSnapshotHeader reads a header written by EncodeSnapshotHeader.
+func DecodeSnapshotHeader(b []byte) (*SnapshotHeader, error) {
+	if len(b) < 1 {
+		return nil, fmt.Errorf("logentry: decode snapshot header: %w: empty", ErrMalformed)
+	}
+	if len(b) > MaxEntryBytes {
+		return nil, fmt.Errorf("logentry: decode snapshot header: %w: %d bytes", ErrMalformed, len(b))
+	}
+	if b[0] != SnapshotHeaderVersion {
+		hint := ""
+		if b[0] == '{' {
+			hint = "; a JSON header: the snapshot predates the versioned log, remove this node's Raft directory"
+		}
+		return nil, fmt.Errorf("logentry: decode snapshot header: %w %d (this node reads %d)%s", ErrUnknownVersion, b[0], SnapshotHeaderVersion, hint)
+	}
+	h := &SnapshotHeader{}
+	if err := proto.Unmarshal(b[1:], h); err != nil {
+		return nil, fmt.Errorf("logentry: decode snapshot header: %w: %w", ErrMalformed, err)
+	}
+	return h, nil
+}
