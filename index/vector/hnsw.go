@@ -346,9 +346,16 @@ func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) 
 }
 
 func (x *Index) results(w []candidate, k int) []Result {
-	// Equal distances go to the smaller id, so every replica, and every
-	// search whatever else the graph holds, orders them alike.
-	slices.SortStableFunc(w, func(a, b candidate) int { return x.cmp(a, b) })
+	// w is sorted by distance (or holds at most k). Equal distances go to
+	// the smaller id, so every replica, and every search whatever else the
+	// graph holds, orders them alike: the first k, and any candidate tied
+	// with the k-th, are sorted by (distance, id), then cut to k.
+	n := min(k, len(w))
+	for n > 0 && n < len(w) && w[n].dist == w[n-1].dist {
+		n++
+	}
+	w = w[:n]
+	slices.SortFunc(w, x.cmp)
 	if len(w) > k {
 		w = w[:k]
 	}
