@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,6 +53,9 @@ type testAPI struct {
 	// listener of their own (server limits).
 	handler http.Handler
 	server  *Server
+	// fromAddr holds the clients that connect from a given loopback
+	// address (callFrom).
+	fromAddr map[string]*http.Client
 }
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
@@ -230,6 +234,33 @@ func (r response) problem(t *testing.T) Problem {
 // as is) or nil.
 func (a *testAPI) call(method, path, token string, body any, hdr ...string) response {
 	a.t.Helper()
+	return a.callWith(http.DefaultClient, method, path, token, body, hdr...)
+}
+
+// callFrom sends a request as call does, over a connection whose source
+// address is ip (any 127.0.0.0/8 address): the server sees a distinct
+// client address per ip.
+func (a *testAPI) callFrom(ip, method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
+	c, ok := a.fromAddr[ip]
+	if !ok {
+		local, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}).DialContext}
+		c = &http.Client{Transport: tr}
+		if a.fromAddr == nil {
+			a.fromAddr = map[string]*http.Client{}
+		}
+		a.fromAddr[ip] = c
+		a.t.Cleanup(tr.CloseIdleConnections)
+	}
+	return a.callWith(c, method, path, token, body, hdr...)
+}
+
+func (a *testAPI) callWith(client *http.Client, method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -255,7 +286,7 @@ func (a *testAPI) call(method, path, token string, body any, hdr ...string) resp
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -36,10 +36,16 @@ func (e *ThrottledError) Error() string {
 type Config struct {
 	RefreshTTL time.Duration
 	Hash       HashParams
-	// AccountThrottle and IPThrottle bound failed sign-ins per account and
-	// per client address.
-	AccountThrottle store.ThrottlePolicy
+	// Failed sign-ins (docs/SECURITY.md "Sign-in failures"): PairThrottle
+	// bounds them per account and client address, IPThrottle per client
+	// address over all accounts; both answer 429. AccountThrottle counts
+	// them per account over all addresses: an account past it is under
+	// attack until its block ends, which refuses no one but puts each
+	// (account, address) pair under AttackThrottle instead of PairThrottle.
+	PairThrottle    store.ThrottlePolicy
 	IPThrottle      store.ThrottlePolicy
+	AccountThrottle store.ThrottlePolicy
+	AttackThrottle  store.ThrottlePolicy
 	// SupabaseRole is the role given to users provisioned from Supabase
 	// tokens (student by default).
 	SupabaseRole string
@@ -50,8 +56,10 @@ func DefaultConfig() Config {
 	return Config{
 		RefreshTTL:      7 * 24 * time.Hour,
 		Hash:            DefaultHashParams,
-		AccountThrottle: store.ThrottlePolicy{Limit: 5, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		PairThrottle:    store.ThrottlePolicy{Limit: 5, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
 		IPThrottle:      store.ThrottlePolicy{Limit: 30, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		AccountThrottle: store.ThrottlePolicy{Limit: 100, Window: 15 * time.Minute, Base: 15 * time.Minute, Max: 15 * time.Minute},
+		AttackThrottle:  store.ThrottlePolicy{Limit: 1, Window: 15 * time.Minute, Base: 15 * time.Minute, Max: 15 * time.Minute},
 		SupabaseRole:    store.RoleStudent,
 	}
 }
@@ -167,59 +175,100 @@ func (s *Service) Register(ctx context.Context, r Registration) (Session, error)
 	return s.newSession(ctx, u)
 }
 
-// Login checks credentials, throttling repeated failures per account and
-// per client address.
+// Login checks credentials, throttling failures per (account, client
+// address), per client address and per account (see Config).
 func (s *Service) Login(ctx context.Context, emailIn, password, clientIP string) (Session, error) {
-	email, err := NormalizeEmail(emailIn)
-	if err != nil {
-		// Not an address: it cannot match, but costs the same.
-		email = strings.ToLower(strings.TrimSpace(emailIn))
-		if len(email) > 254 {
-			email = email[:254]
-		}
-	}
-	accountKey, ipKey := "account:"+email, "ip:"+clientIP
-	until, err := s.store.BlockedUntil(ctx, accountKey, ipKey)
+	email := loginEmail(emailIn)
+	keys := newSignInKeys(email, clientIP)
+	attack, err := s.admit(ctx, keys)
 	if err != nil {
 		return Session{}, err
 	}
-	if !until.IsZero() {
-		return Session{}, &ThrottledError{RetryAt: until}
-	}
-	u, hash, err := s.store.Credentials(ctx, email)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	u, ok, err := s.checkPassword(ctx, email, password)
+	if err != nil {
 		return Session{}, err
-	}
-	ok := false
-	if hash != "" {
-		ok, err = VerifyPassword(password, hash)
-		if err != nil {
-			s.logger.ErrorContext(ctx, "stored password hash unreadable", "component", "auth", "user", u.ID, "error", err)
-			ok = false
-		}
-	} else {
-		VerifyPassword(password, s.dummyHash) //nolint:errcheck // equal cost for unknown accounts
 	}
 	if !ok {
-		return Session{}, s.failed(ctx, accountKey, ipKey)
+		return Session{}, s.failed(ctx, keys, attack)
 	}
-	if err := s.store.ClearFailures(ctx, accountKey); err != nil {
+	// Only this pair's count is forgiven: the owner signing in neither
+	// ends an attack on the account nor clears the address's count.
+	if err := s.store.ClearFailures(ctx, keys.pair); err != nil {
 		return Session{}, err
 	}
 	return s.newSession(ctx, u)
 }
 
-func (s *Service) failed(ctx context.Context, accountKey, ipKey string) error {
+// loginEmail normalizes the email of a sign-in; what is not an address
+// cannot match but is throttled (and costs) the same.
+func loginEmail(in string) string {
+	if email, err := NormalizeEmail(in); err == nil {
+		return email
+	}
+	email := strings.ToLower(strings.TrimSpace(in))
+	if len(email) > 254 {
+		email = email[:254]
+	}
+	return email
+}
+
+// admit refuses a sign-in whose (account, address) pair or address is
+// blocked, and reports whether the account is under attack.
+func (s *Service) admit(ctx context.Context, k signInKeys) (bool, error) {
+	blocks, err := s.store.Blocks(ctx, k.pair, k.ip, k.account)
+	if err != nil {
+		return false, err
+	}
+	until := blocks[k.pair]
+	if ip := blocks[k.ip]; ip.After(until) {
+		until = ip
+	}
+	if !until.IsZero() {
+		return false, &ThrottledError{RetryAt: until}
+	}
+	_, attack := blocks[k.account]
+	return attack, nil
+}
+
+// checkPassword verifies password against the account of email. An
+// unknown email is checked against a dummy hash so it costs the same.
+func (s *Service) checkPassword(ctx context.Context, email, password string) (store.User, bool, error) {
+	u, hash, err := s.store.Credentials(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, false, err
+	}
+	if hash == "" {
+		VerifyPassword(password, s.dummyHash) //nolint:errcheck // equal cost for unknown accounts
+		return store.User{}, false, nil
+	}
+	ok, err := VerifyPassword(password, hash)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "stored password hash unreadable", "component", "auth", "user", u.ID, "error", err)
+		return store.User{}, false, nil
+	}
+	return u, ok, nil
+}
+
+// failed counts a failed sign-in under each of its keys. It answers 429
+// when the pair or the address is now blocked, else 401. The account's
+// count never refuses by itself; under attack, the pair's bound is
+// AttackThrottle.
+func (s *Service) failed(ctx context.Context, k signInKeys, attack bool) error {
+	pair := s.cfg.PairThrottle
+	if attack {
+		pair = s.cfg.AttackThrottle
+	}
 	var until time.Time
-	for _, k := range []struct {
-		key string
-		p   store.ThrottlePolicy
-	}{{accountKey, s.cfg.AccountThrottle}, {ipKey, s.cfg.IPThrottle}} {
-		u, err := s.store.RecordFailure(ctx, k.key, k.p)
+	for _, c := range []struct {
+		key     string
+		p       store.ThrottlePolicy
+		refuses bool
+	}{{k.pair, pair, true}, {k.ip, s.cfg.IPThrottle, true}, {k.account, s.cfg.AccountThrottle, false}} {
+		u, err := s.store.RecordFailure(ctx, c.key, c.p)
 		if err != nil {
 			return err
 		}
-		if u.After(until) {
+		if c.refuses && u.After(until) {
 			until = u
 		}
 	}

@@ -11,7 +11,8 @@ import (
 
 // ThrottlePolicy bounds failures per key: after Limit failures within
 // Window, the key is blocked for Base, doubling with each further failure up
-// to Max.
+// to Max. A key's count starts again once its window has passed and it is
+// not blocked.
 type ThrottlePolicy struct {
 	Limit  int
 	Window time.Duration
@@ -19,42 +20,58 @@ type ThrottlePolicy struct {
 	Max    time.Duration
 }
 
-// BlockedUntil returns the latest block among keys still in force, or the
-// zero time when none is blocked.
-func (s *Store) BlockedUntil(ctx context.Context, keys ...string) (time.Time, error) {
-	var until *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT max(blocked_until) FROM auth_throttle
-		WHERE key = ANY($1) AND blocked_until > now()`, keys).Scan(&until)
+// Blocks returns the end of the block of each of keys that is blocked now;
+// keys not blocked are absent.
+func (s *Store) Blocks(ctx context.Context, keys ...string) (map[string]time.Time, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT key, blocked_until FROM auth_throttle
+		WHERE key = ANY($1) AND blocked_until > now()`, keys)
+	type block struct {
+		Key          string
+		BlockedUntil time.Time
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[block])
 	if err != nil {
-		return time.Time{}, fmt.Errorf("store: throttle check: %w", err)
+		return nil, fmt.Errorf("store: throttle check: %w", err)
 	}
-	if until == nil {
-		return time.Time{}, nil
+	out := make(map[string]time.Time, len(found))
+	for _, b := range found {
+		out[b.Key] = b.BlockedUntil
 	}
-	return *until, nil
+	return out, nil
 }
 
-// RecordFailure counts one failure for key under p and returns the block it
-// now carries (zero when none).
+// A failure starts a fresh count once the window has passed and the key is
+// not blocked; count is the key's failures with this one.
+const (
+	throttleFresh = `(t.window_start < now() - $2::interval AND coalesce(t.blocked_until, '-infinity') < now())`
+	throttleCount = `(CASE WHEN ` + throttleFresh + ` THEN 1 ELSE t.failures + 1 END)`
+)
+
+// recordFailureSQL upserts one failure. Every SET expression reads the row
+// as it was, so they agree on the count.
+const recordFailureSQL = `
+	INSERT INTO auth_throttle AS t (key, failures, window_start, blocked_until)
+	VALUES ($1, 1, now(), CASE WHEN 1 >= $3 THEN now() + least($4::interval, $5::interval) END)
+	ON CONFLICT (key) DO UPDATE SET
+		failures = ` + throttleCount + `,
+		window_start = CASE WHEN ` + throttleFresh + ` THEN now() ELSE t.window_start END,
+		blocked_until = CASE WHEN ` + throttleCount + ` >= $3
+			THEN greatest(t.blocked_until, now() + least($4::interval * power(2, least(` + throttleCount + ` - $3, 24)), $5::interval))
+			ELSE t.blocked_until END
+	RETURNING CASE WHEN t.blocked_until > now() THEN t.blocked_until END`
+
+// RecordFailure counts one failure for key under p, in one statement (so
+// nodes counting at once add up), and returns the block it now carries
+// (zero when none). A block is never shortened, and its doubling is capped
+// before it is computed, so a count far past the limit cannot overflow.
 func (s *Store) RecordFailure(ctx context.Context, key string, p ThrottlePolicy) (time.Time, error) {
 	var until *time.Time
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO auth_throttle AS t (key, failures, window_start) VALUES ($1, 1, now())
-		ON CONFLICT (key) DO UPDATE SET
-			failures = CASE WHEN t.window_start < now() - $2::interval AND coalesce(t.blocked_until, '-infinity') < now()
-			                THEN 1 ELSE t.failures + 1 END,
-			window_start = CASE WHEN t.window_start < now() - $2::interval AND coalesce(t.blocked_until, '-infinity') < now()
-			                THEN now() ELSE t.window_start END
-		RETURNING CASE WHEN failures >= $3 THEN now() + least($4::interval * power(2, failures - $3), $5::interval) END`,
-		key, p.Window, p.Limit, p.Base, p.Max).Scan(&until)
+	err := s.pool.QueryRow(ctx, recordFailureSQL, key, p.Window, p.Limit, p.Base, p.Max).Scan(&until)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: record failure: %w", err)
 	}
 	if until == nil {
 		return time.Time{}, nil
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE auth_throttle SET blocked_until = $2 WHERE key = $1`, key, *until); err != nil {
-		return time.Time{}, fmt.Errorf("store: record failure: %w", err)
 	}
 	return *until, nil
 }
