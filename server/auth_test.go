@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -249,17 +247,10 @@ const sbTestIssuer = "https://demo.supabase.co/auth/v1"
 
 var sbTestSecret = []byte("super-secret-jwt-token-with-at-least-32-characters-long")
 
+// supabaseToken is a GoTrue access token of sub whose email is confirmed.
 func supabaseToken(t *testing.T, sub, email string) string {
 	t.Helper()
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": sbTestIssuer, "aud": "authenticated", "sub": sub, "email": email, "role": "authenticated",
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}).SignedString(sbTestSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return signGoTrue(t, goTrueClaims(sub, email, true))
 }
 
 // Supabase tokens are accepted when configured, and their users provisioned

@@ -23,6 +23,9 @@ var (
 	// ErrUnauthenticated: wrong credentials, or a token that is not valid.
 	// The same error for an unknown email and a wrong password.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrEmailUnconfirmed: a Supabase token of a user not provisioned yet
+	// whose email is not confirmed. It matches ErrUnauthenticated too.
+	ErrEmailUnconfirmed = fmt.Errorf("email not confirmed: %w", ErrUnauthenticated)
 )
 
 // ThrottledError says a sign-in is refused until RetryAt.
@@ -345,8 +348,10 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 }
 
 // authenticateSupabase verifies a Supabase token and provisions its user on
-// first sight. An email already held by a password account is refused: a
-// Supabase account must not take over a local one.
+// first sight, only when the token says its email is confirmed. A sub seen
+// before maps to its user whatever the token says of the email. An email
+// already held by another account is refused, never linked: a Supabase
+// account must not take over a local one.
 func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Principal, error) {
 	c, err := s.supabase.Verify(ctx, bearer)
 	if err != nil {
@@ -362,6 +367,9 @@ func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Prin
 	email, err := NormalizeEmail(c.Email)
 	if err != nil {
 		return Principal{}, fmt.Errorf("auth: supabase token without a usable email: %w", ErrUnauthenticated)
+	}
+	if !c.EmailConfirmed {
+		return Principal{}, fmt.Errorf("auth: supabase user %s: %w", c.Subject, ErrEmailUnconfirmed)
 	}
 	name, _, _ := strings.Cut(email, "@")
 	u, err = s.store.CreateUser(ctx, store.NewUser{Email: email, DisplayName: name, Role: s.cfg.SupabaseRole, ExternalSubject: c.Subject})
