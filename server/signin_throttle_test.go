@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sostenuto/sostenuto/server/auth"
 )
 
 // These tests run the production throttle policy (auth.DefaultConfig) over
@@ -148,4 +151,32 @@ func TestSignInLockNotRenewableAgainstOwner(t *testing.T) {
 		}
 		a.advanceThrottleClock(time.Duration(ra+1) * time.Second)
 	}
+}
+
+// Concurrent guesses cannot outrun the bound: of 20 wrong passwords sent at
+// once from one address (real argon2id cost, so they overlap), only 5 are
+// judged; the rest are refused unjudged, so the block is the first one
+// (30 s), not one doubled per extra guess.
+func TestSignInConcurrentGuessesBounded(t *testing.T) {
+	a := newAPI(t, func(c *auth.Config, _ *auth.SupabaseConfig) { c.Hash = auth.DefaultHashParams })
+	a.register(victimEmail, "student")
+	const attacker = "127.0.0.2"
+	a.loginFrom(attacker, "warm-up@example.com", "wrong guess") // one connection open
+	var wg sync.WaitGroup
+	statuses := make([]int, 20)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = a.loginFrom(attacker, victimEmail, "wrong guess "+strconv.Itoa(i)).status
+		}()
+	}
+	wg.Wait()
+	var judged int
+	a.ownerPool().QueryRow(context.Background(), `SELECT max(failures) FROM auth_throttle WHERE key LIKE '%victim@example.com'`).Scan(&judged)
+	if judged != 5 {
+		t.Errorf("%d wrong guesses counted for the victim (statuses %v), want 5", judged, statuses)
+	}
+	a.mustThrottle(a.loginFrom(attacker, victimEmail, rightPassword), 1, 30)
+	a.mustStatus(a.loginFrom("127.0.0.3", victimEmail, rightPassword), 200)
 }

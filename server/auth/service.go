@@ -179,11 +179,13 @@ func (s *Service) Register(ctx context.Context, r Registration) (Session, error)
 }
 
 // Login checks credentials, throttling failures per (account, client
-// address), per client address and per account (see Config).
+// address), per client address and per account (see Config). The pair's
+// failure is counted before the password is checked and forgiven when it
+// was right, so concurrent guesses cannot outrun the pair's bound.
 func (s *Service) Login(ctx context.Context, emailIn, password, clientIP string) (Session, error) {
 	email := loginEmail(emailIn)
 	keys := newSignInKeys(email, clientIP)
-	attack, err := s.admit(ctx, keys)
+	pairUntil, err := s.admit(ctx, keys)
 	if err != nil {
 		return Session{}, err
 	}
@@ -192,7 +194,7 @@ func (s *Service) Login(ctx context.Context, emailIn, password, clientIP string)
 		return Session{}, err
 	}
 	if !ok {
-		return Session{}, s.failed(ctx, keys, attack)
+		return Session{}, s.failed(ctx, keys, pairUntil)
 	}
 	// Only this pair's count is forgiven: the owner signing in neither
 	// ends an attack on the account nor clears the address's count.
@@ -216,21 +218,33 @@ func loginEmail(in string) string {
 }
 
 // admit refuses a sign-in whose (account, address) pair or address is
-// blocked, and reports whether the account is under attack.
-func (s *Service) admit(ctx context.Context, k signInKeys) (bool, error) {
+// blocked, then counts its failure in advance under the pair: under
+// AttackThrottle when the account is under attack, else PairThrottle. It
+// returns the block the pair now carries.
+func (s *Service) admit(ctx context.Context, k signInKeys) (time.Time, error) {
 	blocks, err := s.store.Blocks(ctx, k.pair, k.ip, k.account)
 	if err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	until := blocks[k.pair]
 	if ip := blocks[k.ip]; ip.After(until) {
 		until = ip
 	}
 	if !until.IsZero() {
-		return false, &ThrottledError{RetryAt: until}
+		return time.Time{}, &ThrottledError{RetryAt: until}
 	}
-	_, attack := blocks[k.account]
-	return attack, nil
+	policy := s.cfg.PairThrottle
+	if _, attack := blocks[k.account]; attack {
+		policy = s.cfg.AttackThrottle
+	}
+	until, counted, err := s.store.ReserveFailure(ctx, k.pair, policy)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !counted {
+		return time.Time{}, &ThrottledError{RetryAt: until}
+	}
+	return until, nil
 }
 
 // checkPassword verifies password against the account of email. An
@@ -252,28 +266,20 @@ func (s *Service) checkPassword(ctx context.Context, email, password string) (st
 	return u, ok, nil
 }
 
-// failed counts a failed sign-in under each of its keys. It answers 429
-// when the pair or the address is now blocked, else 401. The account's
-// count never refuses by itself; under attack, the pair's bound is
-// AttackThrottle.
-func (s *Service) failed(ctx context.Context, k signInKeys, attack bool) error {
-	pair := s.cfg.PairThrottle
-	if attack {
-		pair = s.cfg.AttackThrottle
+// failed counts a failed sign-in under the address and the account (the
+// pair counted it in advance). It answers 429 when the pair or the address
+// is now blocked, else 401. The account's count never refuses by itself.
+func (s *Service) failed(ctx context.Context, k signInKeys, pairUntil time.Time) error {
+	until := pairUntil
+	ipUntil, err := s.store.RecordFailure(ctx, k.ip, s.cfg.IPThrottle)
+	if err != nil {
+		return err
 	}
-	var until time.Time
-	for _, c := range []struct {
-		key     string
-		p       store.ThrottlePolicy
-		refuses bool
-	}{{k.pair, pair, true}, {k.ip, s.cfg.IPThrottle, true}, {k.account, s.cfg.AccountThrottle, false}} {
-		u, err := s.store.RecordFailure(ctx, c.key, c.p)
-		if err != nil {
-			return err
-		}
-		if c.refuses && u.After(until) {
-			until = u
-		}
+	if ipUntil.After(until) {
+		until = ipUntil
+	}
+	if _, err := s.store.RecordFailure(ctx, k.account, s.cfg.AccountThrottle); err != nil {
+		return err
 	}
 	if !until.IsZero() {
 		return &ThrottledError{RetryAt: until}

@@ -47,9 +47,9 @@ const (
 	throttleCount = `(CASE WHEN ` + throttleFresh + ` THEN 1 ELSE t.failures + 1 END)`
 )
 
-// recordFailureSQL upserts one failure. Every SET expression reads the row
+// upsertFailureSQL counts one failure. Every SET expression reads the row
 // as it was, so they agree on the count.
-const recordFailureSQL = `
+const upsertFailureSQL = `
 	INSERT INTO auth_throttle AS t (key, failures, window_start, blocked_until)
 	VALUES ($1, 1, now(), CASE WHEN 1 >= $3 THEN now() + least($4::interval, $5::interval) END)
 	ON CONFLICT (key) DO UPDATE SET
@@ -57,8 +57,7 @@ const recordFailureSQL = `
 		window_start = CASE WHEN ` + throttleFresh + ` THEN now() ELSE t.window_start END,
 		blocked_until = CASE WHEN ` + throttleCount + ` >= $3
 			THEN greatest(t.blocked_until, now() + least($4::interval * power(2, least(` + throttleCount + ` - $3, 24)), $5::interval))
-			ELSE t.blocked_until END
-	RETURNING CASE WHEN t.blocked_until > now() THEN t.blocked_until END`
+			ELSE t.blocked_until END`
 
 // RecordFailure counts one failure for key under p, in one statement (so
 // nodes counting at once add up), and returns the block it now carries
@@ -66,7 +65,9 @@ const recordFailureSQL = `
 // before it is computed, so a count far past the limit cannot overflow.
 func (s *Store) RecordFailure(ctx context.Context, key string, p ThrottlePolicy) (time.Time, error) {
 	var until *time.Time
-	err := s.pool.QueryRow(ctx, recordFailureSQL, key, p.Window, p.Limit, p.Base, p.Max).Scan(&until)
+	err := s.pool.QueryRow(ctx, upsertFailureSQL+`
+		RETURNING CASE WHEN t.blocked_until > now() THEN t.blocked_until END`,
+		key, p.Window, p.Limit, p.Base, p.Max).Scan(&until)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: record failure: %w", err)
 	}
@@ -74,6 +75,35 @@ func (s *Store) RecordFailure(ctx context.Context, key string, p ThrottlePolicy)
 		return time.Time{}, nil
 	}
 	return *until, nil
+}
+
+// ReserveFailure counts a failure for key under p before the attempt is
+// judged, unless key is blocked. Counting first bounds the attempts that
+// are judged at once: of many concurrent ones, only those that found key
+// unblocked are, and the one that reaches p.Limit blocks the rest. It
+// reports whether the failure was counted and the block key carries (zero
+// when none). A blocked key counts nothing.
+func (s *Store) ReserveFailure(ctx context.Context, key string, p ThrottlePolicy) (time.Time, bool, error) {
+	var counted bool
+	var until *time.Time
+	err := s.pool.QueryRow(ctx, `WITH up AS (`+upsertFailureSQL+`
+		WHERE coalesce(t.blocked_until, '-infinity') <= now()
+		RETURNING t.blocked_until),
+		b AS (SELECT coalesce((SELECT blocked_until FROM up), (SELECT blocked_until FROM auth_throttle WHERE key = $1)) AS until)
+		SELECT EXISTS (SELECT FROM up), CASE WHEN until > now() THEN until END FROM b`,
+		key, p.Window, p.Limit, p.Base, p.Max).Scan(&counted, &until)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: reserve failure: %w", err)
+	}
+	switch {
+	case until != nil:
+		return *until, counted, nil
+	case counted:
+		return time.Time{}, true, nil
+	}
+	// Blocked when counted, but this statement's snapshot predates the
+	// block (a concurrent attempt set it): a second is the least it waits.
+	return time.Now().Add(time.Second), false, nil
 }
 
 // ClearFailures forgets key's failures (after a successful sign-in).

@@ -67,3 +67,29 @@ func TestPairKeyFits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reserved failure counts like any other; a blocked key reserves nothing
+// and reports its block.
+func TestReserveFailure(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	s := New(db.Pool)
+	p := ThrottlePolicy{Limit: 2, Window: time.Minute, Base: 30 * time.Second, Max: time.Minute}
+	const key = "pair:192.0.2.1|a@example.com"
+	if until, ok, err := s.ReserveFailure(ctx, key, p); err != nil || !ok || !until.IsZero() {
+		t.Fatalf("first: %v %v %v", until, ok, err)
+	}
+	blocked, ok, err := s.ReserveFailure(ctx, key, p)
+	if err != nil || !ok || time.Until(blocked) < 29*time.Second {
+		t.Fatalf("second (reaches the limit): %v %v %v", blocked, ok, err)
+	}
+	until, ok, err := s.ReserveFailure(ctx, key, p)
+	if err != nil || ok || !until.Equal(blocked) {
+		t.Fatalf("third (blocked): %v %v %v, want %v false", until, ok, err, blocked)
+	}
+	var n int
+	db.Pool.QueryRow(ctx, `SELECT failures FROM auth_throttle WHERE key = $1`, key).Scan(&n)
+	if n != 2 {
+		t.Errorf("%d failures counted, want 2", n)
+	}
+}
