@@ -24,6 +24,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/blob/blobtest"
+	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/jobs"
@@ -73,6 +74,8 @@ type apiSettings struct {
 	// limits and cors configure the node's bounds (all off by default).
 	limits Limits
 	cors   []string
+	// trusted are the proxies whose X-Forwarded-For names the client.
+	trusted clientip.Trusted
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -176,7 +179,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
 		deps.EngineBased = func() bool { return fsm.State().Based }
 	}
-	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
+	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors, TrustedProxies: set.trusted}, deps)
 	handler = s.Handler()
 	a.handler = handler
 	a.server = s

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/clientip"
 )
 
 // These tests run the production throttle policy (auth.DefaultConfig) over
@@ -179,4 +180,25 @@ func TestSignInConcurrentGuessesBounded(t *testing.T) {
 	}
 	a.mustThrottle(a.loginFrom(attacker, victimEmail, rightPassword), 1, 30)
 	a.mustStatus(a.loginFrom("127.0.0.3", victimEmail, rightPassword), 200)
+}
+
+// Behind a trusted proxy (the edge), the client address is the one the
+// proxy names in X-Forwarded-For: a flood through the edge keeps out only
+// its own client, not the owner's, though both reach the node from the
+// edge's address.
+func TestSignInThroughTrustedProxy(t *testing.T) {
+	trusted, err := clientip.Parse("127.0.0.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPIWith(t, apiSettings{trusted: trusted})
+	a.register(victimEmail, "student")
+	const edge = "127.0.0.4"
+	for range 8 {
+		a.loginFrom(edge, victimEmail, "wrong guess", "X-Forwarded-For", "198.51.100.7")
+	}
+	a.mustThrottle(a.loginFrom(edge, victimEmail, rightPassword, "X-Forwarded-For", "198.51.100.7"), 1, 30)
+	a.mustStatus(a.loginFrom(edge, victimEmail, rightPassword, "X-Forwarded-For", "203.0.113.5"), 200)
+	// A client's own header before the proxy's is not believed.
+	a.mustThrottle(a.loginFrom(edge, victimEmail, rightPassword, "X-Forwarded-For", "203.0.113.5, 198.51.100.7"), 1, 30)
 }
