@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/blob/blobtest"
 	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/jobs"
@@ -53,6 +55,9 @@ type testAPI struct {
 	// listener of their own (server limits).
 	handler http.Handler
 	server  *Server
+	// fromAddr holds the clients that connect from a given loopback
+	// address (callFrom).
+	fromAddr map[string]*http.Client
 }
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
@@ -77,6 +82,8 @@ type apiSettings struct {
 	cors   []string
 	// cache is the answer-path cache store (nil: in process).
 	cache cache.Store
+	// trusted are the proxies whose X-Forwarded-For names the client.
+	trusted clientip.Trusted
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -186,7 +193,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
 		deps.EngineBased = func() bool { return fsm.State().Based }
 	}
-	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors}, deps)
+	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors, TrustedProxies: set.trusted}, deps)
 	handler = s.Handler()
 	a.handler = handler
 	a.server = s
@@ -244,11 +251,39 @@ func (r response) problem(t *testing.T) Problem {
 // as is) or nil.
 func (a *testAPI) call(method, path, token string, body any, hdr ...string) response {
 	a.t.Helper()
-	return a.callAt(a.url, method, path, token, body, hdr...)
+	return a.send(http.DefaultClient, a.url, method, path, token, body, hdr...)
+}
+
+// callFrom sends a request as call does, over a connection whose source
+// address is ip (any 127.0.0.0/8 address): the server sees a distinct
+// client address per ip.
+func (a *testAPI) callFrom(ip, method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
+	c, ok := a.fromAddr[ip]
+	if !ok {
+		local, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}).DialContext}
+		c = &http.Client{Transport: tr}
+		if a.fromAddr == nil {
+			a.fromAddr = map[string]*http.Client{}
+		}
+		a.fromAddr[ip] = c
+		a.t.Cleanup(tr.CloseIdleConnections)
+	}
+	return a.send(c, a.url, method, path, token, body, hdr...)
 }
 
 // callAt is call sent to base (the node, or an edge in front of it).
 func (a *testAPI) callAt(base, method, path, token string, body any, hdr ...string) response {
+	a.t.Helper()
+	return a.send(http.DefaultClient, base, method, path, token, body, hdr...)
+}
+
+// send sends a request to base+path through client.
+func (a *testAPI) send(client *http.Client, base, method, path, token string, body any, hdr ...string) response {
 	a.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -275,7 +310,7 @@ func (a *testAPI) callAt(base, method, path, token string, body any, hdr ...stri
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

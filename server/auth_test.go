@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/store"
 )
@@ -95,7 +93,7 @@ func TestRegisterValidation(t *testing.T) {
 func TestLoginFailuresIndistinguishable(t *testing.T) {
 	a := newAPI(t, func(c *auth.Config, _ *auth.SupabaseConfig) {
 		c.Hash = auth.DefaultHashParams
-		c.AccountThrottle.Limit, c.IPThrottle.Limit = 1000, 1000
+		c.PairThrottle.Limit, c.IPThrottle.Limit, c.AccountThrottle.Limit = 1000, 1000, 1000
 	})
 	a.register("known@example.com", "student")
 	wrong := a.call("POST", "/api/auth/login", "", map[string]string{"email": "known@example.com", "password": "wrong password"})
@@ -125,7 +123,7 @@ func TestLoginFailuresIndistinguishable(t *testing.T) {
 
 func TestLoginThrottle(t *testing.T) {
 	a := newAPI(t, func(c *auth.Config, _ *auth.SupabaseConfig) {
-		c.AccountThrottle = store.ThrottlePolicy{Limit: 3, Window: time.Minute, Base: 30 * time.Second, Max: time.Minute}
+		c.PairThrottle = store.ThrottlePolicy{Limit: 3, Window: time.Minute, Base: 30 * time.Second, Max: time.Minute}
 		c.IPThrottle = store.ThrottlePolicy{Limit: 8, Window: time.Minute, Base: 30 * time.Second, Max: time.Minute}
 	})
 	a.register("victim@example.com", "student")
@@ -143,7 +141,7 @@ func TestLoginThrottle(t *testing.T) {
 	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
 		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 	}
-	// Blocked: even the right password waits.
+	// Blocked: even the right password waits, from this address.
 	if r := login("victim@example.com", "correct horse battery"); r.status != 429 {
 		t.Errorf("right password while blocked: %d", r.status)
 	}
@@ -249,17 +247,10 @@ const sbTestIssuer = "https://demo.supabase.co/auth/v1"
 
 var sbTestSecret = []byte("super-secret-jwt-token-with-at-least-32-characters-long")
 
+// supabaseToken is a GoTrue access token of sub whose email is confirmed.
 func supabaseToken(t *testing.T, sub, email string) string {
 	t.Helper()
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": sbTestIssuer, "aud": "authenticated", "sub": sub, "email": email, "role": "authenticated",
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}).SignedString(sbTestSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return signGoTrue(t, goTrueClaims(sub, email, true))
 }
 
 // Supabase tokens are accepted when configured, and their users provisioned

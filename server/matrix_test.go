@@ -270,7 +270,7 @@ func (w *matrixWorld) loginRefresh(a actorKind) string {
 
 func newMatrixWorld(t *testing.T) *matrixWorld {
 	a := newAPI(t, func(c *auth.Config, _ *auth.SupabaseConfig) {
-		c.AccountThrottle.Limit, c.IPThrottle.Limit = 1<<20, 1<<20
+		c.PairThrottle.Limit, c.IPThrottle.Limit, c.AccountThrottle.Limit = 1<<20, 1<<20, 1<<20
 	})
 	w := &matrixWorld{a: a, sessions: map[actorKind]auth.Session{}}
 	for _, k := range allActors {

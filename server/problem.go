@@ -40,6 +40,7 @@ func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 const (
 	CodeInvalidInput     = "invalid_input"
 	CodeUnauthenticated  = "unauthenticated"
+	CodeEmailUnconfirmed = "email_unconfirmed"
 	CodeForbidden        = "forbidden"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
@@ -156,6 +157,8 @@ func problemOf(err error) *Problem {
 		return Invalid("the request has invalid fields", fields...)
 	case errors.As(err, &th):
 		return NewProblem(http.StatusTooManyRequests, CodeRateLimited, "too many failed sign-ins; retry later")
+	case errors.Is(err, auth.ErrEmailUnconfirmed):
+		return NewProblem(http.StatusUnauthorized, CodeEmailUnconfirmed, "the token's email is not confirmed; confirm it with Supabase Auth, then sign in again")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return NewProblem(http.StatusUnauthorized, CodeUnauthenticated, "missing, invalid or expired credentials")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, access.ErrNotFound):

@@ -23,6 +23,9 @@ var (
 	// ErrUnauthenticated: wrong credentials, or a token that is not valid.
 	// The same error for an unknown email and a wrong password.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrEmailUnconfirmed: a Supabase token of a user not provisioned yet
+	// whose email is not confirmed. It matches ErrUnauthenticated too.
+	ErrEmailUnconfirmed = fmt.Errorf("email not confirmed: %w", ErrUnauthenticated)
 )
 
 // ThrottledError says a sign-in is refused until RetryAt.
@@ -36,10 +39,16 @@ func (e *ThrottledError) Error() string {
 type Config struct {
 	RefreshTTL time.Duration
 	Hash       HashParams
-	// AccountThrottle and IPThrottle bound failed sign-ins per account and
-	// per client address.
-	AccountThrottle store.ThrottlePolicy
+	// Failed sign-ins (docs/SECURITY.md "Sign-in failures"): PairThrottle
+	// bounds them per account and client address, IPThrottle per client
+	// address over all accounts; both answer 429. AccountThrottle counts
+	// them per account over all addresses: an account past it is under
+	// attack until its block ends, which refuses no one but puts each
+	// (account, address) pair under AttackThrottle instead of PairThrottle.
+	PairThrottle    store.ThrottlePolicy
 	IPThrottle      store.ThrottlePolicy
+	AccountThrottle store.ThrottlePolicy
+	AttackThrottle  store.ThrottlePolicy
 	// SupabaseRole is the role given to users provisioned from Supabase
 	// tokens (student by default).
 	SupabaseRole string
@@ -50,8 +59,10 @@ func DefaultConfig() Config {
 	return Config{
 		RefreshTTL:      7 * 24 * time.Hour,
 		Hash:            DefaultHashParams,
-		AccountThrottle: store.ThrottlePolicy{Limit: 5, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		PairThrottle:    store.ThrottlePolicy{Limit: 5, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
 		IPThrottle:      store.ThrottlePolicy{Limit: 30, Window: 15 * time.Minute, Base: 30 * time.Second, Max: 15 * time.Minute},
+		AccountThrottle: store.ThrottlePolicy{Limit: 100, Window: 15 * time.Minute, Base: 15 * time.Minute, Max: 15 * time.Minute},
+		AttackThrottle:  store.ThrottlePolicy{Limit: 1, Window: 15 * time.Minute, Base: 15 * time.Minute, Max: 15 * time.Minute},
 		SupabaseRole:    store.RoleStudent,
 	}
 }
@@ -167,61 +178,108 @@ func (s *Service) Register(ctx context.Context, r Registration) (Session, error)
 	return s.newSession(ctx, u)
 }
 
-// Login checks credentials, throttling repeated failures per account and
-// per client address.
+// Login checks credentials, throttling failures per (account, client
+// address), per client address and per account (see Config). The pair's
+// failure is counted before the password is checked and forgiven when it
+// was right, so concurrent guesses cannot outrun the pair's bound.
 func (s *Service) Login(ctx context.Context, emailIn, password, clientIP string) (Session, error) {
-	email, err := NormalizeEmail(emailIn)
-	if err != nil {
-		// Not an address: it cannot match, but costs the same.
-		email = strings.ToLower(strings.TrimSpace(emailIn))
-		if len(email) > 254 {
-			email = email[:254]
-		}
-	}
-	accountKey, ipKey := "account:"+email, "ip:"+clientIP
-	until, err := s.store.BlockedUntil(ctx, accountKey, ipKey)
+	email := loginEmail(emailIn)
+	keys := newSignInKeys(email, clientIP)
+	pairUntil, err := s.admit(ctx, keys)
 	if err != nil {
 		return Session{}, err
 	}
-	if !until.IsZero() {
-		return Session{}, &ThrottledError{RetryAt: until}
-	}
-	u, hash, err := s.store.Credentials(ctx, email)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	u, ok, err := s.checkPassword(ctx, email, password)
+	if err != nil {
 		return Session{}, err
-	}
-	ok := false
-	if hash != "" {
-		ok, err = VerifyPassword(password, hash)
-		if err != nil {
-			s.logger.ErrorContext(ctx, "stored password hash unreadable", "component", "auth", "user", u.ID, "error", err)
-			ok = false
-		}
-	} else {
-		VerifyPassword(password, s.dummyHash) //nolint:errcheck // equal cost for unknown accounts
 	}
 	if !ok {
-		return Session{}, s.failed(ctx, accountKey, ipKey)
+		return Session{}, s.failed(ctx, keys, pairUntil)
 	}
-	if err := s.store.ClearFailures(ctx, accountKey); err != nil {
+	// Only this pair's count is forgiven: the owner signing in neither
+	// ends an attack on the account nor clears the address's count.
+	if err := s.store.ClearFailures(ctx, keys.pair); err != nil {
 		return Session{}, err
 	}
 	return s.newSession(ctx, u)
 }
 
-func (s *Service) failed(ctx context.Context, accountKey, ipKey string) error {
-	var until time.Time
-	for _, k := range []struct {
-		key string
-		p   store.ThrottlePolicy
-	}{{accountKey, s.cfg.AccountThrottle}, {ipKey, s.cfg.IPThrottle}} {
-		u, err := s.store.RecordFailure(ctx, k.key, k.p)
-		if err != nil {
-			return err
-		}
-		if u.After(until) {
-			until = u
-		}
+// loginEmail normalizes the email of a sign-in; what is not an address
+// cannot match but is throttled (and costs) the same.
+func loginEmail(in string) string {
+	if email, err := NormalizeEmail(in); err == nil {
+		return email
+	}
+	email := strings.ToLower(strings.TrimSpace(in))
+	if len(email) > 254 {
+		email = email[:254]
+	}
+	return email
+}
+
+// admit refuses a sign-in whose (account, address) pair or address is
+// blocked, then counts its failure in advance under the pair: under
+// AttackThrottle when the account is under attack, else PairThrottle. It
+// returns the block the pair now carries.
+func (s *Service) admit(ctx context.Context, k signInKeys) (time.Time, error) {
+	blocks, err := s.store.Blocks(ctx, k.pair, k.ip, k.account)
+	if err != nil {
+		return time.Time{}, err
+	}
+	until := blocks[k.pair]
+	if ip := blocks[k.ip]; ip.After(until) {
+		until = ip
+	}
+	if !until.IsZero() {
+		return time.Time{}, &ThrottledError{RetryAt: until}
+	}
+	policy := s.cfg.PairThrottle
+	if _, attack := blocks[k.account]; attack {
+		policy = s.cfg.AttackThrottle
+	}
+	until, counted, err := s.store.ReserveFailure(ctx, k.pair, policy)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !counted {
+		return time.Time{}, &ThrottledError{RetryAt: until}
+	}
+	return until, nil
+}
+
+// checkPassword verifies password against the account of email. An
+// unknown email is checked against a dummy hash so it costs the same.
+func (s *Service) checkPassword(ctx context.Context, email, password string) (store.User, bool, error) {
+	u, hash, err := s.store.Credentials(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, false, err
+	}
+	if hash == "" {
+		VerifyPassword(password, s.dummyHash) //nolint:errcheck // equal cost for unknown accounts
+		return store.User{}, false, nil
+	}
+	ok, err := VerifyPassword(password, hash)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "stored password hash unreadable", "component", "auth", "user", u.ID, "error", err)
+		return store.User{}, false, nil
+	}
+	return u, ok, nil
+}
+
+// failed counts a failed sign-in under the address and the account (the
+// pair counted it in advance). It answers 429 when the pair or the address
+// is now blocked, else 401. The account's count never refuses by itself.
+func (s *Service) failed(ctx context.Context, k signInKeys, pairUntil time.Time) error {
+	until := pairUntil
+	ipUntil, err := s.store.RecordFailure(ctx, k.ip, s.cfg.IPThrottle)
+	if err != nil {
+		return err
+	}
+	if ipUntil.After(until) {
+		until = ipUntil
+	}
+	if _, err := s.store.RecordFailure(ctx, k.account, s.cfg.AccountThrottle); err != nil {
+		return err
 	}
 	if !until.IsZero() {
 		return &ThrottledError{RetryAt: until}
@@ -296,8 +354,10 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 }
 
 // authenticateSupabase verifies a Supabase token and provisions its user on
-// first sight. An email already held by a password account is refused: a
-// Supabase account must not take over a local one.
+// first sight, only when the token says its email is confirmed. A sub seen
+// before maps to its user whatever the token says of the email. An email
+// already held by another account is refused, never linked: a Supabase
+// account must not take over a local one.
 func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Principal, error) {
 	c, err := s.supabase.Verify(ctx, bearer)
 	if err != nil {
@@ -313,6 +373,9 @@ func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Prin
 	email, err := NormalizeEmail(c.Email)
 	if err != nil {
 		return Principal{}, fmt.Errorf("auth: supabase token without a usable email: %w", ErrUnauthenticated)
+	}
+	if !c.EmailConfirmed {
+		return Principal{}, fmt.Errorf("auth: supabase user %s: %w", c.Subject, ErrEmailUnconfirmed)
 	}
 	name, _, _ := strings.Cut(email, "@")
 	u, err = s.store.CreateUser(ctx, store.NewUser{Email: email, DisplayName: name, Role: s.cfg.SupabaseRole, ExternalSubject: c.Subject})

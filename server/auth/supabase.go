@@ -31,6 +31,9 @@ type SupabaseConfig struct {
 type SupabaseClaims struct {
 	Subject string
 	Email   string
+	// EmailConfirmed: the token says its email is confirmed (see
+	// supabaseJWTClaims.emailConfirmed).
+	EmailConfirmed bool
 }
 
 // Supabase verifies Supabase Auth access tokens.
@@ -97,6 +100,29 @@ type supabaseJWTClaims struct {
 	jwt.RegisteredClaims
 	Email string `json:"email"`
 	Role  string `json:"role"`
+	// EmailVerified is a top-level claim GoTrue does not issue; a custom
+	// access token hook may add it (from auth.users.email_confirmed_at).
+	EmailVerified any  `json:"email_verified"`
+	IsAnonymous   bool `json:"is_anonymous"`
+	UserMetadata  struct {
+		// EmailVerified is where GoTrue says the email is confirmed: it
+		// sets it to true when the user confirms the address.
+		EmailVerified any `json:"email_verified"`
+	} `json:"user_metadata"`
+}
+
+// emailConfirmed holds when the token says its email is confirmed: the
+// top-level email_verified when present (a hook's word wins), else
+// user_metadata.email_verified; only the JSON boolean true counts, and an
+// anonymous user has no confirmed email.
+func (c *supabaseJWTClaims) emailConfirmed() bool {
+	if c.IsAnonymous {
+		return false
+	}
+	if c.EmailVerified != nil {
+		return c.EmailVerified == true
+	}
+	return c.UserMetadata.EmailVerified == true
 }
 
 // Verify checks a Supabase access token and returns its subject and email.
@@ -127,7 +153,8 @@ func (s *Supabase) Verify(ctx context.Context, raw string) (SupabaseClaims, erro
 	if claims.Subject == "" || claims.Role == "anon" {
 		return SupabaseClaims{}, fmt.Errorf("%w: supabase token has no signed-in user", ErrInvalidToken)
 	}
-	return SupabaseClaims{Subject: claims.Subject, Email: strings.ToLower(strings.TrimSpace(claims.Email))}, nil
+	return SupabaseClaims{Subject: claims.Subject, Email: strings.ToLower(strings.TrimSpace(claims.Email)),
+		EmailConfirmed: claims.emailConfirmed()}, nil
 }
 
 // UnverifiedIssuer reads a JWT's iss without verifying anything, to pick the
