@@ -574,17 +574,14 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 }
 
 // searchText takes the top n BM25 hits the scope may see, scored with the
-// statistics of what the scope may see; the scope is checked inside the
-// index's top-n selection, so no widening is needed. The read lock is held.
+// statistics of what the scope may see; the scope (its groups) is checked
+// inside the index's top-n selection, so no widening is needed. The read
+// lock is held.
 func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
-	scope := text.Scope{Groups: e.scopeGroups(q.Scope)}
-	if !q.Scope.Admin {
-		scope.Keep = func(id text.ID) bool {
-			c, ok := e.chunks[ID(id)]
-			return ok && e.allowed(q.Scope, c)
-		}
-	}
-	return e.text.Search(q.Text, n, scope)
+	// The groups are the scope: public documents and the private ones of
+	// the caller and their teachers, moved between groups under the same
+	// lock as their visibility. fuse re-checks every hit with allowed.
+	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q.Scope)})
 }
 
 // fuse merges the lists with Reciprocal Rank Fusion and drops what the

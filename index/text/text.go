@@ -66,8 +66,9 @@ type Doc struct {
 
 // Scope limits a search to what a caller may see. Groups lists the groups
 // of every document the caller may see (nil: every group, the whole
-// index); statistics are summed over them. Keep, when set, admits a
-// document; it must admit only documents of those groups.
+// index): only their documents are returned, and statistics are summed
+// over them. Keep, when set, must also admit a document (a further
+// filter, checked only for documents that would enter the top n).
 type Scope struct {
 	Groups []Group
 	Keep   func(ID) bool
@@ -354,6 +355,30 @@ func (x *Index) compact() {
 type accumulator struct {
 	score   []float32
 	touched []uint32
+	in      []bool // by group: in the search's scope (nil: every group)
+}
+
+// maxMaskGroup bounds the group ids a scope mask covers; a scope naming a
+// larger id is filtered in top alone.
+const maxMaskGroup = 1 << 20
+
+// mask marks groups in acc.in (nil groups: no mask). The caller clears it.
+func (acc *accumulator) mask(groups []Group) {
+	acc.in = acc.in[:0]
+	if groups == nil || len(groups) == 0 {
+		return
+	}
+	top := slices.Max(groups)
+	if top >= maxMaskGroup {
+		return
+	}
+	if cap(acc.in) <= int(top) {
+		acc.in = make([]bool, top+1)
+	}
+	acc.in = acc.in[:top+1]
+	for _, g := range groups {
+		acc.in[g] = true
+	}
 }
 
 // Search returns the top n live documents for a free-text query (terms
@@ -376,8 +401,10 @@ func (x *Index) Search(query string, n int, scope Scope) ([]Hit, error) {
 		acc = &accumulator{score: make([]float32, len(x.ids)+len(x.ids)/4+64)}
 	}
 	acc.touched = acc.touched[:0]
+	acc.mask(scope.Groups)
 	x.accumulate(acc, q, st)
-	h := x.top(acc, n, scope.Keep)
+	clear(acc.in)
+	h := x.top(acc, n, scope)
 	x.accs.Put(acc)
 	out := make([]Hit, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
@@ -425,8 +452,8 @@ func (st scopeStats) df(x *Index, tid uint32) uint32 {
 	return n
 }
 
-// accumulate scores every live document holding a query term, term at a
-// time, into acc. The read lock is held.
+// accumulate scores every live document of the scope (acc.in, when set)
+// holding a query term, term at a time, into acc. The read lock is held.
 func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 	N := float64(st.live)
 	avgdl := float64(st.length) / N
@@ -435,7 +462,7 @@ func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 	}
 	cnorm := float32(K1 * (1 - B))
 	clen := float32(K1 * B / avgdl)
-	score, lens, dead := acc.score, x.lens, x.dead
+	score, lens, dead, in, group := acc.score, x.lens, x.dead, acc.in, x.group
 	for j, t := range q.terms {
 		tid, ok := x.termIDs[t]
 		if !ok {
@@ -451,6 +478,11 @@ func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 			if dead[p.doc] {
 				continue
 			}
+			if len(in) > 0 { // a scope: skip what it may not see
+				if g := group[p.doc]; int(g) >= len(in) || !in[g] {
+					continue
+				}
+			}
 			tf := float32(p.tf)
 			s := w * tf / (tf + cnorm + clen*float32(lens[p.doc]))
 			if score[p.doc] == 0 {
@@ -461,15 +493,18 @@ func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 	}
 }
 
-// top selects the best n touched documents that keep admits (checked only
-// for those that would enter the selection) and clears the accumulator.
-// The read lock is held.
-func (x *Index) top(acc *accumulator, n int, keep func(ID) bool) hitHeap {
+// top selects the best n touched documents of scope (its groups first, a
+// slice scan; then its Keep, only for documents that would enter the
+// selection) and clears the accumulator. The read lock is held.
+func (x *Index) top(acc *accumulator, n int, scope Scope) hitHeap {
 	h := hitHeap{}
-	score := acc.score
+	score, groups, keep := acc.score, scope.Groups, scope.Keep
 	for _, doc := range acc.touched {
 		s := score[doc]
 		score[doc] = 0
+		if groups != nil && !slices.Contains(groups, x.group[doc]) {
+			continue
+		}
 		if len(h) == n && !better(s, x.ids[doc], h[0].score, h[0].id) {
 			continue
 		}
