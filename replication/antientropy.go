@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -107,64 +107,66 @@ func (a *AntiEntropy) Check(ctx context.Context) (*Divergence, error) {
 }
 
 // compare reads PostgreSQL's versions (of ids, or of every chunk), waits for
-// the index to reach that read's position, and diffs.
+// the index to reach that read's position, and diffs; nil (and no error)
+// when the index did not get there in time.
 func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence, error) {
+	pg, lsn, err := a.readVersions(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if caught, err := a.waitFor(ctx, lsn); !caught || err != nil {
+		return nil, err
+	}
+	return diff(pg, a.Node.Live.Engine().ChunkVersions(), ids), nil
+}
+
+// readVersions reads the chunks' versions and the WAL position they are
+// current at, in one repeatable-read transaction.
+func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[index.ID]int64, uint64, error) {
 	conn, err := pgx.Connect(ctx, a.URL)
 	if err != nil {
-		return nil, fmt.Errorf("replication: anti-entropy: %w", err)
+		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	pg := map[index.ID]int64{}
+	var pg map[index.ID]int64
 	var lsnText string
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsnText); err != nil {
 			return err
 		}
-		var rows pgx.Rows
-		if ids == nil {
-			rows, err = tx.Query(ctx, `SELECT id, version FROM chunks`)
-		} else {
-			us := make([]uuid.UUID, len(ids))
-			for i, id := range ids {
-				us[i] = uuid.UUID(id)
-			}
-			rows, err = tx.Query(ctx, `SELECT id, version FROM chunks WHERE id = ANY($1)`, us)
-		}
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id uuid.UUID
-			var v int64
-			if err := rows.Scan(&id, &v); err != nil {
-				return err
-			}
-			pg[index.ID(id)] = v
-		}
-		return rows.Err()
+		pg, err = NewSource(tx).Versions(ctx, ids)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("replication: anti-entropy: %w", err)
+		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
-	var lsn uint64
-	var hi, lo uint32
-	if _, err := fmt.Sscanf(lsnText, "%X/%X", &hi, &lo); err != nil {
-		return nil, err
+	lsn, err := pglogrepl.ParseLSN(lsnText)
+	if err != nil {
+		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
-	lsn = uint64(hi)<<32 | uint64(lo)
+	return pg, uint64(lsn), nil
+}
+
+// waitFor waits (30 s at most) until the local index reached lsn; false
+// when it lags (readiness reports it).
+func (a *AntiEntropy) waitFor(ctx context.Context, lsn uint64) (bool, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for a.Node.Live.Engine().Position().LSN < lsn {
 		if time.Now().After(deadline) {
-			return nil, nil // lagging: readiness reports it
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	local := a.Node.Live.Engine().ChunkVersions()
+	return true, nil
+}
+
+// diff compares PostgreSQL's versions with the index's. Extra chunks are
+// looked for among every local one (ids nil) or among ids only.
+func diff(pg, local map[index.ID]int64, ids []index.ID) *Divergence {
 	d := &Divergence{}
 	for id, v := range pg {
 		lv, ok := local[id]
@@ -181,16 +183,16 @@ func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence,
 				d.Extra = append(d.Extra, id)
 			}
 		}
-	} else {
-		for _, id := range ids {
-			if _, ok := pg[id]; !ok {
-				if _, ok := local[id]; ok {
-					d.Extra = append(d.Extra, id)
-				}
-			}
+		return d
+	}
+	for _, id := range ids {
+		_, inPG := pg[id]
+		_, inLocal := local[id]
+		if !inPG && inLocal {
+			d.Extra = append(d.Extra, id)
 		}
 	}
-	return d, nil
+	return d
 }
 
 // Repair proposes PostgreSQL's current state of the given chunks (an
@@ -210,42 +212,13 @@ func (n *Node) RepairFrom(ctx context.Context, url string, ids []index.ID) error
 		return fmt.Errorf("replication: repair: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	us := make([]uuid.UUID, len(ids))
-	for i, id := range ids {
-		us[i] = uuid.UUID(id)
-	}
-	rows, err := conn.Query(ctx, `SELECT c.id, c.document_id, c.owner_id, c.text, c.page_start, c.page_end, c.version,
-		c.embedding::text, d.is_public, d.title FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, us)
-	if err != nil {
+	var ops index.Ops
+	if ops.Upserts, ops.Documents, err = NewSource(conn).Chunks(ctx, ids); err != nil {
 		return fmt.Errorf("replication: repair: %w", err)
 	}
-	var ops index.Ops
 	found := map[index.ID]bool{}
-	docs := map[index.ID]bool{}
-	for rows.Next() {
-		var c index.Chunk
-		var id, doc, owner uuid.UUID
-		var emb, title string
-		var public bool
-		if err := rows.Scan(&id, &doc, &owner, &c.Text, &c.PageStart, &c.PageEnd, &c.Version, &emb, &public, &title); err != nil {
-			rows.Close()
-			return err
-		}
-		c.ID, c.DocumentID, c.OwnerID = index.ID(id), index.ID(doc), index.ID(owner)
-		if c.Vector, err = parseVector(emb); err != nil {
-			rows.Close()
-			return err
-		}
-		if !docs[c.DocumentID] {
-			docs[c.DocumentID] = true
-			ops.Documents = append(ops.Documents, index.Document{ID: c.DocumentID, OwnerID: c.OwnerID, IsPublic: public, Title: title})
-		}
-		ops.Upserts = append(ops.Upserts, c)
+	for _, c := range ops.Upserts {
 		found[c.ID] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for _, id := range ids {
 		if !found[id] {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/replication"
+	"github.com/sostenuto/sostenuto/server/recall"
 )
 
 type recallConfig struct {
@@ -40,7 +41,7 @@ func runRecall(ctx context.Context, args, env []string, _ io.Reader, stdout, std
 		return fmt.Errorf("load the index: %w", err)
 	}
 	fmt.Fprintf(stdout, "index: %d chunks loaded in %s\n", e.Len(), time.Since(start).Round(time.Millisecond))
-	r, err := replication.CheckRecall(ctx, url, e, int(cfg.samples))
+	r, err := recall.Check(ctx, url, e, int(cfg.samples))
 	if err != nil {
 		return err
 	}

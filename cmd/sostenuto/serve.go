@@ -28,6 +28,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/ratelimit"
+	"github.com/sostenuto/sostenuto/server/recall"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -346,20 +347,20 @@ func openPool(ctx context.Context, c *dbConfig, role string, timeout time.Durati
 }
 
 // recallSampler exports the live index's sampled recall as metrics.
-func recallSampler(url string, live *index.Live, ready func() bool, every time.Duration, reg *prometheus.Registry, logger *slog.Logger) *replication.RecallSampler {
-	recall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10",
+func recallSampler(url string, live *index.Live, ready func() bool, every time.Duration, reg *prometheus.Registry, logger *slog.Logger) *recall.Sampler {
+	meanRecall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10",
 		Help: "Mean recall@10 of the local index's vector search against pgvector's exact search, last sample."})
 	minRecall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10_min",
 		Help: "Lowest recall@10 of one query in the last sample."})
-	reg.MustRegister(recall, minRecall)
-	return &replication.RecallSampler{URL: url, Live: live, Ready: ready, Every: every, Samples: 20,
-		Report: func(r replication.Recall, err error) {
+	reg.MustRegister(meanRecall, minRecall)
+	return &recall.Sampler{URL: url, Live: live, Ready: ready, Every: every, Samples: 20,
+		Report: func(r recall.Result, err error) {
 			if err != nil {
 				logger.Warn("recall sample failed", "component", "index", "error", err)
 				return
 			}
 			if r.Samples > 0 {
-				recall.Set(r.Mean)
+				meanRecall.Set(r.Mean)
 				minRecall.Set(r.Min)
 				logger.Info("index recall sampled", "component", "index", "recall_at_10", r.Mean, "min", r.Min, "samples", r.Samples)
 			}

@@ -1,4 +1,4 @@
-package replication
+package recall
 
 import (
 	"context"
@@ -9,7 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/index/vector"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/replication"
 )
 
 func TestRecallAgainstExact(t *testing.T) {
@@ -29,14 +32,14 @@ func TestRecallAgainstExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e, err := LoadBase(ctx, db.URL, engineConfig())
+	e, err := replication.LoadBase(ctx, db.URL, index.Config{Vector: vector.DefaultConfig(768), ExactBelow: 2000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.Len() != 300 {
 		t.Fatalf("loaded %d chunks", e.Len())
 	}
-	rc, err := CheckRecall(ctx, db.URL, e, 25)
+	rc, err := Check(ctx, db.URL, e, 25)
 	if err != nil {
 		t.Fatal(err)
 	}
