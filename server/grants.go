@@ -9,6 +9,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -79,7 +80,7 @@ func (s *Server) grantee(r *http.Request, in grantRequest) (store.User, error) {
 		}
 		u, err = s.store.UserByEmail(r.Context(), email)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return u, NewProblem(http.StatusNotFound, CodeNotFound, "no such user")
 	}
 	return u, err
@@ -107,7 +108,7 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := uuid.Parse(chi.URLParam(r, "user_id"))
 	if err != nil {
-		s.WriteError(w, r, store.ErrNotFound)
+		s.WriteError(w, r, fault.ErrNotFound)
 		return
 	}
 	if err := s.store.DeleteGrant(r.Context(), actor(r).ID, p.ID, user); err != nil {

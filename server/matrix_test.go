@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -249,7 +250,7 @@ func (w *matrixWorld) ownerStudentLink() uuid.UUID {
 	switch {
 	case err == nil:
 		w.ownerStudentRel = r.ID
-	case !errors.Is(err, store.ErrConflict):
+	case !errors.Is(err, fault.ErrConflict):
 		w.a.t.Fatal(err)
 	}
 	return w.ownerStudentRel

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -72,7 +73,7 @@ func (s *Server) relationshipStudent(r *http.Request, in relationshipRequest) (s
 		}
 		u, err = s.store.UserByEmail(r.Context(), email)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return u, NewProblem(http.StatusNotFound, CodeNotFound, "no such student")
 	}
 	if err != nil {
@@ -90,7 +91,7 @@ func (s *Server) checkTeacher(r *http.Request, id uuid.UUID) error {
 		return nil
 	}
 	u, err := s.store.UserByID(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Role != store.RoleTeacher) {
+	if errors.Is(err, fault.ErrNotFound) || (err == nil && u.Role != store.RoleTeacher) {
 		return Invalid("teacher_id is not a teacher account", FieldError{Field: "teacher_id", Message: "is not a teacher account"})
 	}
 	return err
@@ -136,7 +137,7 @@ func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
 func pathID(r *http.Request) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {
-		return uuid.Nil, store.ErrNotFound
+		return uuid.Nil, fault.ErrNotFound
 	}
 	return id, nil
 }

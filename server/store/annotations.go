@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // ErrStale marks a write against a version that is no longer current.
@@ -132,7 +134,7 @@ func (s *Store) DeleteAnnotation(ctx context.Context, user, id uuid.UUID) error 
 		return fmt.Errorf("store: delete annotation: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: delete annotation: %w", ErrNotFound)
+		return fmt.Errorf("store: delete annotation: %w", fault.ErrNotFound)
 	}
 	return nil
 }

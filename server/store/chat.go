@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // ChatSession is a user's conversation with the knowledge base.
@@ -131,7 +133,7 @@ func (s *Store) DeleteChatSession(ctx context.Context, user, id uuid.UUID) error
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM chat_sessions WHERE id = $1`, id)
 		if err == nil && tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return fault.ErrNotFound
 		}
 		return err
 	})
@@ -150,7 +152,7 @@ func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, questi
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return fault.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', $2)`, session, question); err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Grant gives a user a permission on a project.
@@ -41,7 +43,7 @@ func (s *Store) PutGrant(ctx context.Context, actor, project, user uuid.UUID, pe
 		return err
 	})
 	if fkViolation(err) {
-		return Grant{}, false, fmt.Errorf("store: put grant: %w", ErrNotFound)
+		return Grant{}, false, fmt.Errorf("store: put grant: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("store: put grant: %w", err)
@@ -94,7 +96,7 @@ func (s *Store) DeleteGrant(ctx context.Context, actor, project, user uuid.UUID)
 		return fmt.Errorf("store: delete grant: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: delete grant: %w", ErrNotFound)
+		return fmt.Errorf("store: delete grant: %w", fault.ErrNotFound)
 	}
 	return nil
 }
