@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -50,7 +51,7 @@ func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusCreated, rel)
+	WriteJSON(w, http.StatusCreated, newRelationshipResponse(rel))
 }
 
 // relationshipStudent resolves the student named by id or email: exactly
@@ -112,7 +113,7 @@ func (s *Server) listRelationships(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newRelationshipResponse), next))
 }
 
 func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
@@ -148,4 +149,16 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// relationshipResponse is a teacher-student link as the API answers it.
+type relationshipResponse struct {
+	ID        uuid.UUID `json:"id"`
+	TeacherID uuid.UUID `json:"teacher_id"`
+	StudentID uuid.UUID `json:"student_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newRelationshipResponse(r store.Relationship) relationshipResponse {
+	return relationshipResponse{ID: r.ID, TeacherID: r.TeacherID, StudentID: r.StudentID, CreatedAt: r.CreatedAt}
 }

@@ -67,11 +67,11 @@ func DefaultConfig() Config {
 
 // Session is what register, login and refresh answer.
 type Session struct {
-	User         store.User `json:"user"`
-	AccessToken  string     `json:"access_token"`
-	RefreshToken string     `json:"refresh_token"`
-	TokenType    string     `json:"token_type"`
-	ExpiresIn    int        `json:"expires_in"`
+	User         store.User
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	ExpiresIn    int
 }
 
 // Principal is an authenticated caller, as loaded from the database.
@@ -103,10 +103,10 @@ func NewService(cfg Config, st *store.Store, tokens *Tokens, supabase *Supabase,
 
 // Registration is a sign-up request.
 type Registration struct {
-	Email       string `json:"email"`
-	Password    string `json:"password"`
-	DisplayName string `json:"display_name"`
-	Role        string `json:"role"`
+	Email       string
+	Password    string
+	DisplayName string
+	Role        string
 }
 
 // FieldError is a validation failure of one input field.

@@ -13,11 +13,11 @@ import (
 
 // Grant gives a user a permission on a project.
 type Grant struct {
-	ProjectID  uuid.UUID  `json:"project_id" db:"project_id"`
-	UserID     uuid.UUID  `json:"user_id" db:"user_id"`
-	Permission string     `json:"permission" db:"permission"`
-	GrantedBy  *uuid.UUID `json:"granted_by" db:"granted_by"`
-	CreatedAt  time.Time  `json:"created_at" db:"created_at"`
+	ProjectID  uuid.UUID  `db:"project_id"`
+	UserID     uuid.UUID  `db:"user_id"`
+	Permission string     `db:"permission"`
+	GrantedBy  *uuid.UUID `db:"granted_by"`
+	CreatedAt  time.Time  `db:"created_at"`
 }
 
 const grantColumns = "project_id, user_id, permission, granted_by, created_at"

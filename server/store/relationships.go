@@ -14,10 +14,10 @@ import (
 
 // Relationship links a teacher to a student.
 type Relationship struct {
-	ID        uuid.UUID `json:"id" db:"id"`
-	TeacherID uuid.UUID `json:"teacher_id" db:"teacher_id"`
-	StudentID uuid.UUID `json:"student_id" db:"student_id"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	ID        uuid.UUID `db:"id"`
+	TeacherID uuid.UUID `db:"teacher_id"`
+	StudentID uuid.UUID `db:"student_id"`
+	CreatedAt time.Time `db:"created_at"`
 }
 
 const relationshipColumns = "id, teacher_id, student_id, created_at"
