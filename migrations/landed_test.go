@@ -39,7 +39,7 @@ func changedLanded(fsys fs.FS, pins map[string]string) []string {
 		sum := sha256.Sum256(b)
 		if got := hex.EncodeToString(sum[:]); got != want {
 			out = append(out, fmt.Sprintf("%s changed (sha256 %s, pinned %s): migrations are forward-only: add a new numbered file instead of editing %s",
-				name, got, want, strings.TrimSuffix(name, ".sql")))
+				name, got, want, strings.SplitN(name, "_", 2)[0]))
 		}
 	}
 	return out
@@ -69,7 +69,7 @@ func TestLandedCheckCatchesEdits(t *testing.T) {
 		{"edited", fstest.MapFS{
 			"00002_access.sql": {Data: append(append([]byte{}, orig...), "\n-- a late fix\n"...)},
 			"00003_ingest.sql": mapFile(t, "00003_ingest.sql"),
-		}, []string{"add a new numbered file instead of editing 00002_access"}},
+		}, []string{"add a new numbered file instead of editing 00002"}},
 		{"removed", fstest.MapFS{"00002_access.sql": {Data: orig}}, []string{"00003_ingest.sql is gone"}},
 		{"new file", fstest.MapFS{
 			"00002_access.sql": {Data: orig},
