@@ -103,10 +103,10 @@ func NewService(cfg Config, st *store.Store, tokens *Tokens, supabase *Supabase,
 
 // Registration is a sign-up request.
 type Registration struct {
-	Email       string
-	Password    string
-	DisplayName string
-	Role        string
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+	DisplayName string `json:"display_name"`
+	Role        string `json:"role"`
 }
 
 // FieldError is a validation failure of one input field.
