@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -78,7 +79,7 @@ func checkPage(p store.Project, page int) error {
 
 func writeAnnotation(w http.ResponseWriter, status int, a store.Annotation) {
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(a.Version)))
-	WriteJSON(w, status, a)
+	WriteJSON(w, status, newAnnotationResponse(a))
 }
 
 func (s *Server) listAnnotations(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +110,7 @@ func (s *Server) listAnnotations(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newAnnotationResponse), next))
 }
 
 func (s *Server) getAnnotation(w http.ResponseWriter, r *http.Request) {
@@ -229,4 +230,22 @@ func (s *Server) deleteAnnotation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// annotationResponse is an annotation as the API answers it.
+type annotationResponse struct {
+	ID        uuid.UUID       `json:"id"`
+	ProjectID uuid.UUID       `json:"project_id"`
+	AuthorID  uuid.UUID       `json:"author_id"`
+	Page      int             `json:"page"`
+	Type      string          `json:"type"`
+	Content   json.RawMessage `json:"content"`
+	Version   int             `json:"version"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+func newAnnotationResponse(a store.Annotation) annotationResponse {
+	return annotationResponse{ID: a.ID, ProjectID: a.ProjectID, AuthorID: a.AuthorID, Page: a.Page, Type: a.Type,
+		Content: a.Content, Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }

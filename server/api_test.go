@@ -331,24 +331,24 @@ func (a *testAPI) mustStatus(r response, want int) response {
 }
 
 // register signs up a user and returns its session.
-func (a *testAPI) register(email, role string) auth.Session {
+func (a *testAPI) register(email, role string) sessionResponse {
 	a.t.Helper()
 	r := a.mustStatus(a.call("POST", "/api/auth/register", "", map[string]string{
 		"email": email, "password": "correct horse battery", "display_name": email, "role": role}), 201)
-	var s auth.Session
+	var s sessionResponse
 	r.decode(a.t, &s)
 	return s
 }
 
 // admin creates an app admin (as the CLI does) and signs it in.
-func (a *testAPI) admin(email string) auth.Session {
+func (a *testAPI) admin(email string) sessionResponse {
 	a.t.Helper()
 	hash, _ := auth.HashPassword("correct horse battery", fastHash)
 	if _, err := a.store.CreateUser(context.Background(), store.NewUser{Email: email, DisplayName: "Admin", Role: store.RoleAdmin, PasswordHash: hash}); err != nil {
 		a.t.Fatal(err)
 	}
 	r := a.mustStatus(a.call("POST", "/api/auth/login", "", map[string]string{"email": email, "password": "correct horse battery"}), 200)
-	var s auth.Session
+	var s sessionResponse
 	r.decode(a.t, &s)
 	return s
 }

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"github.com/google/uuid"
+	"github.com/sostenuto/sostenuto/server/store"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -42,7 +45,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusCreated, sess)
+	WriteJSON(w, http.StatusCreated, newSessionResponse(sess))
 }
 
 type loginRequest struct {
@@ -66,7 +69,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusOK, sess)
+	WriteJSON(w, http.StatusOK, newSessionResponse(sess))
 }
 
 type refreshRequest struct {
@@ -99,7 +102,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusOK, sess)
+	WriteJSON(w, http.StatusOK, newSessionResponse(sess))
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +119,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
-	WriteJSON(w, http.StatusOK, principal(r).User)
+	WriteJSON(w, http.StatusOK, newUserResponse(principal(r).User))
 }
 
 // clientIP is the caller's address: the peer, or what a trusted proxy
@@ -134,4 +137,31 @@ func missing(m map[string]string) []FieldError {
 		}
 	}
 	return out
+}
+
+// userResponse is an account as the API answers it.
+type userResponse struct {
+	ID          uuid.UUID `json:"id"`
+	Email       string    `json:"email"`
+	DisplayName string    `json:"display_name"`
+	Role        string    `json:"role"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func newUserResponse(u store.User) userResponse {
+	return userResponse{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Role: u.Role, CreatedAt: u.CreatedAt}
+}
+
+// sessionResponse is what register, login and refresh answer.
+type sessionResponse struct {
+	User         userResponse `json:"user"`
+	AccessToken  string       `json:"access_token"`
+	RefreshToken string       `json:"refresh_token"`
+	TokenType    string       `json:"token_type"`
+	ExpiresIn    int          `json:"expires_in"`
+}
+
+func newSessionResponse(s auth.Session) sessionResponse {
+	return sessionResponse{User: newUserResponse(s.User), AccessToken: s.AccessToken,
+		RefreshToken: s.RefreshToken, TokenType: s.TokenType, ExpiresIn: s.ExpiresIn}
 }

@@ -21,19 +21,19 @@ func TestSessionLifecycle(t *testing.T) {
 		s.AccessToken == "" || s.RefreshToken == "" {
 		t.Fatalf("session %+v", s)
 	}
-	var me store.User
+	var me userResponse
 	a.mustStatus(a.call("GET", "/api/auth/me", s.AccessToken, nil), 200).decode(t, &me)
 	if me != s.User {
 		t.Errorf("me = %+v, want %+v", me, s.User)
 	}
 	// Login is case-insensitive on the email.
-	var l auth.Session
+	var l sessionResponse
 	a.mustStatus(a.call("POST", "/api/auth/login", "", map[string]string{"email": "CLARA.WIECK@example.com", "password": "correct horse battery"}), 200).decode(t, &l)
 	if l.User.ID != s.User.ID {
 		t.Errorf("login user %v", l.User.ID)
 	}
 	// Refresh: a new pair; the old refresh token is spent.
-	var r auth.Session
+	var r sessionResponse
 	a.mustStatus(a.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": l.RefreshToken}), 200).decode(t, &r)
 	if r.RefreshToken == l.RefreshToken || r.AccessToken == "" {
 		t.Error("refresh did not rotate the refresh token")
@@ -158,7 +158,7 @@ func TestLoginThrottle(t *testing.T) {
 func TestRefreshReplayRevokesFamily(t *testing.T) {
 	a := newAPI(t)
 	s := a.register("replay@example.com", "student")
-	var s2 auth.Session
+	var s2 sessionResponse
 	a.mustStatus(a.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": s.RefreshToken}), 200).decode(t, &s2)
 	a.mustStatus(a.call("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": s.RefreshToken}), 401)
 	// The thief's replay burned the legitimate successor too.
@@ -236,7 +236,7 @@ func TestRoleReadFromDatabase(t *testing.T) {
 	a := newAPI(t)
 	s := a.register("promoted@example.com", "student")
 	a.ownerPool().Exec(context.Background(), "UPDATE users SET role = 'admin' WHERE id = $1", s.User.ID)
-	var me store.User
+	var me userResponse
 	a.mustStatus(a.call("GET", "/api/auth/me", s.AccessToken, nil), 200).decode(t, &me)
 	if me.Role != "admin" {
 		t.Errorf("role %q after promotion in the database", me.Role)
@@ -260,7 +260,7 @@ func TestSupabaseProvisioning(t *testing.T) {
 		sb.Issuer, sb.JWTSecret = sbTestIssuer, sbTestSecret
 	})
 	tok := supabaseToken(t, "11111111-2222-3333-4444-555555555555", "Fanny@Example.com")
-	var first, second store.User
+	var first, second userResponse
 	a.mustStatus(a.call("GET", "/api/auth/me", tok, nil), 200).decode(t, &first)
 	a.mustStatus(a.call("GET", "/api/auth/me", tok, nil), 200).decode(t, &second)
 	if first.ID != second.ID || first.Email != "fanny@example.com" || first.Role != "student" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 type ctxKey int
@@ -24,7 +25,7 @@ func (s *Server) requireAuth(next http.Handler) http.Handler {
 		h := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(h) > maxBearerLen {
-			s.WriteError(w, r, auth.ErrUnauthenticated)
+			s.WriteError(w, r, fault.ErrUnauthenticated)
 			return
 		}
 		p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(token))

@@ -60,7 +60,7 @@ func (s *Server) createChatSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/chat/sessions/"+sess.ID.String())
-	WriteJSON(w, http.StatusCreated, sess)
+	WriteJSON(w, http.StatusCreated, newChatSessionResponse(sess))
 }
 
 func (s *Server) listChatSessions(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +75,7 @@ func (s *Server) listChatSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newChatSessionResponse), next))
 }
 
 // A session is its owner's alone: anyone else, administrators included,
@@ -97,7 +97,7 @@ func (s *Server) getChatSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusOK, map[string]any{"session": sess, "messages": msgs})
+	WriteJSON(w, http.StatusOK, map[string]any{"session": newChatSessionResponse(sess), "messages": mapItems(msgs, newChatMessageResponse)})
 }
 
 func (s *Server) deleteChatSession(w http.ResponseWriter, r *http.Request) {
@@ -516,4 +516,34 @@ func (s *sseWriter) deadline() {
 func (s *sseWriter) close() {
 	close(s.stop)
 	<-s.done
+}
+
+// chatSessionResponse is a chat session as the API answers it.
+type chatSessionResponse struct {
+	ID        uuid.UUID `json:"id"`
+	UserID    uuid.UUID `json:"user_id"`
+	Title     string    `json:"title"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func newChatSessionResponse(c store.ChatSession) chatSessionResponse {
+	return chatSessionResponse{ID: c.ID, UserID: c.UserID, Title: c.Title, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
+// chatMessageResponse is one message of a session as the API answers it.
+type chatMessageResponse struct {
+	ID         uuid.UUID       `json:"id"`
+	SessionID  uuid.UUID       `json:"session_id"`
+	Role       string          `json:"role"`
+	Content    string          `json:"content"`
+	Sources    json.RawMessage `json:"sources"`
+	Confidence *string         `json:"confidence"`
+	Model      *string         `json:"model"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+func newChatMessageResponse(m store.ChatMessage) chatMessageResponse {
+	return chatMessageResponse{ID: m.ID, SessionID: m.SessionID, Role: m.Role, Content: m.Content,
+		Sources: m.Sources, Confidence: m.Confidence, Model: m.Model, CreatedAt: m.CreatedAt}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
 	"github.com/sostenuto/sostenuto/server/rag"
-	"github.com/sostenuto/sostenuto/server/store"
 )
 
 func TestChatSessions(t *testing.T) {
@@ -26,17 +25,17 @@ func TestChatSessions(t *testing.T) {
 	bob := a.register("bob@example.com", "student").AccessToken
 	root := a.admin("root@example.com").AccessToken
 
-	var s store.ChatSession
+	var s chatSessionResponse
 	a.mustStatus(a.call("POST", "/api/chat/sessions", alice, map[string]any{"title": "  Pedalling  "}), 201).decode(t, &s)
 	if s.Title != "Pedalling" || s.ID == uuid.Nil {
 		t.Fatalf("session %+v", s)
 	}
-	var untitled store.ChatSession
+	var untitled chatSessionResponse
 	a.mustStatus(a.call("POST", "/api/chat/sessions", alice, nil), 201).decode(t, &untitled)
 	if r := a.call("POST", "/api/chat/sessions", alice, map[string]any{"title": strings.Repeat("x", 201)}); r.status != 400 {
 		t.Errorf("long title: %d", r.status)
 	}
-	var list List[store.ChatSession]
+	var list List[chatSessionResponse]
 	a.mustStatus(a.call("GET", "/api/chat/sessions", alice, nil), 200).decode(t, &list)
 	if len(list.Items) != 2 || list.Items[0].ID != untitled.ID {
 		t.Errorf("alice's sessions %+v", list.Items)
@@ -56,8 +55,8 @@ func TestChatSessions(t *testing.T) {
 		}
 	}
 	var got struct {
-		Session  store.ChatSession   `json:"session"`
-		Messages []store.ChatMessage `json:"messages"`
+		Session  chatSessionResponse   `json:"session"`
+		Messages []chatMessageResponse `json:"messages"`
 	}
 	a.mustStatus(a.call("GET", path, alice, nil), 200).decode(t, &got)
 	if got.Session.ID != s.ID || got.Messages == nil || len(got.Messages) != 0 {
@@ -111,11 +110,11 @@ func TestChatQuery(t *testing.T) {
 	}
 
 	// In a session, the exchange is stored.
-	var s store.ChatSession
+	var s chatSessionResponse
 	a.mustStatus(a.call("POST", "/api/chat/sessions", teacher, map[string]any{}), 201).decode(t, &s)
 	a.mustStatus(a.call("POST", "/api/chat/query", teacher, map[string]any{"query": "How do I practise scales?", "session_id": s.ID}), 200).decode(t, &res)
 	var got struct {
-		Messages []store.ChatMessage `json:"messages"`
+		Messages []chatMessageResponse `json:"messages"`
 	}
 	a.mustStatus(a.call("GET", "/api/chat/sessions/"+s.ID.String(), teacher, nil), 200).decode(t, &got)
 	if len(got.Messages) != 2 || got.Messages[0].Role != "user" || got.Messages[1].Role != "assistant" ||

@@ -3,12 +3,14 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -58,7 +60,7 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	WriteJSON(w, status, g)
+	WriteJSON(w, status, newGrantResponse(g))
 }
 
 // grantee resolves the user named by id or email; exactly one is given.
@@ -79,7 +81,7 @@ func (s *Server) grantee(r *http.Request, in grantRequest) (store.User, error) {
 		}
 		u, err = s.store.UserByEmail(r.Context(), email)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return u, NewProblem(http.StatusNotFound, CodeNotFound, "no such user")
 	}
 	return u, err
@@ -96,7 +98,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(gs, ""))
+	WriteJSON(w, http.StatusOK, newList(mapItems(gs, newGrantResponse), ""))
 }
 
 func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +109,7 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := uuid.Parse(chi.URLParam(r, "user_id"))
 	if err != nil {
-		s.WriteError(w, r, store.ErrNotFound)
+		s.WriteError(w, r, fault.ErrNotFound)
 		return
 	}
 	if err := s.store.DeleteGrant(r.Context(), actor(r).ID, p.ID, user); err != nil {
@@ -115,4 +117,17 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// grantResponse is a user's permission on a project as the API answers it.
+type grantResponse struct {
+	ProjectID  uuid.UUID  `json:"project_id"`
+	UserID     uuid.UUID  `json:"user_id"`
+	Permission string     `json:"permission"`
+	GrantedBy  *uuid.UUID `json:"granted_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
+func newGrantResponse(g store.Grant) grantResponse {
+	return grantResponse{ProjectID: g.ProjectID, UserID: g.UserID, Permission: g.Permission, GrantedBy: g.GrantedBy, CreatedAt: g.CreatedAt}
 }

@@ -39,8 +39,8 @@ type createDocumentRequest struct {
 }
 
 type documentWithUpload struct {
-	Document store.Document `json:"document"`
-	Upload   *blob.Upload   `json:"upload"`
+	Document documentResponse `json:"document"`
+	Upload   *blob.Upload     `json:"upload"`
 }
 
 func (s *Server) createDocument(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +67,7 @@ func (s *Server) createDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	out := documentWithUpload{Document: d}
+	out := documentWithUpload{Document: newDocumentResponse(d)}
 	if uploadType != "" {
 		up, err := s.blob.PresignPut(r.Context(), *nd.ObjectKey, uploadType, s.cfg.MaxUploadBytes, blob.MaxUploadTTL)
 		if err != nil {
@@ -179,7 +179,7 @@ func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newDocumentResponse), next))
 }
 
 func oneOf(v string, options ...string) bool {
@@ -215,7 +215,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, d)
+	WriteJSON(w, http.StatusOK, newDocumentResponse(d))
 }
 
 func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +253,7 @@ func (s *Server) processDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusAccepted, d)
+	WriteJSON(w, http.StatusAccepted, newDocumentResponse(d))
 }
 
 // sealDocument copies a document's upload to a sealed key and records it
@@ -301,4 +301,28 @@ func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal},
 		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: d.IndexLSN, EmptyPages: empty})
+}
+
+// documentResponse is a knowledge-base document as the API answers it: its
+// object key and processing bookkeeping stay inside (documentStatus answers
+// the progress).
+type documentResponse struct {
+	ID          uuid.UUID  `json:"id"`
+	OwnerID     uuid.UUID  `json:"owner_id"`
+	Title       string     `json:"title"`
+	SourceType  string     `json:"source_type"`
+	SourceURL   *string    `json:"source_url"`
+	IsPublic    bool       `json:"is_public"`
+	Status      string     `json:"status"`
+	ChunkCount  int        `json:"chunk_count"`
+	Error       *string    `json:"error"`      // a sentence for a person
+	ErrorCode   *string    `json:"error_code"` // why, for programs (docs/INGESTION.md)
+	CreatedAt   time.Time  `json:"created_at"`
+	ProcessedAt *time.Time `json:"processed_at"`
+}
+
+func newDocumentResponse(d store.Document) documentResponse {
+	return documentResponse{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, SourceType: d.SourceType,
+		SourceURL: d.SourceURL, IsPublic: d.IsPublic, Status: d.Status, ChunkCount: d.ChunkCount,
+		Error: d.Error, ErrorCode: d.ErrorCode, CreatedAt: d.CreatedAt, ProcessedAt: d.ProcessedAt}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
-	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // waitDocument polls the status until it is completed or failed.
@@ -39,9 +38,9 @@ func (a *testAPI) createDocument(token string, body map[string]any) documentWith
 	return d
 }
 
-func (a *testAPI) process(token string, id uuid.UUID) store.Document {
+func (a *testAPI) process(token string, id uuid.UUID) documentResponse {
 	a.t.Helper()
-	var d store.Document
+	var d documentResponse
 	a.mustStatus(a.call("POST", "/api/knowledge/"+id.String()+"/process", token, nil), 202).decode(a.t, &d)
 	return d
 }
@@ -264,7 +263,7 @@ func TestKnowledgeValidationAndListing(t *testing.T) {
 	a.createDocument(tok, map[string]any{"title": "Public arpeggios", "source_type": "text", "content": "A minor", "is_public": true})
 	a.createDocument(other.AccessToken, map[string]any{"title": "Other's private", "source_type": "text", "content": "x"})
 	count := func(token, q string) int {
-		var l List[store.Document]
+		var l List[documentResponse]
 		a.mustStatus(a.call("GET", "/api/knowledge?"+q, token, nil), 200).decode(t, &l)
 		return len(l.Items)
 	}

@@ -55,3 +55,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// mapItems converts store rows to their API answers with f; nil stays nil
+// (newList answers it as an empty list, other answers as null).
+func mapItems[T, U any](in []T, f func(T) U) []U {
+	if in == nil {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}

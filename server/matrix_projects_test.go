@@ -12,7 +12,6 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
-	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // Matrix rows of projects, grants, annotations and the local blob URLs.
@@ -246,7 +245,7 @@ func TestProjectListsLeakNothing(t *testing.T) {
 	g := w.matrixProject(owner, granted, false)
 	f := w.matrixProject(owner, foreign, false)
 	for _, a := range allActors[1:] {
-		var l List[store.Project]
+		var l List[projectResponse]
 		w.a.mustStatus(w.a.call("GET", "/api/projects?limit=100", w.token(a), nil), 200).decode(t, &l)
 		seen := map[uuid.UUID]bool{}
 		for _, p := range l.Items {

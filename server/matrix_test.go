@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/auth"
-	"github.com/sostenuto/sostenuto/server/store"
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // The authorization matrix: every route registered on the router × every
@@ -60,7 +60,7 @@ const (
 
 type matrixWorld struct {
 	a        *testAPI
-	sessions map[actorKind]auth.Session
+	sessions map[actorKind]sessionResponse
 	// ownerStudentRel links the owner and the owner's student.
 	ownerStudentRel uuid.UUID
 	// grantTarget is a user, no actor, whom grants in cells name.
@@ -249,7 +249,7 @@ func (w *matrixWorld) ownerStudentLink() uuid.UUID {
 	switch {
 	case err == nil:
 		w.ownerStudentRel = r.ID
-	case !errors.Is(err, store.ErrConflict):
+	case !errors.Is(err, fault.ErrConflict):
 		w.a.t.Fatal(err)
 	}
 	return w.ownerStudentRel
@@ -263,7 +263,7 @@ func (w *matrixWorld) loginRefresh(a actorKind) string {
 		return "srt_" + strings.Repeat("Z", 43)
 	}
 	r := w.a.mustStatus(w.a.call("POST", "/api/auth/login", "", map[string]string{"email": w.sessions[a].User.Email, "password": "correct horse battery"}), 200)
-	var s auth.Session
+	var s sessionResponse
 	r.decode(w.a.t, &s)
 	return s.RefreshToken
 }
@@ -272,7 +272,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	a := newAPI(t, func(c *auth.Config, _ *auth.SupabaseConfig) {
 		c.PairThrottle.Limit, c.IPThrottle.Limit, c.AccountThrottle.Limit = 1<<20, 1<<20, 1<<20
 	})
-	w := &matrixWorld{a: a, sessions: map[actorKind]auth.Session{}}
+	w := &matrixWorld{a: a, sessions: map[actorKind]sessionResponse{}}
 	for _, k := range allActors {
 		switch k {
 		case anonymous:
@@ -355,7 +355,7 @@ func contains(list []string, s string) bool {
 func TestRelationshipListsLeakNothing(t *testing.T) {
 	w := newMatrixWorld(t)
 	for _, a := range allActors[1:] {
-		var l List[store.Relationship]
+		var l List[relationshipResponse]
 		w.a.mustStatus(w.a.call("GET", "/api/relationships?limit=100", w.token(a), nil), 200).decode(t, &l)
 		for _, r := range l.Items {
 			if a != appAdmin && r.TeacherID != w.user(a) && r.StudentID != w.user(a) {

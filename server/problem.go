@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/sostenuto/sostenuto/index"
-	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -137,9 +137,10 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		fmt.Sprintf("internal error; quote request id %s when reporting it", RequestID(r.Context()))))
 }
 
-// problemOf maps the sentinel errors of the domain packages to problems; nil
-// for errors that are not the client's doing. The 404 body never depends on
-// why: an object the caller may not see answers exactly like a missing one.
+// problemOf maps the shared sentinels (package fault) and the domain
+// packages' own errors to problems; nil for errors that are not the
+// client's doing. The 404 body never depends on why: an object the caller
+// may not see answers exactly like a missing one.
 func problemOf(err error) *Problem {
 	var (
 		p     *Problem
@@ -159,11 +160,11 @@ func problemOf(err error) *Problem {
 		return NewProblem(http.StatusTooManyRequests, CodeRateLimited, "too many failed sign-ins; retry later")
 	case errors.Is(err, auth.ErrEmailUnconfirmed):
 		return NewProblem(http.StatusUnauthorized, CodeEmailUnconfirmed, "the token's email is not confirmed; confirm it with Supabase Auth, then sign in again")
-	case errors.Is(err, auth.ErrUnauthenticated):
+	case errors.Is(err, fault.ErrUnauthenticated):
 		return NewProblem(http.StatusUnauthorized, CodeUnauthenticated, "missing, invalid or expired credentials")
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, access.ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		return NewProblem(http.StatusNotFound, CodeNotFound, "no such resource")
-	case errors.Is(err, access.ErrForbidden):
+	case errors.Is(err, fault.ErrForbidden):
 		return NewProblem(http.StatusForbidden, CodeForbidden, lastPart(err))
 	case errors.Is(err, index.ErrBadQuery):
 		return Invalid(lastPart(err))
@@ -171,9 +172,9 @@ func problemOf(err error) *Problem {
 		return Invalid("the cursor is not one this API made", FieldError{Field: "cursor", Message: "malformed"})
 	case errors.Is(err, store.ErrStale):
 		return NewProblem(http.StatusPreconditionFailed, "precondition_failed", "the annotation changed since that version; fetch it and retry")
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, fault.ErrConflict):
 		return NewProblem(http.StatusConflict, CodeConflict, lastPart(err))
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, auth.ErrInvalid):
+	case errors.Is(err, fault.ErrInvalid):
 		return Invalid(lastPart(err))
 	case store.Unavailable(err):
 		return NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable or too slow right now; retry shortly")

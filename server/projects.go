@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"unicode"
 	"unicode/utf8"
@@ -49,8 +50,8 @@ type createProjectRequest struct {
 }
 
 type projectWithUpload struct {
-	Project store.Project `json:"project"`
-	Upload  blob.Upload   `json:"upload"`
+	Project projectResponse `json:"project"`
+	Upload  blob.Upload     `json:"upload"`
 }
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +81,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusCreated, projectWithUpload{Project: p, Upload: up})
+	WriteJSON(w, http.StatusCreated, projectWithUpload{Project: newProjectResponse(p), Upload: up})
 }
 
 func (s *Server) validateNewProject(in createProjectRequest) (store.NewProject, error) {
@@ -162,7 +163,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newProjectResponse), next))
 }
 
 // loadProject checks the caller holds need on the {id} project and loads it.
@@ -180,9 +181,9 @@ func (s *Server) loadProject(r *http.Request, need access.Permission) (store.Pro
 }
 
 type projectView struct {
-	Project    store.Project  `json:"project"`
-	Permission string         `json:"permission"`
-	Download   *blob.Download `json:"download"`
+	Project    projectResponse `json:"project"`
+	Permission string          `json:"permission"`
+	Download   *blob.Download  `json:"download"`
 }
 
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +192,7 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	view := projectView{Project: p, Permission: perm.String()}
+	view := projectView{Project: newProjectResponse(p), Permission: perm.String()}
 	if p.Status == store.StatusReady {
 		d, err := s.blob.PresignGet(r.Context(), p.ObjectKey, p.Filename, pdfContentType, blob.MaxDownloadTTL)
 		if err != nil {
@@ -242,7 +243,7 @@ func (s *Server) patchProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, p)
+	WriteJSON(w, http.StatusOK, newProjectResponse(p))
 }
 
 func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
@@ -282,13 +283,13 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.Status == store.StatusReady {
-		WriteJSON(w, http.StatusOK, p)
+		WriteJSON(w, http.StatusOK, newProjectResponse(p))
 		return
 	}
 	ready, err := s.sealProjectUpload(r.Context(), p.ObjectKey)
 	if err != nil {
 		if now, ok := s.confirmedMeanwhile(r, p); ok { // a racing confirm won (and took the upload)
-			WriteJSON(w, http.StatusOK, now)
+			WriteJSON(w, http.StatusOK, newProjectResponse(now))
 			return
 		}
 		s.WriteError(w, r, err)
@@ -300,7 +301,7 @@ func (s *Server) confirmProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, p)
+	WriteJSON(w, http.StatusOK, newProjectResponse(p))
 }
 
 // confirmedMeanwhile reloads p and says whether it is ready now.
@@ -406,4 +407,26 @@ func hasPDFMagic(path string) bool {
 	head := make([]byte, 5)
 	_, err = io.ReadFull(f, head)
 	return err == nil && string(head) == "%PDF-"
+}
+
+// projectResponse is a project as the API answers it: its object key and
+// ETag stay inside.
+type projectResponse struct {
+	ID            uuid.UUID `json:"id"`
+	OwnerID       uuid.UUID `json:"owner_id"`
+	Title         string    `json:"title"`
+	Description   string    `json:"description"`
+	Filename      string    `json:"filename"`
+	ContentType   string    `json:"content_type"`
+	Status        string    `json:"status"`
+	FileSizeBytes *int64    `json:"file_size_bytes"`
+	PageCount     *int      `json:"page_count"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func newProjectResponse(p store.Project) projectResponse {
+	return projectResponse{ID: p.ID, OwnerID: p.OwnerID, Title: p.Title, Description: p.Description,
+		Filename: p.Filename, ContentType: p.ContentType, Status: p.Status, FileSizeBytes: p.FileSizeBytes,
+		PageCount: p.PageCount, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }

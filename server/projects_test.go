@@ -15,7 +15,6 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
-	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // curl runs the real curl, as a client author would.
@@ -69,13 +68,13 @@ func (a *testAPI) uploadAs(up blob.Upload, body []byte) int {
 }
 
 // readyProject creates, uploads and confirms a project of n pages.
-func (a *testAPI) readyProject(token, title string, pages int) store.Project {
+func (a *testAPI) readyProject(token, title string, pages int) projectResponse {
 	a.t.Helper()
 	pu := a.newProject(token, title)
 	if st := a.upload(pu, pdftest.Pages(pages)); st != 200 {
 		a.t.Fatalf("upload: %d", st)
 	}
-	var p store.Project
+	var p projectResponse
 	a.mustStatus(a.call("POST", "/api/projects/"+pu.Project.ID.String()+"/confirm", token, nil), 200).decode(a.t, &p)
 	return p
 }
@@ -134,7 +133,7 @@ func TestProjectCycle(t *testing.T) {
 			if st := a.upload(pu, pdfBytes); st != 200 {
 				t.Fatalf("curl PUT: %d", st)
 			}
-			var ready store.Project
+			var ready projectResponse
 			a.mustStatus(a.call("POST", "/api/projects/"+p.ID.String()+"/confirm", tok, map[string]any{"page_count": 99}), 200).decode(t, &ready)
 			if ready.Status != "ready" || *ready.PageCount != 4 || *ready.FileSizeBytes != int64(len(pdfBytes)) {
 				t.Fatalf("confirmed %+v (the page_count hint must not win)", ready)
@@ -178,9 +177,9 @@ func TestProjectCycle(t *testing.T) {
 				"note":      map[string]any{"text": "Lift the pedal here", "x": 0.5, "y": 0.5},
 				"drawing":   map[string]any{"paths": []map[string]any{{"points": [][]float64{{0.1, 0.1}, {0.2, 0.25}, {0.3, 0.2}}, "width": 2}}},
 			}
-			var noteAnn store.Annotation
+			var noteAnn annotationResponse
 			for typ, content := range notes {
-				var ann store.Annotation
+				var ann annotationResponse
 				r := a.mustStatus(a.call("POST", "/api/annotations", tok, map[string]any{"project_id": p.ID, "page": 2, "type": typ, "content": content}), 201)
 				r.decode(t, &ann)
 				if ann.Version != 1 || r.header.Get("ETag") != `"1"` || ann.Type != typ {
@@ -193,14 +192,14 @@ func TestProjectCycle(t *testing.T) {
 			id := "/api/annotations/" + noteAnn.ID.String()
 			patch := map[string]any{"content": map[string]any{"text": "Half pedal", "x": 0.4, "y": 0.6}}
 			a.mustStatus(a.call("PATCH", id, tok, patch), 428)
-			var edited store.Annotation
+			var edited annotationResponse
 			a.mustStatus(a.call("PATCH", id, tok, patch, "If-Match", `"1"`), 200).decode(t, &edited)
 			if edited.Version != 2 || !strings.Contains(string(edited.Content), "Half pedal") {
 				t.Errorf("edited %+v", edited)
 			}
 			a.mustStatus(a.call("PATCH", id, tok, map[string]any{"page": 3}, "If-Match", `"1"`), 412)
 			a.mustStatus(a.call("PATCH", id, tok, map[string]any{"page": 5}, "If-Match", `"2"`), 400) // past the last page
-			var list List[store.Annotation]
+			var list List[annotationResponse]
 			a.mustStatus(a.call("GET", "/api/annotations?project_id="+p.ID.String()+"&page=2", tok, nil), 200).decode(t, &list)
 			if len(list.Items) != 3 {
 				t.Errorf("%d annotations on page 2", len(list.Items))
@@ -352,7 +351,7 @@ func TestProjectValidationAndListing(t *testing.T) {
 	shared := a.newProject(other.AccessToken, "Shared Sonata")
 	a.mustStatus(a.call("POST", "/api/projects/"+shared.Project.ID.String()+"/access", other.AccessToken, map[string]any{"user_id": teacher.User.ID, "permission": "view"}), 201)
 	count := func(q string) int {
-		var l List[store.Project]
+		var l List[projectResponse]
 		a.mustStatus(a.call("GET", "/api/projects?"+q, tok, nil), 200).decode(t, &l)
 		return len(l.Items)
 	}
@@ -362,17 +361,17 @@ func TestProjectValidationAndListing(t *testing.T) {
 		}
 	}
 	a.mustStatus(a.call("GET", "/api/projects?scope=mine", tok, nil), 400)
-	var p1, p2 List[store.Project]
+	var p1, p2 List[projectResponse]
 	a.mustStatus(a.call("GET", "/api/projects?limit=3", tok, nil), 200).decode(t, &p1)
 	a.mustStatus(a.call("GET", "/api/projects?limit=3&cursor="+*p1.NextCursor, tok, nil), 200).decode(t, &p2)
 	if len(p1.Items) != 3 || len(p2.Items) != 2 || p2.NextCursor != nil || !p1.Items[0].CreatedAt.After(p2.Items[0].CreatedAt) {
 		t.Errorf("pages %d + %d", len(p1.Items), len(p2.Items))
 	}
 	// Patch an owned project; the shared one (view only) refuses.
-	var owned List[store.Project]
+	var owned List[projectResponse]
 	a.mustStatus(a.call("GET", "/api/projects?scope=owned&limit=1", tok, nil), 200).decode(t, &owned)
 	mine := owned.Items[0]
-	var patched store.Project
+	var patched projectResponse
 	a.mustStatus(a.call("PATCH", "/api/projects/"+mine.ID.String(), tok, map[string]any{"description": "For Monday"}), 200).decode(t, &patched)
 	if patched.Description != "For Monday" || patched.Title != mine.Title || !patched.UpdatedAt.After(mine.UpdatedAt) {
 		t.Errorf("patched %+v", patched)
@@ -389,7 +388,7 @@ func TestGrants(t *testing.T) {
 	padmin := a.register("padmin@example.com", "teacher")
 	p := a.readyProject(owner.AccessToken, "Etude", 2)
 	access := "/api/projects/" + p.ID.String() + "/access"
-	var g store.Grant
+	var g grantResponse
 	a.mustStatus(a.call("POST", access, owner.AccessToken, map[string]any{"email": "EDITOR@example.com", "permission": "edit"}), 201).decode(t, &g)
 	if g.UserID != editor.User.ID || g.Permission != "edit" || *g.GrantedBy != owner.User.ID {
 		t.Errorf("grant %+v", g)
@@ -404,7 +403,7 @@ func TestGrants(t *testing.T) {
 	// grants up to admin.
 	a.mustStatus(a.call("POST", access, editor.AccessToken, map[string]any{"user_id": viewer.User.ID, "permission": "view"}), 403)
 	a.mustStatus(a.call("POST", access, padmin.AccessToken, map[string]any{"user_id": viewer.User.ID, "permission": "view"}), 201)
-	var list List[store.Grant]
+	var list List[grantResponse]
 	a.mustStatus(a.call("GET", access, padmin.AccessToken, nil), 200).decode(t, &list)
 	if len(list.Items) != 3 {
 		t.Errorf("%d grants", len(list.Items))

@@ -3,12 +3,14 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/access"
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -49,7 +51,7 @@ func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusCreated, rel)
+	WriteJSON(w, http.StatusCreated, newRelationshipResponse(rel))
 }
 
 // relationshipStudent resolves the student named by id or email: exactly
@@ -72,7 +74,7 @@ func (s *Server) relationshipStudent(r *http.Request, in relationshipRequest) (s
 		}
 		u, err = s.store.UserByEmail(r.Context(), email)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return u, NewProblem(http.StatusNotFound, CodeNotFound, "no such student")
 	}
 	if err != nil {
@@ -90,7 +92,7 @@ func (s *Server) checkTeacher(r *http.Request, id uuid.UUID) error {
 		return nil
 	}
 	u, err := s.store.UserByID(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Role != store.RoleTeacher) {
+	if errors.Is(err, fault.ErrNotFound) || (err == nil && u.Role != store.RoleTeacher) {
 		return Invalid("teacher_id is not a teacher account", FieldError{Field: "teacher_id", Message: "is not a teacher account"})
 	}
 	return err
@@ -111,7 +113,7 @@ func (s *Server) listRelationships(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newList(items, next))
+	WriteJSON(w, http.StatusOK, newList(mapItems(items, newRelationshipResponse), next))
 }
 
 func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +138,7 @@ func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
 func pathID(r *http.Request) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {
-		return uuid.Nil, store.ErrNotFound
+		return uuid.Nil, fault.ErrNotFound
 	}
 	return id, nil
 }
@@ -147,4 +149,16 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// relationshipResponse is a teacher-student link as the API answers it.
+type relationshipResponse struct {
+	ID        uuid.UUID `json:"id"`
+	TeacherID uuid.UUID `json:"teacher_id"`
+	StudentID uuid.UUID `json:"student_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newRelationshipResponse(r store.Relationship) relationshipResponse {
+	return relationshipResponse{ID: r.ID, TeacherID: r.TeacherID, StudentID: r.StudentID, CreatedAt: r.CreatedAt}
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"testing"
-
-	"github.com/sostenuto/sostenuto/server/store"
 )
 
 func TestRelationships(t *testing.T) {
@@ -15,7 +13,7 @@ func TestRelationships(t *testing.T) {
 	stranger := a.register("stranger@example.com", "student")
 	admin := a.admin("admin@example.com")
 
-	var byEmail, byID store.Relationship
+	var byEmail, byID relationshipResponse
 	a.mustStatus(a.call("POST", "/api/relationships", teacher.AccessToken, map[string]string{"student_email": "S1@example.com"}), 201).decode(t, &byEmail)
 	if byEmail.TeacherID != teacher.User.ID || byEmail.StudentID != s1.User.ID {
 		t.Errorf("relationship %+v", byEmail)
@@ -48,14 +46,14 @@ func TestRelationships(t *testing.T) {
 			r.problem(t)
 		})
 	}
-	var byAdmin store.Relationship
+	var byAdmin relationshipResponse
 	a.mustStatus(a.call("POST", "/api/relationships", admin.AccessToken, map[string]any{"student_id": stranger.User.ID, "teacher_id": other.User.ID}), 201).decode(t, &byAdmin)
 	if byAdmin.TeacherID != other.User.ID {
 		t.Errorf("admin-made relationship %+v", byAdmin)
 	}
 
 	count := func(token string) int {
-		var l List[store.Relationship]
+		var l List[relationshipResponse]
 		a.mustStatus(a.call("GET", "/api/relationships", token, nil), 200).decode(t, &l)
 		return len(l.Items)
 	}
@@ -69,7 +67,7 @@ func TestRelationships(t *testing.T) {
 	}
 
 	// Pagination.
-	var p1, p2 List[store.Relationship]
+	var p1, p2 List[relationshipResponse]
 	a.mustStatus(a.call("GET", "/api/relationships?limit=2", admin.AccessToken, nil), 200).decode(t, &p1)
 	if len(p1.Items) != 2 || p1.NextCursor == nil {
 		t.Fatalf("first page %+v", p1)

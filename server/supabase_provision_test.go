@@ -99,7 +99,7 @@ func TestSupabaseUnconfirmedEmailNotProvisioned(t *testing.T) {
 func TestSupabaseConfirmedEmailProvisioned(t *testing.T) {
 	a := newSupabaseAPI(t)
 	sub := uuid.NewString()
-	var first, again store.User
+	var first, again userResponse
 	a.mustStatus(a.call("GET", "/api/auth/me", signGoTrue(t, goTrueClaims(sub, "Clara@Example.com", true)), nil), 200).decode(t, &first)
 	if first.Email != "clara@example.com" || first.Role != store.RoleStudent {
 		t.Fatalf("provisioned %+v", first)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sostenuto/sostenuto/server/auth"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -66,7 +67,7 @@ func runAdmin(ctx context.Context, args, env []string, stdin io.Reader, stdout, 
 	}
 	defer pool.Close()
 	u, err := store.New(pool).CreateUser(ctx, store.NewUser{Email: email, DisplayName: name, Role: store.RoleAdmin, PasswordHash: hash})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, fault.ErrConflict) {
 		return fmt.Errorf("a user with email %s already exists", email)
 	}
 	if err != nil {

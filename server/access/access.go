@@ -1,9 +1,9 @@
 // Package access makes every permission decision of the API. Handlers call
 // it on objects as loaded from the database, never on ids or roles a client
 // sends: child objects (annotations, chunks, messages) are checked through
-// their parent as stored. An object the actor may not see is ErrNotFound
+// their parent as stored. An object the actor may not see is fault.ErrNotFound
 // (answered 404, like a missing one); one it may see but not change is
-// ErrForbidden (403).
+// fault.ErrForbidden (403).
 package access
 
 import (
@@ -13,13 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
-)
-
-// Decisions besides success.
-var (
-	ErrNotFound  = errors.New("not found")
-	ErrForbidden = errors.New("forbidden")
 )
 
 // Actor is the authenticated caller, with its role as stored.
@@ -99,8 +94,8 @@ type Service struct {
 func New(st *store.Store) *Service { return &Service{store: st} }
 
 func (s *Service) wrap(op string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("access: %s: %w", op, ErrNotFound)
+	if errors.Is(err, fault.ErrNotFound) {
+		return fmt.Errorf("access: %s: %w", op, fault.ErrNotFound)
 	}
 	return fmt.Errorf("access: %s: %w", op, err)
 }
@@ -115,9 +110,9 @@ func (s *Service) Project(ctx context.Context, a Actor, project uuid.UUID, need 
 	p := ProjectPermission(a, f)
 	switch {
 	case p == None:
-		return None, fmt.Errorf("access: project: %w", ErrNotFound)
+		return None, fmt.Errorf("access: project: %w", fault.ErrNotFound)
 	case p < need:
-		return p, fmt.Errorf("access: project: needs %s, holds %s: %w", need, p, ErrForbidden)
+		return p, fmt.Errorf("access: project: needs %s, holds %s: %w", need, p, fault.ErrForbidden)
 	}
 	return p, nil
 }
@@ -135,7 +130,7 @@ func (s *Service) Annotation(ctx context.Context, a Actor, annotation uuid.UUID,
 		return f, err
 	}
 	if write && f.AuthorID != a.ID && p < Admin {
-		return f, fmt.Errorf("access: annotation: only its author or a project admin may change it: %w", ErrForbidden)
+		return f, fmt.Errorf("access: annotation: only its author or a project admin may change it: %w", fault.ErrForbidden)
 	}
 	return f, nil
 }
@@ -147,20 +142,20 @@ func (s *Service) Document(ctx context.Context, a Actor, doc uuid.UUID) (store.D
 		return f, s.wrap("document", err)
 	}
 	if !DocumentVisible(a, f) {
-		return f, fmt.Errorf("access: document: %w", ErrNotFound)
+		return f, fmt.Errorf("access: document: %w", fault.ErrNotFound)
 	}
 	return f, nil
 }
 
 // ManageDocument checks the actor may change a document: its owner or an
-// app admin. Others who can see it get ErrForbidden.
+// app admin. Others who can see it get fault.ErrForbidden.
 func (s *Service) ManageDocument(ctx context.Context, a Actor, doc uuid.UUID) (store.DocumentFacts, error) {
 	f, err := s.Document(ctx, a, doc)
 	if err != nil {
 		return f, err
 	}
 	if f.OwnerID != a.ID && !a.IsAdmin() {
-		return f, fmt.Errorf("access: document: only its owner or an admin: %w", ErrForbidden)
+		return f, fmt.Errorf("access: document: only its owner or an admin: %w", fault.ErrForbidden)
 	}
 	return f, nil
 }
@@ -173,7 +168,7 @@ func (s *Service) ChatSession(ctx context.Context, a Actor, session uuid.UUID) e
 		return s.wrap("chat session", err)
 	}
 	if owner != a.ID {
-		return fmt.Errorf("access: chat session: %w", ErrNotFound)
+		return fmt.Errorf("access: chat session: %w", fault.ErrNotFound)
 	}
 	return nil
 }
@@ -185,7 +180,7 @@ func (s *Service) Relationship(ctx context.Context, a Actor, id uuid.UUID) (stor
 		return r, s.wrap("relationship", err)
 	}
 	if !a.IsAdmin() && r.TeacherID != a.ID && r.StudentID != a.ID {
-		return r, fmt.Errorf("access: relationship: %w", ErrNotFound)
+		return r, fmt.Errorf("access: relationship: %w", fault.ErrNotFound)
 	}
 	return r, nil
 }
@@ -197,15 +192,15 @@ func CreateRelationship(a Actor, teacherID uuid.UUID) (uuid.UUID, error) {
 	switch {
 	case a.IsAdmin():
 		if teacherID == uuid.Nil {
-			return uuid.Nil, fmt.Errorf("access: relationship: an admin must name teacher_id: %w", store.ErrInvalid)
+			return uuid.Nil, fmt.Errorf("access: relationship: an admin must name teacher_id: %w", fault.ErrInvalid)
 		}
 		return teacherID, nil
 	case a.Role == store.RoleTeacher:
 		if teacherID != uuid.Nil && teacherID != a.ID {
-			return uuid.Nil, fmt.Errorf("access: relationship: teachers add their own students: %w", ErrForbidden)
+			return uuid.Nil, fmt.Errorf("access: relationship: teachers add their own students: %w", fault.ErrForbidden)
 		}
 		return a.ID, nil
 	default:
-		return uuid.Nil, fmt.Errorf("access: relationship: only teachers and admins: %w", ErrForbidden)
+		return uuid.Nil, fmt.Errorf("access: relationship: only teachers and admins: %w", fault.ErrForbidden)
 	}
 }

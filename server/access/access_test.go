@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -100,18 +101,18 @@ func TestProjectDecisions(t *testing.T) {
 		{"owner admin", w.alice, Admin, nil},
 		{"app admin", w.admin, Admin, nil},
 		{"viewer views", w.viewer, View, nil},
-		{"viewer edits", w.viewer, Edit, ErrForbidden},
+		{"viewer edits", w.viewer, Edit, fault.ErrForbidden},
 		{"editor edits", w.editor, Edit, nil},
-		{"editor administers", w.editor, Admin, ErrForbidden},
-		{"stranger views", w.bob, View, ErrNotFound},
-		{"student of owner views", w.student, View, ErrNotFound}, // relationships do not share projects
+		{"editor administers", w.editor, Admin, fault.ErrForbidden},
+		{"stranger views", w.bob, View, fault.ErrNotFound},
+		{"student of owner views", w.student, View, fault.ErrNotFound}, // relationships do not share projects
 	} {
 		_, err := w.svc.Project(ctx, tc.actor, w.project, tc.need)
 		if !errors.Is(err, tc.err) && !(tc.err == nil && err == nil) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
 		}
 	}
-	if _, err := w.svc.Project(ctx, w.alice, uuid.New(), View); !errors.Is(err, ErrNotFound) {
+	if _, err := w.svc.Project(ctx, w.alice, uuid.New(), View); !errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("missing project: %v", err)
 	}
 }
@@ -131,8 +132,8 @@ func TestAnnotationThroughParent(t *testing.T) {
 		{"project owner edits", w.alice, true, nil},
 		{"app admin edits", w.admin, true, nil},
 		{"viewer reads", w.viewer, false, nil},
-		{"viewer edits another's", w.viewer, true, ErrForbidden},
-		{"stranger reads", w.bob, false, ErrNotFound},
+		{"viewer edits another's", w.viewer, true, fault.ErrForbidden},
+		{"stranger reads", w.bob, false, fault.ErrNotFound},
 	} {
 		_, err := w.svc.Annotation(ctx, tc.actor, w.annotation, tc.write)
 		if !errors.Is(err, tc.err) && !(tc.err == nil && err == nil) {
@@ -155,9 +156,9 @@ func TestDocumentAndChatDecisions(t *testing.T) {
 	}{
 		{"owner", w.alice, nil, nil},
 		{"admin", w.admin, nil, nil},
-		{"owner's student", w.student, nil, ErrForbidden},
-		{"other teacher", w.bob, ErrNotFound, ErrNotFound},
-		{"grantee of a project", w.viewer, ErrNotFound, ErrNotFound},
+		{"owner's student", w.student, nil, fault.ErrForbidden},
+		{"other teacher", w.bob, fault.ErrNotFound, fault.ErrNotFound},
+		{"grantee of a project", w.viewer, fault.ErrNotFound, fault.ErrNotFound},
 	} {
 		if _, err := w.svc.Document(ctx, tc.actor, w.doc); !errors.Is(err, tc.see) && !(tc.see == nil && err == nil) {
 			t.Errorf("%s sees: %v, want %v", tc.name, err, tc.see)
@@ -170,7 +171,7 @@ func TestDocumentAndChatDecisions(t *testing.T) {
 		t.Errorf("owner's chat: %v", err)
 	}
 	for _, a := range []Actor{w.admin, w.student, w.bob} {
-		if err := w.svc.ChatSession(ctx, a, w.session); !errors.Is(err, ErrNotFound) {
+		if err := w.svc.ChatSession(ctx, a, w.session); !errors.Is(err, fault.ErrNotFound) {
 			t.Errorf("%s reads another's chat: %v", a.Role, err)
 		}
 	}
@@ -182,16 +183,16 @@ func TestCreateRelationshipRule(t *testing.T) {
 	if id, err := CreateRelationship(teacher, uuid.Nil); err != nil || id != teacher.ID {
 		t.Errorf("teacher: %v %v", id, err)
 	}
-	if _, err := CreateRelationship(teacher, other); !errors.Is(err, ErrForbidden) {
+	if _, err := CreateRelationship(teacher, other); !errors.Is(err, fault.ErrForbidden) {
 		t.Errorf("teacher naming another: %v", err)
 	}
 	if id, err := CreateRelationship(admin, other); err != nil || id != other {
 		t.Errorf("admin: %v %v", id, err)
 	}
-	if _, err := CreateRelationship(admin, uuid.Nil); !errors.Is(err, store.ErrInvalid) {
+	if _, err := CreateRelationship(admin, uuid.Nil); !errors.Is(err, fault.ErrInvalid) {
 		t.Errorf("admin without teacher: %v", err)
 	}
-	if _, err := CreateRelationship(student, uuid.Nil); !errors.Is(err, ErrForbidden) {
+	if _, err := CreateRelationship(student, uuid.Nil); !errors.Is(err, fault.ErrForbidden) {
 		t.Errorf("student: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Password length bounds, in characters. The upper bound keeps hashing cost
@@ -22,16 +24,13 @@ const (
 	MaxPasswordLen = 256
 )
 
-// ErrInvalid marks input that fails validation.
-var ErrInvalid = errors.New("invalid")
-
-// InvalidError says why input failed validation; it matches ErrInvalid.
+// InvalidError says why input failed validation; it matches fault.ErrInvalid.
 type InvalidError struct{ Reason string }
 
 func (e *InvalidError) Error() string { return "auth: " + e.Reason }
 
-// Is makes errors.Is(err, ErrInvalid) hold.
-func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+// Is makes errors.Is(err, fault.ErrInvalid) hold.
+func (e *InvalidError) Is(target error) bool { return target == fault.ErrInvalid }
 
 func invalid(format string, args ...any) error {
 	return &InvalidError{Reason: fmt.Sprintf(format, args...)}

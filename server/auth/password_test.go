@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 var fastParams = HashParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
@@ -47,7 +49,7 @@ func TestValidatePassword(t *testing.T) {
 		ok bool
 	}{{"short", false}, {"12345678", true}, {strings.Repeat("é", 256), true}, {strings.Repeat("a", 257), false}, {"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8", false}} {
 		err := ValidatePassword(tc.pw)
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, fault.ErrInvalid)) {
 			t.Errorf("ValidatePassword(%q) = %v, want ok=%v", tc.pw, err, tc.ok)
 		}
 	}
@@ -65,8 +67,8 @@ func TestNormalizeEmail(t *testing.T) {
 	} {
 		got, err := NormalizeEmail(tc.in)
 		if tc.want == "" {
-			if err == nil || !errors.Is(err, ErrInvalid) {
-				t.Errorf("NormalizeEmail(%q) = %q, %v; want ErrInvalid", tc.in, got, err)
+			if err == nil || !errors.Is(err, fault.ErrInvalid) {
+				t.Errorf("NormalizeEmail(%q) = %q, %v; want fault.ErrInvalid", tc.in, got, err)
 			}
 			continue
 		}

@@ -14,19 +14,17 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
-// Errors the service returns besides validation (ErrInvalid) and
-// store.ErrConflict (email taken).
-var (
-	// ErrUnauthenticated: wrong credentials, or a token that is not valid.
-	// The same error for an unknown email and a wrong password.
-	ErrUnauthenticated = errors.New("unauthenticated")
-	// ErrEmailUnconfirmed: a Supabase token of a user not provisioned yet
-	// whose email is not confirmed. It matches ErrUnauthenticated too.
-	ErrEmailUnconfirmed = fmt.Errorf("email not confirmed: %w", ErrUnauthenticated)
-)
+// ErrEmailUnconfirmed is returned for a Supabase token of a user not
+// provisioned yet whose email is not confirmed. It matches
+// fault.ErrUnauthenticated too. Besides it, the service returns
+// fault.ErrInvalid (validation), fault.ErrConflict (email taken) and
+// fault.ErrUnauthenticated (wrong credentials, or a token that is not
+// valid: the same error for an unknown email and a wrong password).
+var ErrEmailUnconfirmed = fmt.Errorf("email not confirmed: %w", fault.ErrUnauthenticated)
 
 // ThrottledError says a sign-in is refused until RetryAt.
 type ThrottledError struct{ RetryAt time.Time }
@@ -69,11 +67,11 @@ func DefaultConfig() Config {
 
 // Session is what register, login and refresh answer.
 type Session struct {
-	User         store.User `json:"user"`
-	AccessToken  string     `json:"access_token"`
-	RefreshToken string     `json:"refresh_token"`
-	TokenType    string     `json:"token_type"`
-	ExpiresIn    int        `json:"expires_in"`
+	User         store.User
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	ExpiresIn    int
 }
 
 // Principal is an authenticated caller, as loaded from the database.
@@ -116,7 +114,7 @@ type FieldError struct {
 	Field, Message string
 }
 
-// ValidationError lists the fields that failed; it matches ErrInvalid.
+// ValidationError lists the fields that failed; it matches fault.ErrInvalid.
 type ValidationError struct{ Fields []FieldError }
 
 func (e *ValidationError) Error() string {
@@ -127,8 +125,8 @@ func (e *ValidationError) Error() string {
 	return "auth: invalid input: " + strings.Join(parts, "; ")
 }
 
-// Is makes errors.Is(err, ErrInvalid) hold.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// Is makes errors.Is(err, fault.ErrInvalid) hold.
+func (e *ValidationError) Is(target error) bool { return target == fault.ErrInvalid }
 
 func (r *Registration) validate() (string, error) {
 	var v ValidationError
@@ -251,7 +249,7 @@ func (s *Service) admit(ctx context.Context, k signInKeys) (time.Time, error) {
 // unknown email is checked against a dummy hash so it costs the same.
 func (s *Service) checkPassword(ctx context.Context, email, password string) (store.User, bool, error) {
 	u, hash, err := s.store.Credentials(ctx, email)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
 		return store.User{}, false, err
 	}
 	if hash == "" {
@@ -284,7 +282,7 @@ func (s *Service) failed(ctx context.Context, k signInKeys, pairUntil time.Time)
 	if !until.IsZero() {
 		return &ThrottledError{RetryAt: until}
 	}
-	return fmt.Errorf("auth: login: wrong email or password: %w", ErrUnauthenticated)
+	return fmt.Errorf("auth: login: wrong email or password: %w", fault.ErrUnauthenticated)
 }
 
 // Refresh spends a refresh token for a new session. A spent token replayed
@@ -292,16 +290,16 @@ func (s *Service) failed(ctx context.Context, k signInKeys, pairUntil time.Time)
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
 	oldHash, ok := hashRefreshToken(refreshToken)
 	if !ok {
-		return Session{}, fmt.Errorf("auth: refresh: malformed token: %w", ErrUnauthenticated)
+		return Session{}, fmt.Errorf("auth: refresh: malformed token: %w", fault.ErrUnauthenticated)
 	}
 	token, newHash := newRefreshToken()
 	userID, family, err := s.store.RotateRefreshToken(ctx, oldHash, newHash, time.Now().Add(s.cfg.RefreshTTL))
 	switch {
 	case errors.Is(err, store.ErrTokenReplayed):
 		s.logger.WarnContext(ctx, "refresh token replayed; family revoked", "component", "auth", "error", err)
-		return Session{}, fmt.Errorf("auth: refresh: %w: %w", ErrUnauthenticated, err)
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenExpired):
-		return Session{}, fmt.Errorf("auth: refresh: %w: %w", ErrUnauthenticated, err)
+		return Session{}, fmt.Errorf("auth: refresh: %w: %w", fault.ErrUnauthenticated, err)
+	case errors.Is(err, fault.ErrNotFound), errors.Is(err, store.ErrTokenExpired):
+		return Session{}, fmt.Errorf("auth: refresh: %w: %w", fault.ErrUnauthenticated, err)
 	case err != nil:
 		return Session{}, err
 	}
@@ -317,15 +315,15 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 }
 
 // Logout revokes the session the refresh token belongs to. Unknown or
-// malformed tokens are ErrUnauthenticated.
+// malformed tokens are fault.ErrUnauthenticated.
 func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 	hash, ok := hashRefreshToken(refreshToken)
 	if !ok {
-		return fmt.Errorf("auth: logout: malformed token: %w", ErrUnauthenticated)
+		return fmt.Errorf("auth: logout: malformed token: %w", fault.ErrUnauthenticated)
 	}
 	err := s.store.RevokeRefreshFamily(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("auth: logout: %w", ErrUnauthenticated)
+	if errors.Is(err, fault.ErrNotFound) {
+		return fmt.Errorf("auth: logout: %w", fault.ErrUnauthenticated)
 	}
 	return err
 }
@@ -338,17 +336,17 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	}
 	v, err := s.tokens.VerifyAccess(bearer)
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: %w: %w", ErrUnauthenticated, err)
+		return Principal{}, fmt.Errorf("auth: %w: %w", fault.ErrUnauthenticated, err)
 	}
 	u, live, err := s.store.UserInSession(ctx, v.UserID, v.SessionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Principal{}, fmt.Errorf("auth: user of token is gone: %w", ErrUnauthenticated)
+	if errors.Is(err, fault.ErrNotFound) {
+		return Principal{}, fmt.Errorf("auth: user of token is gone: %w", fault.ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, err
 	}
 	if !live {
-		return Principal{}, fmt.Errorf("auth: session ended: %w", ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("auth: session ended: %w", fault.ErrUnauthenticated)
 	}
 	return Principal{User: u, SessionID: v.SessionID}, nil
 }
@@ -361,30 +359,30 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 func (s *Service) authenticateSupabase(ctx context.Context, bearer string) (Principal, error) {
 	c, err := s.supabase.Verify(ctx, bearer)
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: %w: %w", ErrUnauthenticated, err)
+		return Principal{}, fmt.Errorf("auth: %w: %w", fault.ErrUnauthenticated, err)
 	}
 	u, err := s.store.UserByExternalSubject(ctx, c.Subject)
 	if err == nil {
 		return Principal{User: u}, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, fault.ErrNotFound) {
 		return Principal{}, err
 	}
 	email, err := NormalizeEmail(c.Email)
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: supabase token without a usable email: %w", ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("auth: supabase token without a usable email: %w", fault.ErrUnauthenticated)
 	}
 	if !c.EmailConfirmed {
 		return Principal{}, fmt.Errorf("auth: supabase user %s: %w", c.Subject, ErrEmailUnconfirmed)
 	}
 	name, _, _ := strings.Cut(email, "@")
 	u, err = s.store.CreateUser(ctx, store.NewUser{Email: email, DisplayName: name, Role: s.cfg.SupabaseRole, ExternalSubject: c.Subject})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, fault.ErrConflict) {
 		// A racing first request provisioned it, or the email is taken.
 		if u, err := s.store.UserByExternalSubject(ctx, c.Subject); err == nil {
 			return Principal{User: u}, nil
 		}
-		return Principal{}, fmt.Errorf("auth: supabase user's email %s belongs to another account: %w", email, ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("auth: supabase user's email %s belongs to another account: %w", email, fault.ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -109,7 +110,7 @@ func (r *Runner) runOne(ctx context.Context) bool {
 		r.giveUp(ctx, j, errors.New("the worker was lost on the last attempt"))
 	}
 	job, err := r.store.ClaimJob(ctx, r.kinds, r.worker, r.cfg.Lease)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return false
 	}
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // The facts server/access decides on, read as the acting user: Row Level
 // Security hides rows the user may not see, so a hidden object is
-// ErrNotFound here already.
+// fault.ErrNotFound here already.
 
 // ProjectFacts are a project's owner and the acting user's grant on it.
 type ProjectFacts struct {
@@ -82,7 +84,7 @@ func notFound(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, fault.ErrNotFound)
 	default:
 		return fmt.Errorf("store: %s: %w", op, err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // ErrStale marks a write against a version that is no longer current.
@@ -16,15 +18,15 @@ var ErrStale = errors.New("stale version")
 
 // Annotation is a mark on one page of a project.
 type Annotation struct {
-	ID        uuid.UUID       `json:"id" db:"id"`
-	ProjectID uuid.UUID       `json:"project_id" db:"project_id"`
-	AuthorID  uuid.UUID       `json:"author_id" db:"author_id"`
-	Page      int             `json:"page" db:"page"`
-	Type      string          `json:"type" db:"type"`
-	Content   json.RawMessage `json:"content" db:"content"`
-	Version   int             `json:"version" db:"version"`
-	CreatedAt time.Time       `json:"created_at" db:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at" db:"updated_at"`
+	ID        uuid.UUID       `db:"id"`
+	ProjectID uuid.UUID       `db:"project_id"`
+	AuthorID  uuid.UUID       `db:"author_id"`
+	Page      int             `db:"page"`
+	Type      string          `db:"type"`
+	Content   json.RawMessage `db:"content"`
+	Version   int             `db:"version"`
+	CreatedAt time.Time       `db:"created_at"`
+	UpdatedAt time.Time       `db:"updated_at"`
 }
 
 const annotationColumns = "id, project_id, author_id, page, type, content, version, created_at, updated_at"
@@ -132,7 +134,7 @@ func (s *Store) DeleteAnnotation(ctx context.Context, user, id uuid.UUID) error 
 		return fmt.Errorf("store: delete annotation: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: delete annotation: %w", ErrNotFound)
+		return fmt.Errorf("store: delete annotation: %w", fault.ErrNotFound)
 	}
 	return nil
 }

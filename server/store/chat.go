@@ -8,27 +8,29 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // ChatSession is a user's conversation with the knowledge base.
 type ChatSession struct {
-	ID        uuid.UUID `json:"id" db:"id"`
-	UserID    uuid.UUID `json:"user_id" db:"user_id"`
-	Title     string    `json:"title" db:"title"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+	ID        uuid.UUID `db:"id"`
+	UserID    uuid.UUID `db:"user_id"`
+	Title     string    `db:"title"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
 }
 
 // ChatMessage is one question or answer of a session.
 type ChatMessage struct {
-	ID         uuid.UUID       `json:"id" db:"id"`
-	SessionID  uuid.UUID       `json:"session_id" db:"session_id"`
-	Role       string          `json:"role" db:"role"`
-	Content    string          `json:"content" db:"content"`
-	Sources    json.RawMessage `json:"sources" db:"sources"`
-	Confidence *string         `json:"confidence" db:"confidence"`
-	Model      *string         `json:"model" db:"model"`
-	CreatedAt  time.Time       `json:"created_at" db:"created_at"`
+	ID         uuid.UUID       `db:"id"`
+	SessionID  uuid.UUID       `db:"session_id"`
+	Role       string          `db:"role"`
+	Content    string          `db:"content"`
+	Sources    json.RawMessage `db:"sources"`
+	Confidence *string         `db:"confidence"`
+	Model      *string         `db:"model"`
+	CreatedAt  time.Time       `db:"created_at"`
 }
 
 const (
@@ -131,7 +133,7 @@ func (s *Store) DeleteChatSession(ctx context.Context, user, id uuid.UUID) error
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM chat_sessions WHERE id = $1`, id)
 		if err == nil && tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return fault.ErrNotFound
 		}
 		return err
 	})
@@ -150,7 +152,7 @@ func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, questi
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return fault.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', $2)`, session, question); err != nil {
 			return err

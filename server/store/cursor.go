@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Page asks for one page of a list ordered by (created_at, id).
@@ -16,7 +18,7 @@ type Page struct {
 }
 
 // ErrBadCursor marks a cursor that was not made by this API.
-var ErrBadCursor = fmt.Errorf("store: malformed cursor: %w", ErrInvalid)
+var ErrBadCursor = fmt.Errorf("store: malformed cursor: %w", fault.ErrInvalid)
 
 type cursorKey struct {
 	T  time.Time `json:"t"`

@@ -37,24 +37,24 @@ type IngestPayload struct {
 
 // Document is a knowledge-base source.
 type Document struct {
-	ID          uuid.UUID  `json:"id" db:"id"`
-	OwnerID     uuid.UUID  `json:"owner_id" db:"owner_id"`
-	Title       string     `json:"title" db:"title"`
-	SourceType  string     `json:"source_type" db:"source_type"`
-	SourceURL   *string    `json:"source_url" db:"source_url"`
-	IsPublic    bool       `json:"is_public" db:"is_public"`
-	Status      string     `json:"status" db:"status"`
-	ChunkCount  int        `json:"chunk_count" db:"chunk_count"`
-	Error       *string    `json:"error" db:"error"`           // a sentence for a person
-	ErrorCode   *string    `json:"error_code" db:"error_code"` // why, for programs (docs/INGESTION.md)
-	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
-	ProcessedAt *time.Time `json:"processed_at" db:"processed_at"`
+	ID          uuid.UUID  `db:"id"`
+	OwnerID     uuid.UUID  `db:"owner_id"`
+	Title       string     `db:"title"`
+	SourceType  string     `db:"source_type"`
+	SourceURL   *string    `db:"source_url"`
+	IsPublic    bool       `db:"is_public"`
+	Status      string     `db:"status"`
+	ChunkCount  int        `db:"chunk_count"`
+	Error       *string    `db:"error"`      // a sentence for a person
+	ErrorCode   *string    `db:"error_code"` // why, for programs (docs/INGESTION.md)
+	CreatedAt   time.Time  `db:"created_at"`
+	ProcessedAt *time.Time `db:"processed_at"`
 
-	ObjectKey   *string `json:"-" db:"object_key"`
-	ChunksDone  int     `json:"-" db:"chunks_done"`
-	ChunksTotal int     `json:"-" db:"chunks_total"`
-	EmptyPages  []int32 `json:"-" db:"empty_pages"`
-	IndexLSN    *string `json:"-" db:"index_lsn"`
+	ObjectKey   *string `db:"object_key"`
+	ChunksDone  int     `db:"chunks_done"`
+	ChunksTotal int     `db:"chunks_total"`
+	EmptyPages  []int32 `db:"empty_pages"`
+	IndexLSN    *string `db:"index_lsn"`
 }
 
 func (d *Document) utc() {

@@ -7,15 +7,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Grant gives a user a permission on a project.
 type Grant struct {
-	ProjectID  uuid.UUID  `json:"project_id" db:"project_id"`
-	UserID     uuid.UUID  `json:"user_id" db:"user_id"`
-	Permission string     `json:"permission" db:"permission"`
-	GrantedBy  *uuid.UUID `json:"granted_by" db:"granted_by"`
-	CreatedAt  time.Time  `json:"created_at" db:"created_at"`
+	ProjectID  uuid.UUID  `db:"project_id"`
+	UserID     uuid.UUID  `db:"user_id"`
+	Permission string     `db:"permission"`
+	GrantedBy  *uuid.UUID `db:"granted_by"`
+	CreatedAt  time.Time  `db:"created_at"`
 }
 
 const grantColumns = "project_id, user_id, permission, granted_by, created_at"
@@ -41,7 +43,7 @@ func (s *Store) PutGrant(ctx context.Context, actor, project, user uuid.UUID, pe
 		return err
 	})
 	if fkViolation(err) {
-		return Grant{}, false, fmt.Errorf("store: put grant: %w", ErrNotFound)
+		return Grant{}, false, fmt.Errorf("store: put grant: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("store: put grant: %w", err)
@@ -94,7 +96,7 @@ func (s *Store) DeleteGrant(ctx context.Context, actor, project, user uuid.UUID)
 		return fmt.Errorf("store: delete grant: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: delete grant: %w", ErrNotFound)
+		return fmt.Errorf("store: delete grant: %w", fault.ErrNotFound)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // The ingestion worker's queries; they run as sostenuto_worker.
@@ -42,7 +44,7 @@ func (s *Store) StartIngest(ctx context.Context, id uuid.UUID) error {
 			return fmt.Errorf("store: start ingest: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("store: start ingest: %w", ErrNotFound)
+			return fmt.Errorf("store: start ingest: %w", fault.ErrNotFound)
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM chunk_staging WHERE document_id = $1`, id)
 		return err

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Job is a claimed unit of durable background work.
@@ -49,7 +51,7 @@ func EnqueueJobAt(ctx context.Context, tx pgx.Tx, kind string, payload any, dedu
 
 // ClaimJob takes the next due job of kinds for worker, leasing it for
 // lease: a queued job whose time has come, or a running one whose lease
-// expired (its worker died). ErrNotFound when there is none.
+// expired (its worker died). fault.ErrNotFound when there is none.
 func (s *Store) ClaimJob(ctx context.Context, kinds []string, worker string, lease time.Duration) (Job, error) {
 	var j Job
 	err := s.pool.QueryRow(ctx, `
@@ -63,7 +65,7 @@ func (s *Store) ClaimJob(ctx context.Context, kinds []string, worker string, lea
 		RETURNING id, kind, payload, attempts, max_attempts`, kinds, worker, lease).
 		Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &j.MaxAttempts)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return j, fmt.Errorf("store: claim job: %w", ErrNotFound)
+		return j, fmt.Errorf("store: claim job: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return j, fmt.Errorf("store: claim job: %w", err)
@@ -100,7 +102,7 @@ func (s *Store) ExtendJobLease(ctx context.Context, id uuid.UUID, worker string,
 		return fmt.Errorf("store: extend lease: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: extend lease: the job is no longer ours: %w", ErrNotFound)
+		return fmt.Errorf("store: extend lease: the job is no longer ours: %w", fault.ErrNotFound)
 	}
 	return nil
 }

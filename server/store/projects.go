@@ -20,19 +20,19 @@ const (
 
 // Project is a sheet-music PDF.
 type Project struct {
-	ID            uuid.UUID `json:"id" db:"id"`
-	OwnerID       uuid.UUID `json:"owner_id" db:"owner_id"`
-	Title         string    `json:"title" db:"title"`
-	Description   string    `json:"description" db:"description"`
-	Filename      string    `json:"filename" db:"filename"`
-	ContentType   string    `json:"content_type" db:"content_type"`
-	Status        string    `json:"status" db:"status"`
-	FileSizeBytes *int64    `json:"file_size_bytes" db:"file_size_bytes"`
-	PageCount     *int      `json:"page_count" db:"page_count"`
-	CreatedAt     time.Time `json:"created_at" db:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at" db:"updated_at"`
-	ObjectKey     string    `json:"-" db:"object_key"`
-	ETag          *string   `json:"-" db:"etag"`
+	ID            uuid.UUID `db:"id"`
+	OwnerID       uuid.UUID `db:"owner_id"`
+	Title         string    `db:"title"`
+	Description   string    `db:"description"`
+	Filename      string    `db:"filename"`
+	ContentType   string    `db:"content_type"`
+	Status        string    `db:"status"`
+	FileSizeBytes *int64    `db:"file_size_bytes"`
+	PageCount     *int      `db:"page_count"`
+	CreatedAt     time.Time `db:"created_at"`
+	UpdatedAt     time.Time `db:"updated_at"`
+	ObjectKey     string    `db:"object_key"`
+	ETag          *string   `db:"etag"`
 }
 
 func (p *Project) utc() {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Refresh-token outcomes besides success.
@@ -33,7 +35,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, user, family uuid.UUID, 
 // same family, atomically: of two racing rotations of one token exactly one
 // succeeds. A token already spent or revoked is a replay: the family is
 // revoked (committed even though the call fails) and ErrTokenReplayed
-// returned. Unknown tokens are ErrNotFound.
+// returned. Unknown tokens are fault.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, expires time.Time) (user, family uuid.UUID, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = now()
@@ -63,7 +65,7 @@ func (s *Store) refreshFailure(ctx context.Context, hash []byte) error {
 	err := s.pool.QueryRow(ctx, `SELECT family_id, used_at IS NOT NULL OR revoked_at IS NOT NULL
 		FROM refresh_tokens WHERE token_hash = $1`, hash).Scan(&family, &spent)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("store: rotate refresh token: %w", ErrNotFound)
+		return fmt.Errorf("store: rotate refresh token: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("store: rotate refresh token: %w", err)
@@ -78,12 +80,12 @@ func (s *Store) refreshFailure(ctx context.Context, hash []byte) error {
 }
 
 // RevokeRefreshFamily revokes the family of the token with hash (logout).
-// An unknown token is ErrNotFound.
+// An unknown token is fault.ErrNotFound.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, hash []byte) error {
 	var family uuid.UUID
 	err := s.pool.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE token_hash = $1`, hash).Scan(&family)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("store: revoke refresh token: %w", ErrNotFound)
+		return fmt.Errorf("store: revoke refresh token: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("store: revoke refresh token: %w", err)

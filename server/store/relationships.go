@@ -8,29 +8,31 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Relationship links a teacher to a student.
 type Relationship struct {
-	ID        uuid.UUID `json:"id" db:"id"`
-	TeacherID uuid.UUID `json:"teacher_id" db:"teacher_id"`
-	StudentID uuid.UUID `json:"student_id" db:"student_id"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	ID        uuid.UUID `db:"id"`
+	TeacherID uuid.UUID `db:"teacher_id"`
+	StudentID uuid.UUID `db:"student_id"`
+	CreatedAt time.Time `db:"created_at"`
 }
 
 const relationshipColumns = "id, teacher_id, student_id, created_at"
 
 // CreateRelationship links teacher and student. An existing link is
-// ErrConflict; a missing user is ErrNotFound.
+// fault.ErrConflict; a missing user is fault.ErrNotFound.
 func (s *Store) CreateRelationship(ctx context.Context, teacher, student uuid.UUID) (Relationship, error) {
 	rows, _ := s.pool.Query(ctx, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2)
 		RETURNING `+relationshipColumns, teacher, student)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Relationship])
 	switch {
 	case uniqueViolation(err, "relationships_pair_key"):
-		return Relationship{}, fmt.Errorf("store: create relationship: already linked: %w", ErrConflict)
+		return Relationship{}, fmt.Errorf("store: create relationship: already linked: %w", fault.ErrConflict)
 	case fkViolation(err):
-		return Relationship{}, fmt.Errorf("store: create relationship: %w", ErrNotFound)
+		return Relationship{}, fmt.Errorf("store: create relationship: %w", fault.ErrNotFound)
 	case err != nil:
 		return Relationship{}, fmt.Errorf("store: create relationship: %w", err)
 	}
@@ -43,7 +45,7 @@ func (s *Store) RelationshipByID(ctx context.Context, id uuid.UUID) (Relationshi
 	rows, _ := s.pool.Query(ctx, `SELECT `+relationshipColumns+` FROM relationships WHERE id = $1`, id)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Relationship])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Relationship{}, fmt.Errorf("store: relationship %s: %w", id, ErrNotFound)
+		return Relationship{}, fmt.Errorf("store: relationship %s: %w", id, fault.ErrNotFound)
 	}
 	if err != nil {
 		return Relationship{}, fmt.Errorf("store: relationship %s: %w", id, err)
@@ -81,7 +83,7 @@ func (s *Store) DeleteRelationship(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("store: delete relationship: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: delete relationship: %w", ErrNotFound)
+		return fmt.Errorf("store: delete relationship: %w", fault.ErrNotFound)
 	}
 	return nil
 }

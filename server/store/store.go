@@ -19,13 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Sentinel errors, wrapped with %w and a "store: op" prefix.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
-)
-
 // Database roles.
 const (
 	AppRole    = "sostenuto_app"

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 func TestUnavailable(t *testing.T) {
@@ -27,7 +29,7 @@ func TestUnavailable(t *testing.T) {
 		"connection failure": {&pgconn.PgError{Code: "08006"}, true},
 		"deadline":           {context.DeadlineExceeded, true},
 		"unique violation":   {&pgconn.PgError{Code: "23505"}, false},
-		"not found":          {ErrNotFound, false},
+		"not found":          {fault.ErrNotFound, false},
 		"other":              {errors.New("boom"), false},
 		"nil":                {nil, false},
 	} {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Roles a user may hold.
@@ -19,11 +21,11 @@ const (
 
 // User is an account.
 type User struct {
-	ID          uuid.UUID `json:"id"`
-	Email       string    `json:"email"`
-	DisplayName string    `json:"display_name"`
-	Role        string    `json:"role"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          uuid.UUID
+	Email       string
+	DisplayName string
+	Role        string
+	CreatedAt   time.Time
 }
 
 // NewUser is what creating a user needs; Email must be normalized and
@@ -59,17 +61,17 @@ func nullIfEmpty(s string) *string {
 }
 
 // CreateUser inserts a user. An email already taken (in any letter case)
-// is ErrConflict.
+// is fault.ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (User, error) {
 	rows, _ := s.pool.Query(ctx, `INSERT INTO users (email, display_name, role, password_hash, external_subject)
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+userColumns,
 		u.Email, u.DisplayName, u.Role, nullIfEmpty(u.PasswordHash), nullIfEmpty(u.ExternalSubject))
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[userRow])
 	if uniqueViolation(err, "users_email_key") {
-		return User{}, fmt.Errorf("store: create user: email %s is taken: %w", u.Email, ErrConflict)
+		return User{}, fmt.Errorf("store: create user: email %s is taken: %w", u.Email, fault.ErrConflict)
 	}
 	if uniqueViolation(err, "users_external_subject_key") {
-		return User{}, fmt.Errorf("store: create user: subject is taken: %w", ErrConflict)
+		return User{}, fmt.Errorf("store: create user: subject is taken: %w", fault.ErrConflict)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("store: create user: %w", err)
@@ -81,7 +83,7 @@ func (s *Store) oneUser(ctx context.Context, op, where string, arg any) (User, e
 	rows, _ := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg)
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[userRow])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		return User{}, fmt.Errorf("store: %s: %w", op, fault.ErrNotFound)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("store: %s: %w", op, err)
@@ -113,7 +115,7 @@ func (s *Store) Credentials(ctx context.Context, email string) (User, string, er
 		FROM users WHERE lower(email) = lower($1)`, email).
 		Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, "", fmt.Errorf("store: credentials: %w", ErrNotFound)
+		return User{}, "", fmt.Errorf("store: credentials: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return User{}, "", fmt.Errorf("store: credentials: %w", err)
@@ -135,7 +137,7 @@ func (s *Store) UserInSession(ctx context.Context, id, sid uuid.UUID) (User, boo
 		FROM users WHERE id = $1`, id, sid).
 		Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, false, fmt.Errorf("store: user in session: %w", ErrNotFound)
+		return User{}, false, fmt.Errorf("store: user in session: %w", fault.ErrNotFound)
 	}
 	if err != nil {
 		return User{}, false, fmt.Errorf("store: user in session: %w", err)

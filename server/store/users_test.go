@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 func TestCreateUser(t *testing.T) {
@@ -25,10 +26,10 @@ func TestCreateUser(t *testing.T) {
 		t.Errorf("UserByID = %+v, %v; want %+v", got, err, u)
 	}
 	_, err = s.CreateUser(ctx, NewUser{Email: "CLARA@example.com", DisplayName: "Other", Role: RoleStudent, PasswordHash: "h"})
-	if !errors.Is(err, ErrConflict) {
-		t.Errorf("same email in other case: %v, want ErrConflict", err)
+	if !errors.Is(err, fault.ErrConflict) {
+		t.Errorf("same email in other case: %v, want fault.ErrConflict", err)
 	}
-	if _, err := s.UserByID(ctx, uuid.New()); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown id: %v, want ErrNotFound", err)
+	if _, err := s.UserByID(ctx, uuid.New()); !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("unknown id: %v, want fault.ErrNotFound", err)
 	}
 }
