@@ -230,24 +230,75 @@ var ErrDimension = vector.ErrDimension
 
 // Apply applies a batch idempotently: upserting a chunk twice or deleting
 // a missing one changes nothing more. A batch at or before the applied
-// position is skipped.
+// position is skipped. The maps change first (under mu), then the graph
+// and the BM25 index, and the position moves last.
 func (e *Engine) Apply(ops Ops) error {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
 	if ops.Position.LSN != 0 && ops.Position.LSN <= e.Position().LSN {
 		return nil
 	}
-	for _, c := range ops.Upserts {
+	if err := e.checkDims(ops.Upserts); err != nil {
+		return err
+	}
+	w := e.applyMaps(ops)
+	vec := e.graph()
+	if err := e.applyIndexes(vec, w); err != nil {
+		return err
+	}
+	e.advance(ops)
+	e.maybeCompact(vec)
+	return nil
+}
+
+// indexWrites is what a batch does to the graph and the BM25 index,
+// gathered while the maps change and applied after.
+type indexWrites struct {
+	upserts []graphOp
+	texts   map[text.ID]text.Doc
+	deletes []text.ID // chunks gone from both indexes
+}
+
+// checkDims refuses a batch holding a vector of the wrong length.
+func (e *Engine) checkDims(upserts []Chunk) error {
+	for _, c := range upserts {
 		if c.Vector != nil && len(c.Vector) != e.cfg.Vector.Dim {
 			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
 		}
 	}
-	texts := map[text.ID]text.Doc{}
-	var textDeletes []text.ID
+	return nil
+}
+
+// applyMaps applies a batch to the chunk and document maps, in order:
+// documents, upserts, deletes; it returns the index writes to make.
+func (e *Engine) applyMaps(ops Ops) indexWrites {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := indexWrites{upserts: make([]graphOp, 0, len(ops.Upserts)), texts: map[text.ID]text.Doc{}}
 	for _, d := range ops.Documents {
 		e.setDocument(d)
 	}
+	// The chunks of deleted documents are listed before the upserts: a
+	// chunk upserted in the same batch stays.
+	deletes := e.chunksToDelete(ops)
+	for i := range ops.Upserts {
+		e.upsertChunk(ops.Upserts[i], &w)
+	}
+	for _, id := range deletes {
+		e.deleteChunk(id, &w)
+	}
+	for _, d := range ops.DeleteDocs {
+		if st, ok := e.docs[d]; ok {
+			delete(e.docs, d)
+			delete(e.owners[st.OwnerID], d)
+		}
+	}
+	return w
+}
+
+// chunksToDelete lists the batch's chunk deletes and the chunks of its
+// deleted documents; mu is held.
+func (e *Engine) chunksToDelete(ops Ops) []ID {
 	var deletes []ID
 	deletes = append(deletes, ops.Deletes...)
 	for _, d := range ops.DeleteDocs {
@@ -257,80 +308,92 @@ func (e *Engine) Apply(ops Ops) error {
 			}
 		}
 	}
-	upserts := make([]graphOp, 0, len(ops.Upserts))
-	for i := range ops.Upserts {
-		c := ops.Upserts[i]
-		old, had := e.chunks[c.ID]
-		if had && old.Version == c.Version && c.Version != 0 {
-			continue // already applied
-		}
-		vec := c.Vector
-		if vec == nil {
-			// An update that left the embedding alone (PostgreSQL does
-			// not resend an unchanged TOASTed value): keep the stored one.
-			// Without one there is nothing to keep; anti-entropy repairs.
-			v, ok := e.vec.Vector(vector.ID(c.ID))
-			if !ok {
-				continue
-			}
-			vec = v
-		}
-		cc := c
-		cc.Vector = nil // the graph holds the vector; the map does not
-		st := e.doc(c.DocumentID, c.OwnerID)
-		if !had && st.IsPublic {
-			e.public++
-		}
-		if cc.Title == "" {
-			cc.Title = st.Title
-		}
-		e.chunks[c.ID] = &cc
-		st.chunks[c.ID] = true
-		upserts = append(upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-		texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st)}
+	return deletes
+}
+
+// upsertChunk puts c in the maps and records its index writes; mu is
+// held. A chunk already at its version is skipped.
+func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
+	old, had := e.chunks[c.ID]
+	if had && old.Version == c.Version && c.Version != 0 {
+		return // already applied
 	}
-	for _, id := range deletes {
-		if c, ok := e.chunks[id]; ok {
-			delete(e.chunks, id)
-			if st, ok := e.docs[c.DocumentID]; ok {
-				delete(st.chunks, id)
-				if st.IsPublic {
-					e.public--
-				}
-			}
-			textDeletes = append(textDeletes, text.ID(id))
+	vec := c.Vector
+	if vec == nil {
+		// An update that left the embedding alone (PostgreSQL does
+		// not resend an unchanged TOASTed value): keep the stored one.
+		// Without one there is nothing to keep; anti-entropy repairs.
+		v, ok := e.vec.Vector(vector.ID(c.ID))
+		if !ok {
+			return
+		}
+		vec = v
+	}
+	cc := c
+	cc.Vector = nil // the graph holds the vector; the map does not
+	st := e.doc(c.DocumentID, c.OwnerID)
+	if !had && st.IsPublic {
+		e.public++
+	}
+	if cc.Title == "" {
+		cc.Title = st.Title
+	}
+	e.chunks[c.ID] = &cc
+	st.chunks[c.ID] = true
+	w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
+	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st)}
+}
+
+// deleteChunk removes a chunk from the maps and records its index
+// deletes; mu is held. A missing chunk changes nothing.
+func (e *Engine) deleteChunk(id ID, w *indexWrites) {
+	c, ok := e.chunks[id]
+	if !ok {
+		return
+	}
+	delete(e.chunks, id)
+	if st, ok := e.docs[c.DocumentID]; ok {
+		delete(st.chunks, id)
+		if st.IsPublic {
+			e.public--
 		}
 	}
-	for _, d := range ops.DeleteDocs {
-		if st, ok := e.docs[d]; ok {
-			delete(e.docs, d)
-			delete(e.owners[st.OwnerID], d)
-		}
-	}
-	e.mu.Unlock()
-	vec := e.graph()
-	for _, op := range upserts {
+	w.deletes = append(w.deletes, text.ID(id))
+}
+
+// applyIndexes makes a batch's writes to the graph (logging them for a
+// running compaction) and to the BM25 index.
+func (e *Engine) applyIndexes(vec *vector.Index, w indexWrites) error {
+	for _, op := range w.upserts {
 		if err := vec.Add(op.id, op.vec); err != nil {
 			return err
 		}
-		if e.compacting != nil {
-			*e.compacting = append(*e.compacting, op)
-		}
+		e.logGraphOp(op)
 	}
-	for _, id := range textDeletes {
+	for _, id := range w.deletes {
 		vec.Delete(vector.ID(id))
-		if e.compacting != nil {
-			*e.compacting = append(*e.compacting, graphOp{id: vector.ID(id)})
-		}
+		e.logGraphOp(graphOp{id: vector.ID(id)})
 	}
-	if len(texts) > 0 || len(textDeletes) > 0 {
-		if err := e.text.Batch(texts, textDeletes); err != nil {
-			return err
-		}
+	if len(w.texts) > 0 || len(w.deletes) > 0 {
+		return e.text.Batch(w.texts, w.deletes)
 	}
-	// The position moves last: whoever waits on it sees the whole batch in
-	// every index.
+	return nil
+}
+
+// logGraphOp records a graph write for the compaction running, if any
+// (wmu is held).
+func (e *Engine) logGraphOp(op graphOp) {
+	if e.compacting != nil {
+		*e.compacting = append(*e.compacting, op)
+	}
+}
+
+// advance moves the position past a batch and wakes its waiters; it runs
+// last, so whoever waits on the position sees the whole batch in every
+// index.
+func (e *Engine) advance(ops Ops) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if ops.Position.LSN > e.pos.LSN {
 		e.pos = ops.Position
 		if !e.closed {
@@ -342,9 +405,6 @@ func (e *Engine) Apply(ops Ops) error {
 		e.dataPos = e.pos
 		e.dataVersion++
 	}
-	e.mu.Unlock()
-	e.maybeCompact(vec)
-	return nil
 }
 
 // graph returns the current HNSW graph.

@@ -120,99 +120,29 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	// bytes behind, so the trailer itself is not hashed.
 	tr := &trailerReader{r: r}
 	cr := &crcReader{r: tr, h: crc32.New(castagnoli)}
-	br := bufio.NewReaderSize(cr, 1<<20)
-	var err error
-	get := func(v any) {
-		if err == nil {
-			err = binary.Read(br, binary.LittleEndian, v)
-		}
-	}
-	getStr := func() string {
-		var n uint32
-		get(&n)
-		if err != nil || n > maxField {
-			if err == nil {
-				err = fmt.Errorf("field of %d bytes", n)
-			}
-			return ""
-		}
-		b := make([]byte, n)
-		if err == nil {
-			_, err = io.ReadFull(br, b)
-		}
-		return string(b)
-	}
-	magic := make([]byte, len(snapMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapMagic {
-		return nil, fmt.Errorf("%w: not a Sostenuto index snapshot", ErrSnapshot)
-	}
-	var version uint32
-	var lsn uint64
-	get(&version)
-	get(&lsn)
-	if err == nil && version != snapVersion {
-		return nil, fmt.Errorf("%w: version %d, this node reads %d", ErrSnapshot, version, snapVersion)
-	}
-	e, nerr := New(cfg)
-	if nerr != nil {
-		return nil, nerr
-	}
-	var nd, nc uint32
-	get(&nd)
-	for i := uint32(0); i < nd && err == nil; i++ {
-		var d Document
-		get(&d.ID)
-		get(&d.OwnerID)
-		get(&d.IsPublic)
-		d.Title = getStr()
-		e.setDocument(d)
-	}
-	get(&nc)
-	for i := uint32(0); i < nc && err == nil; i++ {
-		c := &Chunk{}
-		var ps, pe int32
-		get(&c.ID)
-		get(&c.DocumentID)
-		get(&c.OwnerID)
-		get(&c.Version)
-		get(&ps)
-		get(&pe)
-		c.PageStart, c.PageEnd = int(ps), int(pe)
-		c.Title = getStr()
-		c.Text = getStr()
-		e.chunks[c.ID] = c
-		e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
-	}
+	sr := &snapReader{br: bufio.NewReaderSize(cr, 1<<20)}
+	lsn, err := sr.header()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+		return nil, err
 	}
-	g, gerr := vector.ReadFrom(br)
-	if gerr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, gerr)
+	e, err := New(cfg)
+	if err != nil {
+		return nil, err
 	}
-	tx, terr := text.ReadFrom(br)
-	if terr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, terr)
+	sr.documents(e)
+	sr.chunks(e)
+	if sr.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, sr.err)
 	}
-	if _, err := br.Peek(1); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
+	g, tx, err := sr.indexes()
+	if err != nil {
+		return nil, err
 	}
 	if sum, ok := tr.trailer(); !ok || sum != cr.h.Sum32() {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
-	if g.Config().Dim != cfg.Vector.Dim {
-		return nil, fmt.Errorf("%w: %d dimensions, this node uses %d", ErrSnapshot, g.Config().Dim, cfg.Vector.Dim)
-	}
-	for id, c := range e.chunks {
-		if !g.Has(vector.ID(id)) {
-			return nil, fmt.Errorf("%w: chunk %x has no vector", ErrSnapshot, c.ID)
-		}
-		if !tx.Has(text.ID(id)) {
-			return nil, fmt.Errorf("%w: chunk %x is not in the text index", ErrSnapshot, c.ID)
-		}
-	}
-	if tx.Count() != len(e.chunks) {
-		return nil, fmt.Errorf("%w: text index holds %d documents for %d chunks", ErrSnapshot, tx.Count(), len(e.chunks))
+	if err := e.checkIndexes(cfg, g, tx); err != nil {
+		return nil, err
 	}
 	e.vec = g
 	e.text = tx
@@ -221,6 +151,120 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	e.pos = Position{LSN: lsn}
 	e.dataPos = e.pos
 	return e, nil
+}
+
+// snapReader decodes a snapshot's fields, keeping the first error: after
+// one, every read does nothing.
+type snapReader struct {
+	br  *bufio.Reader
+	err error
+}
+
+func (s *snapReader) get(v any) {
+	if s.err == nil {
+		s.err = binary.Read(s.br, binary.LittleEndian, v)
+	}
+}
+
+func (s *snapReader) getStr() string {
+	var n uint32
+	s.get(&n)
+	if s.err != nil || n > maxField {
+		if s.err == nil {
+			s.err = fmt.Errorf("field of %d bytes", n)
+		}
+		return ""
+	}
+	b := make([]byte, n)
+	_, s.err = io.ReadFull(s.br, b)
+	return string(b)
+}
+
+// header reads the magic, the version and the position. A short header
+// is left in s.err, reported after the sections.
+func (s *snapReader) header() (lsn uint64, err error) {
+	magic := make([]byte, len(snapMagic))
+	if _, err := io.ReadFull(s.br, magic); err != nil || string(magic) != snapMagic {
+		return 0, fmt.Errorf("%w: not a Sostenuto index snapshot", ErrSnapshot)
+	}
+	var version uint32
+	s.get(&version)
+	s.get(&lsn)
+	if s.err == nil && version != snapVersion {
+		return 0, fmt.Errorf("%w: version %d, this node reads %d", ErrSnapshot, version, snapVersion)
+	}
+	return lsn, nil
+}
+
+// documents reads the documents section into e.
+func (s *snapReader) documents(e *Engine) {
+	var nd uint32
+	s.get(&nd)
+	for i := uint32(0); i < nd && s.err == nil; i++ {
+		var d Document
+		s.get(&d.ID)
+		s.get(&d.OwnerID)
+		s.get(&d.IsPublic)
+		d.Title = s.getStr()
+		e.setDocument(d)
+	}
+}
+
+// chunks reads the chunks section into e.
+func (s *snapReader) chunks(e *Engine) {
+	var nc uint32
+	s.get(&nc)
+	for i := uint32(0); i < nc && s.err == nil; i++ {
+		c := &Chunk{}
+		var ps, pe int32
+		s.get(&c.ID)
+		s.get(&c.DocumentID)
+		s.get(&c.OwnerID)
+		s.get(&c.Version)
+		s.get(&ps)
+		s.get(&pe)
+		c.PageStart, c.PageEnd = int(ps), int(pe)
+		c.Title = s.getStr()
+		c.Text = s.getStr()
+		e.chunks[c.ID] = c
+		e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
+	}
+}
+
+// indexes reads the HNSW graph and the BM25 index, which end the data.
+func (s *snapReader) indexes() (*vector.Index, *text.Index, error) {
+	g, err := vector.ReadFrom(s.br)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	tx, err := text.ReadFrom(s.br)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	if _, err := s.br.Peek(1); err != io.EOF {
+		return nil, nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
+	}
+	return g, tx, nil
+}
+
+// checkIndexes checks that the graph has this node's dimensions and that
+// both indexes hold exactly e's chunks.
+func (e *Engine) checkIndexes(cfg Config, g *vector.Index, tx *text.Index) error {
+	if g.Config().Dim != cfg.Vector.Dim {
+		return fmt.Errorf("%w: %d dimensions, this node uses %d", ErrSnapshot, g.Config().Dim, cfg.Vector.Dim)
+	}
+	for id, c := range e.chunks {
+		if !g.Has(vector.ID(id)) {
+			return fmt.Errorf("%w: chunk %x has no vector", ErrSnapshot, c.ID)
+		}
+		if !tx.Has(text.ID(id)) {
+			return fmt.Errorf("%w: chunk %x is not in the text index", ErrSnapshot, c.ID)
+		}
+	}
+	if tx.Count() != len(e.chunks) {
+		return fmt.Errorf("%w: text index holds %d documents for %d chunks", ErrSnapshot, tx.Count(), len(e.chunks))
+	}
+	return nil
 }
 
 // trailerReader passes a stream through but holds back its last four bytes

@@ -87,20 +87,9 @@ var ErrNotLeader = errors.New("replication: this node is not the leader")
 // StartNode opens the node's Raft state (or founds a cluster) and starts
 // Raft. Run drives the rest.
 func StartNode(cfg NodeConfig) (*Node, error) {
-	if cfg.ID == "" || cfg.RaftBind == "" || cfg.Dir == "" {
-		return nil, errors.New("replication: a node needs an id, a Raft address and a data directory")
-	}
-	if cfg.ApplyTimeout <= 0 {
-		cfg.ApplyTimeout = 10 * time.Second
-	}
-	if cfg.Stale <= 0 {
-		cfg.Stale = 5 * time.Second
-	}
-	if cfg.LogOutput == nil {
-		cfg.LogOutput = os.Stderr
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("replication: data directory: %w", err)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.LogOutput, JSONFormat: true})
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
@@ -128,29 +117,57 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.FSM = NewFSM(n.Live, cfg.Index)
 	n.registerMetrics()
 	n.FSM.OnApply = func(kind byte, ops int, err error) { n.lastApply.Store(time.Now().UnixNano()) }
-
-	rc := raftConfig(cfg, hl, n.notify)
-	has, err := raft.HasExistingState(store, store, snaps)
-	if err != nil {
+	if err := n.startRaft(hl, snaps); err != nil {
 		n.closeStores()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, &timedFSM{n}, store, store, snaps, transport)
+	return n, nil
+}
+
+// withDefaults checks the configuration, fills in its defaults and makes
+// the data directory.
+func (cfg NodeConfig) withDefaults() (NodeConfig, error) {
+	if cfg.ID == "" || cfg.RaftBind == "" || cfg.Dir == "" {
+		return cfg, errors.New("replication: a node needs an id, a Raft address and a data directory")
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.Stale <= 0 {
+		cfg.Stale = 5 * time.Second
+	}
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = os.Stderr
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return cfg, fmt.Errorf("replication: data directory: %w", err)
+	}
+	return cfg, nil
+}
+
+// startRaft starts Raft over the node's stores and, when the node has no
+// Raft state and is to found a cluster, bootstraps one with itself.
+func (n *Node) startRaft(hl hclog.Logger, snaps raft.SnapshotStore) error {
+	rc := raftConfig(n.cfg, hl, n.notify)
+	has, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
-		n.closeStores()
-		return nil, fmt.Errorf("replication: raft: %w", err)
+		return err
+	}
+	r, err := raft.NewRaft(rc, &timedFSM{n}, n.store, n.store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("replication: raft: %w", err)
 	}
 	n.raft = r
-	if !has && cfg.Bootstrap {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			r.Shutdown()
-			n.closeStores()
-			return nil, fmt.Errorf("replication: bootstrap: %w", err)
-		}
-		cfg.Logger.Info("founded a new cluster", "component", "replication", "node", cfg.ID, "raft", cfg.RaftAdvertise)
+	if has || !n.cfg.Bootstrap {
+		return nil
 	}
-	return n, nil
+	f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.transport.LocalAddr()}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		r.Shutdown()
+		return fmt.Errorf("replication: bootstrap: %w", err)
+	}
+	n.cfg.Logger.Info("founded a new cluster", "component", "replication", "node", n.cfg.ID, "raft", n.cfg.RaftAdvertise)
+	return nil
 }
 
 // raftConfig is Raft's configuration for the node.

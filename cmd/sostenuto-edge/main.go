@@ -80,6 +80,36 @@ func envName(name string) string {
 // load resolves every setting: flag, then environment, then file (for
 // secrets), then default. Unknown SOSTENUTO_EDGE_* variables are refused.
 func load(args, env []string, out io.Writer) (map[string]string, error) {
+	fs, vals, known := flagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(out, "usage: sostenuto-edge [flags]")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	environ, err := edgeEnv(env, known)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]string{}
+	for _, s := range settings {
+		if got[s.name], err = resolve(s, given[s.name], vals, environ); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+// flagSet declares a flag per setting (and a -file flag per secret); it
+// returns the flags' values by name and the environment variables known.
+func flagSet() (*flag.FlagSet, map[string]*string, map[string]bool) {
 	fs := flag.NewFlagSet("sostenuto-edge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	vals := map[string]*string{}
@@ -96,19 +126,12 @@ func load(args, env []string, out io.Writer) (map[string]string, error) {
 			known[envName(s.name)+"_FILE"] = true
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(out, "usage: sostenuto-edge [flags]")
-			fs.SetOutput(out)
-			fs.PrintDefaults()
-		}
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return fs, vals, known
+}
+
+// edgeEnv returns the SOSTENUTO_EDGE_* variables of env, refusing unknown
+// ones.
+func edgeEnv(env []string, known map[string]bool) (map[string]string, error) {
 	environ := map[string]string{}
 	var unknown []string
 	for _, kv := range env {
@@ -124,34 +147,32 @@ func load(args, env []string, out io.Writer) (map[string]string, error) {
 		sort.Strings(unknown)
 		return nil, fmt.Errorf("unknown setting %s (sostenuto-edge -h lists them)", strings.Join(unknown, ", "))
 	}
-	got := map[string]string{}
-	for _, s := range settings {
-		v, ok := "", false
-		switch {
-		case given[s.name]:
-			v, ok = *vals[s.name], true
-		case environ[envName(s.name)] != "":
-			v, ok = environ[envName(s.name)], true
-		}
-		if s.secret && !ok {
-			file := *vals[s.name+"-file"]
-			if file == "" {
-				file = environ[envName(s.name)+"_FILE"]
-			}
-			if file != "" {
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", envName(s.name)+"_FILE", err)
-				}
-				v, ok = strings.TrimRight(string(b), "\r\n"), true
-			}
-		}
-		if !ok {
-			v = s.def
-		}
-		got[s.name] = v
+	return environ, nil
+}
+
+// resolve returns a setting's value: its flag (given), its environment
+// variable, for a secret its file, or its default.
+func resolve(s setting, given bool, vals map[string]*string, environ map[string]string) (string, error) {
+	switch {
+	case given:
+		return *vals[s.name], nil
+	case environ[envName(s.name)] != "":
+		return environ[envName(s.name)], nil
 	}
-	return got, nil
+	if s.secret {
+		file := *vals[s.name+"-file"]
+		if file == "" {
+			file = environ[envName(s.name)+"_FILE"]
+		}
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", envName(s.name)+"_FILE", err)
+			}
+			return strings.TrimRight(string(b), "\r\n"), nil
+		}
+	}
+	return s.def, nil
 }
 
 func list(v string) []string {
@@ -164,82 +185,113 @@ func list(v string) []string {
 	return out
 }
 
-// config turns the settings into the edge's configuration.
-func config(ctx context.Context, v map[string]string) (edge.Config, error) {
+// config turns the settings into the edge's configuration, reporting
+// every bad setting at once.
+func config(_ context.Context, v map[string]string) (edge.Config, error) {
+	p := &settingParser{v: v}
 	var cfg edge.Config
-	var errs []error
-	dur := func(name string, lo, hi time.Duration) time.Duration {
-		d, err := time.ParseDuration(v[name])
-		if err != nil || d < lo || d > hi {
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration within [%s, %s]", envName(name), v[name], lo, hi))
-		}
-		return d
-	}
-	num := func(name string, lo, hi int64) int64 {
-		n, err := strconv.ParseInt(v[name], 10, 64)
-		if err != nil || n < lo || n > hi {
-			errs = append(errs, fmt.Errorf("%s: %q is not a number within [%d, %d]", envName(name), v[name], lo, hi))
-		}
-		return n
-	}
-	for _, n := range list(v["nodes"]) {
-		u, err := url.Parse(strings.TrimSuffix(n, "/"))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			errs = append(errs, fmt.Errorf("%s: %q is not a node base URL (http://host:port)", envName("nodes"), n))
-			continue
-		}
-		cfg.Nodes = append(cfg.Nodes, u)
-	}
-	if len(cfg.Nodes) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("%s: at least one node is required", envName("nodes")))
-	}
-	cfg.HealthInterval = dur("health-interval", 100*time.Millisecond, time.Minute)
-	cfg.HealthTimeout = dur("health-timeout", 50*time.Millisecond, time.Minute)
-	cfg.UpstreamTimeout = dur("upstream-timeout", time.Second, time.Hour)
+	cfg.Nodes = p.nodes()
+	cfg.HealthInterval = p.dur("health-interval", 100*time.Millisecond, time.Minute)
+	cfg.HealthTimeout = p.dur("health-timeout", 50*time.Millisecond, time.Minute)
+	cfg.UpstreamTimeout = p.dur("upstream-timeout", time.Second, time.Hour)
 	trusted, err := clientip.Parse(v["trusted-proxies"])
-	if err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", envName("trusted-proxies"), err))
-	}
+	p.check("trusted-proxies", err)
 	cfg.TrustedProxies = trusted
 	cfg.JWKSURLs = list(v["jwks-urls"])
-	cfg.JWKSRefresh = dur("jwks-refresh", time.Minute, 24*time.Hour)
+	cfg.JWKSRefresh = p.dur("jwks-refresh", time.Minute, 24*time.Hour)
+	cfg.HS256Secrets = p.hs256Secrets()
+	cfg.Issuers, cfg.Audiences = list(v["jwt-issuers"]), list(v["jwt-audiences"])
+	cfg.Leeway = p.dur("jwt-leeway", 0, time.Minute)
+	cfg.Blob = p.blobStore()
+	cfg.AuthzTTL = p.dur("authz-ttl", 100*time.Millisecond, 5*time.Minute)
+	cfg.CacheEntries = int(p.num("cache-entries", 0, 10_000_000))
+	cfg.CacheMaxBytes = p.num("cache-max-bytes", 1024, 64<<20)
+	cfg.CacheFile = v["cache-file"]
+	cfg.MaxReplayBytes = p.num("max-replay-bytes", 1024, 64<<20)
+	cfg.CORSOrigins, err = cors.ParseOrigins(v["cors-origins"])
+	p.check("cors-origins", err)
+	return cfg, errors.Join(p.errs...)
+}
+
+// settingParser reads typed settings, collecting every error.
+type settingParser struct {
+	v    map[string]string
+	errs []error
+}
+
+// check records err, if any, against a setting.
+func (p *settingParser) check(name string, err error) {
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %w", envName(name), err))
+	}
+}
+
+func (p *settingParser) dur(name string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(p.v[name])
+	if err != nil || d < lo || d > hi {
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a duration within [%s, %s]", envName(name), p.v[name], lo, hi))
+	}
+	return d
+}
+
+func (p *settingParser) num(name string, lo, hi int64) int64 {
+	n, err := strconv.ParseInt(p.v[name], 10, 64)
+	if err != nil || n < lo || n > hi {
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not a number within [%d, %d]", envName(name), p.v[name], lo, hi))
+	}
+	return n
+}
+
+// nodes parses the nodes' base URLs; at least one is required.
+func (p *settingParser) nodes() []*url.URL {
+	var nodes []*url.URL
+	bad := false
+	for _, n := range list(p.v["nodes"]) {
+		u, err := url.Parse(strings.TrimSuffix(n, "/"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			p.errs = append(p.errs, fmt.Errorf("%s: %q is not a node base URL (http://host:port)", envName("nodes"), n))
+			bad = true
+			continue
+		}
+		nodes = append(nodes, u)
+	}
+	if len(nodes) == 0 && !bad {
+		p.errs = append(p.errs, fmt.Errorf("%s: at least one node is required", envName("nodes")))
+	}
+	return nodes
+}
+
+// hs256Secrets are the HS256 secrets set, each of at least 32 bytes.
+func (p *settingParser) hs256Secrets() [][]byte {
+	var secrets [][]byte
 	for _, name := range []string{"jwt-hs256-secret", "supabase-jwt-secret"} {
-		if s := v[name]; s != "" {
+		if s := p.v[name]; s != "" {
 			if len(s) < 32 {
-				errs = append(errs, fmt.Errorf("%s: an HS256 secret needs at least 32 bytes", envName(name)))
+				p.errs = append(p.errs, fmt.Errorf("%s: an HS256 secret needs at least 32 bytes", envName(name)))
 			}
-			cfg.HS256Secrets = append(cfg.HS256Secrets, []byte(s))
+			secrets = append(secrets, []byte(s))
 		}
 	}
-	cfg.Issuers, cfg.Audiences = list(v["jwt-issuers"]), list(v["jwt-audiences"])
-	cfg.Leeway = dur("jwt-leeway", 0, time.Minute)
-	switch v["blob-backend"] {
+	return secrets
+}
+
+// blobStore opens the store PDFs are streamed from; nil for none.
+func (p *settingParser) blobStore() blob.Store {
+	switch p.v["blob-backend"] {
 	case "none":
 	case "local":
-		l, err := blob.NewLocal(v["blob-dir"], "http://unused.invalid", []byte("the edge only reads local blobs: no URL is signed"))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", envName("blob-dir"), err))
-		}
-		cfg.Blob = l
+		l, err := blob.NewLocal(p.v["blob-dir"], "http://unused.invalid", []byte("the edge only reads local blobs: no URL is signed"))
+		p.check("blob-dir", err)
+		return l
 	case "s3":
-		s, err := blob.NewS3(blob.S3Config{Endpoint: v["s3-endpoint"], Region: v["s3-region"], Bucket: v["s3-bucket"],
-			AccessKeyID: v["s3-access-key-id"], SecretAccessKey: v["s3-secret-access-key"], PathStyle: v["s3-path-style"] == "true"})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", envName("s3-bucket"), err))
-		}
-		cfg.Blob = s
+		s, err := blob.NewS3(blob.S3Config{Endpoint: p.v["s3-endpoint"], Region: p.v["s3-region"], Bucket: p.v["s3-bucket"],
+			AccessKeyID: p.v["s3-access-key-id"], SecretAccessKey: p.v["s3-secret-access-key"], PathStyle: p.v["s3-path-style"] == "true"})
+		p.check("s3-bucket", err)
+		return s
 	default:
-		errs = append(errs, fmt.Errorf("%s: %q is not none, local or s3", envName("blob-backend"), v["blob-backend"]))
+		p.errs = append(p.errs, fmt.Errorf("%s: %q is not none, local or s3", envName("blob-backend"), p.v["blob-backend"]))
 	}
-	cfg.AuthzTTL = dur("authz-ttl", 100*time.Millisecond, 5*time.Minute)
-	cfg.CacheEntries = int(num("cache-entries", 0, 10_000_000))
-	cfg.CacheMaxBytes = num("cache-max-bytes", 1024, 64<<20)
-	cfg.CacheFile = v["cache-file"]
-	cfg.MaxReplayBytes = num("max-replay-bytes", 1024, 64<<20)
-	if cfg.CORSOrigins, err = cors.ParseOrigins(v["cors-origins"]); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", envName("cors-origins"), err))
-	}
-	return cfg, errors.Join(errs...)
+	return nil
 }
 
 func run(ctx context.Context, args, env []string, stderr io.Writer) error {

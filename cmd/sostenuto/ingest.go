@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,22 +55,7 @@ var ingestExt = map[string]string{".pdf": store.SourcePDF, ".txt": store.SourceT
 // in this process with a progress bar, then prints a summary.
 func runIngest(ctx context.Context, args, env []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg ingestCmdConfig
-	bools := map[string]bool{"h": true, "help": true}
-	for _, s := range cfg.settings() {
-		bools[s.name] = s.isBool
-	}
-	var flagArgs, targets []string
-	for i := 0; i < len(args); i++ { // flags may come before or after the paths
-		if strings.HasPrefix(args[i], "-") {
-			flagArgs = append(flagArgs, args[i])
-			if !strings.Contains(args[i], "=") && i+1 < len(args) && !bools[strings.TrimLeft(args[i], "-")] {
-				flagArgs = append(flagArgs, args[i+1])
-				i++
-			}
-			continue
-		}
-		targets = append(targets, args[i])
-	}
+	flagArgs, targets := splitIngestArgs(cfg.settings(), args)
 	if err := loadSettings("ingest", cfg.settings(), flagArgs, env, stderr); err != nil {
 		return err
 	}
@@ -94,32 +80,61 @@ func runIngest(ctx context.Context, args, env []string, _ io.Reader, stdout, std
 		return err
 	}
 	defer worker.Close()
-	appStore := store.New(app)
-	email, err := auth.NormalizeEmail(cfg.as)
+	l, err := cfg.loader(ctx, store.New(app), store.New(worker), logger)
 	if err != nil {
-		return &configError{setting: "--as", err: errors.New("not an email address")}
+		return err
+	}
+	return l.run(sources, stdout, stderr)
+}
+
+// splitIngestArgs separates the flags (with their values) from the paths
+// and URLs: flags may come before or after them.
+func splitIngestArgs(settings []setting, args []string) (flagArgs, targets []string) {
+	bools := map[string]bool{"h": true, "help": true}
+	for _, s := range settings {
+		bools[s.name] = s.isBool
+	}
+	for i := 0; i < len(args); i++ {
+		if strings.HasPrefix(args[i], "-") {
+			flagArgs = append(flagArgs, args[i])
+			if !strings.Contains(args[i], "=") && i+1 < len(args) && !bools[strings.TrimLeft(args[i], "-")] {
+				flagArgs = append(flagArgs, args[i+1])
+				i++
+			}
+			continue
+		}
+		targets = append(targets, args[i])
+	}
+	return flagArgs, targets
+}
+
+// loader checks that --as names a teacher or admin and builds the loader
+// that ingests as them.
+func (c *ingestCmdConfig) loader(ctx context.Context, appStore, workerStore *store.Store, logger *slog.Logger) (*loader, error) {
+	email, err := auth.NormalizeEmail(c.as)
+	if err != nil {
+		return nil, &configError{setting: "--as", err: errors.New("not an email address")}
 	}
 	user, err := appStore.UserByEmail(ctx, email)
 	if err != nil {
-		return fmt.Errorf("no user %s: %w", email, err)
+		return nil, fmt.Errorf("no user %s: %w", email, err)
 	}
 	if user.Role == store.RoleStudent {
-		return fmt.Errorf("%s is a student; documents belong to teachers or admins", email)
+		return nil, fmt.Errorf("%s is a student; documents belong to teachers or admins", email)
 	}
-	blobs, err := cfg.blob.store(ctx, cfg.db.dataDir, ":8080")
+	blobs, err := c.blob.store(ctx, c.db.dataDir, ":8080")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	checker, err := pdf.NewChecker(pdf.DefaultLimits)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pipe, err := cfg.ingest.pipeline(store.New(worker), blobs, checker, cfg.blob.maxUpload, logger)
+	pipe, err := c.ingest.pipeline(workerStore, blobs, checker, c.blob.maxUpload, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	l := &loader{ctx: ctx, app: appStore, pipe: pipe, owner: user.ID, public: cfg.public, maxText: cfg.ingest.maxDocumentLen}
-	return l.run(sources, stdout, stderr)
+	return &loader{ctx: ctx, app: appStore, pipe: pipe, owner: user.ID, public: c.public, maxText: c.ingest.maxDocumentLen}, nil
 }
 
 // collectSources expands folders and classifies files and URLs.

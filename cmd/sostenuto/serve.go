@@ -27,6 +27,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/cors"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
+	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/ratelimit"
 	"github.com/sostenuto/sostenuto/server/recall"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -134,152 +135,257 @@ func (c *serveConfig) settings() []setting {
 	)
 }
 
+// runServe runs an API node in two steps: configuration (settings into a
+// validated serveSetup, before anything connects) and run.
 func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io.Writer) error {
-	var cfg serveConfig
-	if err := loadSettings("serve", cfg.settings(), args, env, stderr); err != nil {
-		return err
-	}
-	logger := cfg.log.logger(stderr)
-	answerer, err := cfg.llm.answerer(logger)
+	s, err := configureServe(args, env, stderr)
 	if err != nil {
 		return err
 	}
-	raftTLS, err := cfg.raftSecurity()
-	if err != nil {
-		return err
-	}
-	if cfg.autoMigrate {
-		if err := migrate(ctx, &cfg.db, cfg.dbConnectTimeout, logger); err != nil {
-			return err
-		}
-	}
-	// The request path runs as sostenuto_app, under Row Level Security.
-	pool, err := openPool(ctx, &cfg.db, store.AppRole, cfg.dbConnectTimeout, logger)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	st := store.New(pool)
-	authSvc, err := cfg.auth.authService(ctx, cfg.db.dataDir, st, logger)
-	if err != nil {
-		return err
-	}
-	blobs, err := cfg.blob.store(ctx, cfg.db.dataDir, cfg.listen)
-	if err != nil {
-		return err
-	}
-	checker, err := pdf.NewChecker(pdf.DefaultLimits)
-	if err != nil {
-		return err
-	}
-	// Background jobs run as sostenuto_worker.
-	workerPool, err := openPool(ctx, &cfg.db, store.WorkerRole, cfg.dbConnectTimeout, logger)
-	if err != nil {
-		return err
-	}
-	defer workerPool.Close()
-	workerStore := store.New(workerPool)
-	pipeline, err := cfg.ingest.pipeline(workerStore, blobs, checker, cfg.blob.maxUpload, logger)
-	if err != nil {
-		return err
-	}
-	jobCfg := jobs.DefaultConfig
-	jobCfg.Lease = cfg.jobLease
-	runner := jobs.NewRunner(jobCfg, workerStore, map[string]jobs.Handler{
-		store.BlobDeleteJob: jobs.BlobDelete(blobs),
-		store.IngestJob:     pipeline.Handler(),
-	}, logger)
-	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
+	return s.run(ctx, stderr)
+}
 
-	reg := server.NewRegistry()
-	st.RegisterPoolMetrics(reg, "app")
-	workerStore.RegisterPoolMetrics(reg, "worker")
-	workerStore.RegisterWorkMetrics(reg, logger)
-	runner.Instrument(reg)
-	var node *replication.Node
-	var dbURL string
-	if cfg.indexEnabled {
-		if node, dbURL, err = cfg.startNode(logger, stderr, reg, raftTLS); err != nil {
-			return err
-		}
-	}
+// serveSetup is serve's configuration, checked, with what is derived from
+// it before anything starts.
+type serveSetup struct {
+	cfg      serveConfig
+	logger   *slog.Logger
+	answerer rag.Provider
+	raftTLS  *replication.TLS
+	api      server.Config
+}
 
-	ln, err := net.Listen("tcp", cfg.listen)
+// configureServe reads serve's settings and checks them: the Raft
+// transport's security, the cluster secret, the proxies, origins and rate
+// limits. A bad setting is reported before anything connects or listens.
+func configureServe(args, env []string, stderr io.Writer) (*serveSetup, error) {
+	s := &serveSetup{}
+	if err := loadSettings("serve", s.cfg.settings(), args, env, stderr); err != nil {
+		return nil, err
+	}
+	s.logger = s.cfg.log.logger(stderr)
+	var err error
+	if s.answerer, err = s.cfg.llm.answerer(s.logger); err != nil {
+		return nil, err
+	}
+	if s.raftTLS, err = s.cfg.raftSecurity(); err != nil {
+		return nil, err
+	}
+	if s.cfg.indexEnabled && s.cfg.join != "" && s.cfg.clusterSecret == "" {
+		return nil, &configError{setting: envName("cluster-secret"), err: errors.New("needed with --join (the cluster's nodes must share it)")}
+	}
+	if s.api, err = s.cfg.apiConfig(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// apiConfig is the API's configuration, with the proxy, origin and
+// rate-limit settings parsed.
+func (c *serveConfig) apiConfig() (server.Config, error) {
+	trusted, err := clientip.Parse(c.trustedProxies)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+		return server.Config{}, &configError{setting: envName("trusted-proxies"), err: err}
 	}
-	var shared cache.Store
-	if cfg.cacheURL != "" {
-		r, err := cache.NewRedis(cfg.cacheURL)
-		if err != nil {
-			return &configError{setting: envName("cache-url"), err: err}
-		}
-		defer r.Close()
-		shared = r
+	origins, err := cors.ParseOrigins(c.corsOrigins)
+	if err != nil {
+		return server.Config{}, &configError{setting: envName("cors-origins"), err: err}
 	}
-	entries := int(cfg.cacheEntries)
+	limits, err := c.limits()
+	if err != nil {
+		return server.Config{}, err
+	}
+	entries := int(c.cacheEntries)
 	if entries == 0 {
 		entries = -1 // off
 	}
-	deps := server.Deps{Answerer: answerer, Cache: shared, Logger: logger, Registry: reg, DB: st, Store: st, Auth: authSvc, Access: access.New(st),
-		Blob: blobs, PDF: checker, Fetch: pipeline.Fetch, Embedder: pipeline.Embedder}
-	if node != nil {
-		deps.Engine, deps.EngineReady, deps.Cluster = node.Live, node.Ready, node
-		deps.EngineBased = func() bool { return node.FSM.State().Based }
-	}
-	trusted, err := clientip.Parse(cfg.trustedProxies)
-	if err != nil {
-		return &configError{setting: envName("trusted-proxies"), err: err}
-	}
-	origins, err := cors.ParseOrigins(cfg.corsOrigins)
-	if err != nil {
-		return &configError{setting: envName("cors-origins"), err: err}
-	}
-	limits := server.Limits{ReadTimeout: cfg.readTimeout, RequestTimeout: cfg.requestTimeout, TransferTimeout: cfg.transferTimeout,
-		StreamTimeout: cfg.streamTimeout, MaxStreamsPerUser: int(cfg.streamsPerUser),
-		MaxFallbackSearches: int(cfg.maxFallback), MaxLSNWaiters: int(cfg.maxLSNWaiters), MaxInFlight: int(cfg.maxInFlight)}
+	return server.Config{TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: c.maxBodyBytes, MaxUploadBytes: c.blob.maxUpload,
+		MaxDocumentBytes: c.ingest.maxDocumentLen, Version: buildVersion(), NodeID: c.node, ClusterSecret: c.clusterSecret,
+		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries}, nil
+}
+
+// limits are the API's timeouts, concurrency bounds and rate limits.
+func (c *serveConfig) limits() (server.Limits, error) {
+	limits := server.Limits{ReadTimeout: c.readTimeout, RequestTimeout: c.requestTimeout, TransferTimeout: c.transferTimeout,
+		StreamTimeout: c.streamTimeout, MaxStreamsPerUser: int(c.streamsPerUser),
+		MaxFallbackSearches: int(c.maxFallback), MaxLSNWaiters: int(c.maxLSNWaiters), MaxInFlight: int(c.maxInFlight)}
 	for _, rl := range []struct {
 		name string
 		text string
 		dst  *ratelimit.Rule
-	}{{"rate-limit-ip", cfg.rateIP, &limits.RateIP}, {"rate-limit-user", cfg.rateUser, &limits.RateUser},
-		{"rate-limit-auth", cfg.rateAuth, &limits.RateAuth}, {"rate-limit-chat", cfg.rateChat, &limits.RateChat}} {
+	}{{"rate-limit-ip", c.rateIP, &limits.RateIP}, {"rate-limit-user", c.rateUser, &limits.RateUser},
+		{"rate-limit-auth", c.rateAuth, &limits.RateAuth}, {"rate-limit-chat", c.rateChat, &limits.RateChat}} {
+		var err error
 		if *rl.dst, err = ratelimit.Parse(rl.text); err != nil {
-			return &configError{setting: envName(rl.name), err: err}
+			return server.Limits{}, &configError{setting: envName(rl.name), err: err}
 		}
 	}
-	api := server.New(server.Config{TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: cfg.maxBodyBytes, MaxUploadBytes: cfg.blob.maxUpload,
-		MaxDocumentBytes: cfg.ingest.maxDocumentLen, Version: buildVersion(), NodeID: cfg.node, ClusterSecret: cfg.clusterSecret,
-		LinkAllowlist: hostList(cfg.linkAllowlist), CacheEntries: entries}, deps)
+	return limits, nil
+}
 
+// serveParts are what the run step builds; close releases them, the last
+// opened first.
+type serveParts struct {
+	reg     *prometheus.Registry
+	deps    server.Deps
+	runner  *jobs.Runner
+	node    *replication.Node // nil without the index
+	dbURL   string
+	ln      net.Listener
+	closers []func()
+}
+
+func (p *serveParts) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}
+
+// run migrates (if asked), builds the node's parts, runs them until ctx
+// ends or one fails, and releases them.
+func (s *serveSetup) run(ctx context.Context, logOut io.Writer) error {
+	if s.cfg.autoMigrate {
+		if err := migrate(ctx, &s.cfg.db, s.cfg.dbConnectTimeout, s.logger); err != nil {
+			return err
+		}
+	}
+	p := &serveParts{reg: server.NewRegistry()}
+	defer p.close()
+	if err := s.build(ctx, p, logOut); err != nil {
+		return err
+	}
+	err := s.serve(ctx, p)
+	s.logger.Info("stopped", "component", "node", "error", err)
+	return err
+}
+
+// build opens the stores and the job runner, starts the Raft node (with
+// the index), listens, and gathers the API's dependencies.
+func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer) error {
+	worker, err := s.openStores(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := s.jobRunner(p, worker); err != nil {
+		return err
+	}
+	p.deps.Store.RegisterPoolMetrics(p.reg, "app")
+	worker.RegisterPoolMetrics(p.reg, "worker")
+	worker.RegisterWorkMetrics(p.reg, s.logger)
+	p.runner.Instrument(p.reg)
+	if s.cfg.indexEnabled {
+		if p.node, p.dbURL, err = s.cfg.startNode(s.logger, logOut, p.reg, s.raftTLS); err != nil {
+			return err
+		}
+		node := p.node
+		p.deps.Engine, p.deps.EngineReady, p.deps.Cluster = node.Live, node.Ready, node
+		p.deps.EngineBased = func() bool { return node.FSM.State().Based }
+	}
+	if p.ln, err = net.Listen("tcp", s.cfg.listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.listen, err)
+	}
+	if s.cfg.cacheURL != "" {
+		r, err := cache.NewRedis(s.cfg.cacheURL)
+		if err != nil {
+			return &configError{setting: envName("cache-url"), err: err}
+		}
+		p.closers = append(p.closers, func() { r.Close() }) //nolint:errcheck // nothing to do on exit
+		p.deps.Cache = r
+	}
+	p.deps.Answerer, p.deps.Logger, p.deps.Registry = s.answerer, s.logger, p.reg
+	return nil
+}
+
+// openStores opens the two pools (the request path runs as sostenuto_app,
+// under Row Level Security; background jobs as sostenuto_worker), the
+// auth service, the blob store and the PDF checker; it returns the
+// worker's store.
+func (s *serveSetup) openStores(ctx context.Context, p *serveParts) (*store.Store, error) {
+	c := &s.cfg
+	pool, err := openPool(ctx, &c.db, store.AppRole, c.dbConnectTimeout, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, pool.Close)
+	st := store.New(pool)
+	authSvc, err := c.auth.authService(ctx, c.db.dataDir, st, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := c.blob.store(ctx, c.db.dataDir, c.listen)
+	if err != nil {
+		return nil, err
+	}
+	checker, err := pdf.NewChecker(pdf.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	workerPool, err := openPool(ctx, &c.db, store.WorkerRole, c.dbConnectTimeout, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, workerPool.Close)
+	p.deps.DB, p.deps.Store, p.deps.Auth, p.deps.Access = st, st, authSvc, access.New(st)
+	p.deps.Blob, p.deps.PDF = blobs, checker
+	return store.New(workerPool), nil
+}
+
+// jobRunner builds the ingest pipeline and the runner of background jobs
+// over the worker's store.
+func (s *serveSetup) jobRunner(p *serveParts, worker *store.Store) error {
+	pipeline, err := s.cfg.ingest.pipeline(worker, p.deps.Blob, p.deps.PDF, s.cfg.blob.maxUpload, s.logger)
+	if err != nil {
+		return err
+	}
+	jobCfg := jobs.DefaultConfig
+	jobCfg.Lease = s.cfg.jobLease
+	p.runner = jobs.NewRunner(jobCfg, worker, map[string]jobs.Handler{
+		store.BlobDeleteJob: jobs.BlobDelete(p.deps.Blob),
+		store.IngestJob:     pipeline.Handler(),
+	}, s.logger)
+	p.runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
+	p.deps.Fetch, p.deps.Embedder = pipeline.Fetch, pipeline.Embedder
+	return nil
+}
+
+// serve runs the job runner, the node and its workers, and the HTTP
+// server until ctx ends or one of them fails; the server then shuts down
+// gracefully.
+func (s *serveSetup) serve(ctx context.Context, p *serveParts) error {
+	api := server.New(s.api, p.deps)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runner.Run(gctx) })
-	if node != nil {
-		g.Go(func() error { return node.Run(gctx) })
-		if cfg.join != "" {
-			g.Go(func() error { return node.JoinVia(gctx, cfg.join, cfg.clusterSecret) })
-		}
-		if cfg.recallEvery > 0 {
-			sampler := recallSampler(dbURL, node.Live, node.Ready, cfg.recallEvery, reg, logger)
-			g.Go(func() error { return sampler.Run(gctx) })
-		}
-		if cfg.antiEntropyEvery > 0 {
-			ae := &replication.AntiEntropy{URL: dbURL, Node: node, Every: cfg.antiEntropyEvery, Logger: logger, Registry: reg, Secret: cfg.clusterSecret}
-			g.Go(func() error { return ae.Run(gctx) })
-		}
+	g.Go(func() error { return p.runner.Run(gctx) })
+	if p.node != nil {
+		s.runNode(gctx, g, p)
 	}
 	g.Go(func() error {
-		return server.Serve(gctx, ln, api.Handler(), server.HTTPConfig{
-			ReadHeaderTimeout: cfg.readHeaderTimeout,
-			IdleTimeout:       cfg.idleTimeout,
+		return server.Serve(gctx, p.ln, api.Handler(), server.HTTPConfig{
+			ReadHeaderTimeout: s.cfg.readHeaderTimeout,
+			IdleTimeout:       s.cfg.idleTimeout,
 			MaxHeaderBytes:    64 << 10,
-			WriteTimeout:      max(cfg.transferTimeout, cfg.streamTimeout) + time.Minute,
-			ShutdownTimeout:   cfg.shutdownTimeout,
-		}, logger)
+			WriteTimeout:      max(s.cfg.transferTimeout, s.cfg.streamTimeout) + time.Minute,
+			ShutdownTimeout:   s.cfg.shutdownTimeout,
+		}, s.logger)
 	})
-	err = g.Wait()
-	logger.Info("stopped", "component", "node", "error", err)
-	return err
+	return g.Wait()
+}
+
+// runNode runs the Raft node in g, with its join, recall sampler and
+// anti-entropy when configured.
+func (s *serveSetup) runNode(ctx context.Context, g *errgroup.Group, p *serveParts) {
+	c, node := &s.cfg, p.node
+	g.Go(func() error { return node.Run(ctx) })
+	if c.join != "" {
+		g.Go(func() error { return node.JoinVia(ctx, c.join, c.clusterSecret) })
+	}
+	if c.recallEvery > 0 {
+		sampler := recallSampler(p.dbURL, node.Live, node.Ready, c.recallEvery, p.reg, s.logger)
+		g.Go(func() error { return sampler.Run(ctx) })
+	}
+	if c.antiEntropyEvery > 0 {
+		ae := &replication.AntiEntropy{URL: p.dbURL, Node: node, Every: c.antiEntropyEvery, Logger: s.logger, Registry: p.reg, Secret: c.clusterSecret}
+		g.Go(func() error { return ae.Run(ctx) })
+	}
 }
 
 // migrate applies pending migrations as the configured (owning) role.
@@ -377,9 +483,6 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 	id := c.node
 	if id == "" {
 		id, _ = os.Hostname()
-	}
-	if c.join != "" && c.clusterSecret == "" {
-		return nil, "", &configError{setting: envName("cluster-secret"), err: errors.New("needed with --join (the cluster's nodes must share it)")}
 	}
 	dir := c.raftDir
 	if dir == "" {

@@ -75,30 +75,57 @@ func ReadFrom(r io.Reader) (*Index, error) {
 	if !ok {
 		br = bufio.NewReaderSize(r, 1<<20)
 	}
-	var err error
-	get := func(v any) {
-		if err == nil {
-			err = binary.Read(br, binary.LittleEndian, v)
-		}
+	d := &graphDecoder{br: br}
+	x, err := d.header()
+	if err != nil {
+		return nil, err
 	}
+	if err := d.nodes(x); err != nil {
+		return nil, err
+	}
+	if err := x.checkLinks(); err != nil {
+		return nil, err
+	}
+	if err := d.vectors(x); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// graphDecoder reads a stream written by WriteTo, keeping the first
+// error: after one, every get does nothing.
+type graphDecoder struct {
+	br  *bufio.Reader
+	err error
+}
+
+func (d *graphDecoder) get(v any) {
+	if d.err == nil {
+		d.err = binary.Read(d.br, binary.LittleEndian, v)
+	}
+}
+
+// header reads the configuration and the graph's shape, and returns an
+// empty Index of that shape for nodes to fill.
+func (d *graphDecoder) header() (*Index, error) {
 	var dim, m, efc, efs, n, maxLevel uint32
 	var entry int32
-	get(&dim)
-	get(&m)
-	get(&efc)
-	get(&efs)
-	get(&n)
-	get(&entry)
-	get(&maxLevel)
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+	d.get(&dim)
+	d.get(&m)
+	d.get(&efc)
+	d.get(&efs)
+	d.get(&n)
+	d.get(&entry)
+	d.get(&maxLevel)
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, d.err)
 	}
 	if dim == 0 || dim > 65536 || m < 2 || m > 1024 || n > 1<<31 || maxLevel > 64 || entry < -1 || int64(entry) >= int64(n) {
 		return nil, fmt.Errorf("%w: header out of range", ErrCorrupt)
 	}
-	x, nerr := New(Config{Dim: int(dim), M: int(m), EfConstruction: int(efc), EfSearch: int(efs)})
-	if nerr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, nerr)
+	x, err := New(Config{Dim: int(dim), M: int(m), EfConstruction: int(efc), EfSearch: int(efs)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	x.entry, x.maxLevel = entry, int(maxLevel)
 	x.ids = make([]ID, n)
@@ -107,60 +134,86 @@ func ReadFrom(r io.Reader) (*Index, error) {
 	x.l0n = make([]uint8, n)
 	x.l0 = make([]int32, int(n)*x.m0)
 	x.upper = make([][][]int32, n)
-	for i := 0; i < int(n) && err == nil; i++ {
-		_, err = io.ReadFull(br, x.ids[i][:])
-		get(&x.levels[i])
-		get(&x.dead[i])
-		get(&x.l0n[i])
-		if err == nil && int(x.l0n[i]) > x.m0 {
-			return nil, fmt.Errorf("%w: node %d has %d links", ErrCorrupt, i, x.l0n[i])
+	return x, nil
+}
+
+// nodes reads every node (id, level, tombstone, links) into x.
+func (d *graphDecoder) nodes(x *Index) error {
+	for i := 0; i < len(x.ids) && d.err == nil; i++ {
+		if err := d.node(x, i); err != nil {
+			return err
 		}
-		get(x.l0[i*x.m0 : i*x.m0+int(x.l0n[i])])
-		if x.levels[i] > 0 {
-			x.upper[i] = make([][]int32, x.levels[i])
-			for l := range x.upper[i] {
-				var c uint16
-				get(&c)
-				if int(c) > x.cfg.M {
-					return nil, fmt.Errorf("%w: node %d level %d has %d links", ErrCorrupt, i, l+1, c)
-				}
-				x.upper[i][l] = make([]int32, c)
-				get(x.upper[i][l])
+	}
+	if d.err != nil {
+		return fmt.Errorf("%w: nodes: %v", ErrCorrupt, d.err)
+	}
+	return nil
+}
+
+// node reads node i; a read error is left in d.err, a link count out of
+// range is returned.
+func (d *graphDecoder) node(x *Index, i int) error {
+	_, d.err = io.ReadFull(d.br, x.ids[i][:])
+	d.get(&x.levels[i])
+	d.get(&x.dead[i])
+	d.get(&x.l0n[i])
+	if d.err == nil && int(x.l0n[i]) > x.m0 {
+		return fmt.Errorf("%w: node %d has %d links", ErrCorrupt, i, x.l0n[i])
+	}
+	d.get(x.l0[i*x.m0 : i*x.m0+int(x.l0n[i])])
+	if x.levels[i] > 0 {
+		x.upper[i] = make([][]int32, x.levels[i])
+		for l := range x.upper[i] {
+			var c uint16
+			d.get(&c)
+			if int(c) > x.cfg.M {
+				return fmt.Errorf("%w: node %d level %d has %d links", ErrCorrupt, i, l+1, c)
 			}
-		}
-		if x.dead[i] {
-			x.deadN++
-		} else {
-			x.byID[x.ids[i]] = int32(i)
+			x.upper[i][l] = make([]int32, c)
+			d.get(x.upper[i][l])
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: nodes: %v", ErrCorrupt, err)
+	if x.dead[i] {
+		x.deadN++
+	} else {
+		x.byID[x.ids[i]] = int32(i)
 	}
+	return nil
+}
+
+// checkLinks checks that every link names a node of the graph.
+func (x *Index) checkLinks() error {
+	n := int32(len(x.ids))
 	for _, l := range x.l0 {
-		if l < 0 || l >= int32(n) {
-			return nil, fmt.Errorf("%w: link out of range", ErrCorrupt)
+		if l < 0 || l >= n {
+			return fmt.Errorf("%w: link out of range", ErrCorrupt)
 		}
 	}
 	for _, up := range x.upper {
 		for _, links := range up {
 			for _, l := range links {
-				if l < 0 || l >= int32(n) {
-					return nil, fmt.Errorf("%w: link out of range", ErrCorrupt)
+				if l < 0 || l >= n {
+					return fmt.Errorf("%w: link out of range", ErrCorrupt)
 				}
 			}
 		}
 	}
-	x.vecs = make([]float32, int(n)*int(dim))
+	return nil
+}
+
+// vectors reads the vectors block, raw little-endian float32, into x.
+func (d *graphDecoder) vectors(x *Index) error {
+	n, dim := len(x.ids), x.cfg.Dim
+	x.vecs = make([]float32, n*dim)
 	buf := make([]byte, 4*dim)
-	for i := 0; i < int(n); i++ {
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil, fmt.Errorf("%w: vectors: %v", ErrCorrupt, err)
+	for i := 0; i < n; i++ {
+		if _, err := io.ReadFull(d.br, buf); err != nil {
+			return fmt.Errorf("%w: vectors: %v", ErrCorrupt, err)
 		}
-		v := x.vecs[i*int(dim) : (i+1)*int(dim)]
+		v := x.vecs[i*dim : (i+1)*dim]
 		for j := range v {
 			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:]))
 		}
 	}
-	return x, nil
+	return nil
 }

@@ -34,63 +34,77 @@ func ParseCaptions(data string) ([]Segment, error) {
 	data = strings.TrimPrefix(data, "\ufeff")
 	sc := bufio.NewScanner(strings.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var segs []Segment
-	var cur *Segment
-	var lines []string
-	var lastLine string
-	flush := func() {
-		if cur != nil {
-			text := strings.TrimSpace(strings.Join(lines, " "))
-			if text != "" {
-				cur.Text = text
-				segs = append(segs, *cur)
-			}
-		}
-		cur, lines = nil, nil
-	}
-	inNote := false
+	var p cueParser
 	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if m := timing.FindStringSubmatch(line); m != nil {
-			flush()
-			start, err1 := parseTimestamp(m[1])
-			end, err2 := parseTimestamp(m[2])
-			if err1 != nil || err2 != nil || end < start {
-				return nil, fmt.Errorf("%w: bad timing %q", ErrCaptions, line)
-			}
-			cur = &Segment{Page: 1, TimeStartMs: &start, TimeEndMs: &end}
-			inNote = false
-			continue
-		}
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case trimmed == "":
-			flush()
-			inNote = false
-		case cur == nil:
-			// Header, cue identifiers, NOTE/STYLE/REGION blocks.
-			if strings.HasPrefix(trimmed, "NOTE") || trimmed == "STYLE" || trimmed == "REGION" {
-				inNote = true
-			}
-		case !inNote:
-			text := strings.TrimSpace(tags.ReplaceAllString(trimmed, ""))
-			if text != "" && text != lastLine {
-				lines = append(lines, text)
-				lastLine = text
-			}
-		}
-		if len(segs) > maxCues {
-			return nil, fmt.Errorf("%w: more than %d cues", ErrCaptions, maxCues)
+		if err := p.line(strings.TrimRight(sc.Text(), "\r")); err != nil {
+			return nil, err
 		}
 	}
-	flush()
+	p.flush()
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCaptions, err)
 	}
-	if len(segs) == 0 {
+	if len(p.segs) == 0 {
 		return nil, fmt.Errorf("%w: no cues found", ErrCaptions)
 	}
-	return segs, nil
+	return p.segs, nil
+}
+
+// cueParser gathers a caption file's cues line by line.
+type cueParser struct {
+	segs     []Segment
+	cur      *Segment // the cue being read; nil between cues
+	lines    []string // its text so far
+	lastLine string   // the last text line kept: rolling captions repeat lines
+	inNote   bool     // in a NOTE, STYLE or REGION block
+}
+
+// line reads one line: a timing starts a cue, a blank line ends one, text
+// (tags removed) adds to the current cue.
+func (p *cueParser) line(line string) error {
+	if m := timing.FindStringSubmatch(line); m != nil {
+		p.flush()
+		start, err1 := parseTimestamp(m[1])
+		end, err2 := parseTimestamp(m[2])
+		if err1 != nil || err2 != nil || end < start {
+			return fmt.Errorf("%w: bad timing %q", ErrCaptions, line)
+		}
+		p.cur = &Segment{Page: 1, TimeStartMs: &start, TimeEndMs: &end}
+		p.inNote = false
+		return nil
+	}
+	trimmed := strings.TrimSpace(line)
+	switch {
+	case trimmed == "":
+		p.flush()
+		p.inNote = false
+	case p.cur == nil:
+		// Header, cue identifiers, NOTE/STYLE/REGION blocks.
+		if strings.HasPrefix(trimmed, "NOTE") || trimmed == "STYLE" || trimmed == "REGION" {
+			p.inNote = true
+		}
+	case !p.inNote:
+		text := strings.TrimSpace(tags.ReplaceAllString(trimmed, ""))
+		if text != "" && text != p.lastLine {
+			p.lines = append(p.lines, text)
+			p.lastLine = text
+		}
+	}
+	if len(p.segs) > maxCues {
+		return fmt.Errorf("%w: more than %d cues", ErrCaptions, maxCues)
+	}
+	return nil
+}
+
+// flush ends the current cue, keeping it if it has text.
+func (p *cueParser) flush() {
+	if p.cur != nil {
+		if text := strings.TrimSpace(strings.Join(p.lines, " ")); text != "" {
+			p.cur.Text = text
+			p.segs = append(p.segs, *p.cur)
+		}
+	}
+	p.cur, p.lines = nil, nil
 }
 
 // parseTimestamp reads [hh:]mm:ss.mmm (WebVTT) or hh:mm:ss,mmm (SRT).

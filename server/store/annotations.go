@@ -18,6 +18,19 @@ var ErrStale = errors.New("stale version")
 
 // Annotation is a mark on one page of a project.
 type Annotation struct {
+	ID        uuid.UUID
+	ProjectID uuid.UUID
+	AuthorID  uuid.UUID
+	Page      int
+	Type      string
+	Content   json.RawMessage
+	Version   int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// annotationRow is how an annotations row scans; Annotation(r) is the record.
+type annotationRow struct {
 	ID        uuid.UUID       `db:"id"`
 	ProjectID uuid.UUID       `db:"project_id"`
 	AuthorID  uuid.UUID       `db:"author_id"`
@@ -29,13 +42,19 @@ type Annotation struct {
 	UpdatedAt time.Time       `db:"updated_at"`
 }
 
+// scanAnnotation scans a row into a Annotation.
+func scanAnnotation(row pgx.CollectableRow) (Annotation, error) {
+	r, err := pgx.RowToStructByName[annotationRow](row)
+	return Annotation(r), err
+}
+
 const annotationColumns = "id, project_id, author_id, page, type, content, version, created_at, updated_at"
 
 func oneAnnotation(rows pgx.Rows, err error) (Annotation, error) {
 	if err != nil {
 		return Annotation{}, err
 	}
-	a, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Annotation])
+	a, err := pgx.CollectExactlyOneRow(rows, scanAnnotation)
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
 	return a, err
 }
@@ -81,7 +100,7 @@ func (s *Store) ListAnnotations(ctx context.Context, user, project uuid.UUID, pa
 		if err != nil {
 			return err
 		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[Annotation])
+		items, err = pgx.CollectRows(rows, scanAnnotation)
 		return err
 	})
 	if err != nil {

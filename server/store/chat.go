@@ -14,6 +14,15 @@ import (
 
 // ChatSession is a user's conversation with the knowledge base.
 type ChatSession struct {
+	ID        uuid.UUID
+	UserID    uuid.UUID
+	Title     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// chatSessionRow is how a chat_sessions row scans; ChatSession(r) is the record.
+type chatSessionRow struct {
 	ID        uuid.UUID `db:"id"`
 	UserID    uuid.UUID `db:"user_id"`
 	Title     string    `db:"title"`
@@ -21,8 +30,26 @@ type ChatSession struct {
 	UpdatedAt time.Time `db:"updated_at"`
 }
 
+// scanChatSession scans a row into a ChatSession.
+func scanChatSession(row pgx.CollectableRow) (ChatSession, error) {
+	r, err := pgx.RowToStructByName[chatSessionRow](row)
+	return ChatSession(r), err
+}
+
 // ChatMessage is one question or answer of a session.
 type ChatMessage struct {
+	ID         uuid.UUID
+	SessionID  uuid.UUID
+	Role       string
+	Content    string
+	Sources    json.RawMessage
+	Confidence *string
+	Model      *string
+	CreatedAt  time.Time
+}
+
+// chatMessageRow is how a chat_messages row scans; ChatMessage(r) is the record.
+type chatMessageRow struct {
 	ID         uuid.UUID       `db:"id"`
 	SessionID  uuid.UUID       `db:"session_id"`
 	Role       string          `db:"role"`
@@ -31,6 +58,12 @@ type ChatMessage struct {
 	Confidence *string         `db:"confidence"`
 	Model      *string         `db:"model"`
 	CreatedAt  time.Time       `db:"created_at"`
+}
+
+// scanChatMessage scans a row into a ChatMessage.
+func scanChatMessage(row pgx.CollectableRow) (ChatMessage, error) {
+	r, err := pgx.RowToStructByName[chatMessageRow](row)
+	return ChatMessage(r), err
 }
 
 const (
@@ -51,7 +84,7 @@ func (s *Store) CreateChatSession(ctx context.Context, user uuid.UUID, title str
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ChatSession])
+		out, err = pgx.CollectExactlyOneRow(rows, scanChatSession)
 		return err
 	})
 	if err != nil {
@@ -68,7 +101,7 @@ func (s *Store) ChatSessionByID(ctx context.Context, user, id uuid.UUID) (ChatSe
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ChatSession])
+		out, err = pgx.CollectExactlyOneRow(rows, scanChatSession)
 		return err
 	})
 	if err != nil {
@@ -91,7 +124,7 @@ func (s *Store) ListChatSessions(ctx context.Context, user uuid.UUID, page Page)
 		if err != nil {
 			return err
 		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[ChatSession])
+		items, err = pgx.CollectRows(rows, scanChatSession)
 		return err
 	})
 	if err != nil {
@@ -113,7 +146,7 @@ func (s *Store) ChatMessages(ctx context.Context, user, session uuid.UUID) ([]Ch
 		if err != nil {
 			return err
 		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[ChatMessage])
+		items, err = pgx.CollectRows(rows, scanChatMessage)
 		return err
 	})
 	if err != nil {

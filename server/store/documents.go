@@ -37,6 +37,28 @@ type IngestPayload struct {
 
 // Document is a knowledge-base source.
 type Document struct {
+	ID          uuid.UUID
+	OwnerID     uuid.UUID
+	Title       string
+	SourceType  string
+	SourceURL   *string
+	IsPublic    bool
+	Status      string
+	ChunkCount  int
+	Error       *string // a sentence for a person
+	ErrorCode   *string // why, for programs (docs/INGESTION.md)
+	CreatedAt   time.Time
+	ProcessedAt *time.Time
+
+	ObjectKey   *string
+	ChunksDone  int
+	ChunksTotal int
+	EmptyPages  []int32
+	IndexLSN    *string
+}
+
+// documentRow is how a documents row scans; Document(r) is the record.
+type documentRow struct {
 	ID          uuid.UUID  `db:"id"`
 	OwnerID     uuid.UUID  `db:"owner_id"`
 	Title       string     `db:"title"`
@@ -45,8 +67,8 @@ type Document struct {
 	IsPublic    bool       `db:"is_public"`
 	Status      string     `db:"status"`
 	ChunkCount  int        `db:"chunk_count"`
-	Error       *string    `db:"error"`      // a sentence for a person
-	ErrorCode   *string    `db:"error_code"` // why, for programs (docs/INGESTION.md)
+	Error       *string    `db:"error"`
+	ErrorCode   *string    `db:"error_code"`
 	CreatedAt   time.Time  `db:"created_at"`
 	ProcessedAt *time.Time `db:"processed_at"`
 
@@ -55,6 +77,12 @@ type Document struct {
 	ChunksTotal int     `db:"chunks_total"`
 	EmptyPages  []int32 `db:"empty_pages"`
 	IndexLSN    *string `db:"index_lsn"`
+}
+
+// scanDocument scans a row into a Document.
+func scanDocument(row pgx.CollectableRow) (Document, error) {
+	r, err := pgx.RowToStructByName[documentRow](row)
+	return Document(r), err
 }
 
 func (d *Document) utc() {
@@ -72,7 +100,7 @@ func oneDocument(rows pgx.Rows, err error) (Document, error) {
 	if err != nil {
 		return Document{}, err
 	}
-	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Document])
+	d, err := pgx.CollectExactlyOneRow(rows, scanDocument)
 	d.utc()
 	return d, err
 }
@@ -138,7 +166,7 @@ func (s *Store) ListDocuments(ctx context.Context, user uuid.UUID, f DocumentFil
 		if err != nil {
 			return err
 		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[Document])
+		items, err = pgx.CollectRows(rows, scanDocument)
 		return err
 	})
 	if err != nil {

@@ -13,11 +13,26 @@ import (
 
 // Grant gives a user a permission on a project.
 type Grant struct {
+	ProjectID  uuid.UUID
+	UserID     uuid.UUID
+	Permission string
+	GrantedBy  *uuid.UUID
+	CreatedAt  time.Time
+}
+
+// grantRow is how a project_grants row scans; Grant(r) is the record.
+type grantRow struct {
 	ProjectID  uuid.UUID  `db:"project_id"`
 	UserID     uuid.UUID  `db:"user_id"`
 	Permission string     `db:"permission"`
 	GrantedBy  *uuid.UUID `db:"granted_by"`
 	CreatedAt  time.Time  `db:"created_at"`
+}
+
+// scanGrant scans a row into a Grant.
+func scanGrant(row pgx.CollectableRow) (Grant, error) {
+	r, err := pgx.RowToStructByName[grantRow](row)
+	return Grant(r), err
 }
 
 const grantColumns = "project_id, user_id, permission, granted_by, created_at"
@@ -35,11 +50,11 @@ func (s *Store) PutGrant(ctx context.Context, actor, project, user uuid.UUID, pe
 			return err
 		}
 		type row struct {
-			Grant
+			grantRow
 			Created bool `db:"created"`
 		}
 		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[row])
-		g, created = r.Grant, r.Created
+		g, created = Grant(r.grantRow), r.Created
 		return err
 	})
 	if fkViolation(err) {
@@ -58,7 +73,7 @@ func (s *Store) GrantOf(ctx context.Context, actor, project, user uuid.UUID) (Gr
 	err := s.AsUser(ctx, actor, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT `+grantColumns+` FROM project_grants WHERE project_id = $1 AND user_id = $2`, project, user)
 		var err error
-		g, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Grant])
+		g, err = pgx.CollectExactlyOneRow(rows, scanGrant)
 		return err
 	})
 	g.CreatedAt = g.CreatedAt.UTC()
@@ -72,7 +87,7 @@ func (s *Store) ListGrants(ctx context.Context, actor, project uuid.UUID) ([]Gra
 		rows, _ := tx.Query(ctx, `SELECT `+grantColumns+` FROM project_grants WHERE project_id = $1
 			ORDER BY created_at, user_id`, project)
 		var err error
-		gs, err = pgx.CollectRows(rows, pgx.RowToStructByName[Grant])
+		gs, err = pgx.CollectRows(rows, scanGrant)
 		return err
 	})
 	if err != nil {

@@ -20,6 +20,23 @@ const (
 
 // Project is a sheet-music PDF.
 type Project struct {
+	ID            uuid.UUID
+	OwnerID       uuid.UUID
+	Title         string
+	Description   string
+	Filename      string
+	ContentType   string
+	Status        string
+	FileSizeBytes *int64
+	PageCount     *int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	ObjectKey     string
+	ETag          *string
+}
+
+// projectRow is how a projects row scans; Project(r) is the record.
+type projectRow struct {
 	ID            uuid.UUID `db:"id"`
 	OwnerID       uuid.UUID `db:"owner_id"`
 	Title         string    `db:"title"`
@@ -33,6 +50,12 @@ type Project struct {
 	UpdatedAt     time.Time `db:"updated_at"`
 	ObjectKey     string    `db:"object_key"`
 	ETag          *string   `db:"etag"`
+}
+
+// scanProject scans a row into a Project.
+func scanProject(row pgx.CollectableRow) (Project, error) {
+	r, err := pgx.RowToStructByName[projectRow](row)
+	return Project(r), err
 }
 
 func (p *Project) utc() {
@@ -56,7 +79,7 @@ func oneProject(rows pgx.Rows, err error) (Project, error) {
 	if err != nil {
 		return Project{}, err
 	}
-	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Project])
+	p, err := pgx.CollectExactlyOneRow(rows, scanProject)
 	if err != nil {
 		return Project{}, err
 	}
@@ -117,7 +140,7 @@ func (s *Store) ListProjects(ctx context.Context, user uuid.UUID, scope, q strin
 		if err != nil {
 			return err
 		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByName[Project])
+		items, err = pgx.CollectRows(rows, scanProject)
 		return err
 	})
 	if err != nil {

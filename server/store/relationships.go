@@ -14,10 +14,24 @@ import (
 
 // Relationship links a teacher to a student.
 type Relationship struct {
+	ID        uuid.UUID
+	TeacherID uuid.UUID
+	StudentID uuid.UUID
+	CreatedAt time.Time
+}
+
+// relationshipRow is how a relationships row scans; Relationship(r) is the record.
+type relationshipRow struct {
 	ID        uuid.UUID `db:"id"`
 	TeacherID uuid.UUID `db:"teacher_id"`
 	StudentID uuid.UUID `db:"student_id"`
 	CreatedAt time.Time `db:"created_at"`
+}
+
+// scanRelationship scans a row into a Relationship.
+func scanRelationship(row pgx.CollectableRow) (Relationship, error) {
+	r, err := pgx.RowToStructByName[relationshipRow](row)
+	return Relationship(r), err
 }
 
 const relationshipColumns = "id, teacher_id, student_id, created_at"
@@ -27,7 +41,7 @@ const relationshipColumns = "id, teacher_id, student_id, created_at"
 func (s *Store) CreateRelationship(ctx context.Context, teacher, student uuid.UUID) (Relationship, error) {
 	rows, _ := s.pool.Query(ctx, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2)
 		RETURNING `+relationshipColumns, teacher, student)
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Relationship])
+	r, err := pgx.CollectExactlyOneRow(rows, scanRelationship)
 	switch {
 	case uniqueViolation(err, "relationships_pair_key"):
 		return Relationship{}, fmt.Errorf("store: create relationship: already linked: %w", fault.ErrConflict)
@@ -43,7 +57,7 @@ func (s *Store) CreateRelationship(ctx context.Context, teacher, student uuid.UU
 // RelationshipByID loads a relationship.
 func (s *Store) RelationshipByID(ctx context.Context, id uuid.UUID) (Relationship, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+relationshipColumns+` FROM relationships WHERE id = $1`, id)
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Relationship])
+	r, err := pgx.CollectExactlyOneRow(rows, scanRelationship)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Relationship{}, fmt.Errorf("store: relationship %s: %w", id, fault.ErrNotFound)
 	}
@@ -66,7 +80,7 @@ func (s *Store) ListRelationships(ctx context.Context, user uuid.UUID, page Page
 		  AND (NOT $2 OR (created_at, id) > ($3, $4))
 		ORDER BY created_at, id LIMIT $5`,
 		nilUUID(user), hasAfter, after.T, after.ID, page.Limit+1)
-	items, err := pgx.CollectRows(rows, pgx.RowToStructByName[Relationship])
+	items, err := pgx.CollectRows(rows, scanRelationship)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list relationships: %w", err)
 	}
