@@ -105,6 +105,7 @@ type StatusError struct {
 	Body   string
 }
 
+// Error names the status and the body (for logs).
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("rag: provider answered %d: %s", e.Status, e.Body)
 }

@@ -105,6 +105,7 @@ type AheadError struct {
 	MinLSN, At LSN
 }
 
+// Error says which position is ahead of which.
 func (e *AheadError) Error() string {
 	return fmt.Sprintf("min_lsn %s is ahead of the database (at %s): no write of this deployment reached it", e.MinLSN, e.At)
 }
