@@ -21,6 +21,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/replication"
+	"github.com/sostenuto/sostenuto/server/search"
 )
 
 // Cluster is what the API needs of this node's Raft membership.
@@ -92,13 +93,14 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 		if st.Nodes != nil {
 			out.Nodes = st.Nodes
 		}
-		applied := FormatLSN(st.Applied.LSN)
-		out.AppliedLSN = &applied
+		applied := search.LSN(st.Applied.LSN)
+		appliedText := applied.String()
+		out.AppliedLSN = &appliedText
 		if cur, err := s.store.WALPosition(r.Context()); err == nil {
-			if pos, err := ParseLSN(cur); err == nil {
+			if pos, err := search.ParseLSN(cur); err == nil {
 				lag := uint64(0)
-				if pos > st.Applied.LSN {
-					lag = pos - st.Applied.LSN
+				if pos > applied {
+					lag = uint64(pos - applied)
 				}
 				out.LagBytes = &lag
 				secs := 0.0
@@ -310,11 +312,11 @@ func (s *Server) lagBytes() float64 {
 	if err != nil {
 		return -1
 	}
-	pos, err := ParseLSN(cur)
+	pos, err := search.ParseLSN(cur)
 	if err != nil {
 		return -1
 	}
-	applied := s.cluster.Status().Applied.LSN
+	applied := search.LSN(s.cluster.Status().Applied.LSN)
 	if pos <= applied {
 		return 0
 	}
