@@ -21,7 +21,6 @@ import (
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/replication"
-	"github.com/sostenuto/sostenuto/server/search"
 )
 
 // Cluster is what the API needs of this node's Raft membership.
@@ -93,22 +92,20 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 		if st.Nodes != nil {
 			out.Nodes = st.Nodes
 		}
-		applied := search.LSN(st.Applied.LSN)
+		applied := st.Applied.LSN
 		appliedText := applied.String()
 		out.AppliedLSN = &appliedText
-		if cur, err := s.store.WALPosition(r.Context()); err == nil {
-			if pos, err := search.ParseLSN(cur); err == nil {
-				lag := uint64(0)
-				if pos > applied {
-					lag = uint64(pos - applied)
-				}
-				out.LagBytes = &lag
-				secs := 0.0
-				if lag > 0 && !st.CommitTime.IsZero() {
-					secs = max(0, time.Since(st.CommitTime).Seconds())
-				}
-				out.LagSeconds = &secs
+		if pos, err := s.store.WALPosition(r.Context()); err == nil {
+			lag := uint64(0)
+			if pos > applied {
+				lag = uint64(pos - applied)
 			}
+			out.LagBytes = &lag
+			secs := 0.0
+			if lag > 0 && !st.CommitTime.IsZero() {
+				secs = max(0, time.Since(st.CommitTime).Seconds())
+			}
+			out.LagSeconds = &secs
 		}
 	}
 	if s.engine != nil {
@@ -308,15 +305,11 @@ func (s *Server) repairChunks(w http.ResponseWriter, r *http.Request) {
 func (s *Server) lagBytes() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	cur, err := s.store.WALPosition(ctx)
+	pos, err := s.store.WALPosition(ctx)
 	if err != nil {
 		return -1
 	}
-	pos, err := search.ParseLSN(cur)
-	if err != nil {
-		return -1
-	}
-	applied := search.LSN(s.cluster.Status().Applied.LSN)
+	applied := s.cluster.Status().Applied.LSN
 	if pos <= applied {
 		return 0
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/search"
 )
 
@@ -77,7 +78,7 @@ func (in searchRequest) validate() (search.Query, error) {
 		errs = append(errs, FieldError{"mode", "must be hybrid, vector or bm25"})
 	}
 	if in.MinLSN != "" {
-		lsn, err := search.ParseLSN(in.MinLSN)
+		lsn, err := index.ParseLSN(in.MinLSN)
 		if err != nil {
 			errs = append(errs, FieldError{"min_lsn", "must be a position like 0/1A2B3C4 (from index_lsn or X-Index-LSN)"})
 		}

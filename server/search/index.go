@@ -65,11 +65,11 @@ func (x *Index) Version() (version string, ok bool) {
 // WaitApplied returns the engine once it holds lsn, waiting up to the
 // configured bound; ErrBehind when the index may not answer or did not get
 // there in time, ErrTooManyWaiting when every wait slot is taken.
-func (x *Index) WaitApplied(ctx context.Context, lsn LSN) (*index.Engine, error) {
+func (x *Index) WaitApplied(ctx context.Context, lsn index.LSN) (*index.Engine, error) {
 	if !x.available() {
 		return nil, ErrBehind
 	}
-	if e := x.live.Engine(); LSN(e.Position().LSN) >= lsn {
+	if e := x.live.Engine(); index.LSN(e.Position().LSN) >= lsn {
 		return e, nil
 	}
 	if x.wait <= 0 {
@@ -84,7 +84,7 @@ func (x *Index) WaitApplied(ctx context.Context, lsn LSN) (*index.Engine, error)
 	}
 	wctx, cancel := context.WithTimeout(ctx, x.wait)
 	defer cancel()
-	e, err := x.live.WaitApplied(wctx, uint64(lsn))
+	e, err := x.live.WaitApplied(wctx, lsn)
 	if err != nil {
 		return nil, ErrBehind
 	}
@@ -127,7 +127,7 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 			PageStart: h.Chunk.PageStart, PageEnd: h.Chunk.PageEnd, Text: h.Chunk.Text, Score: h.Score,
 			VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank)}
 	}
-	return Result{Hits: out, LSN: LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
+	return Result{Hits: out, LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
 }
 
 // observe times the engine's lists, by use.

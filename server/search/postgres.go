@@ -14,7 +14,7 @@ import (
 // Store is what the PostgreSQL search needs of the database; every read
 // runs as the acting user, under Row Level Security.
 type Store interface {
-	WALPosition(ctx context.Context) (string, error)
+	WALPosition(ctx context.Context) (index.LSN, error)
 	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]uuid.UUID, error)
 	SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error)
 	SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]store.SearchChunk, error)
@@ -77,12 +77,8 @@ func (p *Postgres) take(ctx context.Context) (release func(), err error) {
 
 // position is PostgreSQL's current position; an AheadError when min is
 // beyond it.
-func (p *Postgres) position(ctx context.Context, min LSN) (LSN, error) {
-	text, err := p.store.WALPosition(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("search: wal position: %w", err)
-	}
-	at, err := ParseLSN(text)
+func (p *Postgres) position(ctx context.Context, min index.LSN) (index.LSN, error) {
+	at, err := p.store.WALPosition(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("search: wal position: %w", err)
 	}

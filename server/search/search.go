@@ -48,7 +48,7 @@ type Query struct {
 	K      int
 	Mode   string
 	// MinLSN is the position the answer must reflect (read-your-writes).
-	MinLSN LSN
+	MinLSN index.LSN
 	// Use labels the search's metrics: "search" (the default) or "chat".
 	Use string
 	// OnLocal, when set, is called once the local index is chosen to
@@ -75,8 +75,8 @@ type Hit struct {
 // Result is a search's answer.
 type Result struct {
 	Hits []Hit // never nil
-	// LSN is the changefeed position the answer reflects.
-	LSN LSN
+	// index.LSN is the changefeed position the answer reflects.
+	LSN index.LSN
 	// Source is SourceLocal or SourcePostgres.
 	Source string
 	// Lagging marks an answer from an index that is catching up, given
@@ -84,7 +84,7 @@ type Result struct {
 	// changes; never the caller's MinLSN).
 	Lagging bool
 	// Empty marks a query with nothing to embed (punctuation only):
-	// nothing matches, no backend was asked, and LSN is unknown.
+	// nothing matches, no backend was asked, and index.LSN is unknown.
 	Empty bool
 }
 
@@ -102,7 +102,7 @@ var (
 // AheadError is a MinLSN beyond PostgreSQL's own position: no write of
 // this deployment reached it, so it cannot be waited for.
 type AheadError struct {
-	MinLSN, At LSN
+	MinLSN, At index.LSN
 }
 
 // Error says which position is ahead of which.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/search/searchtest"
@@ -53,7 +54,7 @@ func vector(t *testing.T, text string) []float32 {
 	return vs[0]
 }
 
-func query(user uuid.UUID, text string, min search.LSN) search.Query {
+func query(user uuid.UUID, text string, min index.LSN) search.Query {
 	return search.Query{Scope: search.Scope{User: user}, Text: text, K: 5, Mode: search.ModeHybrid, MinLSN: min}
 }
 
@@ -143,7 +144,7 @@ func TestFallbackDecisions(t *testing.T) {
 	cases := []struct {
 		name                 string
 		ready, pgBusy, noRYW bool
-		min                  search.LSN
+		min                  index.LSN
 		text                 string
 		postgres             search.Searcher
 		wantSource           string

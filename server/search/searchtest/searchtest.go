@@ -20,7 +20,6 @@ import (
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
 	"github.com/sostenuto/sostenuto/replication"
 	"github.com/sostenuto/sostenuto/server/embed"
-	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -95,7 +94,7 @@ func (w *World) exec(t *testing.T, sql string, args ...any) {
 
 // Document writes a one-chunk document of owner (its chunk embedded by
 // embed.Hash) and returns its id, its chunk's and the position after it.
-func (w *World) Document(t *testing.T, owner uuid.UUID, title, text string, public bool) (doc, chunk uuid.UUID, lsn search.LSN) {
+func (w *World) Document(t *testing.T, owner uuid.UUID, title, text string, public bool) (doc, chunk uuid.UUID, lsn index.LSN) {
 	t.Helper()
 	doc, chunk = uuid.New(), uuid.New()
 	vs, err := embed.Hash{}.Embed(context.Background(), []string{text})
@@ -110,20 +109,16 @@ func (w *World) Document(t *testing.T, owner uuid.UUID, title, text string, publ
 }
 
 // Hide makes a document private.
-func (w *World) Hide(t *testing.T, doc uuid.UUID) search.LSN {
+func (w *World) Hide(t *testing.T, doc uuid.UUID) index.LSN {
 	t.Helper()
 	w.exec(t, `UPDATE documents SET is_public = false WHERE id = $1`, doc)
 	return w.Position(t)
 }
 
 // Position is PostgreSQL's current position.
-func (w *World) Position(t *testing.T) search.LSN {
+func (w *World) Position(t *testing.T) index.LSN {
 	t.Helper()
-	text, err := w.Store.WALPosition(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lsn, err := search.ParseLSN(text)
+	lsn, err := w.Store.WALPosition(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,11 +126,11 @@ func (w *World) Position(t *testing.T) search.LSN {
 }
 
 // WaitIndexed waits until the engine has applied lsn.
-func (w *World) WaitIndexed(t *testing.T, lsn search.LSN) {
+func (w *World) WaitIndexed(t *testing.T, lsn index.LSN) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := w.Live.WaitApplied(ctx, uint64(lsn)); err != nil {
+	if _, err := w.Live.WaitApplied(ctx, lsn); err != nil {
 		t.Fatalf("searchtest: the engine did not reach %s: %v", lsn, err)
 	}
 }

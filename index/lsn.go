@@ -1,4 +1,4 @@
-package search
+package index
 
 import (
 	"fmt"
@@ -7,7 +7,9 @@ import (
 )
 
 // LSN is a PostgreSQL write-ahead-log position: where the changefeed,
-// the index and a write's X-Index-LSN / min_lsn stand. Its text form is
+// the index and a write's X-Index-LSN / min_lsn stand. It is the one LSN
+// type of the code base: the store returns it, the replication log carries
+// it, the index records it and the search waits for it. Its text form is
 // PostgreSQL's "X/Y" (upper-case hexadecimal halves).
 type LSN uint64
 
@@ -27,3 +29,18 @@ func ParseLSN(s string) (LSN, error) {
 
 // String writes the position as PostgreSQL does.
 func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
+
+// Scan reads a position from PostgreSQL's text form (a pg_lsn column or
+// value cast to text), so the store can scan straight into an LSN.
+func (l *LSN) Scan(src any) error {
+	s, ok := src.(string)
+	if !ok {
+		return fmt.Errorf("lsn: cannot scan %T", src)
+	}
+	v, err := ParseLSN(s)
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
