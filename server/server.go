@@ -128,6 +128,7 @@ type Server struct {
 	caches      cache.Layers
 	limiters    limiters
 	streams     *streamSlots
+	pages       *pageImages
 	fallback    chan struct{} // PostgreSQL search slots
 	waiters     chan struct{} // read-your-writes wait slots
 	inflight    atomic.Int64
@@ -178,6 +179,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
+	s.pages = newPageImages(deps.Registry)
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
 	s.fallback = make(chan struct{}, cfg.Limits.MaxFallbackSearches)
 	s.waiters = make(chan struct{}, cfg.Limits.MaxLSNWaiters)
@@ -227,6 +229,7 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.requireAuth, s.limitUser)
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
+			s.pageRoutes(r)
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)

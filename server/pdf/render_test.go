@@ -140,7 +140,7 @@ func heavyPage(strokes int) []byte {
 func TestRenderTimeout(t *testing.T) {
 	c := checker(t)
 	c.Limits.Wall = time.Second
-	path := write(t, heavyPage(400_000))
+	path := write(t, heavyPage(3000))
 	start := time.Now()
 	_, err := c.Render(context.Background(), path, 1, MaxImageWidth)
 	took := time.Since(start)
