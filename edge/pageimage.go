@@ -30,7 +30,7 @@ func (e *Edge) pageImage(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no such project")
 		return
 	}
-	obj, err := e.authorizeAt(r, id, imageObjectPath(r, id))
+	obj, err := e.authorizeAt(r, imageObjectPath(r, id))
 	if err != nil {
 		e.refuse(w, r, err)
 		return

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -86,17 +85,13 @@ func (r *refusal) Error() string { return fmt.Sprintf("node refused: %d", r.stat
 // authorize returns the object of project id for the caller, from the
 // cache or from a node.
 func (e *Edge) authorize(r *http.Request, id string) (object, error) {
-	return e.authorizeAt(r, id, "/api/projects/"+id+"/object")
+	return e.authorizeAt(r, "/api/projects/"+id+"/object")
 }
 
-// authorizeAt returns the object a node's decision route (path, on a
-// project's object) answers for the caller, from the cache or from a node.
-// A project's PDF is cached by project id, anything else by its path.
-func (e *Edge) authorizeAt(r *http.Request, id, path string) (object, error) {
-	key := subject(r) + "|" + id
-	if !strings.HasSuffix(path, "/"+id+"/object") {
-		key = subject(r) + "|" + path
-	}
+// authorizeAt returns the object a node's decision route (path, with its
+// query) answers for the caller, from the cache or from a node.
+func (e *Edge) authorizeAt(r *http.Request, path string) (object, error) {
+	key := subject(r) + "|" + path
 	if obj, ok := e.authz.get(key, time.Now()); ok {
 		e.metrics.authz.WithLabelValues("cached", "allowed").Inc()
 		return obj, nil
