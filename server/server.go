@@ -128,6 +128,7 @@ type Server struct {
 	caches      cache.Layers
 	limiters    limiters
 	streams     *streamSlots
+	pages       *pageImages
 	fallback    search.Slots // PostgreSQL search slots
 	waiters     search.Slots // read-your-writes wait slots
 	searcher    search.Searcher
@@ -180,6 +181,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
+	s.pages = newPageImages(deps.Registry)
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
 	s.fallback = search.NewSlots(cfg.Limits.MaxFallbackSearches)
 	s.waiters = search.NewSlots(cfg.Limits.MaxLSNWaiters)
@@ -223,6 +225,7 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.requireAuth, s.limitUser)
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
+			s.pageRoutes(r)
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
