@@ -1,9 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -138,5 +146,51 @@ func decodeJSON(t *testing.T, data string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(data), v); err != nil {
 		t.Fatalf("decode %q: %v", data, err)
+	}
+}
+
+// With a hosted model configured, it makes the follow-up standalone (an
+// OpenAI-compatible server here); when it fails, the rule does.
+func TestChatFollowUpModel(t *testing.T) {
+	var down atomic.Bool
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if down.Load() || r.URL.Path != "/v1/chat/completions" || !bytes.Contains(body, []byte("right hand")) {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"How should I practise scales with the left hand?"}}]}`)
+	}))
+	defer llm.Close()
+	rule, err := rag.NewRule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	a := newAPIWith(t, apiSettings{engine: true, rewriter: &rag.ModelRewriter{Rule: rule, Timeout: 2 * time.Second,
+		Chat: &rag.Chat{Kind: "openai", BaseURL: llm.URL, ModelName: "rewriter"}, Logger: slog.New(slog.NewJSONHandler(logs, nil))}})
+	tok := a.register("t@example.com", "teacher").AccessToken
+	leftScales := handCorpus(a, tok)
+	var s chatSessionResponse
+	a.mustStatus(a.call("POST", "/api/chat/sessions", tok, map[string]any{}), 201).decode(t, &s)
+	ask := func(q string) followupAnswer {
+		t.Helper()
+		var res followupAnswer
+		a.mustStatus(a.call("POST", "/api/chat/query", tok, map[string]any{"query": q, "session_id": s.ID, "k": 2}), 200).decode(t, &res)
+		return res
+	}
+	ask("How do I practise scales with the right hand?")
+	res := ask("and the left hand?")
+	if deref(res.StandaloneQuery) != "How should I practise scales with the left hand?" || !cites(res.Sources, leftScales) {
+		t.Errorf("the model's rewrite: %v, sources %+v", deref(res.StandaloneQuery), res.Sources)
+	}
+	down.Store(true)
+	res = ask("and the left hand?")
+	if q := deref(res.StandaloneQuery); !strings.HasPrefix(q, "and the left hand? (") || !strings.Contains(q, "scales") {
+		t.Errorf("with the model down, the rule's rewrite: %q", q)
+	}
+	if !strings.Contains(logs.String(), "the built-in rule did") {
+		t.Error("the model's failure is not logged")
 	}
 }
