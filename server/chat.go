@@ -22,6 +22,7 @@ func (s *Server) chatRoutes(r chi.Router) {
 	r.Get("/chat/sessions/{id}", s.getChatSession)
 	r.Delete("/chat/sessions/{id}", s.deleteChatSession)
 	r.With(s.limitChat).Post("/chat/query", s.chatQuery)
+	s.feedbackRoutes(r)
 }
 
 const (
