@@ -100,6 +100,8 @@ type Deps struct {
 	Cluster Cluster
 	// Answerer writes chat answers; the extractive provider when nil.
 	Answerer rag.Provider
+	// Rewriter makes chat follow-ups standalone; the built-in rule when nil.
+	Rewriter rag.Rewriter
 	// Cache is where the answer path caches; in process when nil.
 	Cache cache.Store
 }
@@ -186,7 +188,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.fallback = search.NewSlots(cfg.Limits.MaxFallbackSearches)
 	s.waiters = search.NewSlots(cfg.Limits.MaxLSNWaiters)
 	s.caches = newCaches(cfg, deps)
-	s.services(deps.Answerer)
+	s.services(deps.Answerer, deps.Rewriter)
 	s.router = s.routes()
 	s.handler = cors.Handler(cfg.CORSOrigins, s.router)
 	if s.cluster != nil && s.reg != nil {
@@ -240,7 +242,7 @@ func (s *Server) routes() chi.Router {
 func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }
 
 // services builds the search and answer services over the node's parts.
-func (s *Server) services(answerer rag.Provider) {
+func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	if answerer == nil {
 		x, err := rag.NewExtractive()
 		if err != nil {
@@ -256,7 +258,8 @@ func (s *Server) services(answerer rag.Provider) {
 		Embedder: s.embedder, Metrics: m}
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
-		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm})
+		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
+		Rewriter: rewriter})
 }
 
 // newCaches builds the three cache layers over the configured store.

@@ -151,6 +151,7 @@ type serveSetup struct {
 	cfg      serveConfig
 	logger   *slog.Logger
 	answerer rag.Provider
+	rewriter rag.Rewriter
 	raftTLS  *replication.TLS
 	api      server.Config
 }
@@ -165,7 +166,7 @@ func configureServe(args, env []string, stderr io.Writer) (*serveSetup, error) {
 	}
 	s.logger = s.cfg.log.logger(stderr)
 	var err error
-	if s.answerer, err = s.cfg.llm.answerer(s.logger); err != nil {
+	if s.answerer, s.rewriter, err = s.cfg.llm.answerer(s.logger); err != nil {
 		return nil, err
 	}
 	if s.raftTLS, err = s.cfg.raftSecurity(); err != nil {
@@ -292,7 +293,7 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		p.closers = append(p.closers, func() { r.Close() }) //nolint:errcheck // nothing to do on exit
 		p.deps.Cache = r
 	}
-	p.deps.Answerer, p.deps.Logger, p.deps.Registry = s.answerer, s.logger, p.reg
+	p.deps.Answerer, p.deps.Rewriter, p.deps.Logger, p.deps.Registry = s.answerer, s.rewriter, s.logger, p.reg
 	return nil
 }
 
