@@ -42,7 +42,7 @@ func TestGermanQueryFindsInflectedGermanDocument(t *testing.T) {
 	if en, de := x.analyze("Tonleitern", English), x.analyze("Tonleiter", English); slices.Equal(en.terms, de.terms) {
 		t.Fatalf("English analysis already meets the forms (%q): the test shows nothing", en.terms)
 	}
-	hits, err := x.Search("Tonleitern üben", 10, Scope{})
+	hits, err := x.Search("Tonleitern", 10, Scope{})
 	if err != nil {
 		t.Fatal(err)
 	}
