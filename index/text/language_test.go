@@ -146,3 +146,26 @@ func TestSnapshotKeepsLanguages(t *testing.T) {
 		t.Error("a term of an unknown language accepted")
 	}
 }
+
+// BenchmarkAnalyzeQuery prices a query's analysis alone: once (an English
+// index) against once per language (an index holding all seven).
+func BenchmarkAnalyzeQuery(b *testing.B) {
+	const para = "What problems and concerns are there in making up descriptive titles? What difficulties are involved in automatically retrieving articles from approximate titles?"
+	for _, langs := range []string{"english-only", "seven-languages"} {
+		x, _ := New()
+		docs := map[ID]Doc{{0}: {Text: "scales"}}
+		if langs != "english-only" {
+			for i, l := range Languages() {
+				docs[ID{byte(i + 1)}] = Doc{Text: "scales", Language: l}
+			}
+		}
+		x.Batch(docs, nil)
+		for name, q := range map[string]string{"3words": "descriptive titles retrieving", "paragraph": para} {
+			b.Run(langs+"/"+name, func(b *testing.B) {
+				for b.Loop() {
+					x.analyzeQuery(q)
+				}
+			})
+		}
+	}
+}
