@@ -30,7 +30,7 @@ func deleteMost(t *testing.T, w *world, n int, lsn uint64) {
 	for i := range n {
 		dels = append(dels, w.chunks[i].ID)
 	}
-	if err := w.e.Apply(Ops{Deletes: dels, Position: Position{LSN: lsn}}); err != nil {
+	if err := w.e.Apply(Ops{Deletes: dels, Position: Position{LSN: LSN(lsn)}}); err != nil {
 		t.Fatal(err)
 	}
 }

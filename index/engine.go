@@ -160,7 +160,7 @@ type docState struct {
 
 // Position is how far the engine has applied the changefeed.
 type Position struct {
-	LSN uint64
+	LSN LSN
 }
 
 // New returns an empty engine.

@@ -108,7 +108,7 @@ func TestNoLeaks(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	w := newWorld(t, r, 12, 80, 6)
 	leaks, queries := 0, 0
-	lsn := uint64(1)
+	lsn := LSN(1)
 	for i := range 600 {
 		switch {
 		case i == 300:
@@ -376,7 +376,7 @@ func TestScoresIgnoreDocumentsOutsideScope(t *testing.T) {
 	c := cfg()
 	c.ExactBelow = 1 << 20
 	w.e.cfg = c
-	lsn := uint64(1)
+	lsn := LSN(1)
 	for trial := range 20 {
 		u := w.users[r.IntN(len(w.users))]
 		s := Scope{User: u, Teachers: w.teacher[u]}
@@ -424,7 +424,7 @@ func answersOf(t *testing.T, e *Engine, queries []Query) string {
 // outsideChanges makes private documents of outsiders, rewrites and
 // deletes others of theirs: words and vectors that would move any ranking
 // that counted them.
-func outsideChanges(r *rand.Rand, w *world, outsiders []ID, trial int, lsn uint64) Ops {
+func outsideChanges(r *rand.Rand, w *world, outsiders []ID, trial int, lsn LSN) Ops {
 	ops := Ops{Position: Position{LSN: lsn}}
 	for d := range 30 {
 		owner := outsiders[r.IntN(len(outsiders))]
@@ -464,7 +464,7 @@ func TestWaitApplied(t *testing.T) {
 		}
 		got <- w
 	}()
-	for lsn := uint64(1); lsn <= 4; lsn++ {
+	for lsn := LSN(1); lsn <= 4; lsn++ {
 		e.Apply(Ops{Position: Position{LSN: lsn}})
 	}
 	select {

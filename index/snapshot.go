@@ -182,7 +182,7 @@ func (s *snapReader) getStr() string {
 
 // header reads the magic, the version and the position. A short header
 // is left in s.err, reported after the sections.
-func (s *snapReader) header() (lsn uint64, err error) {
+func (s *snapReader) header() (lsn LSN, err error) {
 	magic := make([]byte, len(snapMagic))
 	if _, err := io.ReadFull(s.br, magic); err != nil || string(magic) != snapMagic {
 		return 0, fmt.Errorf("%w: not a Sostenuto index snapshot", ErrSnapshot)
@@ -329,7 +329,7 @@ func (l *Live) Engine() *Engine { return l.p.Load() }
 // WaitApplied returns the current engine once it has applied lsn, woken
 // by the applier (and by a restore swapping engines), not by polling; it
 // gives up when ctx ends.
-func (l *Live) WaitApplied(ctx context.Context, lsn uint64) (*Engine, error) {
+func (l *Live) WaitApplied(ctx context.Context, lsn LSN) (*Engine, error) {
 	for {
 		e := l.Engine()
 		pos, moved := e.watch()

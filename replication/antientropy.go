@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -122,16 +121,16 @@ func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence,
 
 // readVersions reads the chunks' versions and the WAL position they are
 // current at, in one repeatable-read transaction.
-func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[index.ID]int64, uint64, error) {
+func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[index.ID]int64, index.LSN, error) {
 	conn, err := pgx.Connect(ctx, a.URL)
 	if err != nil {
 		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var pg map[index.ID]int64
-	var lsnText string
+	var lsn index.LSN
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsnText); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 			return err
 		}
 		pg, err = NewSource(tx).Versions(ctx, ids)
@@ -140,16 +139,12 @@ func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[ind
 	if err != nil {
 		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
-	lsn, err := pglogrepl.ParseLSN(lsnText)
-	if err != nil {
-		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
-	}
-	return pg, uint64(lsn), nil
+	return pg, lsn, nil
 }
 
 // waitFor waits (30 s at most) until the local index reached lsn; false
 // when it lags (readiness reports it).
-func (a *AntiEntropy) waitFor(ctx context.Context, lsn uint64) (bool, error) {
+func (a *AntiEntropy) waitFor(ctx context.Context, lsn index.LSN) (bool, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for a.Node.Live.Engine().Position().LSN < lsn {
 		if time.Now().After(deadline) {

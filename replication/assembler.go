@@ -78,7 +78,7 @@ func (a *Assembler) commit(m *pglogrepl.CommitMessage) *Tx {
 		return nil
 	}
 	tx := &Tx{Ops: *a.tx, CommitTime: m.CommitTime}
-	tx.Ops.Position = index.Position{LSN: uint64(m.TransactionEndLSN)}
+	tx.Ops.Position = index.Position{LSN: index.LSN(m.TransactionEndLSN)}
 	a.tx = nil
 	return tx
 }

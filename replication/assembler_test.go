@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pglogrepl"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/replication/logentry"
@@ -109,11 +108,11 @@ func TestAssemblerRecordedStream(t *testing.T) {
 		// (anti-entropy finds and repairs what it removed).
 		{},
 	}
-	var last uint64
+	var last index.LSN
 	for i, tx := range txs {
 		got := tx.Ops
 		if got.Position.LSN <= last || tx.CommitTime.IsZero() {
-			t.Errorf("tx %d: position %v after %v, commit time %v", i+1, got.Position, pglogrepl.LSN(last), tx.CommitTime)
+			t.Errorf("tx %d: position %v after %v, commit time %v", i+1, got.Position, last, tx.CommitTime)
 		}
 		last = got.Position.LSN
 		got.Position = index.Position{}
@@ -134,7 +133,7 @@ func TestAssemblerEntryKeepsUnchangedVectorAbsent(t *testing.T) {
 	if e.Kind != logentry.KindChanges || !ok {
 		t.Fatalf("entry %v %T", e.Kind, e.Payload)
 	}
-	if c.GetLsn() != tx.Ops.Position.LSN || c.GetCommitTimeMs() != tx.CommitTime.UnixMilli() {
+	if index.LSN(c.GetLsn()) != tx.Ops.Position.LSN || c.GetCommitTimeMs() != tx.CommitTime.UnixMilli() {
 		t.Errorf("entry at %d/%d, tx at %d/%d", c.GetLsn(), c.GetCommitTimeMs(), tx.Ops.Position.LSN, tx.CommitTime.UnixMilli())
 	}
 	ops, err := opsOfChanges(c)

@@ -26,15 +26,15 @@ type Member struct {
 // its PostgreSQL commit time (unix ms).
 func ChangesEntry(ops index.Ops, commitMs int64) Entry {
 	return Entry{Kind: logentry.KindChanges, Payload: &logentry.Changes{
-		Lsn: ops.Position.LSN, CommitTimeMs: commitMs,
+		Lsn: uint64(ops.Position.LSN), CommitTimeMs: commitMs,
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts),
 		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
 // time there (unix ms).
-func KeepaliveEntry(lsn uint64, atMs int64) Entry {
-	return Entry{Kind: logentry.KindKeepalive, Payload: &logentry.Keepalive{Lsn: lsn, CommitTimeMs: atMs}}
+func KeepaliveEntry(lsn index.LSN, atMs int64) Entry {
+	return Entry{Kind: logentry.KindKeepalive, Payload: &logentry.Keepalive{Lsn: uint64(lsn), CommitTimeMs: atMs}}
 }
 
 // BaseBeginEntry starts a fresh base.
@@ -50,8 +50,8 @@ func BasePartEntry(ops index.Ops) Entry {
 }
 
 // BaseEndEntry completes a base at lsn.
-func BaseEndEntry(lsn uint64, commitMs int64) Entry {
-	return Entry{Kind: logentry.KindBaseEnd, Payload: &logentry.BaseEnd{Lsn: lsn, CommitTimeMs: commitMs}}
+func BaseEndEntry(lsn index.LSN, commitMs int64) Entry {
+	return Entry{Kind: logentry.KindBaseEnd, Payload: &logentry.BaseEnd{Lsn: uint64(lsn), CommitTimeMs: commitMs}}
 }
 
 // MemberEntry records a node's addresses.
@@ -82,7 +82,7 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 	if err != nil {
 		return ops, err
 	}
-	ops.Position = index.Position{LSN: c.GetLsn()}
+	ops.Position = index.Position{LSN: index.LSN(c.GetLsn())}
 	ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete")
 	return ops, err
 }
@@ -116,12 +116,12 @@ func entryOps(e Entry) int {
 
 // entryPosition is the position a changes or keepalive entry moves to, and
 // its commit time (zeros for other kinds).
-func entryPosition(e Entry) (lsn uint64, commitMs int64) {
+func entryPosition(e Entry) (lsn index.LSN, commitMs int64) {
 	switch p := e.Payload.(type) {
 	case *logentry.Changes:
-		return p.GetLsn(), p.GetCommitTimeMs()
+		return index.LSN(p.GetLsn()), p.GetCommitTimeMs()
 	case *logentry.Keepalive:
-		return p.GetLsn(), p.GetCommitTimeMs()
+		return index.LSN(p.GetLsn()), p.GetCommitTimeMs()
 	}
 	return 0, 0
 }

@@ -107,7 +107,7 @@ func (f *Feed) replConfig() (*pgconn.Config, error) {
 // slotInfo is the slot as PostgreSQL reports it.
 type slotInfo struct {
 	exists    bool
-	confirmed uint64
+	confirmed index.LSN
 	lost      bool
 	activePID *int32
 }
@@ -131,7 +131,7 @@ func (f *Feed) slot(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
 		if err != nil {
 			return s, err
 		}
-		s.confirmed = uint64(lsn)
+		s.confirmed = index.LSN(lsn)
 	}
 	return s, nil
 }
@@ -206,7 +206,7 @@ func (f *Feed) startAt(ctx context.Context, admin *pgx.Conn, conn *pgconn.PgConn
 	}
 	if slot.exists {
 		f.Logger.Warn("changefeed slot unusable for this index; rebuilding from a fresh base", "component", "replication",
-			"slot", f.Slot, "lost", slot.lost, "index_based", st.Based, "index_lsn", pglogrepl.LSN(st.Position.LSN), "slot_lsn", pglogrepl.LSN(slot.confirmed))
+			"slot", f.Slot, "lost", slot.lost, "index_based", st.Based, "index_lsn", st.Position.LSN, "slot_lsn", slot.confirmed)
 		if _, err := admin.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, f.Slot); err != nil {
 			return 0, fmt.Errorf("replication: drop slot: %w", err)
 		}
@@ -247,7 +247,7 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 			return err
 		}
 	}
-	if err := p.Propose(ctx, BaseEndEntry(uint64(at), time.Now().UnixMilli())); err != nil {
+	if err := p.Propose(ctx, BaseEndEntry(index.LSN(at), time.Now().UnixMilli())); err != nil {
 		return err
 	}
 	f.Logger.Info("changefeed base loaded", "component", "replication", "slot", f.Slot, "lsn", at,
@@ -282,9 +282,9 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 				return
 			}
 			lsn, commitMs := entryPosition(e)
-			committed.Store(lsn)
+			committed.Store(uint64(lsn))
 			if n := entryOps(e); n > 0 {
-				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", pglogrepl.LSN(lsn),
+				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", lsn,
 					"operations", n, "commit_to_receive_ms", received.UnixMilli()-commitMs, "propose_ms", time.Since(received).Milliseconds())
 			}
 		}

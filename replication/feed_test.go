@@ -148,12 +148,12 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func parseLSN(t *testing.T, s string) uint64 {
-	var hi, lo uint64
-	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+func parseLSN(t *testing.T, s string) index.LSN {
+	lsn, err := index.ParseLSN(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return hi<<32 | lo
+	return lsn
 }
 
 func mustExecURL(t *testing.T, url, sql string) {

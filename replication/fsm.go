@@ -140,7 +140,7 @@ func (f *FSM) applyKeepalive(e Entry) error {
 	if err != nil {
 		return err
 	}
-	return f.applyAtPosition(index.Ops{Position: index.Position{LSN: p.GetLsn()}}, p.GetCommitTimeMs())
+	return f.applyAtPosition(index.Ops{Position: index.Position{LSN: index.LSN(p.GetLsn())}}, p.GetCommitTimeMs())
 }
 
 // applyAtPosition applies a positioned batch to the serving engine and
@@ -199,7 +199,7 @@ func (f *FSM) applyBaseEnd(e Entry) error {
 	if f.staging == nil {
 		return errors.New("replication: base end without a base")
 	}
-	if err := f.staging.Apply(index.Ops{Position: index.Position{LSN: p.GetLsn()}}); err != nil {
+	if err := f.staging.Apply(index.Ops{Position: index.Position{LSN: index.LSN(p.GetLsn())}}); err != nil {
 		return err
 	}
 	f.live.Swap(f.staging)

@@ -235,7 +235,7 @@ func digest(f *FSM, queries []index.Query) string {
 }
 
 // waitSame waits until every node applied lsn and all hold the same index.
-func (c *raftTestCluster) waitSame(lsn uint64, queries []index.Query) string {
+func (c *raftTestCluster) waitSame(lsn index.LSN, queries []index.Query) string {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -313,7 +313,7 @@ func TestRaftThreeNodesApplySnapshotRestoreFailover(t *testing.T) {
 	queries := d.queries()
 	c := newRaftTestCluster(t, 3)
 	ref := newTestFSMWith(t, raftTestIndexConfig()) // one process, the same entries
-	step := func(lsn uint64, entries ...Entry) {
+	step := func(lsn index.LSN, entries ...Entry) {
 		t.Helper()
 		c.apply(entries...)
 		for _, e := range entries {

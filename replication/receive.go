@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/sostenuto/sostenuto/index"
 )
 
 // receiver is the feed's reading side: it reads the replication
@@ -58,7 +59,7 @@ func (r *receiver) heartbeat(ctx context.Context) error {
 	if r.asm.Open() || time.Since(r.lastQueued) < r.every || len(r.proposals) != 0 {
 		return nil
 	}
-	return r.queue(ctx, KeepaliveEntry(uint64(r.seen), time.Now().UnixMilli()))
+	return r.queue(ctx, KeepaliveEntry(index.LSN(r.seen), time.Now().UnixMilli()))
 }
 
 // sendStatus confirms the committed position and schedules the next one.
@@ -113,7 +114,7 @@ func (r *receiver) keepalive(ctx context.Context, data []byte) error {
 	}
 	if !r.asm.Open() && ka.ServerWALEnd > r.seen {
 		r.seen = ka.ServerWALEnd
-		if err := r.queue(ctx, KeepaliveEntry(uint64(r.seen), ka.ServerTime.UnixMilli())); err != nil {
+		if err := r.queue(ctx, KeepaliveEntry(index.LSN(r.seen), ka.ServerTime.UnixMilli())); err != nil {
 			return err
 		}
 	}

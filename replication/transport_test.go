@@ -154,7 +154,7 @@ func (s secretDoc) strangerSees(t *testing.T, n *Node) bool {
 type raftView struct {
 	term, last, applied uint64
 	leader              bool
-	lsn                 uint64
+	lsn                 index.LSN
 }
 
 func viewOf(n *Node) raftView {

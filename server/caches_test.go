@@ -13,6 +13,7 @@ import (
 
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/rag"
 )
 
 // startRedis runs a real redis-server (Debian's package; `make test`
@@ -53,9 +54,9 @@ func startRedis(t *testing.T) cache.Store {
 }
 
 type cachedChat struct {
-	Content string   `json:"content"`
-	Sources []Source `json:"sources"`
-	Cached  bool     `json:"cached"`
+	Content string       `json:"content"`
+	Sources []rag.Source `json:"sources"`
+	Cached  bool         `json:"cached"`
 	Timings struct {
 		EmbedMs int64 `json:"embed_ms"`
 	} `json:"timings"`

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sostenuto/sostenuto/server/rag"
 )
 
 // A browser consumes the answer stream as the contract says: fetch() with
@@ -81,7 +83,7 @@ func TestChatStreamInBrowser(t *testing.T) {
 		got.Events[0].Name != "sources" || got.Events[len(got.Events)-1].Name != "done" {
 		t.Fatalf("stream in the browser: %s", raw)
 	}
-	var sources []Source
+	var sources []rag.Source
 	json.Unmarshal(got.Events[0].Data, &sources)
 	if len(sources) == 0 || sources[0].DocumentID != d.Document.ID || sources[0].Page != 1 {
 		t.Errorf("sources %s", got.Events[0].Data)
@@ -92,7 +94,7 @@ func TestChatStreamInBrowser(t *testing.T) {
 		json.Unmarshal(e.Data, &delta)
 		text.WriteString(delta.Text)
 	}
-	var done chatAnswer
+	var done rag.Reply
 	json.Unmarshal(got.Events[len(got.Events)-1].Data, &done)
 	if done.Content == "" || done.Content != text.String() || !strings.Contains(done.Content, "[1]") {
 		t.Errorf("done %q vs deltas %q", done.Content, text.String())

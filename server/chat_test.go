@@ -68,10 +68,10 @@ func TestChatSessions(t *testing.T) {
 }
 
 type chatResult struct {
-	Content    string   `json:"content"`
-	Sources    []Source `json:"sources"`
-	Confidence string   `json:"confidence"`
-	Model      string   `json:"model"`
+	Content    string       `json:"content"`
+	Sources    []rag.Source `json:"sources"`
+	Confidence string       `json:"confidence"`
+	Model      string       `json:"model"`
 	Timings    struct {
 		EmbedMs  *int64 `json:"embed_ms"`
 		SearchMs *int64 `json:"search_ms"`

@@ -92,21 +92,20 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 		if st.Nodes != nil {
 			out.Nodes = st.Nodes
 		}
-		applied := FormatLSN(st.Applied.LSN)
-		out.AppliedLSN = &applied
-		if cur, err := s.store.WALPosition(r.Context()); err == nil {
-			if pos, err := ParseLSN(cur); err == nil {
-				lag := uint64(0)
-				if pos > st.Applied.LSN {
-					lag = pos - st.Applied.LSN
-				}
-				out.LagBytes = &lag
-				secs := 0.0
-				if lag > 0 && !st.CommitTime.IsZero() {
-					secs = max(0, time.Since(st.CommitTime).Seconds())
-				}
-				out.LagSeconds = &secs
+		applied := st.Applied.LSN
+		appliedText := applied.String()
+		out.AppliedLSN = &appliedText
+		if pos, err := s.store.WALPosition(r.Context()); err == nil {
+			lag := uint64(0)
+			if pos > applied {
+				lag = uint64(pos - applied)
 			}
+			out.LagBytes = &lag
+			secs := 0.0
+			if lag > 0 && !st.CommitTime.IsZero() {
+				secs = max(0, time.Since(st.CommitTime).Seconds())
+			}
+			out.LagSeconds = &secs
 		}
 	}
 	if s.engine != nil {
@@ -306,11 +305,7 @@ func (s *Server) repairChunks(w http.ResponseWriter, r *http.Request) {
 func (s *Server) lagBytes() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	cur, err := s.store.WALPosition(ctx)
-	if err != nil {
-		return -1
-	}
-	pos, err := ParseLSN(cur)
+	pos, err := s.store.WALPosition(ctx)
 	if err != nil {
 		return -1
 	}

@@ -46,7 +46,7 @@ func (s *Server) generateEmbedding(w http.ResponseWriter, r *http.Request) {
 	if notModified(w, r, etag) {
 		return
 	}
-	vec, cached, err := s.embedCached(r.Context(), actor(r).ID, text)
+	vec, cached, err := s.embeddings.Embed(r.Context(), actor(r).ID, text)
 	if errors.Is(err, embed.ErrEmpty) {
 		s.WriteError(w, r, Invalid("text has no words to embed", FieldError{"text", "has no words"}))
 		return

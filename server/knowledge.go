@@ -229,7 +229,7 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn)
+	w.Header().Set(HeaderIndexLSN, lsn.String())
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -298,9 +298,14 @@ func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
 	if empty == nil {
 		empty = []int32{}
 	}
+	var lsn *string
+	if d.IndexLSN != nil {
+		text := d.IndexLSN.String()
+		lsn = &text
+	}
 	noStore(w)
 	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal},
-		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: d.IndexLSN, EmptyPages: empty})
+		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: lsn, EmptyPages: empty})
 }
 
 // documentResponse is a knowledge-base document as the API answers it: its

@@ -13,6 +13,7 @@ import (
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/auth"
 	"github.com/sostenuto/sostenuto/server/fault"
+	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -96,6 +97,21 @@ func (e *upstreamError) Error() string { return e.service + ": " + e.err.Error()
 
 func (e *upstreamError) Unwrap() error { return e.err }
 
+// upstreamOf names the hosted service whose failure err is; nil when it
+// is none's.
+func upstreamOf(err error) *upstreamError {
+	var up *upstreamError
+	switch {
+	case errors.As(err, &up):
+		return up
+	case errors.Is(err, fault.ErrEmbeddingModel):
+		return &upstreamError{service: "the embedding model", err: err}
+	case errors.Is(err, fault.ErrLanguageModel):
+		return &upstreamError{service: "the language model", err: err}
+	}
+	return nil
+}
+
 // upstreamProblem logs a hosted service's failure with the request id and
 // answers 502 with a sentence that names the service, never its answer.
 func (s *Server) upstreamProblem(r *http.Request, up *upstreamError) *Problem {
@@ -110,8 +126,7 @@ func (s *Server) upstreamProblem(r *http.Request, up *upstreamError) *Problem {
 // not problems are logged once, here, and answered as an opaque 500 so no
 // internals leak; so are a hosted service's failures, answered 502.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	var up *upstreamError
-	if errors.As(err, &up) {
+	if up := upstreamOf(err); up != nil {
 		WriteProblem(w, r, s.upstreamProblem(r, up))
 		return
 	}
@@ -146,6 +161,7 @@ func problemOf(err error) *Problem {
 		p     *Problem
 		valid *auth.ValidationError
 		th    *auth.ThrottledError
+		ahead *search.AheadError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -166,6 +182,14 @@ func problemOf(err error) *Problem {
 		return NewProblem(http.StatusNotFound, CodeNotFound, "no such resource")
 	case errors.Is(err, fault.ErrForbidden):
 		return NewProblem(http.StatusForbidden, CodeForbidden, lastPart(err))
+	case errors.As(err, &ahead):
+		return NewProblem(http.StatusServiceUnavailable, CodeUnavailable, ahead.Error())
+	case errors.Is(err, search.ErrTooManyWaiting):
+		return NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+			"too many searches are waiting for this node's index to catch up; retry in a second")
+	case errors.Is(err, search.ErrUnavailable):
+		return NewProblem(http.StatusServiceUnavailable, CodeUnavailable,
+			"the search index is catching up and the database is busy with other searches; retry in a second")
 	case errors.Is(err, index.ErrBadQuery):
 		return Invalid(lastPart(err))
 	case errors.Is(err, store.ErrBadCursor):

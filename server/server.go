@@ -28,6 +28,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/ratelimit"
+	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -124,12 +125,15 @@ type Server struct {
 	engineOK    func() bool
 	engineBased func() bool
 	cluster     Cluster
-	answerer    rag.Provider
 	caches      cache.Layers
 	limiters    limiters
 	streams     *streamSlots
-	fallback    chan struct{} // PostgreSQL search slots
-	waiters     chan struct{} // read-your-writes wait slots
+	pages       *pageImages
+	fallback    search.Slots // PostgreSQL search slots
+	waiters     search.Slots // read-your-writes wait slots
+	searcher    search.Searcher
+	embeddings  *rag.Embeddings
+	rag         *rag.Service
 	inflight    atomic.Int64
 	router      chi.Router
 	handler     http.Handler
@@ -173,22 +177,16 @@ func New(cfg Config, deps Deps) *Server {
 		engineOK:    deps.EngineReady,
 		engineBased: deps.EngineBased,
 		cluster:     deps.Cluster,
-		answerer:    deps.Answerer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
+	s.pages = newPageImages(deps.Registry)
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
-	s.fallback = make(chan struct{}, cfg.Limits.MaxFallbackSearches)
-	s.waiters = make(chan struct{}, cfg.Limits.MaxLSNWaiters)
+	s.fallback = search.NewSlots(cfg.Limits.MaxFallbackSearches)
+	s.waiters = search.NewSlots(cfg.Limits.MaxLSNWaiters)
 	s.caches = newCaches(cfg, deps)
-	if s.answerer == nil {
-		x, err := rag.NewExtractive()
-		if err != nil {
-			panic(err) // the analyzer is compiled in
-		}
-		s.answerer = x
-	}
+	s.services(deps.Answerer)
 	s.router = s.routes()
 	s.handler = cors.Handler(cfg.CORSOrigins, s.router)
 	if s.cluster != nil && s.reg != nil {
@@ -227,6 +225,7 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.requireAuth, s.limitUser)
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
+			s.pageRoutes(r)
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
@@ -239,6 +238,26 @@ func (s *Server) routes() chi.Router {
 
 // engineReady reports whether the local engine may answer.
 func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }
+
+// services builds the search and answer services over the node's parts.
+func (s *Server) services(answerer rag.Provider) {
+	if answerer == nil {
+		x, err := rag.NewExtractive()
+		if err != nil {
+			panic(err) // the analyzer is compiled in
+		}
+		answerer = x
+	}
+	m := search.Metrics{Limited: s.metrics.limited, Vector: s.metrics.vector, Text: s.metrics.bm25}
+	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
+		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
+		Teachers: s.store, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
+	s.searcher = &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
+		Embedder: s.embedder, Metrics: m}
+	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
+	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
+		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm})
+}
 
 // newCaches builds the three cache layers over the configured store.
 func newCaches(cfg Config, deps Deps) cache.Layers {

@@ -1,5 +1,5 @@
 // Package fault holds the sentinel errors the domain packages (store,
-// access, auth) share. A package wraps one with %w and a "pkg: op" prefix;
+// access, auth) share (and the hosted services' failures). A package wraps one with %w and a "pkg: op" prefix;
 // callers test with errors.Is, and the HTTP layer translates each to its
 // problem+json answer in one place (server/problem.go). This package holds
 // only these sentinels: no behaviour, no other errors.
@@ -27,4 +27,13 @@ var (
 	// ErrUnauthenticated marks missing or wrong credentials, or a token that
 	// is not valid (401).
 	ErrUnauthenticated = errors.New("unauthenticated")
+
+	// ErrEmbeddingModel marks a failure of the embedding model the node
+	// calls (502); its answer, which may hold keys or internal hosts,
+	// reaches the logs only.
+	ErrEmbeddingModel = errors.New("the embedding model failed")
+
+	// ErrLanguageModel marks a failure of the language model that writes
+	// answers (502), logged like ErrEmbeddingModel.
+	ErrLanguageModel = errors.New("the language model failed")
 )

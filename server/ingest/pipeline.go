@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/jobs"
@@ -53,7 +54,7 @@ type Stats struct {
 	Chunk      time.Duration
 	Embed      time.Duration
 	Store      time.Duration
-	LSN        string
+	LSN        index.LSN
 }
 
 // Process extracts, chunks, embeds and stores one document; its old chunks

@@ -105,6 +105,7 @@ type StatusError struct {
 	Body   string
 }
 
+// Error names the status and the body (for logs).
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("rag: provider answered %d: %s", e.Status, e.Body)
 }
@@ -125,80 +126,105 @@ func (c *Chat) Answer(ctx context.Context, req Request, emit func(string) error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	body, err := c.connect(ctx, cancel, req)
+	if err != nil {
+		return Answer{}, err
+	}
+	defer body.Close()
+	content, err := c.read(body, emit)
+	if err != nil {
+		return Answer{}, err
+	}
+	return c.finish(content, req), nil
+}
+
+// connect sends the request until the model starts answering: failures
+// before the first token (429, 5xx, transport errors) are retried with
+// backoff; a model that says nothing within FirstToken is given up on
+// (cancel ends the whole answer).
+func (c *Chat) connect(ctx context.Context, cancel context.CancelFunc, req Request) (io.ReadCloser, error) {
 	attempts := c.Attempts
 	if attempts <= 0 {
 		attempts = 3
 	}
-	client := c.Client
-	if client == nil {
-		client = http.DefaultClient
+	first := c.FirstToken
+	if first <= 0 {
+		first = 20 * time.Second
 	}
-	var body io.ReadCloser
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		r, err := c.request(ctx, req)
 		if err != nil {
-			return Answer{}, err
+			return nil, err
 		}
-		first := c.FirstToken
-		if first <= 0 {
-			first = 20 * time.Second
-		}
-		timer := time.AfterFunc(first, cancel) // no answer at all: give up
-		resp, err := client.Do(r)
-		timer.Stop()
-		if err == nil && resp.StatusCode/100 != 2 {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-			resp.Body.Close()
-			err = &StatusError{Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
-		}
+		body, err := c.send(r, cancel, first)
 		if err == nil {
-			body = resp.Body
-			break
+			return body, nil
 		}
 		if attempt >= attempts || !retryable(err) || ctx.Err() != nil {
-			return Answer{}, fmt.Errorf("rag: %s: %w", c.ModelName, err)
+			return nil, fmt.Errorf("rag: %s: %w", c.ModelName, err)
 		}
 		select {
 		case <-ctx.Done():
-			return Answer{}, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff *= 2
 	}
-	defer body.Close()
+}
+
+// send makes one attempt; a non-2xx answer is a StatusError.
+func (c *Chat) send(r *http.Request, cancel context.CancelFunc, first time.Duration) (io.ReadCloser, error) {
+	client := c.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	timer := time.AfterFunc(first, cancel) // no answer at all: give up
+	resp, err := client.Do(r)
+	timer.Stop()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		resp.Body.Close()
+		return nil, &StatusError{Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+	}
+	return resp.Body, nil
+}
+
+// read reads the streamed answer, passing each piece to emit.
+func (c *Chat) read(body io.Reader, emit func(string) error) (string, error) {
 	var b strings.Builder
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		data, ok := strings.CutPrefix(line, "data:")
+		data, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "data:")
 		if !ok {
 			continue
 		}
-		data = strings.TrimSpace(data)
-		if data == "[DONE]" {
+		if data = strings.TrimSpace(data); data == "[DONE]" {
 			break
 		}
 		delta, err := c.delta(data)
 		if err != nil {
-			return Answer{}, err
+			return "", err
 		}
 		if delta == "" {
 			continue
 		}
 		b.WriteString(delta)
 		if err := emit(delta); err != nil {
-			return Answer{}, err
+			return "", err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return Answer{}, fmt.Errorf("rag: %s stream: %w", c.ModelName, err)
+		return "", fmt.Errorf("rag: %s stream: %w", c.ModelName, err)
 	}
 	if b.Len() == 0 {
-		return Answer{}, fmt.Errorf("rag: %s answered nothing", c.ModelName)
+		return "", fmt.Errorf("rag: %s answered nothing", c.ModelName)
 	}
-	return c.finish(b.String(), req), nil
+	return b.String(), nil
 }
 
 // delta reads one streamed event of either wire format.

@@ -117,50 +117,13 @@ type candidate struct {
 // Answer implements Provider.
 func (x *Extractive) Answer(ctx context.Context, req Request, emit func(string) error) (Answer, error) {
 	q := x.terms(req.Question)
-	var cands []candidate
-	for pi, p := range req.Passages {
-		for si, s := range sentences(p.Text) {
-			ts := x.terms(s)
-			hit := 0
-			for t := range q {
-				if ts[t] {
-					hit++
-				}
-			}
-			if hit == 0 {
-				continue
-			}
-			// Shared terms first, then the better-ranked passage, then the
-			// shorter sentence (denser).
-			score := float64(hit) - 0.01*float64(pi) - 0.0001*math.Sqrt(float64(len(s)))
-			cands = append(cands, candidate{passage: pi, order: si, n: p.N, text: s, terms: ts, score: score})
-		}
-	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].score > cands[j].score })
-	perPassage := map[int]int{}
-	var chosen []candidate
-	for _, c := range cands {
-		if len(chosen) == 4 {
-			break
-		}
-		if perPassage[c.passage] == 2 {
-			continue
-		}
-		perPassage[c.passage]++
-		chosen = append(chosen, c)
-	}
+	chosen := choose(x.candidates(q, req.Passages))
 	if len(chosen) == 0 {
 		if err := emit(NothingFound); err != nil {
 			return Answer{}, err
 		}
 		return Answer{Content: NothingFound, Model: ExtractiveModel}, nil
 	}
-	sort.SliceStable(chosen, func(i, j int) bool {
-		if chosen[i].passage != chosen[j].passage {
-			return chosen[i].passage < chosen[j].passage
-		}
-		return chosen[i].order < chosen[j].order
-	})
 	var b strings.Builder
 	covered := map[string]bool{}
 	cited := map[int]bool{}
@@ -192,6 +155,55 @@ func (x *Extractive) Answer(ctx context.Context, req Request, emit func(string) 
 		cov = float64(len(covered)) / float64(len(q))
 	}
 	return Answer{Content: b.String(), Model: ExtractiveModel, Cited: citedList, Coverage: cov}, nil
+}
+
+// candidates are the passages' sentences sharing terms with the question
+// q, scored: shared terms first, then the better-ranked passage, then the
+// shorter sentence (denser).
+func (x *Extractive) candidates(q map[string]bool, passages []Passage) []candidate {
+	var cands []candidate
+	for pi, p := range passages {
+		for si, s := range sentences(p.Text) {
+			ts := x.terms(s)
+			hit := 0
+			for t := range q {
+				if ts[t] {
+					hit++
+				}
+			}
+			if hit == 0 {
+				continue
+			}
+			score := float64(hit) - 0.01*float64(pi) - 0.0001*math.Sqrt(float64(len(s)))
+			cands = append(cands, candidate{passage: pi, order: si, n: p.N, text: s, terms: ts, score: score})
+		}
+	}
+	return cands
+}
+
+// choose keeps the best candidates, at most two per passage and four in
+// all, in passage order.
+func choose(cands []candidate) []candidate {
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].score > cands[j].score })
+	perPassage := map[int]int{}
+	var chosen []candidate
+	for _, c := range cands {
+		if len(chosen) == 4 {
+			break
+		}
+		if perPassage[c.passage] == 2 {
+			continue
+		}
+		perPassage[c.passage]++
+		chosen = append(chosen, c)
+	}
+	sort.SliceStable(chosen, func(i, j int) bool {
+		if chosen[i].passage != chosen[j].passage {
+			return chosen[i].passage < chosen[j].passage
+		}
+		return chosen[i].order < chosen[j].order
+	})
+	return chosen
 }
 
 // Confidence grades an answer from the retrieval evidence:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/sostenuto/sostenuto/index"
 )
 
 // Document statuses.
@@ -55,7 +56,7 @@ type Document struct {
 	ChunksDone  int
 	ChunksTotal int
 	EmptyPages  []int32
-	IndexLSN    *string
+	IndexLSN    *index.LSN
 }
 
 // documentRow is how a documents row scans; Document(r) is the record.
@@ -74,11 +75,11 @@ type documentRow struct {
 	CreatedAt   time.Time  `db:"created_at"`
 	ProcessedAt *time.Time `db:"processed_at"`
 
-	ObjectKey   *string `db:"object_key"`
-	ChunksDone  int     `db:"chunks_done"`
-	ChunksTotal int     `db:"chunks_total"`
-	EmptyPages  []int32 `db:"empty_pages"`
-	IndexLSN    *string `db:"index_lsn"`
+	ObjectKey   *string    `db:"object_key"`
+	ChunksDone  int        `db:"chunks_done"`
+	ChunksTotal int        `db:"chunks_total"`
+	EmptyPages  []int32    `db:"empty_pages"`
+	IndexLSN    *index.LSN `db:"index_lsn"`
 }
 
 // scanDocument scans a row into a Document.
@@ -223,8 +224,8 @@ func (s *Store) SealDocumentObject(ctx context.Context, user, id uuid.UUID, from
 // the deletion of its stored objects (see DeleteProject); it returns the
 // WAL position after the commit, at which the chunks are gone from the
 // changefeed's view.
-func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (string, error) {
-	var lsn string
+func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (index.LSN, error) {
+	var lsn index.LSN
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var key *string
 		var created time.Time
@@ -237,10 +238,10 @@ func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (string,
 		return nil
 	})
 	if err != nil {
-		return "", notFound("delete document", err)
+		return 0, notFound("delete document", err)
 	}
 	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
-		return "", fmt.Errorf("store: wal position: %w", err)
+		return 0, fmt.Errorf("store: wal position: %w", err)
 	}
 	return lsn, nil
 }

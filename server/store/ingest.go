@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/fault"
 )
 
@@ -99,7 +100,7 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 // position after that commit (the index holds the new chunks once it has
 // applied it) and returns that position. A crash between the two leaves the
 // document processing, and the job's retry redoes it.
-func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int) (string, error) {
+func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int) (index.LSN, error) {
 	if emptyPages == nil {
 		emptyPages = []int{}
 	}
@@ -131,16 +132,16 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("store: finish ingest: %w", err)
+		return 0, fmt.Errorf("store: finish ingest: %w", err)
 	}
-	var lsn string
+	var lsn index.LSN
 	// Completed and its position become visible together: a reader never
 	// sees a completed document without the position to wait for.
 	err = s.pool.QueryRow(ctx, `UPDATE documents SET status = 'completed', processed_at = now(),
 			index_lsn = pg_current_wal_insert_lsn() WHERE id = $1
 		RETURNING index_lsn::text`, id).Scan(&lsn)
 	if err != nil {
-		return "", fmt.Errorf("store: finish ingest: %w", err)
+		return 0, fmt.Errorf("store: finish ingest: %w", err)
 	}
 	return lsn, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+	"github.com/sostenuto/sostenuto/index"
 )
 
 // The PostgreSQL search path: the fallback when the node's in-memory index
@@ -140,8 +141,8 @@ func (s *Store) SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUI
 // WALPosition is PostgreSQL's current write-ahead-log insert position: at
 // or past the end of every commit already made, even when commits are
 // asynchronous (the write position can lag them by the WAL writer's delay).
-func (s *Store) WALPosition(ctx context.Context) (string, error) {
-	var lsn string
+func (s *Store) WALPosition(ctx context.Context) (index.LSN, error) {
+	var lsn index.LSN
 	err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	return lsn, err
 }

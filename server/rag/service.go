@@ -1,0 +1,183 @@
+package rag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/fault"
+	"github.com/sostenuto/sostenuto/server/search"
+)
+
+// Service answers questions from what the asker may see: the question
+// embedded (cached per user), a hybrid search in the asker's scope, the
+// hits' visibility checked again in PostgreSQL, passages deduplicated
+// within a budget, the answerer, the confidence rule. Retrievals and
+// answers are cached, keyed by the asker's scope and what the index holds.
+type Service struct {
+	searcher   search.Searcher
+	index      Versioner
+	store      Store
+	embeddings *Embeddings
+	answerer   Provider
+	searches   *cache.Layer
+	answers    *cache.Layer
+	allow      []string
+	llm        *prometheus.HistogramVec
+}
+
+// Versioner tells what the local index holds (its data version), and
+// whether it answers at all: retrievals are cached only then.
+type Versioner interface {
+	Version() (version string, ok bool)
+}
+
+// Store is what the service reads of the database.
+type Store interface {
+	search.Teachers
+	// VisibleChunks reports which of ids user may see now.
+	VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, error)
+}
+
+// Config holds a Service's parts.
+type Config struct {
+	Searcher   search.Searcher
+	Index      Versioner
+	Store      Store
+	Embeddings *Embeddings
+	Answerer   Provider
+	// Searches and Answers are the cache layers (nil: no caching).
+	Searches, Answers *cache.Layer
+	// Allow lists the hosts answers may link to (see Sanitize).
+	Allow []string
+	// LLM times each answer, by model and outcome (ok, error); nil: not.
+	LLM *prometheus.HistogramVec
+}
+
+// NewService returns the service.
+func NewService(cfg Config) *Service {
+	return &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
+		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM}
+}
+
+// Question is what is asked: the text and how many hits to retrieve.
+type Question struct {
+	Text string
+	K    int
+}
+
+// Source is a passage an answer may cite as [n].
+type Source struct {
+	N          int       `json:"n"`
+	DocumentID uuid.UUID `json:"document_id"`
+	Title      string    `json:"title"`
+	Page       int       `json:"page"`
+	Snippet    string    `json:"snippet"`
+	Score      float64   `json:"score"`
+}
+
+// Timings are the stages of an answer, in milliseconds.
+type Timings struct {
+	EmbedMs  int64 `json:"embed_ms"`
+	SearchMs int64 `json:"search_ms"`
+	LLMMs    int64 `json:"llm_ms"`
+}
+
+// Reply is an answer as the API gives it.
+type Reply struct {
+	Content    string   `json:"content"`
+	Sources    []Source `json:"sources"`
+	Confidence string   `json:"confidence"`
+	Model      string   `json:"model"`
+	Cached     bool     `json:"cached"`
+	Timings    Timings  `json:"timings"`
+	// Kept: the reply is the one cached under its key (an answer of the
+	// configured model, not a fallback's), so it may be revalidated.
+	Kept bool `json:"-"`
+}
+
+// Emitter hears an answer as it is produced.
+type Emitter interface {
+	// Retrieved hears the sources once retrieval is done, before anything
+	// is answered, with the answer's cache key ("" when answers are not
+	// cached: the index does not answer). An error it returns ends Ask and
+	// is returned as is.
+	Retrieved(sources []Source, key string) error
+	// Delta hears the answer's text as it is produced, sanitized.
+	Delta(text string) error
+}
+
+// ErrDelivery wraps an Emitter's failure to take a cached answer's text.
+var ErrDelivery = errors.New("rag: the answer could not be delivered")
+
+// Ask answers q in scope. The answerer's failures (an Emitter's Delta
+// failing included) wrap fault.ErrLanguageModel.
+func (s *Service) Ask(ctx context.Context, q Question, scope search.Scope, emit Emitter) (Reply, error) {
+	var t Timings
+	got, key, err := s.retrieve(ctx, q, scope, &t)
+	if err != nil {
+		return Reply{}, err
+	}
+	answerKey := ""
+	if key != "" {
+		answerKey = cache.Key("answer", key, s.Model())
+	}
+	if err := emit.Retrieved(got.Sources, answerKey); err != nil {
+		return Reply{}, err
+	}
+	delta := func(d string) error { return emit.Delta(Sanitize(d, s.allow)) }
+	var kept Reply
+	if answerKey != "" && s.answers.Get(ctx, answerKey, &kept) && kept.Content != "" {
+		kept.Cached, kept.Timings, kept.Kept = true, t, true
+		if err := delta(kept.Content); err != nil {
+			return Reply{}, fmt.Errorf("%w: %w", ErrDelivery, err)
+		}
+		return kept, nil
+	}
+	return s.answer(ctx, q, got, answerKey, t, delta)
+}
+
+// answer runs the answerer and caches its answer under key (unless a
+// fallback wrote it).
+func (s *Service) answer(ctx context.Context, q Question, got retrieved, key string, t Timings, delta func(string) error) (Reply, error) {
+	model := s.Model()
+	start := time.Now()
+	ans, err := s.answerer.Answer(ctx, Request{Question: q.Text, Passages: got.Passages}, delta)
+	t.LLMMs = time.Since(start).Milliseconds()
+	s.observe(model, err, time.Since(start))
+	if err != nil {
+		return Reply{}, fmt.Errorf("rag: answer: %w: %w", fault.ErrLanguageModel, err)
+	}
+	out := Reply{Content: Sanitize(ans.Content, s.allow), Sources: got.Sources,
+		Confidence: Confidence(ans, got.Passages), Model: ans.Model, Timings: t}
+	if key != "" && ans.Model == model {
+		s.answers.Set(ctx, key, out)
+		out.Kept = true
+	}
+	return out, nil
+}
+
+// observe times one answer.
+func (s *Service) observe(model string, err error, d time.Duration) {
+	if s.llm == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	s.llm.WithLabelValues(model, outcome).Observe(d.Seconds())
+}
+
+// Model names the configured answerer (part of answer keys).
+func (s *Service) Model() string {
+	if m, ok := s.answerer.(interface{ Model() string }); ok {
+		return m.Model()
+	}
+	return fmt.Sprintf("%T", s.answerer)
+}

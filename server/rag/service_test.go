@@ -1,0 +1,139 @@
+package rag_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/search"
+	"github.com/sostenuto/sostenuto/server/search/searchtest"
+)
+
+// recorder is an Emitter that keeps what it hears.
+type recorder struct {
+	sources []rag.Source
+	key     string
+	deltas  []string
+	stop    error // returned by Retrieved
+}
+
+func (r *recorder) Retrieved(s []rag.Source, key string) error {
+	r.sources, r.key = s, key
+	return r.stop
+}
+
+func (r *recorder) Delta(text string) error {
+	r.deltas = append(r.deltas, text)
+	return nil
+}
+
+// newService builds the service on the world's real index and database,
+// with an in-process cache; ready switches the index.
+func newService(t *testing.T, w *searchtest.World) (*rag.Service, *atomic.Bool) {
+	t.Helper()
+	ready := &atomic.Bool{}
+	ready.Store(true)
+	idx, lagging := search.NewIndex(search.IndexConfig{Live: w.Live, Ready: ready.Load, Based: w.Based,
+		Teachers: w.Store, Waiters: search.NewSlots(4), Wait: 2 * time.Second})
+	fb := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(w.Store, search.NewSlots(2)), Embedder: embed.Hash{}}
+	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+	x, err := rag.NewExtractive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rag.NewService(rag.Config{Searcher: fb, Index: idx, Store: w.Store, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
+		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}}), ready
+}
+
+func cites(sources []rag.Source, doc uuid.UUID) bool {
+	for _, s := range sources {
+		if s.DocumentID == doc {
+			return true
+		}
+	}
+	return false
+}
+
+// Ask answers from what the asker may see, dedupes equal passages, caches
+// the answer (a repeat is Cached and Kept) and sanitizes links.
+func TestAskAnswersAndCaches(t *testing.T) {
+	w := searchtest.New(t)
+	svc, _ := newService(t, w)
+	text := "Relax the thumb while playing scales slowly, see https://evil.test/x for more."
+	a, _, _ := w.Document(t, w.Teacher, "Scales", text, false)
+	_, _, lsn := w.Document(t, w.Teacher, "Scales again", text, false)
+	w.WaitIndexed(t, lsn)
+	ctx := context.Background()
+	var rec recorder
+	out, err := svc.Ask(ctx, rag.Question{Text: "How should the thumb be in scales?", K: 5}, search.Scope{User: w.Student}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Sources) != 1 || len(rec.sources) != 1 || rec.key == "" || out.Cached || !out.Kept {
+		t.Fatalf("first answer: %+v (heard %d sources, key %q)", out, len(rec.sources), rec.key)
+	}
+	if strings.Contains(out.Content, "evil.test") || strings.Contains(strings.Join(rec.deltas, ""), "evil.test") || !strings.Contains(out.Content, "[1]") {
+		t.Errorf("content %q deltas %q", out.Content, rec.deltas)
+	}
+	again, err := svc.Ask(ctx, rag.Question{Text: "How should the thumb be in scales?", K: 5}, search.Scope{User: w.Student}, &recorder{})
+	if err != nil || !again.Cached || !again.Kept || again.Content != out.Content {
+		t.Errorf("repeat: %v %+v", err, again)
+	}
+	stranger, err := svc.Ask(ctx, rag.Question{Text: "How should the thumb be in scales?", K: 5}, search.Scope{User: w.Stranger}, &recorder{})
+	if err != nil || len(stranger.Sources) != 0 || stranger.Content != rag.NothingFound || cites(stranger.Sources, a) {
+		t.Errorf("stranger: %v %+v", err, stranger)
+	}
+}
+
+// A chunk the index still serves but PostgreSQL now hides (the feed
+// stopped before the change reached the index) never reaches an answer,
+// fresh or cached.
+func TestAskRechecksVisibility(t *testing.T) {
+	w := searchtest.New(t)
+	svc, _ := newService(t, w)
+	doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+	w.WaitIndexed(t, lsn)
+	ctx := context.Background()
+	q := rag.Question{Text: "How should the thumb be in scales?", K: 5}
+	first, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+	if err != nil || !cites(first.Sources, doc) {
+		t.Fatalf("before hiding: %v %+v", err, first)
+	}
+	w.Stop()
+	w.Hide(t, doc)
+	for name, q := range map[string]rag.Question{"cached": q, "fresh": {Text: "thumb scales relax", K: 4}} {
+		out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || cites(out.Sources, doc) || out.Cached {
+			t.Errorf("%s, after hiding: %v %+v", name, err, out)
+		}
+	}
+}
+
+// Without the index, answers come from PostgreSQL and nothing is cached
+// (no key); an Emitter that stops at the sources ends Ask before any
+// answer is produced.
+func TestAskWithoutIndexAndStop(t *testing.T) {
+	w := searchtest.New(t)
+	svc, ready := newService(t, w)
+	doc, _, _ := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+	ready.Store(false)
+	ctx := context.Background()
+	rec := &recorder{}
+	out, err := svc.Ask(ctx, rag.Question{Text: "thumb scales", K: 5}, search.Scope{User: w.Stranger}, rec)
+	if err != nil || rec.key != "" || !cites(out.Sources, doc) || out.Kept {
+		t.Fatalf("from PostgreSQL: %v key %q %+v", err, rec.key, out)
+	}
+	stop := errors.New("stop")
+	rec = &recorder{stop: stop}
+	if _, err := svc.Ask(ctx, rag.Question{Text: "thumb scales", K: 5}, search.Scope{User: w.Stranger}, rec); !errors.Is(err, stop) || len(rec.deltas) != 0 {
+		t.Errorf("stopped at the sources: %v, %d deltas", err, len(rec.deltas))
+	}
+}

@@ -1,0 +1,140 @@
+// Package search answers hybrid searches (vector + BM25, fused by
+// reciprocal rank) in a caller's visibility scope. A Searcher is one
+// backend: Index (the node's in-memory engine, with read-your-writes
+// waits), Postgres (pgvector and full-text search under Row Level
+// Security) and Fallback, which composes them the way the node serves
+// POST /api/search and the chat's retrieval.
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sostenuto/sostenuto/index"
+)
+
+// Searcher answers one search. Implementations are safe for concurrent use.
+type Searcher interface {
+	Search(ctx context.Context, q Query) (Result, error)
+}
+
+// Sources name the backend that answered.
+const (
+	SourceLocal    = "local"
+	SourcePostgres = "postgres"
+)
+
+// Modes of a search: both lists fused, or one of them.
+const (
+	ModeHybrid = index.ModeHybrid
+	ModeVector = index.ModeVector
+	ModeBM25   = index.ModeBM25
+)
+
+// depth is how deep each PostgreSQL list goes before fusion.
+const depth = 50
+
+// Query is one search in a caller's scope.
+type Query struct {
+	Scope Scope
+	Text  string
+	// Vector is Text's embedding; nil in ModeBM25 (Fallback embeds Text
+	// when it is nil in the other modes).
+	Vector []float32
+	K      int
+	Mode   string
+	// MinLSN is the position the answer must reflect (read-your-writes).
+	MinLSN index.LSN
+	// Use labels the search's metrics: "search" (the default) or "chat".
+	Use string
+	// OnLocal, when set, is called once the local index is chosen to
+	// answer (ready and holding MinLSN) and the scope is resolved, with the
+	// index's data version, before anything is embedded or searched. An
+	// error it returns ends the search and is returned as is: a
+	// conditional request answers 304 this way without searching.
+	OnLocal func(version string, scope Scope) error
+}
+
+// Hit is one result.
+type Hit struct {
+	ChunkID    uuid.UUID `json:"chunk_id"`
+	DocumentID uuid.UUID `json:"document_id"`
+	Title      string    `json:"title"`
+	PageStart  int       `json:"page_start"`
+	PageEnd    int       `json:"page_end"`
+	Text       string    `json:"text"`
+	Score      float64   `json:"score"`
+	VectorRank *int      `json:"vector_rank"`
+	BM25Rank   *int      `json:"bm25_rank"`
+}
+
+// Result is a search's answer.
+type Result struct {
+	Hits []Hit // never nil
+	// index.LSN is the changefeed position the answer reflects.
+	LSN index.LSN
+	// Source is SourceLocal or SourcePostgres.
+	Source string
+	// Lagging marks an answer from an index that is catching up, given
+	// while PostgreSQL was too busy (it may miss the last seconds'
+	// changes; never the caller's MinLSN).
+	Lagging bool
+	// Empty marks a query with nothing to embed (punctuation only):
+	// nothing matches, no backend was asked, and index.LSN is unknown.
+	Empty bool
+}
+
+var (
+	// ErrBehind: the index is not ready, or did not reach MinLSN in time.
+	ErrBehind = errors.New("search: the index is not ready or behind min_lsn")
+	// ErrBusy: every PostgreSQL search slot stayed taken.
+	ErrBusy = errors.New("search: the database is busy with other searches")
+	// ErrTooManyWaiting: every read-your-writes wait slot is taken.
+	ErrTooManyWaiting = errors.New("search: too many searches are waiting for the index")
+	// ErrUnavailable: the index is catching up and PostgreSQL is too busy.
+	ErrUnavailable = errors.New("search: the index is catching up and the database is busy")
+)
+
+// AheadError is a MinLSN beyond PostgreSQL's own position: no write of
+// this deployment reached it, so it cannot be waited for.
+type AheadError struct {
+	MinLSN, At index.LSN
+}
+
+// Error says which position is ahead of which.
+func (e *AheadError) Error() string {
+	return fmt.Sprintf("min_lsn %s is ahead of the database (at %s): no write of this deployment reached it", e.MinLSN, e.At)
+}
+
+// Slots bound concurrent work (a semaphore): send to take one, receive to
+// give it back.
+type Slots chan struct{}
+
+// NewSlots returns n slots.
+func NewSlots(n int) Slots { return make(Slots, n) }
+
+// Metrics are the search path's instruments; nil fields are not observed.
+type Metrics struct {
+	// Limited counts refusals and degraded answers, by limit (lsn_wait,
+	// fallback, fallback_lagging).
+	Limited *prometheus.CounterVec
+	// Vector and Text time the engine's two lists, by use.
+	Vector, Text *prometheus.HistogramVec
+}
+
+func (m Metrics) limited(what string) {
+	if m.Limited != nil {
+		m.Limited.WithLabelValues(what).Inc()
+	}
+}
+
+func rankPtr(r int) *int {
+	if r == 0 {
+		return nil
+	}
+	return &r
+}
