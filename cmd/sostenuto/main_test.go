@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -133,8 +134,10 @@ func TestMigrateAndAdminCreate(t *testing.T) {
 	db := pgtest.NewEmptyDB(t, "")
 	env := []string{"SOSTENUTO_DATABASE_URL=" + db.URL, "SOSTENUTO_LOG_LEVEL=warn"}
 	latest, _ := migrations.Latest()
+	// Numbers may have gaps while branches land (00008 before 00007).
+	files, _ := fs.Glob(migrations.FS(), "*.sql")
 	code, out, stderr := runCmd(t, env, "", "migrate")
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("schema at version %d (was 0; applied %d)", latest, latest)) {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("schema at version %d (was 0; applied %d)", latest, len(files))) {
 		t.Fatalf("migrate = %d %q %q", code, out, stderr)
 	}
 	code, out, _ = runCmd(t, env, "", "migrate")
