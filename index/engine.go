@@ -30,6 +30,11 @@ type Chunk struct {
 	PageEnd    int
 	Version    int64
 	Vector     []float32
+	// Language is the document's (ISO 639-1; "" is English), the one its
+	// text is analysed in for BM25. Like Vector, it is what an upsert
+	// carries: the BM25 index holds it (in its term keys), the engine's
+	// chunk map does not.
+	Language string
 }
 
 // Document is the visibility of a document: its owner and whether it is
@@ -330,7 +335,8 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 		vec = v
 	}
 	cc := c
-	cc.Vector = nil // the graph holds the vector; the map does not
+	cc.Vector = nil  // the graph holds the vector; the map does not
+	cc.Language = "" // the BM25 index holds it
 	st := e.doc(c.DocumentID, c.OwnerID)
 	if !had && st.IsPublic {
 		e.public++
@@ -341,7 +347,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
 	w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st)}
+	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language}
 }
 
 // deleteChunk removes a chunk from the maps and records its index

@@ -494,3 +494,53 @@ func TestWaitApplied(t *testing.T) {
 		t.Fatalf("waiting past the deadline: %v", err)
 	}
 }
+
+// A chunk's language reaches the BM25 index: a German chunk is found by an
+// inflected German query, scoped as any chunk, and after a snapshot round
+// trip.
+func TestChunkLanguageReachesBM25(t *testing.T) {
+	e, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, other := idn('u', 1), idn('u', 2)
+	vec := func(x float32) []float32 { v := make([]float32, dim); v[0], v[1] = 1, x; return v }
+	doc := Document{ID: idn('d', 1), OwnerID: owner, Title: "Übungen"}
+	ops := Ops{Documents: []Document{doc}, Position: Position{LSN: 1}, Upserts: []Chunk{
+		{ID: idn('c', 1), DocumentID: doc.ID, OwnerID: owner, Text: "Die Tonleiter in C-Dur langsam üben.", Version: 1, Vector: vec(0), Language: "de"},
+		{ID: idn('c', 2), DocumentID: doc.ID, OwnerID: owner, Text: "Die Tonleiter in C-Dur langsam üben.", Version: 1, Vector: vec(1)},
+	}}
+	if err := e.Apply(ops); err != nil {
+		t.Fatal(err)
+	}
+	search := func(e *Engine, who ID) []ID {
+		hits, err := e.Search(Query{Text: "Tonleitern", K: 10, Mode: ModeBM25, Scope: Scope{User: who}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []ID
+		for _, h := range hits {
+			out = append(out, h.Chunk.ID)
+		}
+		return out
+	}
+	// The same text without a language is English: its "tonleiter" is
+	// not the German stem of the query.
+	if got := search(e, owner); !slices.Equal(got, []ID{idn('c', 1)}) {
+		t.Fatalf("owner's hits %x, want the German chunk alone", got)
+	}
+	if got := search(e, other); len(got) != 0 {
+		t.Fatalf("another user sees %x", got)
+	}
+	var buf bytes.Buffer
+	if err := e.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := ReadSnapshot(cfg(), bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := search(e2, owner); !slices.Equal(got, []ID{idn('c', 1)}) {
+		t.Fatalf("after restore %x", got)
+	}
+}

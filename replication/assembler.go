@@ -140,7 +140,9 @@ func decodeDocument(tx *index.Ops, id index.ID, cols map[string]string, deleted 
 }
 
 func decodeChunk(id index.ID, cols map[string]string) (index.Chunk, error) {
-	c := index.Chunk{ID: id, Text: cols["text"]}
+	// language: absent from rows of a relation before migration 00008,
+	// which are English.
+	c := index.Chunk{ID: id, Text: cols["text"], Language: cols["language"]}
 	var err error
 	if c.DocumentID, err = uuidCol(cols, "document_id"); err != nil {
 		return c, err

@@ -172,7 +172,8 @@ func chunksOut(cs []index.Chunk) []*logentry.Chunk {
 	out := make([]*logentry.Chunk, len(cs))
 	for i, c := range cs {
 		out[i] = &logentry.Chunk{Id: idOut(c.ID), DocumentId: idOut(c.DocumentID), OwnerId: idOut(c.OwnerID),
-			Title: []byte(c.Title), Text: []byte(c.Text), PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version}
+			Title: []byte(c.Title), Text: []byte(c.Text), PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version,
+			Language: languageOut(c.Language)}
 		if c.Vector != nil {
 			out[i].Vector = &logentry.Vector{Values: c.Vector}
 		}
@@ -196,7 +197,7 @@ func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
 			ids[j] = id
 		}
 		out[i] = index.Chunk{ID: ids[0], DocumentID: ids[1], OwnerID: ids[2], Title: string(c.GetTitle()), Text: string(c.GetText()),
-			PageStart: int(c.GetPageStart()), PageEnd: int(c.GetPageEnd()), Version: c.GetVersion()}
+			PageStart: int(c.GetPageStart()), PageEnd: int(c.GetPageEnd()), Version: c.GetVersion(), Language: c.GetLanguage()}
 		if c.GetVector() != nil {
 			// Present but empty stays non-nil: a vector of the wrong
 			// length, which the index refuses, not "keep the stored one".
@@ -207,6 +208,15 @@ func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
 		}
 	}
 	return out, nil
+}
+
+// languageOut is a chunk's language as the log carries it: absent for
+// English, so an English chunk's entry is what it was before languages.
+func languageOut(lang string) string {
+	if lang == "en" {
+		return ""
+	}
+	return lang
 }
 
 func idOut(id index.ID) []byte { return id[:] }

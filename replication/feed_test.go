@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,7 +99,7 @@ func TestFeedSurvivesPostgresRestart(t *testing.T) {
 	defer cancel()
 	url := cluster.URL()
 	mustExecURL(t, url, `CREATE TABLE documents (id uuid PRIMARY KEY, owner_id uuid NOT NULL, is_public boolean NOT NULL DEFAULT false, title text NOT NULL DEFAULT '')`)
-	mustExecURL(t, url, `CREATE TABLE chunks (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), document_id uuid, owner_id uuid, text text, page_start int DEFAULT 1, page_end int DEFAULT 1, version bigint DEFAULT 1, embedding text)`)
+	mustExecURL(t, url, `CREATE TABLE chunks (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), document_id uuid, owner_id uuid, text text, page_start int DEFAULT 1, page_end int DEFAULT 1, version bigint DEFAULT 1, embedding text, language text NOT NULL DEFAULT 'en')`)
 	mustExecURL(t, url, `CREATE PUBLICATION sostenuto_changefeed FOR TABLE chunks, documents`)
 	sink := newDirect(t)
 	feed := &Feed{URL: url, Slot: "restart", Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
@@ -272,4 +273,52 @@ func TestFeedUnchangedToastedEmbedding(t *testing.T) {
 	if err != nil || len(hits) != 1 || hits[0].Chunk.Text != "after legato" || hits[0].VectorRank != 1 || hits[0].BM25Rank != 1 {
 		t.Fatalf("after the update: %+v %v", hits, err)
 	}
+}
+
+// A chunk's language reaches the index both ways it can travel: in the
+// base (read by Source) and streamed (decoded by the assembler). The same
+// German text stored as English is not found by the inflected German query.
+func TestFeedCarriesLanguage(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	owner, doc := uuid.New(), uuid.New()
+	exec(`INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, 'o@example.com', 'O', 'teacher', 'x')`, owner)
+	exec(`INSERT INTO documents (id, owner_id, title, source_type, is_public, language) VALUES ($1, $2, 'Übungen', 'text', true, 'de')`, doc, owner)
+	insert := func(ordinal int, lang string) {
+		exec(`INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, char_start, char_end, embedding, language)
+			VALUES ($1, $2, $3, 'Die Tonleiter langsam üben', 1, 0, 5, $4::vector, $5)`, doc, owner, ordinal, vec(ordinal), lang)
+	}
+	insert(0, "de") // in the base
+	insert(1, "en")
+	sink := newDirect(t)
+	feed := &Feed{URL: db.URL, Logger: slog.New(slog.DiscardHandler), KeepaliveEvery: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- feed.Run(ctx, sink) }()
+	waitFor(t, "base", func() bool { return sink.FSM.State().Based && sink.Live.Engine().Len() == 2 })
+	insert(2, "de") // streamed
+	waitFor(t, "stream", func() bool { return sink.Live.Engine().Len() == 3 })
+	hits, err := sink.Live.Engine().Search(index.Query{K: 5, Mode: index.ModeBM25, Text: "Tonleitern", Scope: index.Scope{Admin: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var langs []string
+	for _, h := range hits {
+		var l string
+		if err := db.Pool.QueryRow(ctx, `SELECT language FROM chunks WHERE id = $1`, uuid.UUID(h.Chunk.ID)).Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		langs = append(langs, l)
+	}
+	if !slices.Equal(langs, []string{"de", "de"}) {
+		t.Errorf("hits in %v, want the two German chunks", langs)
+	}
+	cancel()
+	<-done
 }

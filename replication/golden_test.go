@@ -69,6 +69,22 @@ func goldenCases() []goldenCase {
 	}
 }
 
+// goldenLanguageCases are the chunk-carrying kinds at version 2: chunks
+// with a language (a German one, and an English one, which the log
+// carries as no language).
+func goldenLanguageCases() []goldenCase {
+	cs := goldenChunks()
+	cs[0].Language = "de"
+	changes := index.Ops{Position: index.Position{LSN: 0x1_6B3A_3000}, Documents: goldenDocs(), Upserts: cs, Deletes: []index.ID{gid(6)}}
+	part := index.Ops{Documents: goldenDocs(), Upserts: cs}
+	repair := index.Ops{Upserts: cs[:1]}
+	return []goldenCase{
+		{"changes_v2", ChangesEntry(changes, 1_700_000_003_000), changesBack{changes, 1_700_000_003_000}},
+		{"base_part_v2", BasePartEntry(part), part},
+		{"repair_v2", RepairEntry(repair), repair},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -141,11 +157,11 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range goldenCases() {
+	for _, c := range append(goldenCases(), goldenLanguageCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
-			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Kind.Version() {
-				t.Fatalf("file starts % x; want kind %d version %d", b[:min(2, len(b))], c.entry.Kind, c.entry.Kind.Version())
+			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
+				t.Fatalf("file starts % x; want kind %d version %d", b[:min(2, len(b))], c.entry.Kind, c.entry.Version())
 			}
 			e, err := DecodeEntry(b)
 			if err != nil {
@@ -164,6 +180,38 @@ func TestGoldenEntries(t *testing.T) {
 	for _, k := range logentry.Kinds() {
 		if !seen[k] {
 			t.Errorf("kind %s has no golden file", k)
+		}
+	}
+}
+
+// Entries whose chunks carry no language other than English are written
+// byte for byte as before languages (version 1: the golden files written
+// then), and those carrying one at version 2.
+func TestEnglishEntriesUnchangedByLanguages(t *testing.T) {
+	for _, c := range goldenCases() {
+		old, err := os.ReadFile(goldenPath(c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := c.entry
+		if ops, ok := c.want.(index.Ops); ok && len(ops.Upserts) > 0 { // "en" spelled out changes nothing
+			for i := range ops.Upserts {
+				ops.Upserts[i].Language = "en"
+			}
+			if c.name == "base_part" {
+				e = BasePartEntry(ops)
+			} else {
+				e = RepairEntry(ops)
+			}
+		}
+		b, err := e.Encode()
+		if err != nil || !bytes.Equal(b, old) {
+			t.Errorf("%s: encodes to % x..., the file holds % x... (%v)", c.name, b[:min(8, len(b))], old[:min(8, len(old))], err)
+		}
+	}
+	for _, c := range goldenLanguageCases() {
+		if v := c.entry.Version(); v != 2 {
+			t.Errorf("%s: version %d", c.name, v)
 		}
 	}
 }
@@ -197,7 +245,8 @@ func TestDecodeRefusesWhatItDoesNotKnow(t *testing.T) {
 		{"kind only", []byte{1}, logentry.ErrMalformed},
 		{"unknown kind", append([]byte{99}, changes[1:]...), logentry.ErrUnknownKind},
 		{"kind zero", append([]byte{0}, changes[1:]...), logentry.ErrUnknownKind},
-		{"newer version", append([]byte{changes[0], 2}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"newer version", append([]byte{changes[0], 3}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"version zero", append([]byte{changes[0], 0}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"truncated payload", changes[:len(changes)-3], logentry.ErrMalformed},
 		// How every gob-encoded entry of the old format starts.
 		{"gob of the old Entry", []byte("?\x7f\x03\x01\x01\x05Entry\x01"), logentry.ErrUnknownKind},

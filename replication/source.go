@@ -47,6 +47,7 @@ type chunkRow struct {
 	PageStart  int       `db:"page_start"`
 	PageEnd    int       `db:"page_end"`
 	Version    int64     `db:"version"`
+	Language   string    `db:"language"`
 	Embedding  string    `db:"embedding"`
 	IsPublic   bool      `db:"is_public"`
 	Title      string    `db:"title"`
@@ -54,7 +55,7 @@ type chunkRow struct {
 
 // chunkSelect is the one column list chunks are read with (every chunk has
 // its document: chunks_document_fkey).
-const chunkSelect = `SELECT c.id, c.document_id, c.owner_id, c.text, c.page_start, c.page_end, c.version,
+const chunkSelect = `SELECT c.id, c.document_id, c.owner_id, c.text, c.page_start, c.page_end, c.version, c.language,
 	c.embedding::text AS embedding, d.is_public, d.title
 	FROM chunks c JOIN documents d ON d.id = c.document_id`
 
@@ -71,7 +72,7 @@ func scanChunk(row pgx.CollectableRow) (chunkWithDocument, error) {
 		return chunkWithDocument{}, err
 	}
 	c := index.Chunk{ID: index.ID(r.ID), DocumentID: index.ID(r.DocumentID), OwnerID: index.ID(r.OwnerID),
-		Text: r.Text, PageStart: r.PageStart, PageEnd: r.PageEnd, Version: r.Version}
+		Text: r.Text, PageStart: r.PageStart, PageEnd: r.PageEnd, Version: r.Version, Language: r.Language}
 	if c.Vector, err = parseVector(r.Embedding); err != nil {
 		return chunkWithDocument{}, err
 	}

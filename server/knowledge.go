@@ -322,6 +322,7 @@ type documentResponse struct {
 	ChunkCount  int        `json:"chunk_count"`
 	Error       *string    `json:"error"`      // a sentence for a person
 	ErrorCode   *string    `json:"error_code"` // why, for programs (docs/INGESTION.md)
+	Language    string     `json:"language"`   // ISO 639-1, detected (docs/INGESTION.md "Language")
 	CreatedAt   time.Time  `json:"created_at"`
 	ProcessedAt *time.Time `json:"processed_at"`
 }
@@ -329,5 +330,5 @@ type documentResponse struct {
 func newDocumentResponse(d store.Document) documentResponse {
 	return documentResponse{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, SourceType: d.SourceType,
 		SourceURL: d.SourceURL, IsPublic: d.IsPublic, Status: d.Status, ChunkCount: d.ChunkCount,
-		Error: d.Error, ErrorCode: d.ErrorCode, CreatedAt: d.CreatedAt, ProcessedAt: d.ProcessedAt}
+		Error: d.Error, ErrorCode: d.ErrorCode, Language: d.Language, CreatedAt: d.CreatedAt, ProcessedAt: d.ProcessedAt}
 }

@@ -113,5 +113,5 @@ func (c *ingestConfig) pipeline(worker *store.Store, blobs blob.Store, checker *
 	}
 	return &ingest.Pipeline{Store: worker, Blob: blobs, PDF: checker, Fetch: c.fetcher(),
 		YouTube: &ingest.YouTubeCaptions{BaseURL: c.youtubeURL, Lang: c.youtubeLang},
-		Chunker: chunker, Embedder: emb, MaxObjectBytes: maxUpload, Logger: logger}, nil
+		Chunker: chunker, Embedder: emb, Languages: ingest.NewLanguageDetector(), MaxObjectBytes: maxUpload, Logger: logger}, nil
 }

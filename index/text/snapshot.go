@@ -102,6 +102,7 @@ func ReadFrom(r io.Reader) (*Index, error) {
 	// the caller assigns them (SetGroups).
 	x.group = make([]Group, nd)
 	x.recount()
+	x.relang() // the languages are in the term keys
 	return x, nil
 }
 
@@ -207,6 +208,9 @@ func (d *snapDecoder) term(x *Index, tid, nd uint32) error {
 		return snapErr("term %q: %d live postings, recorded %d", tb, live, df)
 	}
 	t := string(tb)
+	if !Supports(langOfKey(t)) {
+		return snapErr("term %q: a language this node has no analyzer for", t)
+	}
 	if _, dup := x.termIDs[t]; dup {
 		return snapErr("term %q twice", t)
 	}

@@ -1,6 +1,8 @@
-// Package text is the BM25 side of the engine: Bleve v2's English analysis
-// (Unicode word segmentation, possessives, lower case, stop words, Porter
-// stemming) feeding an in-memory inverted index of our own, scored with
+// Package text is the BM25 side of the engine: Bleve v2's analysis, in
+// each document's language (English: Unicode word segmentation,
+// possessives, lower case, stop words, Porter stemming; German, French,
+// Spanish, Italian, Dutch and Portuguese likewise with their own stop words
+// and stemmers; language.go), feeding an in-memory inverted index of our own, scored with
 // Okapi BM25 (k1 1.2, b 0.75, the idf Bleve and Lucene use).
 //
 // Why our own postings and not a Bleve index: measured at 100k chunks of
@@ -35,8 +37,6 @@ import (
 	"sync"
 
 	"github.com/blevesearch/bleve/v2/analysis"
-	"github.com/blevesearch/bleve/v2/analysis/lang/en"
-	"github.com/blevesearch/bleve/v2/registry"
 )
 
 // ID identifies a document of the index (a chunk's UUID).
@@ -58,10 +58,12 @@ const (
 // together; a search names the groups it may see (see Scope).
 type Group uint32
 
-// Doc is a document to index: its text and its group.
+// Doc is a document to index: its text, its group and its language (ISO
+// 639-1; "" or one without an analyzer here is English).
 type Doc struct {
-	Text  string
-	Group Group
+	Text     string
+	Group    Group
+	Language string
 }
 
 // Scope limits a search to what a caller may see. Groups lists the groups
@@ -88,9 +90,10 @@ type posting struct {
 
 // Index is an in-memory BM25 index. The zero value is not usable; call New.
 type Index struct {
-	an analysis.Analyzer
+	ans map[string]analysis.Analyzer // by language
 
 	mu       sync.RWMutex
+	langs    []string // languages of the term keys held, English first
 	termIDs  map[string]uint32
 	terms    []string
 	postings [][]posting // by term id
@@ -109,25 +112,27 @@ type Index struct {
 
 // New returns an empty index.
 func New() (*Index, error) {
-	an, err := registry.NewCache().AnalyzerNamed(en.AnalyzerName)
+	ans, err := analyzers()
 	if err != nil {
-		return nil, fmt.Errorf("text: analyzer: %w", err)
+		return nil, err
 	}
-	return &Index{an: an, termIDs: map[string]uint32{}, byID: map[ID]uint32{}, groups: map[Group]*groupStats{}}, nil
+	return &Index{ans: ans, termIDs: map[string]uint32{}, byID: map[ID]uint32{}, groups: map[Group]*groupStats{}}, nil
 }
 
-// analyzed is a text reduced to its terms and their frequencies.
+// analyzed is a text reduced to its term keys (key) and their
+// frequencies.
 type analyzed struct {
 	terms []string
 	tfs   []uint32
 	n     uint32 // tokens
 }
 
-func (x *Index) analyze(s string) analyzed {
-	toks := x.an.Analyze([]byte(s))
+// analyze analyses s in lang (a supported one).
+func (x *Index) analyze(s, lang string) analyzed {
+	toks := x.ans[lang].Analyze([]byte(s))
 	counts := make(map[string]uint32, len(toks))
 	for _, t := range toks {
-		counts[string(t.Term)]++
+		counts[key(lang, string(t.Term))]++
 	}
 	a := analyzed{n: uint32(len(toks)), terms: make([]string, 0, len(counts)), tfs: make([]uint32, 0, len(counts))}
 	for t := range counts {
@@ -141,7 +146,7 @@ func (x *Index) analyze(s string) analyzed {
 }
 
 // analyzeAll analyses texts in parallel when there are many.
-func (x *Index) analyzeAll(texts []string) []analyzed {
+func (x *Index) analyzeAll(texts, langs []string) []analyzed {
 	out := make([]analyzed, len(texts))
 	workers := min(runtime.GOMAXPROCS(0), len(texts)/256+1)
 	var wg sync.WaitGroup
@@ -150,7 +155,7 @@ func (x *Index) analyzeAll(texts []string) []analyzed {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(texts); i += workers {
-				out[i] = x.analyze(texts[i])
+				out[i] = x.analyze(texts[i], langs[i])
 			}
 		}()
 	}
@@ -167,11 +172,11 @@ func (x *Index) Batch(upserts map[ID]Doc, deletes []ID) error {
 		ids = append(ids, id)
 	}
 	slices.SortFunc(ids, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
-	texts := make([]string, len(ids))
+	texts, langs := make([]string, len(ids)), make([]string, len(ids))
 	for i, id := range ids {
-		texts[i] = upserts[id].Text
+		texts[i], langs[i] = upserts[id].Text, normLang(upserts[id].Language)
 	}
-	docs := x.analyzeAll(texts)
+	docs := x.analyzeAll(texts, langs)
 
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -203,6 +208,7 @@ func (x *Index) add(id ID, a analyzed, g Group) {
 			x.terms = append(x.terms, t)
 			x.postings = append(x.postings, nil)
 			x.df = append(x.df, 0)
+			x.noteLang(t)
 		}
 		x.postings[tid] = append(x.postings[tid], posting{doc: doc, tf: a.tfs[j]})
 		x.df[tid]++
@@ -348,6 +354,7 @@ func (x *Index) compact() {
 	x.ids, x.lens, x.dead, x.docTerms, x.byID = ids, lens, make([]bool, len(ids)), docTerms, byID
 	x.group = groups
 	x.recount() // term ids changed
+	x.relang()
 }
 
 // accumulator is one search's scratch space: a score per document number
@@ -389,7 +396,7 @@ func (x *Index) Search(query string, n int, scope Scope) ([]Hit, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("text: search for %d hits", n)
 	}
-	q := x.analyze(query)
+	q := x.analyzeQuery(query)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	st := x.stats(scope.Groups)

@@ -90,7 +90,7 @@ type reference struct {
 // search scores the documents of groups (nil: all) with the statistics of
 // those groups alone.
 func (r reference) search(query string, n int, groups []Group) []Hit {
-	q := r.x.analyze(query)
+	q := r.x.analyze(query, English)
 	ana := map[ID]analyzed{}
 	var total float64
 	df := map[string]int{}
@@ -100,7 +100,7 @@ func (r reference) search(query string, n int, groups []Group) []Hit {
 		}
 		a, ok := r.cache[s]
 		if !ok {
-			a = r.x.analyze(s)
+			a = r.x.analyze(s, English)
 			r.cache[s] = a
 		}
 		ana[id] = a

@@ -54,27 +54,40 @@ var (
 // kindSpec is what the format says of one kind.
 type kindSpec struct {
 	name    string
-	version byte // the version this node writes and reads
-	empty   func() proto.Message
+	version byte // the version this node writes (and the oldest it reads)
+	// newest is the newest version this node reads; it writes it only for
+	// a payload an older version's reader would misread (languages).
+	newest byte
+	empty  func() proto.Message
 }
+
+// Versions of the kinds that carry chunks: 2 adds Chunk.language. An
+// entry whose chunks are all English is written at version 1, byte for
+// byte what nodes before languages wrote; one carrying a language is
+// written at version 2, which those nodes refuse (ErrUnknownVersion)
+// rather than analyse its text as English.
+const (
+	chunkV1 byte = 1
+	chunkV2 byte = 2
+)
 
 // spec returns the format of kind k.
 func spec(k Kind) (kindSpec, bool) {
 	switch k {
 	case KindChanges:
-		return kindSpec{"changes", 1, func() proto.Message { return &Changes{} }}, true
+		return kindSpec{"changes", chunkV1, chunkV2, func() proto.Message { return &Changes{} }}, true
 	case KindBaseBegin:
-		return kindSpec{"base-begin", 1, func() proto.Message { return &BaseBegin{} }}, true
+		return kindSpec{"base-begin", 1, 1, func() proto.Message { return &BaseBegin{} }}, true
 	case KindBasePart:
-		return kindSpec{"base-part", 1, func() proto.Message { return &BasePart{} }}, true
+		return kindSpec{"base-part", chunkV1, chunkV2, func() proto.Message { return &BasePart{} }}, true
 	case KindBaseEnd:
-		return kindSpec{"base-end", 1, func() proto.Message { return &BaseEnd{} }}, true
+		return kindSpec{"base-end", 1, 1, func() proto.Message { return &BaseEnd{} }}, true
 	case KindMember:
-		return kindSpec{"member", 1, func() proto.Message { return &Member{} }}, true
+		return kindSpec{"member", 1, 1, func() proto.Message { return &Member{} }}, true
 	case KindRepair:
-		return kindSpec{"repair", 1, func() proto.Message { return &Repair{} }}, true
+		return kindSpec{"repair", chunkV1, chunkV2, func() proto.Message { return &Repair{} }}, true
 	case KindKeepalive:
-		return kindSpec{"keepalive", 1, func() proto.Message { return &Keepalive{} }}, true
+		return kindSpec{"keepalive", 1, 1, func() proto.Message { return &Keepalive{} }}, true
 	}
 	return kindSpec{}, false
 }
@@ -92,10 +105,42 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind-%d", byte(k))
 }
 
-// Version is the version of k this node writes (0 for an unknown kind).
+// Version is the version of k this node writes for a payload without
+// languages (0 for an unknown kind); Entry.Version is the one it writes
+// for a given payload.
 func (k Kind) Version() byte {
 	s, _ := spec(k)
 	return s.version
+}
+
+// Version is the version Encode writes e at: its kind's, or the newest
+// when its chunks carry a language.
+func (e Entry) Version() byte {
+	s, _ := spec(e.Kind)
+	if s.newest > s.version && carriesLanguage(e.Payload) {
+		return s.newest
+	}
+	return s.version
+}
+
+// carriesLanguage reports whether a payload holds a chunk with a
+// language.
+func carriesLanguage(p proto.Message) bool {
+	var cs []*Chunk
+	switch m := p.(type) {
+	case *Changes:
+		cs = m.GetUpserts()
+	case *BasePart:
+		cs = m.GetUpserts()
+	case *Repair:
+		cs = m.GetUpserts()
+	}
+	for _, c := range cs {
+		if c.GetLanguage() != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Entry is one Raft log entry: its kind and the kind's message.
@@ -115,7 +160,7 @@ func (e Entry) Encode() ([]byte, error) {
 	if e.Payload == nil || e.Payload.ProtoReflect().Descriptor() != s.empty().ProtoReflect().Descriptor() {
 		return nil, fmt.Errorf("logentry: encode: a %s entry carries %T", s.name, e.Payload)
 	}
-	out, err := proto.MarshalOptions{}.MarshalAppend([]byte{byte(e.Kind), s.version}, e.Payload)
+	out, err := proto.MarshalOptions{}.MarshalAppend([]byte{byte(e.Kind), e.Version()}, e.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("logentry: encode %s: %w", s.name, err)
 	}
@@ -140,8 +185,8 @@ func Decode(b []byte) (Entry, error) {
 	if !ok {
 		return Entry{}, fmt.Errorf("logentry: decode: %w %d (this node knows 1-%d)", ErrUnknownKind, byte(k), len(Kinds()))
 	}
-	if v != s.version {
-		return Entry{}, fmt.Errorf("logentry: decode %s: %w %d (this node reads %d)", s.name, ErrUnknownVersion, v, s.version)
+	if v < s.version || v > s.newest {
+		return Entry{}, fmt.Errorf("logentry: decode %s: %w %d (this node reads %d-%d)", s.name, ErrUnknownVersion, v, s.version, s.newest)
 	}
 	p := s.empty()
 	if err := proto.Unmarshal(b[2:], p); err != nil {

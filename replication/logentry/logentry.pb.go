@@ -165,7 +165,13 @@ type Chunk struct {
 	Version    int64                  `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
 	// Absent when the embedding did not change (PostgreSQL does not resend
 	// an unchanged TOASTed value): the index keeps the one it holds.
-	Vector        *Vector `protobuf:"bytes,9,opt,name=vector,proto3" json:"vector,omitempty"`
+	Vector *Vector `protobuf:"bytes,9,opt,name=vector,proto3" json:"vector,omitempty"`
+	// The document's language, ISO 639-1 (its text is analysed in it for
+	// BM25). Absent (entries written before languages, and every English
+	// chunk): English. A chunk carrying one is written at version 2 of its
+	// kind (logentry.go), which older nodes refuse instead of analysing it
+	// as English.
+	Language      string `protobuf:"bytes,10,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +267,13 @@ func (x *Chunk) GetVector() *Vector {
 		return x.Vector
 	}
 	return nil
+}
+
+func (x *Chunk) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
 }
 
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
@@ -751,7 +764,7 @@ const file_logentry_proto_rawDesc = "" +
 	"\tis_public\x18\x03 \x01(\bR\bisPublic\x12\x14\n" +
 	"\x05title\x18\x04 \x01(\fR\x05title\" \n" +
 	"\x06Vector\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\x94\x02\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xb0\x02\n" +
 	"\x05Chunk\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1f\n" +
 	"\vdocument_id\x18\x02 \x01(\fR\n" +
@@ -763,7 +776,9 @@ const file_logentry_proto_rawDesc = "" +
 	"page_start\x18\x06 \x01(\x03R\tpageStart\x12\x19\n" +
 	"\bpage_end\x18\a \x01(\x03R\apageEnd\x12\x18\n" +
 	"\aversion\x18\b \x01(\x03R\aversion\x12A\n" +
-	"\x06vector\x18\t \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\"\x95\x02\n" +
+	"\x06vector\x18\t \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
+	"\blanguage\x18\n" +
+	" \x01(\tR\blanguage\"\x95\x02\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +

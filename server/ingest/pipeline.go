@@ -35,6 +35,9 @@ type Pipeline struct {
 	YouTube  *YouTubeCaptions
 	Chunker  *Chunker
 	Embedder embed.Embedder
+	// Languages tells each document's language (nil: every document is
+	// DefaultLanguage).
+	Languages *LanguageDetector
 	// MaxObjectBytes bounds stored uploads read for processing.
 	MaxObjectBytes int64
 	Logger         *slog.Logger
@@ -43,6 +46,7 @@ type Pipeline struct {
 // Stats says what processing a document did and where the time went.
 type Stats struct {
 	Segments   int
+	Language   string
 	Chunks     int
 	Tokens     int
 	EmptyPages []int
@@ -70,6 +74,7 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	st.Language = p.Languages.Detect(segs) // on the final text, OCR'd pages included
 	t = time.Now()
 	chunks := p.Chunker.Split(segs)
 	st.Chunk, st.Chunks = time.Since(t), len(chunks)
@@ -97,7 +102,7 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 		for i, c := range group {
 			staged[i] = store.StagedChunk{Ordinal: c.Ordinal, Text: c.Text, TokenCount: c.TokenCount, PageStart: c.PageStart,
 				PageEnd: c.PageEnd, CharStart: c.CharStart, CharEnd: c.CharEnd, TimeStartMs: c.TimeStartMs,
-				TimeEndMs: c.TimeEndMs, Embedding: vecs[i]}
+				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language}
 		}
 		if err := p.Store.StageChunks(ctx, id, staged); err != nil {
 			return st, err
@@ -221,7 +226,7 @@ func (p *Pipeline) Handler() jobs.Handler {
 		}
 		st, err := p.Process(ctx, pl.DocumentID)
 		if err == nil {
-			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "chunks", st.Chunks,
+			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "chunks", st.Chunks, "language", st.Language,
 				"empty_pages", len(st.EmptyPages), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
 			return nil
 		}

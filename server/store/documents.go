@@ -48,6 +48,7 @@ type Document struct {
 	ChunkCount  int
 	Error       *string // a sentence for a person
 	ErrorCode   *string // why, for programs (docs/INGESTION.md)
+	Language    string  // ISO 639-1, detected at ingestion ("en" until then)
 	CreatedAt   time.Time
 	ProcessedAt *time.Time
 
@@ -70,6 +71,7 @@ type documentRow struct {
 	ChunkCount  int        `db:"chunk_count"`
 	Error       *string    `db:"error"`
 	ErrorCode   *string    `db:"error_code"`
+	Language    string     `db:"language"`
 	CreatedAt   time.Time  `db:"created_at"`
 	ProcessedAt *time.Time `db:"processed_at"`
 
@@ -95,7 +97,7 @@ func (d *Document) utc() {
 }
 
 const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
-	error_code, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
+	error_code, language, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
 
 func oneDocument(rows pgx.Rows, err error) (Document, error) {
 	if err != nil {

@@ -74,6 +74,7 @@ type StagedChunk struct {
 	TimeStartMs *int64
 	TimeEndMs   *int64
 	Embedding   []float32
+	Language    string // the document's, ISO 639-1 ("" is English)
 }
 
 // StageChunks writes a batch of chunks of a document in one transaction.
@@ -82,10 +83,10 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 		b := &pgx.Batch{}
 		for _, c := range batch {
 			b.Queue(`INSERT INTO chunk_staging (document_id, ordinal, text, token_count, page_start, page_end,
-				char_start, char_end, time_start_ms, time_end_ms, embedding)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				char_start, char_end, time_start_ms, time_end_ms, embedding, language)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce(nullif($12, ''), 'en'))`,
 				doc, c.Ordinal, c.Text, c.TokenCount, c.PageStart, c.PageEnd, c.CharStart, c.CharEnd,
-				c.TimeStartMs, c.TimeEndMs, pgvector.NewVector(c.Embedding))
+				c.TimeStartMs, c.TimeEndMs, pgvector.NewVector(c.Embedding), c.Language)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: stage chunks: %w", err)
@@ -107,10 +108,16 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
 			return err
 		}
+		// The staged chunks' language becomes the document's, in the same
+		// transaction as its chunks.
+		if _, err := tx.Exec(ctx, `UPDATE documents SET language = coalesce((SELECT language FROM chunk_staging
+			WHERE document_id = $1 ORDER BY ordinal LIMIT 1), language) WHERE id = $1`, id); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, page_start,
-				page_end, char_start, char_end, time_start_ms, time_end_ms, embedding)
+				page_end, char_start, char_end, time_start_ms, time_end_ms, embedding, language)
 			SELECT s.document_id, d.owner_id, s.ordinal, s.text, s.token_count, s.page_start, s.page_end,
-				s.char_start, s.char_end, s.time_start_ms, s.time_end_ms, s.embedding
+				s.char_start, s.char_end, s.time_start_ms, s.time_end_ms, s.embedding, s.language
 			FROM chunk_staging s JOIN documents d ON d.id = s.document_id
 			WHERE s.document_id = $1 ORDER BY s.ordinal`, id)
 		if err != nil {

@@ -73,17 +73,18 @@ type vectorHit struct {
 }
 
 // SearchText returns the ids of the n visible chunks best matching query
-// (English full-text search, terms OR-ed, ranked by ts_rank, then id).
-// ts_rank uses no collection statistics (each row is scored alone), so the
-// order depends only on the rows the caller may see.
+// (full-text search, terms OR-ed, ranked by ts_rank, then id). Each chunk
+// is matched in its own language (chunks.tsv is analysed with
+// sostenuto_ts_config(language), migration 00008): the query is analysed
+// once per language and each chunk meets the analysis of its language, as
+// in the in-memory index (index/DESIGN.md "Languages"). An English chunk
+// meets exactly the query it met before languages. ts_rank uses no
+// collection statistics (each row is scored alone), so the order depends
+// only on the rows the caller may see.
 func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			WITH q AS (SELECT nullif(replace(plainto_tsquery('english', $1)::text, ' & ', ' | '), '') AS t)
-			SELECT c.id FROM chunks c, q
-			WHERE q.t IS NOT NULL AND c.tsv @@ to_tsquery('english', q.t)
-			ORDER BY ts_rank(c.tsv, to_tsquery('english', q.t)) DESC, c.id LIMIT $2`, query, n)
+		rows, err := tx.Query(ctx, searchTextSQL, query, n)
 		if err != nil {
 			return err
 		}
@@ -95,6 +96,18 @@ func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n 
 	}
 	return ids, nil
 }
+
+// searchTextSQL: per language sostenuto_ts_config knows (the languages
+// documents are detected in, server/ingest), the query's terms OR-ed; each
+// chunk meets its language's query through the GIN index on tsv.
+const searchTextSQL = `
+	WITH q AS (
+		SELECT l.language, to_tsquery(sostenuto_ts_config(l.language),
+			nullif(replace(plainto_tsquery(sostenuto_ts_config(l.language), $1)::text, ' & ', ' | '), '')) AS t
+		FROM unnest(ARRAY['en', 'de', 'es', 'fr', 'it', 'nl', 'pt']) AS l(language))
+	SELECT c.id FROM chunks c JOIN q ON q.language = c.language
+	WHERE q.t IS NOT NULL AND c.tsv @@ q.t
+	ORDER BY ts_rank(c.tsv, q.t) DESC, c.id LIMIT $2`
 
 // SearchChunks loads the visible chunks among ids, with their documents'
 // titles.
