@@ -263,7 +263,7 @@ func TestHybridRanks(t *testing.T) {
 func TestWeightsChangeRanking(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	w := newWorld(t, r, 3, 30, 4)
-	vecBest := w.chunks[17]              // the query's vector is its own
+	vecBest := w.chunks[17]             // the query's vector is its own
 	text := canary(9) + " " + canary(9) // only document 9's chunks hold it
 	scope := Scope{Admin: true}
 	only := func(mode string) []Hit {
