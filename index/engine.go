@@ -669,15 +669,7 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 	for i, r := range textHits {
 		tl[i] = Scored{ID: ID(r.ID), Score: r.Score}
 	}
-	var fused []Fused
-	switch q.Mode {
-	case ModeVector:
-		fused = single(vl, 0)
-	case ModeBM25:
-		fused = single(tl, 1)
-	default:
-		fused = q.Fusion.Fuse(vl, tl)
-	}
+	fused := FuseMode(q.Mode, q.Fusion, vl, tl)
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]
@@ -690,6 +682,19 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 		}
 	}
 	return out
+}
+
+// FuseMode fuses a search's lists as its mode says: in ModeHybrid by f;
+// in a single-list mode, that list in its own order with its own scores
+// (cosine similarity, BM25).
+func FuseMode(mode string, f Fusion, vec, bm25 []Scored) []Fused {
+	switch mode {
+	case ModeVector:
+		return single(vec, 0)
+	case ModeBM25:
+		return single(bm25, 1)
+	}
+	return f.Fuse(vec, bm25)
 }
 
 // single is one list as fused hits in its own order and scores, ranked

@@ -133,9 +133,12 @@ func (f Fusion) Fuse(vec, bm25 []Scored) []Fused {
 // score. A list whose scores are all equal normalises to 0 throughout.
 // Equal scores go by rank in the heavier list, then the other, then by id.
 func Convex(norm string, weights []float64, lists ...[]Scored) []Fused {
-	total := 0.0
+	top, total := 0.0, 0.0
 	for _, w := range weights {
-		total += w
+		top = math.Max(top, w)
+	}
+	for _, w := range weights {
+		total += w / top // scaled first: huge weights do not overflow
 	}
 	acc := newAccumulator(len(lists))
 	for li, list := range lists {
@@ -149,7 +152,7 @@ func Convex(norm string, weights []float64, lists ...[]Scored) []Fused {
 		if li >= len(weights) || weights[li] == 0 || total == 0 {
 			continue
 		}
-		w := weights[li] / total
+		w := weights[li] / top / total
 		n, floor := normalise(norm, list)
 		for _, f := range acc.order {
 			if r := f.Ranks[li]; r > 0 {

@@ -29,11 +29,18 @@ type SearchChunk struct {
 	Text       string
 }
 
-// SearchVector returns the ids of the n visible chunks nearest to v
-// (pgvector HNSW with iterative scans, so filtering by visibility still
-// yields n rows).
-func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
+// Scored is a chunk id with its score in one search list (higher is
+// better).
+type Scored struct {
+	ID    uuid.UUID
+	Score float64
+}
+
+// SearchVector returns the n visible chunks nearest to v, scored by
+// cosine similarity (pgvector HNSW with iterative scans, so filtering by
+// visibility still yields n rows).
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]Scored, error) {
+	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
 			return err
@@ -56,7 +63,7 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 			return bytes.Compare(a.ID[:], b.ID[:])
 		})
 		for _, h := range hits {
-			ids = append(ids, h.ID)
+			ids = append(ids, Scored{ID: h.ID, Score: 1 - h.Distance})
 		}
 		return err
 	})
@@ -72,22 +79,23 @@ type vectorHit struct {
 	Distance float64
 }
 
-// SearchText returns the ids of the n visible chunks best matching query
-// (English full-text search, terms OR-ed, ranked by ts_rank, then id).
+// SearchText returns the n visible chunks best matching query, scored by
+// ts_rank (English full-text search, terms OR-ed, ranked by ts_rank, then
+// id).
 // ts_rank uses no collection statistics (each row is scored alone), so the
 // order depends only on the rows the caller may see.
-func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
+func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]Scored, error) {
+	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			WITH q AS (SELECT nullif(replace(plainto_tsquery('english', $1)::text, ' & ', ' | '), '') AS t)
-			SELECT c.id FROM chunks c, q
+			SELECT c.id, ts_rank(c.tsv, to_tsquery('english', q.t))::float8 AS score FROM chunks c, q
 			WHERE q.t IS NOT NULL AND c.tsv @@ to_tsquery('english', q.t)
-			ORDER BY ts_rank(c.tsv, to_tsquery('english', q.t)) DESC, c.id LIMIT $2`, query, n)
+			ORDER BY score DESC, c.id LIMIT $2`, query, n)
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		ids, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Scored])
 		return err
 	})
 	if err != nil {
