@@ -10,11 +10,13 @@ import (
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/embed"
+	"github.com/sostenuto/sostenuto/server/search"
 )
 
 // BenchmarkQualityCISI measures retrieval quality on CISI (76 judged
 // queries, the top 100 ranked): MAP and nDCG@10 of the engine's BM25, of
-// vector search with the built-in hash embedder, and of hybrid RRF, beside
+// vector search with the built-in hash embedder, and of hybrid with the
+// default fusion (`sostenuto eval` gives every mode), beside
 // Xapian's BM25 on the same documents.
 func BenchmarkQualityCISI(b *testing.B) {
 	dir, err := CISIDir()
@@ -43,7 +45,8 @@ func BenchmarkQualityCISI(b *testing.B) {
 			var aps, ndcgs float64
 			for _, q := range queries {
 				v, _ := embed.Hash{}.Embed(b.Context(), []string{q.Text})
-				hits, err := e.Search(index.Query{K: 100, Mode: mode, Text: q.Text, Vector: v[0], Scope: index.Scope{Admin: true}})
+				hits, err := e.Search(index.Query{K: 100, Mode: mode, Text: q.Text, Vector: v[0], Scope: index.Scope{Admin: true},
+					Fusion: search.DefaultFusion().For(embed.Hash{}.Model())})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,6 +1,7 @@
 // Package index is the in-memory search engine every node answers searches
 // from: an HNSW graph (index/vector) and a BM25 index (index/text) over
-// the chunks, fused by Reciprocal Rank Fusion, with the caller's
+// the chunks, fused by a convex combination of normalised scores or by
+// Reciprocal Rank Fusion, with the caller's
 // visibility scope applied inside the engine. It has no HTTP and no SQL and
 // imports nothing else of ours; replication feeds it operations, the API
 // asks it questions. See DESIGN.md.
@@ -72,10 +73,9 @@ type Query struct {
 	K      int
 	Mode   string
 	Scope  Scope
-	// RRFK is the Reciprocal Rank Fusion constant (60 when zero).
-	RRFK float64
-	// VectorWeight and TextWeight weigh the two lists (1 when zero).
-	VectorWeight, TextWeight float64
+	// Fusion is how hybrid fuses its lists (zero: convex, min-max,
+	// balanced weights).
+	Fusion Fusion
 	// Ef is the HNSW search breadth (the graph's default when zero).
 	Ef int
 	// Timings, when set, receives how long each part of the search took.
@@ -570,25 +570,17 @@ var ErrBadQuery = errors.New("index: bad query")
 
 // Search answers q with at most q.K hits the scope may see.
 func (e *Engine) Search(q Query) ([]Hit, error) {
-	if q.K <= 0 {
-		return nil, fmt.Errorf("%w: k must be positive", ErrBadQuery)
+	q, err := checkQuery(q)
+	if err != nil {
+		return nil, err
 	}
 	mode := q.Mode
-	if mode == "" {
-		mode = ModeHybrid
-	}
-	switch mode {
-	case ModeHybrid, ModeVector, ModeBM25:
-	default:
-		return nil, fmt.Errorf("%w: mode %q", ErrBadQuery, mode)
-	}
 	depth := q.K
 	if mode == ModeHybrid {
 		depth = max(q.K, 50) // how deep each list goes before fusion
 	}
 	var vecHits []vector.Result
 	var textHits []text.Hit
-	var err error
 	// One read lock for the whole search: the scope checks inside both
 	// indexes read the chunk and document maps without locking again.
 	e.mu.RLock()
@@ -622,6 +614,26 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	return hits, nil
 }
 
+// checkQuery refuses a query the engine cannot answer and sets its
+// default mode.
+func checkQuery(q Query) (Query, error) {
+	if q.K <= 0 {
+		return q, fmt.Errorf("%w: k must be positive", ErrBadQuery)
+	}
+	if q.Mode == "" {
+		q.Mode = ModeHybrid
+	}
+	switch q.Mode {
+	case ModeHybrid, ModeVector, ModeBM25:
+	default:
+		return q, fmt.Errorf("%w: mode %q", ErrBadQuery, q.Mode)
+	}
+	if q.Mode == ModeHybrid {
+		return q, q.Fusion.Validate()
+	}
+	return q, nil
+}
+
 // searchVector: the read lock is held.
 func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	ids, small := e.allowedChunks(q.Scope, e.cfg.ExactBelow)
@@ -650,19 +662,20 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q.Scope)})
 }
 
-// fuse merges the lists with Reciprocal Rank Fusion and drops what the
+// fuse merges the lists by q.Fusion (in a single-list mode, keeps that
+// list's order and scores: cosine similarity or BM25) and drops what the
 // scope may not see (a chunk deleted or hidden meanwhile). The read lock
 // is held.
 func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []Hit {
-	vl := make([]ID, len(vecHits))
+	vl := make([]Scored, len(vecHits))
 	for i, r := range vecHits {
-		vl[i] = ID(r.ID)
+		vl[i] = Scored{ID: ID(r.ID), Score: float64(r.Score)}
 	}
-	tl := make([]ID, len(textHits))
+	tl := make([]Scored, len(textHits))
 	for i, r := range textHits {
-		tl[i] = ID(r.ID)
+		tl[i] = Scored{ID: ID(r.ID), Score: r.Score}
 	}
-	fused := RRF(q.RRFK, []float64{q.VectorWeight, q.TextWeight}, vl, tl)
+	fused := FuseMode(q.Mode, q.Fusion, vl, tl)
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]
@@ -673,6 +686,30 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 		if len(out) == q.K {
 			break
 		}
+	}
+	return out
+}
+
+// FuseMode fuses a search's lists as its mode says: in ModeHybrid by f;
+// in a single-list mode, that list in its own order with its own scores
+// (cosine similarity, BM25).
+func FuseMode(mode string, f Fusion, vec, bm25 []Scored) []Fused {
+	switch mode {
+	case ModeVector:
+		return single(vec, 0)
+	case ModeBM25:
+		return single(bm25, 1)
+	}
+	return f.Fuse(vec, bm25)
+}
+
+// single is one list as fused hits in its own order and scores, ranked
+// in slot li of two.
+func single(list []Scored, li int) []Fused {
+	out := make([]Fused, len(list))
+	for i, s := range list {
+		out[i] = Fused{ID: s.ID, Score: s.Score, Ranks: make([]int, 2)}
+		out[i].Ranks[li] = i + 1
 	}
 	return out
 }

@@ -232,7 +232,8 @@ func TestHybridRanks(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	w := newWorld(t, r, 3, 30, 4)
 	target := w.chunks[17]
-	hits, err := w.e.Search(Query{K: 5, Mode: ModeHybrid, Text: canary(4) + " " + strings.Fields(target.Text)[1], Vector: target.Vector, Scope: Scope{Admin: true}})
+	hits, err := w.e.Search(Query{K: 5, Mode: ModeHybrid, Text: canary(4) + " " + strings.Fields(target.Text)[1], Vector: target.Vector, Scope: Scope{Admin: true},
+		Fusion: Fusion{Method: FusionRRF}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +254,49 @@ func TestHybridRanks(t *testing.T) {
 	}
 	if _, err := w.e.Search(Query{K: 5, Mode: "fuzzy", Text: "x", Scope: Scope{Admin: true}}); !errors.Is(err, ErrBadQuery) {
 		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+// TestWeightsChangeRanking: the vector list's best and the BM25 list's
+// best trade places as the weights move, in both fusion methods, and a
+// weight of 0 leaves the other list's order alone.
+func TestWeightsChangeRanking(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	w := newWorld(t, r, 3, 30, 4)
+	vecBest := w.chunks[17]             // the query's vector is its own
+	text := canary(9) + " " + canary(9) // only document 9's chunks hold it
+	scope := Scope{Admin: true}
+	only := func(mode string) []Hit {
+		hits, err := w.e.Search(Query{K: 10, Mode: mode, Text: text, Vector: vecBest.Vector, Scope: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits
+	}
+	vecList, bmList := only(ModeVector), only(ModeBM25)
+	for _, method := range []string{FusionConvex, FusionRRF} {
+		for _, tc := range []struct {
+			w    Weights
+			want []Hit
+		}{{Weights{Vector: 1}, vecList}, {Weights{BM25: 1}, bmList}} {
+			hits, err := w.e.Search(Query{K: 4, Mode: ModeHybrid, Text: text, Vector: vecBest.Vector, Scope: scope,
+				Fusion: Fusion{Method: method, Weights: tc.w}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, h := range hits {
+				if h.Chunk.ID != tc.want[i].Chunk.ID {
+					t.Errorf("%s %+v: hit %d is %x, want %x (the other list must not move it)", method, tc.w, i, h.Chunk.ID[:4], tc.want[i].Chunk.ID[:4])
+				}
+			}
+		}
+	}
+	if vecList[0].Chunk.DocumentID == bmList[0].Chunk.DocumentID {
+		t.Fatal("the lists agree: the test proves nothing")
+	}
+	if _, err := w.e.Search(Query{K: 4, Mode: ModeHybrid, Text: text, Vector: vecBest.Vector, Scope: scope,
+		Fusion: Fusion{Weights: Weights{Vector: -1, BM25: 1}}}); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("negative weight: %v, want ErrBadQuery", err)
 	}
 }
 

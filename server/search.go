@@ -19,10 +19,18 @@ func (s *Server) searchRoutes(r chi.Router) {
 }
 
 type searchRequest struct {
-	Query  string `json:"query"`
-	K      *int   `json:"k"`
-	Mode   string `json:"mode"`
-	MinLSN string `json:"min_lsn"`
+	Query   string         `json:"query"`
+	K       *int           `json:"k"`
+	Mode    string         `json:"mode"`
+	MinLSN  string         `json:"min_lsn"`
+	Weights *searchWeights `json:"weights"`
+	Fusion  string         `json:"fusion"`
+}
+
+// searchWeights weigh the lists of a hybrid search; both are required.
+type searchWeights struct {
+	Vector *float64 `json:"vector"`
+	BM25   *float64 `json:"bm25"`
 }
 
 // SearchHit is one result of POST /api/search.
@@ -77,6 +85,7 @@ func (in searchRequest) validate() (search.Query, error) {
 	if q.Mode != search.ModeHybrid && q.Mode != search.ModeVector && q.Mode != search.ModeBM25 {
 		errs = append(errs, FieldError{"mode", "must be hybrid, vector or bm25"})
 	}
+	errs = append(errs, in.fusion(&q)...)
 	if in.MinLSN != "" {
 		lsn, err := index.ParseLSN(in.MinLSN)
 		if err != nil {
@@ -88,6 +97,28 @@ func (in searchRequest) validate() (search.Query, error) {
 		return q, Invalid("the search has invalid fields", errs...)
 	}
 	return q, nil
+}
+
+// fusion reads the request's weights and fusion method into q.Fusion
+// (its empty fields take the node's default later).
+func (in searchRequest) fusion(q *search.Query) []FieldError {
+	var errs []FieldError
+	if in.Fusion != "" && in.Fusion != index.FusionConvex && in.Fusion != index.FusionRRF {
+		errs = append(errs, FieldError{"fusion", "must be convex or rrf"})
+	}
+	q.Fusion.Method = in.Fusion
+	if in.Weights == nil {
+		return errs
+	}
+	if in.Weights.Vector == nil || in.Weights.BM25 == nil {
+		return append(errs, FieldError{"weights", `must name both lists: {"vector":w,"bm25":w}`})
+	}
+	w := index.Weights{Vector: *in.Weights.Vector, BM25: *in.Weights.BM25}
+	if err := w.Valid(); err != nil {
+		return append(errs, FieldError{"weights", "must be finite numbers of at least 0, not both 0"})
+	}
+	q.Fusion.Weights = w
+	return errs
 }
 
 // search answers a search in the caller's scope (search.Fallback: the
@@ -106,9 +137,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Scope = search.Scope{User: actor(r).ID, Admin: actor(r).IsAdmin()}
+	q.Fusion = search.Fill(q.Fusion, s.fusion)
 	etag := ""
 	q.OnLocal = func(version string, scope search.Scope) error {
-		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode)
+		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode, q.Fusion.String())
 		return ifNoneMatch(r, etag)
 	}
 	res, err := s.searcher.Search(r.Context(), q)

@@ -66,7 +66,10 @@ type Config struct {
 	// empty: same origin only.
 	CORSOrigins []string
 	// Limits bound requests: rates, time, open streams.
-	Limits                                        Limits
+	Limits Limits
+	// Fusion chooses how hybrid searches that name no weights fuse their
+	// lists, per embedder (zero: search.DefaultFusion).
+	Fusion                                        search.FusionDefaults
 	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
 }
 
@@ -134,6 +137,7 @@ type Server struct {
 	fallback    search.Slots // PostgreSQL search slots
 	waiters     search.Slots // read-your-writes wait slots
 	searcher    search.Searcher
+	fusion      index.Fusion // the default of this node's embedder
 	embeddings  *rag.Embeddings
 	rag         *rag.Service
 	inflight    atomic.Int64
@@ -162,6 +166,9 @@ func New(cfg Config, deps Deps) *Server {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
 	cfg.Limits.defaults()
+	if cfg.Fusion.Method == "" {
+		cfg.Fusion = search.DefaultFusion()
+	}
 	s := &Server{
 		cfg:         cfg,
 		logger:      deps.Logger,
@@ -254,8 +261,11 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
 		Teachers: s.store, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
+	if s.embedder != nil {
+		s.fusion = s.cfg.Fusion.For(s.embedder.Model())
+	}
 	s.searcher = &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
-		Embedder: s.embedder, Metrics: m}
+		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,

@@ -6,6 +6,7 @@
 //	sostenuto admin create     create an admin user
 //	sostenuto ingest           bulk-load documents into the knowledge base
 //	sostenuto cluster certs    make the Raft transport's CA and node certificates
+//	sostenuto eval             measure retrieval quality on judged queries
 //	sostenuto recall           check the index's recall against pgvector's exact search
 //	sostenuto version          print the build and schema versions
 //
@@ -43,6 +44,7 @@ func commands() []command {
 		{"admin", "administer accounts: `admin create --email E --display-name N` (password from --password-file or stdin)", runAdmin, func() []setting { return new(adminConfig).settings() }},
 		{"ingest", "bulk-load files, folders (.pdf .txt .md .vtt .srt) and URLs: `ingest --as EMAIL [--public] PATH|URL...`", runIngest, func() []setting { return new(ingestCmdConfig).settings() }},
 		{"cluster", "`cluster certs --dir DIR --nodes n1=10.0.0.1,n2=...`: make the cluster CA (once) and node certificates for the Raft transport's mutual TLS", runCluster, func() []setting { return new(certsConfig).settings() }},
+		{"eval", "measure retrieval (MAP, nDCG@10, recall@50, MRR, latency) of every search mode on judged queries: `eval --docs D --queries Q --qrels R`; or write chat feedback as qrels: `eval --feedback-qrels FILE --api-url U`", runEval, func() []setting { return new(evalConfig).settings() }},
 		{"recall", "compare the index's vector top-10 with pgvector's exact top-10 on sampled chunks", runRecall, func() []setting { return new(recallConfig).settings() }},
 		{"version", "print the build and schema versions", runVersion, func() []setting { return nil }},
 	}

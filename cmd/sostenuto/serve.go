@@ -40,6 +40,7 @@ type serveConfig struct {
 	blob              blobConfig
 	ingest            ingestConfig
 	llm               llmConfig
+	fusion            fusionConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -89,6 +90,7 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.blob.settings()...)
 	s = append(s, c.ingest.settings()...)
 	s = append(s, c.llm.settings()...)
+	s = append(s, c.fusion.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
@@ -200,7 +202,11 @@ func (c *serveConfig) apiConfig() (server.Config, error) {
 	if entries == 0 {
 		entries = -1 // off
 	}
-	return server.Config{TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: c.maxBodyBytes, MaxUploadBytes: c.blob.maxUpload,
+	fusion, err := c.fusion.defaults()
+	if err != nil {
+		return server.Config{}, err
+	}
+	return server.Config{Fusion: fusion, TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: c.maxBodyBytes, MaxUploadBytes: c.blob.maxUpload,
 		MaxDocumentBytes: c.ingest.maxDocumentLen, Version: buildVersion(), NodeID: c.node, ClusterSecret: c.clusterSecret,
 		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/fault"
 )
@@ -28,12 +29,16 @@ type Fallback struct {
 	Postgres Searcher
 	// Embedder embeds q.Text when q.Vector is nil (outside ModeBM25).
 	Embedder Embedder
-	Metrics  Metrics
+	// Fusion fills the empty fields of each query's fusion: the node's
+	// default for its embedder (FusionDefaults.For).
+	Fusion  index.Fusion
+	Metrics Metrics
 }
 
 // Search implements Searcher. A query whose text has nothing to embed
 // answers an Empty result.
 func (f *Fallback) Search(ctx context.Context, q Query) (Result, error) {
+	q.Fusion = Fill(q.Fusion, f.Fusion)
 	e, err := f.Index.WaitApplied(ctx, q.MinLSN)
 	if errors.Is(err, ErrBehind) {
 		return f.notLocal(ctx, q)

@@ -116,7 +116,7 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 		return Result{}, err
 	}
 	var tm index.Timings
-	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Scope: q.Scope.index(), Timings: &tm})
+	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(), Timings: &tm})
 	if err != nil {
 		return Result{}, fmt.Errorf("search: index: %w", err)
 	}

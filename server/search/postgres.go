@@ -15,8 +15,8 @@ import (
 // runs as the acting user, under Row Level Security.
 type Store interface {
 	WALPosition(ctx context.Context) (index.LSN, error)
-	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]uuid.UUID, error)
-	SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error)
+	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]store.Scored, error)
+	SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]store.Scored, error)
 	SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]store.SearchChunk, error)
 }
 
@@ -24,7 +24,7 @@ type Store interface {
 const slotWait = 250 * time.Millisecond
 
 // Postgres searches PostgreSQL: pgvector's HNSW and full-text search
-// (ts_rank), fused like the engine's lists. PostgreSQL always holds every
+// (ts_rank), fused like the engine's lists (q.Fusion). PostgreSQL always holds every
 // committed write, but searching it costs the database far more than the
 // index costs this node: a few run at a time, and the rest are told to
 // come back (ErrBusy) rather than queue — a queue here is what turns a
@@ -88,25 +88,26 @@ func (p *Postgres) position(ctx context.Context, min index.LSN) (index.LSN, erro
 	return at, nil
 }
 
-// fuse runs the mode's lists and fuses them (RRF, k = 60), keeping q.K.
+// fuse runs the mode's lists and fuses them as the engine does (q.Fusion
+// over cosine similarity and ts_rank), keeping q.K.
 func (p *Postgres) fuse(ctx context.Context, q Query) ([]index.Fused, error) {
 	n := max(q.K, depth)
-	var lists [2][]index.ID
+	var lists [2][]index.Scored
 	if q.Mode != ModeBM25 {
-		ids, err := p.store.SearchVector(ctx, q.Scope.User, q.Vector, n, 2*n)
+		hits, err := p.store.SearchVector(ctx, q.Scope.User, q.Vector, n, 2*n)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		lists[0] = toIndexIDs(ids)
+		lists[0] = toScored(hits)
 	}
 	if q.Mode != ModeVector {
-		ids, err := p.store.SearchText(ctx, q.Scope.User, q.Text, n)
+		hits, err := p.store.SearchText(ctx, q.Scope.User, q.Text, n)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		lists[1] = toIndexIDs(ids)
+		lists[1] = toScored(hits)
 	}
-	fused := index.RRF(60, nil, lists[0], lists[1])
+	fused := index.FuseMode(q.Mode, q.Fusion, lists[0], lists[1])
 	if len(fused) > q.K {
 		fused = fused[:q.K]
 	}
@@ -136,10 +137,10 @@ func (p *Postgres) load(ctx context.Context, user uuid.UUID, fused []index.Fused
 	return out, nil
 }
 
-func toIndexIDs(ids []uuid.UUID) []index.ID {
-	out := make([]index.ID, len(ids))
-	for i, id := range ids {
-		out[i] = index.ID(id)
+func toScored(hits []store.Scored) []index.Scored {
+	out := make([]index.Scored, len(hits))
+	for i, h := range hits {
+		out[i] = index.Scored{ID: index.ID(h.ID), Score: h.Score}
 	}
 	return out
 }

@@ -1,5 +1,5 @@
-// Package search answers hybrid searches (vector + BM25, fused by
-// reciprocal rank) in a caller's visibility scope. A Searcher is one
+// Package search answers hybrid searches (vector + BM25, fused by a
+// convex combination of normalised scores or by reciprocal rank) in a caller's visibility scope. A Searcher is one
 // backend: Index (the node's in-memory engine, with read-your-writes
 // waits), Postgres (pgvector and full-text search under Row Level
 // Security) and Fallback, which composes them the way the node serves
@@ -47,6 +47,9 @@ type Query struct {
 	Vector []float32
 	K      int
 	Mode   string
+	// Fusion is how hybrid fuses its lists; its empty fields take the
+	// node's defaults (Fallback.Fusion).
+	Fusion index.Fusion
 	// MinLSN is the position the answer must reflect (read-your-writes).
 	MinLSN index.LSN
 	// Use labels the search's metrics: "search" (the default) or "chat".

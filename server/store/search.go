@@ -29,11 +29,18 @@ type SearchChunk struct {
 	Text       string
 }
 
-// SearchVector returns the ids of the n visible chunks nearest to v
-// (pgvector HNSW with iterative scans, so filtering by visibility still
-// yields n rows).
-func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
+// Scored is a chunk id with its score in one search list (higher is
+// better).
+type Scored struct {
+	ID    uuid.UUID
+	Score float64
+}
+
+// SearchVector returns the n visible chunks nearest to v, scored by
+// cosine similarity (pgvector HNSW with iterative scans, so filtering by
+// visibility still yields n rows).
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]Scored, error) {
+	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
 			return err
@@ -56,7 +63,7 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 			return bytes.Compare(a.ID[:], b.ID[:])
 		})
 		for _, h := range hits {
-			ids = append(ids, h.ID)
+			ids = append(ids, Scored{ID: h.ID, Score: 1 - h.Distance})
 		}
 		return err
 	})
@@ -72,23 +79,23 @@ type vectorHit struct {
 	Distance float64
 }
 
-// SearchText returns the ids of the n visible chunks best matching query
-// (full-text search, terms OR-ed, ranked by ts_rank, then id). Each chunk
-// is matched in its own language (chunks.tsv is analysed with
+// SearchText returns the n visible chunks best matching query, scored by
+// ts_rank (full-text search, terms OR-ed, ranked by ts_rank, then id). Each
+// chunk is matched in its own language (chunks.tsv is analysed with
 // sostenuto_ts_config(language), migration 00008): the query is analysed
 // once per language and each chunk meets the analysis of its language, as
 // in the in-memory index (index/DESIGN.md "Languages"). An English chunk
 // meets exactly the query it met before languages. ts_rank uses no
 // collection statistics (each row is scored alone), so the order depends
 // only on the rows the caller may see.
-func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
+func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]Scored, error) {
+	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, searchTextSQL, query, n)
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		ids, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Scored])
 		return err
 	})
 	if err != nil {
@@ -105,9 +112,9 @@ const searchTextSQL = `
 		SELECT l.language, to_tsquery(sostenuto_ts_config(l.language),
 			nullif(replace(plainto_tsquery(sostenuto_ts_config(l.language), $1)::text, ' & ', ' | '), '')) AS t
 		FROM unnest(ARRAY['en', 'de', 'es', 'fr', 'it', 'nl', 'pt']) AS l(language))
-	SELECT c.id FROM chunks c JOIN q ON q.language = c.language
+	SELECT c.id, ts_rank(c.tsv, q.t)::float8 AS score FROM chunks c JOIN q ON q.language = c.language
 	WHERE q.t IS NOT NULL AND c.tsv @@ q.t
-	ORDER BY ts_rank(c.tsv, q.t) DESC, c.id LIMIT $2`
+	ORDER BY score DESC, c.id LIMIT $2`
 
 // SearchChunks loads the visible chunks among ids, with their documents'
 // titles.
