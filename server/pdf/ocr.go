@@ -204,10 +204,10 @@ func (o *OCR) command(ctx context.Context, path, dir string, stdout *os.File, st
 // childLine is one line the OCR child writes: a page, progress, the end,
 // or why it stopped.
 type childLine struct {
-	Page     *Page          `json:"page,omitempty"`
-	Progress *[2]int        `json:"progress,omitempty"` // done, total
-	Done     bool           `json:"done,omitempty"`
-	Fail     *childFailure  `json:"fail,omitempty"`
+	Page     *Page         `json:"page,omitempty"`
+	Progress *[2]int       `json:"progress,omitempty"` // done, total
+	Done     bool          `json:"done,omitempty"`
+	Fail     *childFailure `json:"fail,omitempty"`
 }
 
 type childFailure struct {

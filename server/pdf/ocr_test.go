@@ -3,10 +3,13 @@ package pdf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"log/slog"
 	"math"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -169,14 +172,166 @@ func TestReadTSVDropsNoise(t *testing.T) {
 	}
 }
 
-func tempEntries(t *testing.T) []string {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(os.TempDir(), "sostenuto-ocr-*"))
+
+// TestNotationIsNotText reads a scanned page of staves, notes, stems,
+// beams and bar lines: OCR must not invent words from it. Above a staff, a
+// caption is still read.
+func TestNotationIsNotText(t *testing.T) {
+	o := newOCR(t, DefaultOCR)
+	bare, err := pdftest.Staff("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	captioned, err := pdftest.Staff("Exercise 12: legato thirds in the right hand")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := o.Extract(context.Background(), mustMixed(t, pdftest.Page{Image: bare}, pdftest.Page{Image: captioned}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ex.Pages {
+		t.Logf("page %d: ocr %v, words %d, dropped %d, confidence %.1f, text %q", p.Number, p.OCR, p.Words, p.Dropped, p.Confidence, p.Text)
+	}
+	if p := ex.Pages[0]; !p.OCR || p.Text != "" || p.Words != 0 {
+		t.Errorf("notation alone: ocr %v, %d words %q", p.OCR, p.Words, p.Text)
+	}
+	if p := ex.Pages[1]; p.Text != "Exercise 12: legato thirds in the right hand" {
+		t.Errorf("notation with a caption: %q", p.Text)
+	}
 }
 
-var _ = errors.Is
-var _ = time.Second
+// TestSandboxHasNoNetwork runs a stand-in pdftoppm inside the OCR child
+// that tries to reach a listener of this test on loopback and records its
+// environment. Run directly, the same script connects (so the test can
+// fail); run as the child's tool it must not, and see no environment but
+// OMP_THREAD_LIMIT.
+func TestSandboxHasNoNetwork(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report")
+	script := filepath.Join(dir, "pdftoppm")
+	body := fmt.Sprintf("#!/bin/bash\nif exec 3<>/dev/tcp/%s; then echo connected; else echo refused; fi > %s\nenv | grep -v '^_=\\|^PWD=\\|^SHLVL=' | sort >> %s\nexit 1\n",
+		strings.Replace(ln.Addr().String(), ":", "/", 1), report, report)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(script).CombinedOutput(); err == nil {
+		t.Fatalf("script: %s", out)
+	}
+	if b, _ := os.ReadFile(report); !strings.HasPrefix(string(b), "connected") {
+		t.Fatalf("outside the sandbox the script did not connect: %q", b)
+	}
+	cfg := DefaultOCR
+	cfg.Pdftoppm = script
+	o := newOCR(t, cfg)
+	_, err = o.Extract(context.Background(), mustMixed(t, pdftest.Page{Image: mustScan(t, "x", 0)}), nil)
+	if !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("err = %v, want the render to fail", err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != "refused\nOMP_THREAD_LIMIT=1\n" {
+		t.Errorf("inside the sandbox the tool reported %q, want no network and no environment", got)
+	}
+}
+
+// hangingTool writes a stand-in tool that sleeps under a name the test
+// can look for among the running processes.
+func hangingTool(t *testing.T, marker string) string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "tool")
+	body := fmt.Sprintf("#!/bin/bash\nexec -a %s sleep 600\n", marker)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+// running lists processes whose command line holds s.
+func running(t *testing.T, s string) []string {
+	t.Helper()
+	m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var out []string
+	for _, f := range m {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), s) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestExtractHostile feeds what a hostile upload may hold. Each fails with
+// its own error (or, a corrupt image, reads as an empty page), leaves no
+// process and no file behind, and the reader works after.
+func TestExtractHostile(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	marker := fmt.Sprintf("sostenuto-hang-%d", time.Now().UnixNano())
+	hang := hangingTool(t, marker)
+	tests := []struct {
+		name  string
+		pdf   []byte
+		cfg   func(*OCRConfig)
+		want  error // nil: succeeds with every page empty
+		limit time.Duration
+	}{
+		{"huge page", pdftest.ImagePages(1, 200000, 200000), nil, ErrTooLarge, 10 * time.Second},
+		{"10,000 pages", pdftest.ImagePages(10000, 595, 842), nil, ErrTooLarge, 20 * time.Second},
+		{"more scans than MaxPages", pdftest.ImagePages(501, 595, 842), nil, ErrTooLarge, 20 * time.Second},
+		{"corrupt JPEG", pdftest.CorruptImage("/DCTDecode"), nil, nil, 30 * time.Second},
+		{"corrupt Flate", pdftest.CorruptImage("/FlateDecode"), nil, nil, 30 * time.Second},
+		{"page stalls", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.Pdftoppm, c.PageTimeout = hang, time.Second }, ErrTimeout, 10 * time.Second},
+		{"document stalls", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.Tesseract, c.DocTimeout = hang, 2 * time.Second }, ErrTimeout, 10 * time.Second},
+		{"tool over its memory", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.ToolMemory = 8 << 20 }, ErrUnreadable, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOCR(t, DefaultOCR)
+			if tc.cfg != nil {
+				tc.cfg(&o.cfg) // after NewOCR: it would ask the stand-ins for their languages
+			}
+			path := write(t, tc.pdf)
+			start := time.Now()
+			ex, err := o.Extract(context.Background(), path, nil)
+			took := time.Since(start)
+			switch {
+			case tc.want != nil && !errors.Is(err, tc.want):
+				t.Errorf("err = %v, want %v", err, tc.want)
+			case tc.want == nil && err != nil:
+				t.Errorf("err = %v", err)
+			case tc.want == nil && (len(ex.Pages) != 1 || ex.Pages[0].Text != "" || !ex.Pages[0].OCR):
+				t.Errorf("pages %+v, want one empty scanned page", ex.Pages)
+			}
+			t.Logf("%v after %s", err, took.Round(time.Millisecond))
+			if took > tc.limit {
+				t.Errorf("took %s, bound %s", took, tc.limit)
+			}
+			if left, _ := filepath.Glob(filepath.Join(tmp, "sostenuto-ocr-*")); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+			if procs := running(t, marker); len(procs) > 0 {
+				t.Errorf("processes left running: %v", procs)
+			}
+		})
+	}
+	ex, err := newOCR(t, DefaultOCR).Extract(context.Background(), mustMixed(t, pdftest.Page{Image: mustScan(t, englishScan, 0)}), nil)
+	if err != nil || recall(englishScan, ex.Pages[0].Text) < 0.95 {
+		t.Errorf("after the hostile inputs: %v, %+v", err, ex.Pages)
+	}
+}

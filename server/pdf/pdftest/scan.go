@@ -192,11 +192,12 @@ func Mixed(pages []Page) ([]byte, error) {
 }
 
 // ImagePages returns a PDF of n pages of w×h points, every one drawing the
-// same image object (a white 8×8 square): a PDF of thousands of scanned
-// pages that costs a few bytes per page.
+// same image object (a blank A4 scan at ScanDPI, 4 KiB compressed): a PDF
+// of thousands of scanned pages that costs a few hundred bytes per page.
 func ImagePages(n int, w, h float64) []byte {
 	wr := newWriter()
-	img, _ := wr.image(bytes.Repeat([]byte{255}, 64), 8, 8, "/FlateDecode")
+	blank := blankPage()
+	img, _ := wr.image(blank.Pix, blank.Rect.Dx(), blank.Rect.Dy(), "/FlateDecode")
 	kids := make([]int, n)
 	for i := range kids {
 		kids[i] = wr.imagePage(img, w, h)
