@@ -172,7 +172,6 @@ func TestReadTSVDropsNoise(t *testing.T) {
 	}
 }
 
-
 // TestNotationIsNotText reads a scanned page of staves, notes, stems,
 // beams and bar lines: OCR must not invent words from it. Above a staff, a
 // caption is still read.
@@ -297,7 +296,7 @@ func TestExtractHostile(t *testing.T) {
 		{"corrupt JPEG", pdftest.CorruptImage("/DCTDecode"), nil, nil, 30 * time.Second},
 		{"corrupt Flate", pdftest.CorruptImage("/FlateDecode"), nil, nil, 30 * time.Second},
 		{"page stalls", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.Pdftoppm, c.PageTimeout = hang, time.Second }, ErrTimeout, 10 * time.Second},
-		{"document stalls", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.Tesseract, c.DocTimeout = hang, 2 * time.Second }, ErrTimeout, 10 * time.Second},
+		{"document stalls", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.Tesseract, c.DocTimeout = hang, 2*time.Second }, ErrTimeout, 10 * time.Second},
 		{"tool over its memory", pdftest.ImagePages(1, 595, 842), func(c *OCRConfig) { c.ToolMemory = 8 << 20 }, ErrUnreadable, 30 * time.Second},
 	}
 	for _, tc := range tests {

@@ -55,6 +55,12 @@ type Document struct {
 	ChunksTotal int     `db:"chunks_total"`
 	EmptyPages  []int32 `db:"empty_pages"`
 	IndexLSN    *string `db:"index_lsn"`
+
+	OCRPages           int              `db:"ocr_pages"` // pages read by OCR
+	OCRPagesDone       int              `db:"ocr_pages_done"`
+	OCRPagesTotal      int              `db:"ocr_pages_total"`
+	OCRConfidence      []PageConfidence `db:"ocr_confidence"`
+	LowConfidencePages []int32          `db:"low_confidence_pages"`
 }
 
 func (d *Document) utc() {
@@ -66,7 +72,8 @@ func (d *Document) utc() {
 }
 
 const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
-	error_code, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
+	error_code, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn,
+	ocr_pages, ocr_pages_done, ocr_pages_total, ocr_confidence, low_confidence_pages`
 
 func oneDocument(rows pgx.Rows, err error) (Document, error) {
 	if err != nil {
