@@ -179,7 +179,7 @@ func runServe(ctx context.Context, args, env []string, _ io.Reader, _, stderr io
 	}
 	defer workerPool.Close()
 	workerStore := store.New(workerPool)
-	pipeline, err := cfg.ingest.pipeline(workerStore, blobs, checker, cfg.blob.maxUpload, logger)
+	pipeline, err := cfg.ingest.pipeline(ctx, workerStore, blobs, checker, cfg.blob.maxUpload, logger)
 	if err != nil {
 		return err
 	}
