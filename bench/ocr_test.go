@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -108,6 +109,7 @@ func benchOCR(b *testing.B, checker *pdf.Checker, lang, langs string, angle floa
 	}
 	var acc, conf float64
 	var extra int
+	cpu0 := childCPU(b)
 	start := time.Now()
 	for b.Loop() {
 		ex, err := o.Extract(context.Background(), path, nil)
@@ -119,7 +121,18 @@ func benchOCR(b *testing.B, checker *pdf.Checker, lang, langs string, angle floa
 	}
 	n := float64(b.N)
 	b.ReportMetric(n/time.Since(start).Seconds(), "pages/s")
+	b.ReportMetric((childCPU(b)-cpu0).Seconds()/n, "cpu_s/page")
 	b.ReportMetric(100*acc/n, "word_acc_%")
 	b.ReportMetric(float64(extra)/n, "extra_words/page")
 	b.ReportMetric(conf/n, "mean_conf")
+}
+
+// childCPU is the CPU time (user and system) of this process's finished
+// children and their waited-for descendants: the OCR child and its tools.
+func childCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
