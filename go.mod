@@ -37,6 +37,7 @@ require (
 	github.com/tsenart/vegeta/v12 v12.13.0
 	github.com/viterin/vek v0.4.2
 	golang.org/x/crypto v0.59.0
+	golang.org/x/image v0.48.0
 	golang.org/x/net v0.62.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0

@@ -164,6 +164,10 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ocr, err := pdf.NewOCR(ctx, checker, pdf.DefaultOCR, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if set.fetchTimeout == 0 {
 		set.fetchTimeout = 5 * time.Second
 	}
@@ -208,7 +212,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipeline := &ingest.Pipeline{Store: store.New(workerPool), Blob: a.blob, PDF: checker, Fetch: fetcher,
+	pipeline := &ingest.Pipeline{Store: store.New(workerPool), Blob: a.blob, PDF: checker, OCR: ocr, Fetch: fetcher,
 		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: set.embedder,
 		MaxObjectBytes: 100 << 20, Logger: logger}
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},

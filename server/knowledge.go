@@ -281,11 +281,18 @@ type documentStatus struct {
 	ProcessedAt *time.Time `json:"processed_at"`
 	IndexLSN    *string    `json:"index_lsn"`
 	EmptyPages  []int32    `json:"empty_pages"`
+	// OCR (docs/INGESTION.md): pages read by OCR, each one's mean word
+	// confidence, and those of very low confidence.
+	OCRPages           int                    `json:"ocr_pages"`
+	OCRConfidence      []store.PageConfidence `json:"ocr_confidence"`
+	LowConfidencePages []int32                `json:"low_confidence_pages"`
 }
 
 type progress struct {
-	ChunksDone  int `json:"chunks_done"`
-	ChunksTotal int `json:"chunks_total"`
+	ChunksDone    int `json:"chunks_done"`
+	ChunksTotal   int `json:"chunks_total"`
+	OCRPagesDone  int `json:"ocr_pages_done"`
+	OCRPagesTotal int `json:"ocr_pages_total"`
 }
 
 func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
@@ -294,18 +301,24 @@ func (s *Server) documentStatus(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	empty := d.EmptyPages
-	if empty == nil {
-		empty = []int32{}
-	}
 	var lsn *string
 	if d.IndexLSN != nil {
 		text := d.IndexLSN.String()
 		lsn = &text
 	}
 	noStore(w)
-	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal},
-		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: lsn, EmptyPages: empty})
+	WriteJSON(w, http.StatusOK, documentStatus{Status: d.Status, Progress: progress{d.ChunksDone, d.ChunksTotal, d.OCRPagesDone, d.OCRPagesTotal},
+		ChunkCount: d.ChunkCount, Error: d.Error, ErrorCode: d.ErrorCode, ProcessedAt: d.ProcessedAt, IndexLSN: lsn,
+		EmptyPages: orEmpty(d.EmptyPages), OCRPages: d.OCRPages, OCRConfidence: orEmpty(d.OCRConfidence),
+		LowConfidencePages: orEmpty(d.LowConfidencePages)})
+}
+
+// orEmpty answers a nil list as [], never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // documentResponse is a knowledge-base document as the API answers it: its
@@ -325,10 +338,11 @@ type documentResponse struct {
 	Language    string     `json:"language"`   // ISO 639-1, detected (docs/INGESTION.md "Language")
 	CreatedAt   time.Time  `json:"created_at"`
 	ProcessedAt *time.Time `json:"processed_at"`
+	OCRPages    int        `json:"ocr_pages"` // pages read by OCR
 }
 
 func newDocumentResponse(d store.Document) documentResponse {
 	return documentResponse{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, SourceType: d.SourceType,
 		SourceURL: d.SourceURL, IsPublic: d.IsPublic, Status: d.Status, ChunkCount: d.ChunkCount,
-		Error: d.Error, ErrorCode: d.ErrorCode, Language: d.Language, CreatedAt: d.CreatedAt, ProcessedAt: d.ProcessedAt}
+		Error: d.Error, ErrorCode: d.ErrorCode, Language: d.Language, CreatedAt: d.CreatedAt, ProcessedAt: d.ProcessedAt, OCRPages: d.OCRPages}
 }

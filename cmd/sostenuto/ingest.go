@@ -130,7 +130,7 @@ func (c *ingestCmdConfig) loader(ctx context.Context, appStore, workerStore *sto
 	if err != nil {
 		return nil, err
 	}
-	pipe, err := c.ingest.pipeline(workerStore, blobs, checker, c.blob.maxUpload, logger)
+	pipe, err := c.ingest.pipeline(ctx, workerStore, blobs, checker, c.blob.maxUpload, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -183,37 +183,65 @@ func (l *loader) run(sources []source, stdout, stderr io.Writer) error {
 	bar := progressbar.NewOptions(len(sources), progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 	start := time.Now()
-	var total ingest.Stats
-	var failed []string
-	done := 0
+	var t tally
 	for _, s := range sources {
-		bar.Describe(truncateTitle(s.title))
-		st, err := l.one(s)
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", s.title, err))
-		} else {
-			done++
-			total.Chunks += st.Chunks
-			total.Extract += st.Extract
-			total.Chunk += st.Chunk
-			total.Embed += st.Embed
-			total.Store += st.Store
+		title := truncateTitle(s.title)
+		bar.Describe(title)
+		l.pipe.OnOCRProgress = func(_ uuid.UUID, done, total int) {
+			if total > 0 {
+				bar.Describe(fmt.Sprintf("%s: OCR page %d of %d", title, done, total))
+			}
 		}
+		st, err := l.one(s)
+		t.add(s, st, err)
 		bar.Add(1) //nolint:errcheck // a display
 	}
 	bar.Finish() //nolint:errcheck // a display
-	elapsed := time.Since(start)
-	fmt.Fprintf(stdout, "ingested %d of %d documents, %d chunks in %s (%.1f documents/s, %.0f chunks/s)\n",
-		done, len(sources), total.Chunks, elapsed.Round(time.Millisecond), float64(done)/elapsed.Seconds(), float64(total.Chunks)/elapsed.Seconds())
-	fmt.Fprintf(stdout, "time: extract %s, chunk %s, embed %s, store %s\n", total.Extract.Round(time.Millisecond),
-		total.Chunk.Round(time.Millisecond), total.Embed.Round(time.Millisecond), total.Store.Round(time.Millisecond))
-	for _, f := range failed {
-		fmt.Fprintln(stdout, "failed:", f)
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d documents failed", len(failed), len(sources))
+	t.print(stdout, len(sources), time.Since(start))
+	if len(t.failed) > 0 {
+		return fmt.Errorf("%d of %d documents failed", len(t.failed), len(sources))
 	}
 	return nil
+}
+
+// tally sums what processing the sources did.
+type tally struct {
+	total          ingest.Stats
+	done           int
+	failed, unsure []string
+}
+
+func (t *tally) add(s source, st ingest.Stats, err error) {
+	if err != nil {
+		t.failed = append(t.failed, fmt.Sprintf("%s: %v", s.title, err))
+		return
+	}
+	t.done++
+	t.total.Chunks += st.Chunks
+	t.total.Extract += st.Extract
+	t.total.Chunk += st.Chunk
+	t.total.Embed += st.Embed
+	t.total.Store += st.Store
+	t.total.OCRPages += st.OCRPages
+	if len(st.LowConf) > 0 {
+		t.unsure = append(t.unsure, fmt.Sprintf("%s: pages %v", s.title, st.LowConf))
+	}
+}
+
+func (t *tally) print(w io.Writer, n int, elapsed time.Duration) {
+	fmt.Fprintf(w, "ingested %d of %d documents, %d chunks in %s (%.1f documents/s, %.0f chunks/s)\n",
+		t.done, n, t.total.Chunks, elapsed.Round(time.Millisecond), float64(t.done)/elapsed.Seconds(), float64(t.total.Chunks)/elapsed.Seconds())
+	fmt.Fprintf(w, "time: extract %s, chunk %s, embed %s, store %s\n", t.total.Extract.Round(time.Millisecond),
+		t.total.Chunk.Round(time.Millisecond), t.total.Embed.Round(time.Millisecond), t.total.Store.Round(time.Millisecond))
+	if t.total.OCRPages > 0 {
+		fmt.Fprintf(w, "OCR: %d scanned pages read; %d documents with pages of low confidence\n", t.total.OCRPages, len(t.unsure))
+	}
+	for _, u := range t.unsure {
+		fmt.Fprintln(w, "low OCR confidence:", u)
+	}
+	for _, f := range t.failed {
+		fmt.Fprintln(w, "failed:", f)
+	}
 }
 
 // one creates a document for a source and processes it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,10 +33,11 @@ type ingestConfig struct {
 	youtubeURL     string
 	youtubeLang    string
 	maxDocumentLen int64
+	ocr            ocrConfig
 }
 
 func (c *ingestConfig) settings() []setting {
-	return []setting{
+	return append([]setting{
 		{name: "embed-provider", usage: "embedder: hash (built in, lexical), workers-ai, or openai (any OpenAI-compatible /v1/embeddings)", def: "hash", parse: oneOfVar(&c.embedProvider, "hash", "workers-ai", "openai")},
 		{name: "embed-url", usage: "base URL: the OpenAI-compatible server (e.g. http://localhost:11434), or the Workers AI API (default https://api.cloudflare.com/client/v4)", parse: stringVar(&c.embedURL)},
 		{name: "embed-model", usage: "embedding model (768 dimensions); default @cf/baai/bge-base-en-v1.5 for workers-ai", parse: stringVar(&c.embedModel)},
@@ -51,7 +53,7 @@ func (c *ingestConfig) settings() []setting {
 		{name: "youtube-captions-url", usage: "YouTube timedtext endpoint", def: "https://www.youtube.com/api/timedtext", parse: stringVar(&c.youtubeURL)},
 		{name: "youtube-lang", usage: "caption language fetched", def: "en", parse: stringVar(&c.youtubeLang)},
 		{name: "max-document-bytes", usage: "largest text document content", def: "5242880", parse: intVar(&c.maxDocumentLen, 1024, 100<<20)},
-	}
+	}, c.ocr.settings()...)
 }
 
 // embedder builds the configured embedder.
@@ -102,7 +104,7 @@ func portsVar(dst *[]uint16) func(string) error {
 }
 
 // pipeline assembles ingestion over the worker-role store.
-func (c *ingestConfig) pipeline(worker *store.Store, blobs blob.Store, checker *pdf.Checker, maxUpload int64, logger *slog.Logger) (*ingest.Pipeline, error) {
+func (c *ingestConfig) pipeline(ctx context.Context, worker *store.Store, blobs blob.Store, checker *pdf.Checker, maxUpload int64, logger *slog.Logger) (*ingest.Pipeline, error) {
 	chunker, err := ingest.NewChunker(int(c.chunkTokens), int(c.chunkOverlap))
 	if err != nil {
 		return nil, &configError{setting: envName("chunk-overlap"), err: err}
@@ -111,7 +113,11 @@ func (c *ingestConfig) pipeline(worker *store.Store, blobs blob.Store, checker *
 	if err != nil {
 		return nil, err
 	}
-	return &ingest.Pipeline{Store: worker, Blob: blobs, PDF: checker, Fetch: c.fetcher(),
+	ocr, err := c.ocr.reader(ctx, checker, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &ingest.Pipeline{Store: worker, Blob: blobs, PDF: checker, OCR: ocr, Fetch: c.fetcher(),
 		YouTube: &ingest.YouTubeCaptions{BaseURL: c.youtubeURL, Lang: c.youtubeLang},
 		Chunker: chunker, Embedder: emb, Languages: ingest.NewLanguageDetector(), MaxObjectBytes: maxUpload, Logger: logger}, nil
 }

@@ -273,7 +273,7 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := s.jobRunner(p, worker); err != nil {
+	if err := s.jobRunner(ctx, p, worker); err != nil {
 		return err
 	}
 	p.deps.Store.RegisterPoolMetrics(p.reg, "app")
@@ -339,8 +339,8 @@ func (s *serveSetup) openStores(ctx context.Context, p *serveParts) (*store.Stor
 
 // jobRunner builds the ingest pipeline and the runner of background jobs
 // over the worker's store.
-func (s *serveSetup) jobRunner(p *serveParts, worker *store.Store) error {
-	pipeline, err := s.cfg.ingest.pipeline(worker, p.deps.Blob, p.deps.PDF, s.cfg.blob.maxUpload, s.logger)
+func (s *serveSetup) jobRunner(ctx context.Context, p *serveParts, worker *store.Store) error {
+	pipeline, err := s.cfg.ingest.pipeline(ctx, worker, p.deps.Blob, p.deps.PDF, s.cfg.blob.maxUpload, s.logger)
 	if err != nil {
 		return err
 	}

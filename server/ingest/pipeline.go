@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -28,13 +29,19 @@ var ErrNoText = errors.New("ingest: the source has no text")
 
 // Pipeline processes documents: extract → chunk → embed → store.
 type Pipeline struct {
-	Store    *store.Store // as sostenuto_worker
-	Blob     blob.Store
-	PDF      *pdf.Checker
-	Fetch    *Fetcher
-	YouTube  *YouTubeCaptions
-	Chunker  *Chunker
-	Embedder embed.Embedder
+	Store *store.Store // as sostenuto_worker
+	Blob  blob.Store
+	PDF   *pdf.Checker
+	// OCR reads PDFs with OCR for scanned pages; nil reads text layers
+	// only (PDF).
+	OCR *pdf.OCR
+	// OnOCRProgress, when set, hears of pages read by OCR (the CLI's
+	// progress bar); the document's status records them regardless.
+	OnOCRProgress func(doc uuid.UUID, done, total int)
+	Fetch         *Fetcher
+	YouTube       *YouTubeCaptions
+	Chunker       *Chunker
+	Embedder      embed.Embedder
 	// Languages tells each document's language (nil: every document is
 	// DefaultLanguage).
 	Languages *LanguageDetector
@@ -50,6 +57,8 @@ type Stats struct {
 	Chunks     int
 	Tokens     int
 	EmptyPages []int
+	OCRPages   int   // pages read by OCR
+	LowConf    []int // OCR'd pages of very low confidence
 	Extract    time.Duration
 	Chunk      time.Duration
 	Embed      time.Duration
@@ -69,8 +78,9 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 		return st, err
 	}
 	t := time.Now()
-	segs, empty, err := p.extract(ctx, src)
-	st.Extract, st.EmptyPages, st.Segments = time.Since(t), empty, len(segs)
+	segs, pages, err := p.extract(ctx, src)
+	st.Extract, st.EmptyPages, st.Segments = time.Since(t), pages.Empty, len(segs)
+	st.OCRPages, st.LowConf = len(pages.OCR), pages.LowConfidence
 	if err != nil {
 		return st, err
 	}
@@ -113,87 +123,93 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 		st.Store += time.Since(t)
 	}
 	t = time.Now()
-	st.LSN, err = p.Store.FinishIngest(ctx, id, empty)
+	st.LSN, err = p.Store.FinishIngest(ctx, id, pages)
 	st.Store += time.Since(t)
 	return st, err
 }
 
-// extract turns a source into located segments, with the pages that had
-// no text (scanned pages, usually). Failures of the source itself are
-// *FetchError.
-func (p *Pipeline) extract(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+// extract turns a source into located segments, with what it learnt of
+// the pages (for a PDF: those without text, those read by OCR). Failures
+// of the source itself are *FetchError.
+func (p *Pipeline) extract(ctx context.Context, src store.IngestSource) ([]Segment, store.PageReport, error) {
+	var none store.PageReport
 	switch src.SourceType {
 	case store.SourceText:
 		if src.Content == nil || strings.TrimSpace(*src.Content) == "" {
-			return nil, nil, permanentFailure(CodeNoText, "The document has no text.", ErrNoText)
+			return nil, none, permanentFailure(CodeNoText, "The document has no text.", ErrNoText)
 		}
-		return []Segment{{Text: *src.Content, Page: 1}}, nil, nil
+		return []Segment{{Text: *src.Content, Page: 1}}, none, nil
 	case store.SourceWeb:
 		if src.SourceURL == nil {
-			return nil, nil, permanentFailure(CodeUnsupported, "The document has no URL.", errors.New("ingest: no URL"))
+			return nil, none, permanentFailure(CodeUnsupported, "The document has no URL.", errors.New("ingest: no URL"))
 		}
 		page, err := p.Fetch.FetchArticle(ctx, *src.SourceURL)
 		if err != nil {
-			return nil, nil, err
+			return nil, none, err
 		}
-		return []Segment{{Text: page.Text, Page: 1}}, nil, nil
+		return []Segment{{Text: page.Text, Page: 1}}, none, nil
 	case store.SourceYouTube:
-		return p.extractYouTube(ctx, src)
+		segs, err := p.extractYouTube(ctx, src)
+		return segs, none, err
 	case store.SourcePDF:
 		return p.extractPDF(ctx, src)
 	}
-	return nil, nil, permanentFailure(CodeUnsupported, "The document's source type is not supported.",
+	return nil, none, permanentFailure(CodeUnsupported, "The document's source type is not supported.",
 		fmt.Errorf("ingest: unknown source type %q", src.SourceType))
 }
 
-func (p *Pipeline) extractYouTube(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+func (p *Pipeline) extractYouTube(ctx context.Context, src store.IngestSource) ([]Segment, error) {
 	if src.ObjectKey != nil {
 		path, err := p.download(ctx, *src.ObjectKey)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		defer os.Remove(path)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		segs, err := parseCaptionFile(string(data))
-		return segs, nil, err
+		return parseCaptionFile(string(data))
 	}
 	if src.SourceURL == nil {
-		return nil, nil, permanentFailure(CodeNotFoundAtSource, "The document has neither a video URL nor a caption file.",
+		return nil, permanentFailure(CodeNotFoundAtSource, "The document has neither a video URL nor a caption file.",
 			errors.New("ingest: no video URL and no caption file"))
 	}
 	id, err := VideoID(*src.SourceURL)
 	if err != nil {
-		return nil, nil, permanentFailure(CodeUnsupported, "The URL is not a YouTube video URL.", err)
+		return nil, permanentFailure(CodeUnsupported, "The URL is not a YouTube video URL.", err)
 	}
-	segs, err := p.YouTube.Fetch(ctx, id)
-	return segs, nil, err
+	return p.YouTube.Fetch(ctx, id)
 }
 
-func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Segment, []int, error) {
+func (p *Pipeline) extractPDF(ctx context.Context, src store.IngestSource) ([]Segment, store.PageReport, error) {
 	if src.ObjectKey == nil {
-		return nil, nil, permanentFailure(CodeNotFoundAtSource, "The PDF has not been uploaded.", errors.New("ingest: no object key"))
+		return nil, store.PageReport{}, permanentFailure(CodeNotFoundAtSource, "The PDF has not been uploaded.", errors.New("ingest: no object key"))
 	}
 	path, err := p.download(ctx, *src.ObjectKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, store.PageReport{}, err
 	}
 	defer os.Remove(path)
-	res, err := p.PDF.Inspect(ctx, path, true)
+	pages, err := p.readPDF(ctx, src.ID, path)
 	if err != nil {
-		return nil, nil, permanentFailure(CodeUnsupported, "The PDF could not be read (damaged, encrypted, or beyond the reader's limits).", err)
+		return nil, store.PageReport{}, pdfFailure(err)
 	}
-	segs := make([]Segment, len(res.Text))
-	var empty []int
-	for i, text := range res.Text {
-		segs[i] = Segment{Text: text, Page: i + 1}
-		if strings.TrimSpace(text) == "" {
-			empty = append(empty, i+1)
+	segs := make([]Segment, len(pages))
+	var rep store.PageReport
+	for i, pg := range pages {
+		segs[i] = Segment{Text: pg.Text, Page: pg.Number}
+		if strings.TrimSpace(pg.Text) == "" {
+			rep.Empty = append(rep.Empty, pg.Number)
+		}
+		if pg.OCR {
+			rep.OCR = append(rep.OCR, store.PageConfidence{Page: pg.Number, Confidence: math.Round(pg.Confidence*10) / 10})
+		}
+		if pg.LowConfidence {
+			rep.LowConfidence = append(rep.LowConfidence, pg.Number)
 		}
 	}
-	return segs, empty, nil
+	return segs, rep, nil
 }
 
 // download copies an upload to a private temporary file, refusing one
@@ -227,7 +243,7 @@ func (p *Pipeline) Handler() jobs.Handler {
 		st, err := p.Process(ctx, pl.DocumentID)
 		if err == nil {
 			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "chunks", st.Chunks, "language", st.Language,
-				"empty_pages", len(st.EmptyPages), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
+				"empty_pages", len(st.EmptyPages), "ocr_pages", st.OCRPages, "low_confidence_pages", len(st.LowConf), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
 			return nil
 		}
 		err = fmt.Errorf("ingest: document %s: %w", pl.DocumentID, markPermanent(err))

@@ -149,6 +149,9 @@ func child(args []string, stdout io.Writer) int {
 	if len(args) > 0 && args[0] == "render" {
 		return renderChild(args[1:], stdout, os.Stderr)
 	}
+	if len(args) > 0 && args[0] == ocrMode {
+		return ocrChild(args[1:], stdout)
+	}
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: pages|text PATH")
 		return 2

@@ -57,6 +57,12 @@ type Document struct {
 	ChunksTotal int
 	EmptyPages  []int32
 	IndexLSN    *index.LSN
+
+	OCRPages           int // pages read by OCR
+	OCRPagesDone       int
+	OCRPagesTotal      int
+	OCRConfidence      []PageConfidence
+	LowConfidencePages []int32
 }
 
 // documentRow is how a documents row scans; Document(r) is the record.
@@ -80,6 +86,12 @@ type documentRow struct {
 	ChunksTotal int        `db:"chunks_total"`
 	EmptyPages  []int32    `db:"empty_pages"`
 	IndexLSN    *index.LSN `db:"index_lsn"`
+
+	OCRPages           int              `db:"ocr_pages"`
+	OCRPagesDone       int              `db:"ocr_pages_done"`
+	OCRPagesTotal      int              `db:"ocr_pages_total"`
+	OCRConfidence      []PageConfidence `db:"ocr_confidence"`
+	LowConfidencePages []int32          `db:"low_confidence_pages"`
 }
 
 // scanDocument scans a row into a Document.
@@ -97,7 +109,8 @@ func (d *Document) utc() {
 }
 
 const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
-	error_code, language, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn`
+	error_code, language, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn,
+	ocr_pages, ocr_pages_done, ocr_pages_total, ocr_confidence, low_confidence_pages`
 
 func oneDocument(rows pgx.Rows, err error) (Document, error) {
 	if err != nil {

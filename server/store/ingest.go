@@ -40,7 +40,7 @@ func (s *Store) IngestSourceOf(ctx context.Context, id uuid.UUID) (IngestSource,
 func (s *Store) StartIngest(ctx context.Context, id uuid.UUID) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE documents SET status = 'processing', error = NULL, error_code = NULL, chunks_done = 0,
-			chunks_total = 0, updated_at = now() WHERE id = $1`, id)
+			chunks_total = 0, ocr_pages_done = 0, ocr_pages_total = 0, updated_at = now() WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("store: start ingest: %w", err)
 		}
@@ -100,10 +100,8 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 // position after that commit (the index holds the new chunks once it has
 // applied it) and returns that position. A crash between the two leaves the
 // document processing, and the job's retry redoes it.
-func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int) (index.LSN, error) {
-	if emptyPages == nil {
-		emptyPages = []int{}
-	}
+func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport) (index.LSN, error) {
+	pages = pages.orEmpty()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
 			return err
@@ -127,8 +125,9 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, emptyPages []int
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE documents SET chunk_count = $2, chunks_done = $2,
-				chunks_total = $2, empty_pages = $3, error = NULL, error_code = NULL, updated_at = now()
-			WHERE id = $1`, id, tag.RowsAffected(), emptyPages)
+				chunks_total = $2, empty_pages = $3, ocr_pages = $4, ocr_confidence = $5, low_confidence_pages = $6,
+				error = NULL, error_code = NULL, updated_at = now()
+			WHERE id = $1`, id, tag.RowsAffected(), pages.Empty, len(pages.OCR), pages.OCR, pages.LowConfidence)
 		return err
 	})
 	if err != nil {

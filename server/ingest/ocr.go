@@ -1,0 +1,48 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/pdf"
+)
+
+// readPDF reads a PDF's pages: with OCR for scanned pages when the
+// pipeline has it (recording OCR progress on the document), else the text
+// layer alone.
+func (p *Pipeline) readPDF(ctx context.Context, id uuid.UUID, path string) ([]pdf.Page, error) {
+	if p.OCR == nil {
+		res, err := p.PDF.Inspect(ctx, path, true)
+		if err != nil {
+			return nil, err
+		}
+		pages := make([]pdf.Page, len(res.Text))
+		for i, text := range res.Text {
+			pages[i] = pdf.Page{Number: i + 1, Text: text}
+		}
+		return pages, nil
+	}
+	ex, err := p.OCR.Extract(ctx, path, func(done, total int) {
+		if err := p.Store.OCRProgress(ctx, id, done, total); err != nil {
+			p.Logger.Warn("record OCR progress", "component", "ingest", "document", id, "error", err)
+		}
+		if p.OnOCRProgress != nil {
+			p.OnOCRProgress(id, done, total)
+		}
+	})
+	return ex.Pages, err
+}
+
+// pdfFailure classifies a PDF the reader refused. The sentences name no
+// library or tool; the detail stays in the error, for the logs.
+func pdfFailure(err error) *FetchError {
+	switch {
+	case errors.Is(err, pdf.ErrTooLarge):
+		return permanentFailure(CodeTooLarge, "The PDF is too large to read: too many pages, or a scanned page too large for OCR.", err)
+	case errors.Is(err, pdf.ErrTimeout):
+		return permanentFailure(CodeTimeout, "Reading the PDF took longer than its time limit (scanned pages are read by OCR, which is bounded per page and per document).", err)
+	}
+	return permanentFailure(CodeUnsupported, "The PDF could not be read (damaged, encrypted, or beyond the reader's limits).", err)
+}
