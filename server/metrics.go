@@ -22,6 +22,7 @@ type httpMetrics struct {
 	bm25   *prometheus.HistogramVec // bm25_search_duration_seconds
 	rag    *prometheus.HistogramVec // rag_query_duration_seconds
 	llm    *prometheus.HistogramVec // llm_response_duration_seconds
+	rerank *prometheus.CounterVec   // rerank_total
 }
 
 // searchBuckets suit in-memory searches (tens of µs) to slow fallbacks.
@@ -57,7 +58,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m.llm = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llm_response_duration_seconds",
 		Help:    "The answerer's time for one answer, by model (the extractive answerer included) and outcome (ok, error).",
 		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"model", "outcome"})
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm)
+	m.rerank = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rerank_total",
+		Help: "Requested reranks, by outcome (ok, timeout, unavailable, bad_response, not_configured)."}, []string{"outcome"})
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm, m.rerank)
 	return m
 }
 

@@ -23,6 +23,7 @@ type searchRequest struct {
 	K      *int   `json:"k"`
 	Mode   string `json:"mode"`
 	MinLSN string `json:"min_lsn"`
+	Rerank *bool  `json:"rerank"`
 }
 
 // SearchHit is one result of POST /api/search.
@@ -39,6 +40,12 @@ type SearchIndex struct {
 	// while PostgreSQL was too busy to answer (it may miss the last
 	// seconds' changes; never the caller's min_lsn).
 	Lagging bool `json:"lagging,omitempty"`
+	// Reranked, present when a rerank was asked, says whether the hits
+	// are in the reranker's order; when false, RerankError says why the
+	// fused order was kept (timeout, unavailable, bad_response,
+	// not_configured).
+	Reranked    *bool  `json:"reranked,omitempty"`
+	RerankError string `json:"rerank_error,omitempty"`
 }
 
 type searchResponse struct {
@@ -106,9 +113,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Scope = search.Scope{User: actor(r).ID, Admin: actor(r).IsAdmin()}
+	q.Rerank = s.rerankDefault(in.Rerank)
 	etag := ""
 	q.OnLocal = func(version string, scope search.Scope) error {
-		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode)
+		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode,
+			strconv.FormatBool(q.Rerank))
 		return ifNoneMatch(r, etag)
 	}
 	res, err := s.searcher.Search(r.Context(), q)
@@ -118,7 +127,8 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.WriteError(w, r, err)
 	default:
-		revalidatable(w, etag, res.Source == search.SourceLocal)
+		// A rerank that failed is not to be kept: the next one may succeed.
+		revalidatable(w, etag, res.Source == search.SourceLocal && (res.Rerank == nil || res.Rerank.Reranked))
 		WriteJSON(w, http.StatusOK, searchResponse{Results: res.Hits, Index: s.searchIndex(res)})
 	}
 }
@@ -128,6 +138,9 @@ func (s *Server) searchIndex(res search.Result) SearchIndex {
 	out := SearchIndex{Node: s.cfg.NodeID, LSN: res.LSN.String(), Source: res.Source, Lagging: res.Lagging}
 	if res.Empty {
 		out.LSN = ""
+	}
+	if res.Rerank != nil {
+		out.Reranked, out.RerankError = &res.Rerank.Reranked, res.Rerank.Error
 	}
 	return out
 }

@@ -68,6 +68,8 @@ type Config struct {
 	// Limits bound requests: rates, time, open streams.
 	Limits                                        Limits
 	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
+	// Rerank configures the optional rerank stage (Deps.Reranker).
+	Rerank RerankConfig
 }
 
 // Pinger is what readiness needs of the database.
@@ -102,6 +104,26 @@ type Deps struct {
 	Answerer rag.Provider
 	// Cache is where the answer path caches; in process when nil.
 	Cache cache.Store
+	// Reranker reranks fused hits when a query asks; nil: not configured
+	// (requested reranks keep the fused order, flagged not_configured).
+	Reranker search.Reranker
+}
+
+// RerankConfig configures the rerank stage.
+type RerankConfig struct {
+	// TopN is how many fused hits are reranked (50 if zero).
+	TopN int
+	// Default reranks searches and questions that do not say (only with
+	// a Reranker).
+	Default bool
+}
+
+// rerankDefault resolves a request's rerank field.
+func (s *Server) rerankDefault(asked *bool) bool {
+	if asked != nil {
+		return *asked
+	}
+	return s.cfg.Rerank.Default && s.reranker != nil
 }
 
 // Server is the HTTP API of one node.
@@ -131,6 +153,7 @@ type Server struct {
 	fallback    search.Slots // PostgreSQL search slots
 	waiters     search.Slots // read-your-writes wait slots
 	searcher    search.Searcher
+	reranker    search.Reranker
 	embeddings  *rag.Embeddings
 	rag         *rag.Service
 	inflight    atomic.Int64
@@ -176,6 +199,7 @@ func New(cfg Config, deps Deps) *Server {
 		engineOK:    deps.EngineReady,
 		engineBased: deps.EngineBased,
 		cluster:     deps.Cluster,
+		reranker:    deps.Reranker,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
@@ -249,8 +273,10 @@ func (s *Server) services(answerer rag.Provider) {
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
 		Teachers: s.store, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
-	s.searcher = &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
+	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Metrics: m}
+	s.searcher = search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
+		Logger: s.logger, Outcomes: s.metrics.rerank})
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm})
