@@ -3,8 +3,8 @@
 // requests over healthy nodes (power of two choices on outstanding
 // requests, active checks on /api/ready, idempotent requests retried on
 // another node), passes server-sent events through unbuffered, streams
-// project PDFs straight from object storage after a node's authorization
-// decision, and keeps JSON answers of embeddings, searches and chat that it
+// project PDFs and page images straight from object storage after a
+// node's authorization decision, and keeps JSON answers of embeddings, searches and chat that it
 // revalidates with the node (ETag / If-None-Match) before serving them
 // again. It imports neither pgx nor raft nor bleve: everything it knows of
 // users and data it learns from the nodes over HTTP.
@@ -190,6 +190,7 @@ func (e *Edge) routes() chi.Router {
 	if e.cfg.Blob != nil {
 		r.Get("/api/projects/{id}/stream", e.stream)
 		r.Head("/api/projects/{id}/stream", e.stream)
+		r.Get("/api/projects/{id}/pages/{n}/image", e.pageImage)
 	}
 	if e.answers != nil {
 		for _, p := range cachedRoutes {

@@ -85,13 +85,19 @@ func (r *refusal) Error() string { return fmt.Sprintf("node refused: %d", r.stat
 // authorize returns the object of project id for the caller, from the
 // cache or from a node.
 func (e *Edge) authorize(r *http.Request, id string) (object, error) {
-	key := subject(r) + "|" + id
+	return e.authorizeAt(r, "/api/projects/"+id+"/object")
+}
+
+// authorizeAt returns the object a node's decision route (path, with its
+// query) answers for the caller, from the cache or from a node.
+func (e *Edge) authorizeAt(r *http.Request, path string) (object, error) {
+	key := subject(r) + "|" + path
 	if obj, ok := e.authz.get(key, time.Now()); ok {
 		e.metrics.authz.WithLabelValues("cached", "allowed").Inc()
 		return obj, nil
 	}
 	v, err, _ := e.authz.group.Do(key+"|"+r.Header.Get("Authorization"), func() (any, error) {
-		obj, err := e.askNode(r, id)
+		obj, err := e.askNode(r, path)
 		if err == nil {
 			e.authz.put(key, obj, time.Now())
 		}
@@ -108,11 +114,11 @@ func (e *Edge) authorize(r *http.Request, id string) (object, error) {
 	return v.(object), nil
 }
 
-func (e *Edge) askNode(r *http.Request, id string) (object, error) {
+func (e *Edge) askNode(r *http.Request, path string) (object, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	ctx = context.WithValue(ctx, planKey{}, &plan{idempotent: true})
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://node/api/projects/"+id+"/object", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://node"+path, nil)
 	if err != nil {
 		return object{}, err
 	}
@@ -154,6 +160,25 @@ func forwardedFor(e *Edge, r *http.Request) string {
 	return peer
 }
 
+// refuse answers a failed authorization: the node's refusal as it is, or
+// 503 when no node could decide.
+func (e *Edge) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if ref, ok := err.(*refusal); ok {
+		if ref.ctype != "" {
+			w.Header().Set("Content-Type", ref.ctype)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(ref.status)
+		w.Write(ref.body) //nolint:errcheck // the client went away
+		return
+	}
+	if r.Context().Err() != nil {
+		return
+	}
+	e.logger.Warn("stream authorization failed", "component", "edge", "request_id", r.Header.Get(headerRequestID), "err", err)
+	writeProblem(w, http.StatusServiceUnavailable, "unavailable", "the access decision could not be made; try again")
+}
+
 // stream sends a project's PDF from object storage: the node decides
 // whether the caller may view it (kept for AuthzTTL), the bytes come from
 // the store and never pass through a node. One byte range (206) or all of
@@ -174,20 +199,7 @@ func (e *Edge) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	obj, err := e.authorize(r, id)
 	if err != nil {
-		if ref, ok := err.(*refusal); ok {
-			if ref.ctype != "" {
-				w.Header().Set("Content-Type", ref.ctype)
-			}
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(ref.status)
-			w.Write(ref.body) //nolint:errcheck // the client went away
-			return
-		}
-		if r.Context().Err() != nil {
-			return
-		}
-		e.logger.Warn("stream authorization failed", "component", "edge", "request_id", r.Header.Get(headerRequestID), "err", err)
-		writeProblem(w, http.StatusServiceUnavailable, "unavailable", "the access decision could not be made; try again")
+		e.refuse(w, r, err)
 		return
 	}
 	h := w.Header()

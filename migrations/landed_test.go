@@ -23,6 +23,7 @@ var landed = map[string]string{
 	"00004_publication.sql":         "abfebea5c97cecd9a91b58ef00c5ab3e625fbd0021a76ff79f22b1de59c6402f",
 	"00005_document_error_code.sql": "1cdf4e7ef8f44a075b9f6849d994c2f46ef13b3135b6bc97db909858ea907115",
 	"00006_signin_throttle.sql":     "0004810b1b46d69a058279c5f36d8ae8ccc071328f13c0d35812ea8241430eca",
+	"00009_chat_feedback.sql":       "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
 }
 
 // changedLanded lists, one sentence each, the landed migrations in fsys that

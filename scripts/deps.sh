@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Sostenuto needs on Debian 12 and is missing: PostgreSQL 15
-# (server, client, server headers) from Debian's packages and pgvector 0.8.0
-# built from Debian 13's source package (Debian 12 does not package it).
+# (server, client, server headers) and poppler-utils from Debian's packages
+# and pgvector 0.8.0 built from Debian 13's source package (Debian 12 does
+# not package it).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 
@@ -38,6 +39,8 @@ need_pkgs=()
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+# pdftoppm and pdfinfo draw project pages as images (server/pdf/render*.go).
+command -v pdftoppm >/dev/null 2>&1 || need_pkgs+=(poppler-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	log "installing ${need_pkgs[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

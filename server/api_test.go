@@ -75,6 +75,7 @@ type apiSettings struct {
 	embedder   embed.Embedder
 	youtubeURL string
 	answerer   rag.Provider // nil: the extractive default
+	rewriter   rag.Rewriter // nil: the built-in rule
 	// engine feeds an in-memory index from the changefeed (no Raft), so
 	// searches answer from it as on a running node.
 	engine bool
@@ -175,7 +176,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: set.fetchTimeout, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Cache: set.cache, Reranker: set.reranker}
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Rewriter: set.rewriter, Cache: set.cache, Reranker: set.reranker}
 	if set.engine {
 		empty, err := index.New(index.DefaultConfig())
 		if err != nil {

@@ -22,12 +22,15 @@ func (s *Server) chatRoutes(r chi.Router) {
 	r.Get("/chat/sessions/{id}", s.getChatSession)
 	r.Delete("/chat/sessions/{id}", s.deleteChatSession)
 	r.With(s.limitChat).Post("/chat/query", s.chatQuery)
+	s.feedbackRoutes(r)
 }
 
 const (
 	maxSessionTitle = 200
 	chatDefaultK    = 5
 	chatMaxK        = 20
+	// chatHistoryTurns is how many earlier turns make a follow-up standalone.
+	chatHistoryTurns = 4
 )
 
 type createSessionRequest struct {
@@ -162,20 +165,35 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	if p.session != uuid.Nil {
-		if _, err := s.store.ChatSessionByID(r.Context(), reply.user.ID, p.session); err != nil {
-			s.WriteError(w, r, err)
-			return
-		}
+	history, err := s.chatHistory(r, reply.user.ID, p.session)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
 	}
-	reply.session = p.session
+	reply.session, reply.query = p.session, p.query
 	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
-	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, Rerank: s.rerankDefault(p.rerank)}, scope, reply)
+	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank)}, scope, reply)
 	if err != nil {
 		reply.fail(err)
 		return
 	}
 	reply.finish(p.query, out)
+}
+
+// chatHistory loads the last turns of the asker's session (404 for a
+// session that is not the asker's own); none outside a session.
+func (s *Server) chatHistory(r *http.Request, user, session uuid.UUID) ([]rag.Turn, error) {
+	if session == uuid.Nil {
+		return nil, nil
+	}
+	if _, err := s.store.ChatSessionByID(r.Context(), user, session); err != nil {
+		return nil, err
+	}
+	turns, err := s.store.RecentTurns(r.Context(), user, session, chatHistoryTurns)
+	if err != nil {
+		return nil, err
+	}
+	return mapItems(turns, func(t store.ChatTurn) rag.Turn { return rag.Turn{Question: t.Question, Answer: t.Answer} }), nil
 }
 
 // chatSessionResponse is a chat session as the API answers it.

@@ -25,6 +25,7 @@ type chatReply struct {
 	r       *http.Request
 	user    access.Actor
 	session uuid.UUID // Nil: none
+	query   string    // as asked
 	stream  bool
 	sse     *sseWriter
 	slot    bool   // a stream slot is held
@@ -49,7 +50,7 @@ func (s *Server) newChatReply(w http.ResponseWriter, r *http.Request) *chatReply
 func (c *chatReply) Retrieved(sources []rag.Source, key string) error {
 	if key != "" && !c.stream && c.session == uuid.Nil {
 		src, _ := json.Marshal(sources)
-		c.etag = etagOf("chat", c.s.cfg.NodeID, key, string(src))
+		c.etag = etagOf("chat", c.s.cfg.NodeID, key, c.query, string(src))
 		return ifNoneMatch(c.r, c.etag)
 	}
 	if !c.stream {
@@ -110,6 +111,13 @@ func (c *chatReply) problem(prob *Problem) {
 	WriteProblem(c.w, c.r, prob)
 }
 
+// chatAnswer is an answer as the API gives it: the reply and, in a
+// session, the id of its stored message.
+type chatAnswer struct {
+	rag.Reply
+	MessageID *uuid.UUID `json:"message_id"`
+}
+
 // finish stores the exchange when a session is named and sends the answer
 // (JSON, or the stream's done event); a kept JSON answer with a tag may be
 // revalidated.
@@ -118,11 +126,13 @@ func (c *chatReply) finish(question string, out rag.Reply) {
 	if out.Cached {
 		c.outcome = "cached"
 	}
+	ans := chatAnswer{Reply: out}
 	if c.session != uuid.Nil {
 		srcJSON, _ := json.Marshal(out.Sources)
 		conf, model := out.Confidence, out.Model
-		err := c.s.store.AddExchange(c.r.Context(), c.user.ID, c.session, question,
+		id, err := c.s.store.AddExchange(c.r.Context(), c.user.ID, c.session, question,
 			store.ChatMessage{Content: out.Content, Sources: srcJSON, Confidence: &conf, Model: &model})
+		ans.MessageID = &id
 		if err != nil && c.sse != nil {
 			prob := problemOf(err)
 			if prob == nil {
@@ -137,11 +147,11 @@ func (c *chatReply) finish(question string, out rag.Reply) {
 		}
 	}
 	if c.sse != nil {
-		c.sse.event("done", out) //nolint:errcheck // the stream ends either way
+		c.sse.event("done", ans) //nolint:errcheck // the stream ends either way
 		return
 	}
 	revalidatable(c.w, c.etag, out.Kept)
-	WriteJSON(c.w, http.StatusOK, out)
+	WriteJSON(c.w, http.StatusOK, ans)
 }
 
 // close ends the stream, frees its slot and times the question.

@@ -1,6 +1,10 @@
 package server
 
-import "github.com/google/uuid"
+import (
+	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/server/store"
+)
 
 // Matrix rows of chat: every signed-in actor asks and keeps sessions; a
 // session is its owner's alone (404 to everyone else, administrators too).
@@ -54,6 +58,45 @@ func init() {
 	matrix["DELETE /api/chat/sessions/{id}"] = routeSpec{objects: objects, want: ownerOnly(204),
 		request: func(w *matrixWorld, a actorKind, o objectKind) matrixRequest {
 			return matrixRequest{method: "DELETE", path: "/api/chat/sessions/" + sessionFor(w, a, o), token: bearer(w, a)}
+		}}
+	// answerFor is an answer in a session of the holder sessionFor picks.
+	answerFor := func(w *matrixWorld, a actorKind, o objectKind) string {
+		if o == nonexistent {
+			return uuid.NewString()
+		}
+		holder := owner
+		switch {
+		case o == own && a != anonymous:
+			holder = a
+		case o == foreign && a == owner:
+			holder = unrelatedStudent
+		}
+		sess, err := w.a.store.CreateChatSession(t0(), w.user(holder), "matrix")
+		if err != nil {
+			w.a.t.Fatal(err)
+		}
+		conf := "LOW"
+		id, err := w.a.store.AddExchange(t0(), w.user(holder), sess.ID, "How do I pedal?",
+			store.ChatMessage{Content: "Late. [1]", Sources: []byte("[]"), Confidence: &conf})
+		if err != nil {
+			w.a.t.Fatal(err)
+		}
+		return id.String()
+	}
+	matrix["POST /api/chat/messages/{id}/feedback"] = routeSpec{objects: objects, want: ownerOnly(204),
+		request: func(w *matrixWorld, a actorKind, o objectKind) matrixRequest {
+			return matrixRequest{method: "POST", path: "/api/chat/messages/" + answerFor(w, a, o) + "/feedback", token: bearer(w, a),
+				body: map[string]any{"rating": "up", "comment": "clear"}}
+		}}
+	matrix["GET /api/chat/feedback"] = routeSpec{objects: []objectKind{noObject}, request: get("/api/chat/feedback"),
+		want: func(a actorKind, _ objectKind) int {
+			switch a {
+			case anonymous:
+				return 401
+			case appAdmin:
+				return 200
+			}
+			return 403
 		}}
 	matrix["POST /api/chat/query"] = routeSpec{objects: []objectKind{noObject}, want: authed(200),
 		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {

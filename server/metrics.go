@@ -23,6 +23,8 @@ type httpMetrics struct {
 	rag    *prometheus.HistogramVec // rag_query_duration_seconds
 	llm    *prometheus.HistogramVec // llm_response_duration_seconds
 	rerank *prometheus.CounterVec   // rerank_total
+	// feedback counts ratings of answers (sostenuto_chat_feedback_total).
+	feedback *prometheus.CounterVec
 }
 
 // searchBuckets suit in-memory searches (tens of µs) to slow fallbacks.
@@ -60,7 +62,12 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"model", "outcome"})
 	m.rerank = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rerank_total",
 		Help: "Requested reranks, by outcome (ok, timeout, unavailable, bad_response, not_configured)."}, []string{"outcome"})
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm, m.rerank)
+	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sostenuto_chat_feedback_total",
+		Help: "Ratings of chat answers accepted, by rating (up, down); a replaced rating counts again."}, []string{"rating"})
+	for _, rating := range []string{"up", "down"} {
+		m.feedback.WithLabelValues(rating) // both series exist from the start
+	}
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm, m.feedback, m.rerank)
 	return m
 }
 

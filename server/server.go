@@ -102,6 +102,8 @@ type Deps struct {
 	Cluster Cluster
 	// Answerer writes chat answers; the extractive provider when nil.
 	Answerer rag.Provider
+	// Rewriter makes chat follow-ups standalone; the built-in rule when nil.
+	Rewriter rag.Rewriter
 	// Cache is where the answer path caches; in process when nil.
 	Cache cache.Store
 	// Reranker reranks fused hits when a query asks; nil: not configured
@@ -150,6 +152,7 @@ type Server struct {
 	caches      cache.Layers
 	limiters    limiters
 	streams     *streamSlots
+	pages       *pageImages
 	fallback    search.Slots // PostgreSQL search slots
 	waiters     search.Slots // read-your-writes wait slots
 	searcher    search.Searcher
@@ -204,11 +207,12 @@ func New(cfg Config, deps Deps) *Server {
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
 		auth: ratelimit.New(cfg.Limits.RateAuth), chat: ratelimit.New(cfg.Limits.RateChat)}
+	s.pages = newPageImages(deps.Registry)
 	s.streams = &streamSlots{max: cfg.Limits.MaxStreamsPerUser, open: map[uuid.UUID]int{}}
 	s.fallback = search.NewSlots(cfg.Limits.MaxFallbackSearches)
 	s.waiters = search.NewSlots(cfg.Limits.MaxLSNWaiters)
 	s.caches = newCaches(cfg, deps)
-	s.services(deps.Answerer)
+	s.services(deps.Answerer, deps.Rewriter)
 	s.router = s.routes()
 	s.handler = cors.Handler(cfg.CORSOrigins, s.router)
 	if s.cluster != nil && s.reg != nil {
@@ -247,6 +251,7 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.requireAuth, s.limitUser)
 			s.relationshipRoutes(r)
 			s.projectRoutes(r)
+			s.pageRoutes(r)
 			s.annotationRoutes(r)
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
@@ -261,7 +266,7 @@ func (s *Server) routes() chi.Router {
 func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }
 
 // services builds the search and answer services over the node's parts.
-func (s *Server) services(answerer rag.Provider) {
+func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	if answerer == nil {
 		x, err := rag.NewExtractive()
 		if err != nil {
@@ -279,7 +284,8 @@ func (s *Server) services(answerer rag.Provider) {
 		Logger: s.logger, Outcomes: s.metrics.rerank})
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
-		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm})
+		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
+		Rewriter: rewriter})
 }
 
 // newCaches builds the three cache layers over the configured store.

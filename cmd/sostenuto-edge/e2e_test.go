@@ -193,10 +193,11 @@ func register(t *testing.T, edge, email, role string) (token, id string) {
 }
 
 // The edge in front of two nodes of one cluster, on PostgreSQL and
-// versitygw: tokens refused at the edge, PDFs streamed from object storage
-// (never through a node) with Range/ETag, a revoked grant stopping within
-// the authorization TTL, answers kept and revalidated, event streams, and
-// a node killed under load without a failed idempotent request.
+// versitygw: tokens refused at the edge, PDFs and page images streamed
+// from object storage (never through a node) with Range/ETag, a revoked
+// grant stopping within the authorization TTL, answers kept and
+// revalidated, event streams, and a node killed under load without a
+// failed idempotent request.
 func TestEdgeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
@@ -340,6 +341,36 @@ func TestEdgeEndToEnd(t *testing.T) {
 		logs := nodeLogs()
 		if !strings.Contains(logs, `"route":"/api/projects/{id}/object"`) || strings.Contains(logs, `"route":"/api/projects/{id}/stream"`) {
 			t.Error("the bytes went through a node, or no node decided")
+		}
+	})
+
+	t.Run("page images from object storage", func(t *testing.T) {
+		img := E + "/api/projects/" + projectID + "/pages/2/image?width=128"
+		first := call(t, "GET", img, teacher, nil)
+		etag := first.header.Get("ETag")
+		if first.status != 200 || first.header.Get("Content-Type") != "image/png" || !bytes.HasPrefix(first.body, []byte("\x89PNG")) || etag == "" {
+			t.Fatalf("image: %d %q, ETag %q", first.status, first.header.Get("Content-Type"), etag)
+		}
+		if r := call(t, "GET", img, teacher, nil); r.status != 200 || !bytes.Equal(r.body, first.body) || r.header.Get("ETag") != etag {
+			t.Errorf("again: %d, %d bytes, ETag %s", r.status, len(r.body), r.header.Get("ETag"))
+		}
+		if r := call(t, "GET", img, teacher, nil, "If-None-Match", etag); r.status != 304 || len(r.body) != 0 {
+			t.Errorf("If-None-Match: %d", r.status)
+		}
+		if r := call(t, "GET", img, student, nil); r.status != 404 {
+			t.Errorf("a student without a grant: %d", r.status)
+		}
+		stored := 0
+		for _, k := range s3.Objects() {
+			if strings.HasPrefix(k, "page-images/"+projectID+"/") {
+				stored++
+			}
+		}
+		// A node drew and stored it (image/object), none sent the bytes.
+		logs := nodeLogs()
+		if stored != 1 || !strings.Contains(logs, `"route":"/api/projects/{id}/pages/{n}/image/object"`) ||
+			strings.Contains(logs, `"route":"/api/projects/{id}/pages/{n}/image"`) {
+			t.Errorf("%d images stored; the bytes went through a node, or no node decided", stored)
 		}
 	})
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -137,8 +138,9 @@ func TestMigrateAndAdminCreate(t *testing.T) {
 	db := pgtest.NewEmptyDB(t, "")
 	env := []string{"SOSTENUTO_DATABASE_URL=" + db.URL, "SOSTENUTO_LOG_LEVEL=warn"}
 	latest, _ := migrations.Latest()
+	files, _ := fs.Glob(migrations.FS(), "*.sql") // numbers may skip one not landed yet
 	code, out, stderr := runCmd(t, env, "", "migrate")
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("schema at version %d (was 0; applied %d)", latest, latest)) {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("schema at version %d (was 0; applied %d)", latest, len(files))) {
 		t.Fatalf("migrate = %d %q %q", code, out, stderr)
 	}
 	code, out, _ = runCmd(t, env, "", "migrate")

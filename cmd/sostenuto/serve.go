@@ -155,6 +155,7 @@ type serveSetup struct {
 	logger   *slog.Logger
 	answerer rag.Provider
 	reranker *rerank.Client // nil: none
+	rewriter rag.Rewriter
 	raftTLS  *replication.TLS
 	api      server.Config
 }
@@ -169,7 +170,7 @@ func configureServe(args, env []string, stderr io.Writer) (*serveSetup, error) {
 	}
 	s.logger = s.cfg.log.logger(stderr)
 	var err error
-	if s.answerer, err = s.cfg.llm.answerer(s.logger); err != nil {
+	if s.answerer, s.rewriter, err = s.cfg.llm.answerer(s.logger); err != nil {
 		return nil, err
 	}
 	if s.reranker, err = s.cfg.rerank.reranker(); err != nil {
@@ -299,7 +300,7 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		p.closers = append(p.closers, func() { r.Close() }) //nolint:errcheck // nothing to do on exit
 		p.deps.Cache = r
 	}
-	p.deps.Answerer, p.deps.Logger, p.deps.Registry = s.answerer, s.logger, p.reg
+	p.deps.Answerer, p.deps.Rewriter, p.deps.Logger, p.deps.Registry = s.answerer, s.rewriter, s.logger, p.reg
 	if s.reranker != nil { // a typed nil would not be nil in the interface
 		p.deps.Reranker = s.reranker
 	}

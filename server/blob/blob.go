@@ -69,6 +69,9 @@ type Store interface {
 	Copy(ctx context.Context, src, dst string) error
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// DeletePrefix removes every object under prefix, a folder of keys
+	// ending in "/" (CheckPrefix); an empty folder is not an error.
+	DeletePrefix(ctx context.Context, prefix string) error
 	// Name says which implementation this is, for logs and readiness.
 	Name() string
 }
@@ -80,6 +83,15 @@ var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(/[a-zA-Z0-9][a-zA-Z0-9
 func CheckKey(key string) error {
 	if len(key) > 512 || !keyPattern.MatchString(key) || strings.Contains(key, "..") {
 		return fmt.Errorf("blob: invalid key %q", key)
+	}
+	return nil
+}
+
+// CheckPrefix refuses folders of keys that are not of the shape the
+// server makes: a valid key followed by "/".
+func CheckPrefix(prefix string) error {
+	if !strings.HasSuffix(prefix, "/") || CheckKey(strings.TrimSuffix(prefix, "/")) != nil {
+		return fmt.Errorf("blob: invalid prefix %q", prefix)
 	}
 	return nil
 }

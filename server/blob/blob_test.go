@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -202,6 +203,52 @@ func TestCopySeals(t *testing.T) {
 			rc.Close()
 			if !bytes.Equal(got, first) || info != before {
 				t.Errorf("the copy changed: %q %+v, want %q %+v", got, info, first, before)
+			}
+		})
+	}
+}
+
+// DeletePrefix removes a folder of keys, more than one listing page and
+// the neighbours of nothing: a key beside the folder, or one whose name
+// merely starts like it, stays. Both stores.
+func TestDeletePrefix(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := "page-images/33333333-3333-3333-3333-333333333333/"
+			var keys []string
+			for v := range 3 {
+				for p := range 400 {
+					keys = append(keys, fmt.Sprintf("%sv%d/%d-256.png", dir, v, p+1))
+				}
+			}
+			keep := []string{"page-images/33333333-3333-3333-3333-333333333333x/v0/1-256.png",
+				"page-images/44444444-4444-4444-4444-444444444444/v0/1-256.png"}
+			for _, k := range append(append([]string{}, keys...), keep...) {
+				if err := st.Put(ctx, k, "image/png", strings.NewReader("png"), 3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, bad := range []string{"", "/", "page-images", "page-images/../x/", "../"} {
+				if err := st.DeletePrefix(ctx, bad); err == nil {
+					t.Errorf("DeletePrefix(%q) accepted", bad)
+				}
+			}
+			if err := st.DeletePrefix(ctx, dir); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if _, err := st.Stat(ctx, k); !errors.Is(err, blob.ErrNotFound) {
+					t.Fatalf("%s after DeletePrefix: %v", k, err)
+				}
+			}
+			for _, k := range keep {
+				if _, err := st.Stat(ctx, k); err != nil {
+					t.Errorf("%s is gone: %v", k, err)
+				}
+			}
+			if err := st.DeletePrefix(ctx, dir); err != nil {
+				t.Errorf("deleting an empty folder: %v", err)
 			}
 		})
 	}

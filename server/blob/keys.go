@@ -2,6 +2,7 @@ package blob
 
 import (
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,4 +38,17 @@ func UploadKeyOf(key string) string {
 		return key
 	}
 	return path.Dir(key) + path.Ext(key)
+}
+
+// Page images are kept at page-images/{project}/{version}/{page}-{width}.png,
+// version naming the stored PDF they were drawn from: a project's images
+// share one folder, which deleting the project removes.
+
+// PageImagePrefix is the folder of a project's page images.
+func PageImagePrefix(project string) string { return "page-images/" + project + "/" }
+
+// PageImageKey is where page (1-based) of a project's PDF, in the version
+// named version, is kept as a PNG width pixels wide.
+func PageImageKey(project, version string, page, width int) string {
+	return PageImagePrefix(project) + version + "/" + strconv.Itoa(page) + "-" + strconv.Itoa(width) + ".png"
 }

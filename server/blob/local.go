@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -238,6 +239,21 @@ func (l *Local) Delete(_ context.Context, key string) error {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("blob: delete: %w", err)
 		}
+	}
+	return nil
+}
+
+// DeletePrefix implements Store: the folder goes, ETags included.
+func (l *Local) DeletePrefix(_ context.Context, prefix string) error {
+	if err := CheckPrefix(prefix); err != nil {
+		return err
+	}
+	p, err := l.path(strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("blob: delete %s: %w", prefix, err)
 	}
 	return nil
 }

@@ -193,6 +193,46 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeletePrefix implements Store: it lists the folder and deletes what it
+// finds, a thousand keys per request.
+func (s *S3) DeletePrefix(ctx context.Context, prefix string) error {
+	if err := CheckPrefix(prefix); err != nil {
+		return err
+	}
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("blob: list %s: %w", prefix, err)
+		}
+		if err := s.deleteObjects(ctx, page.Contents); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteObjects deletes up to a thousand listed objects in one request.
+func (s *S3) deleteObjects(ctx context.Context, objs []types.Object) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	ids := make([]types.ObjectIdentifier, len(objs))
+	for i, o := range objs {
+		ids[i] = types.ObjectIdentifier{Key: o.Key}
+	}
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &s.bucket,
+		Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+	if err != nil {
+		return fmt.Errorf("blob: delete %d objects: %w", len(ids), err)
+	}
+	if len(out.Errors) > 0 {
+		e := out.Errors[0]
+		return fmt.Errorf("blob: delete %s: %s %s (%d failed)", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors))
+	}
+	return nil
+}
+
 func (s *S3) wrap(op, key string, err error) error {
 	var nf *types.NotFound
 	var nk *types.NoSuchKey

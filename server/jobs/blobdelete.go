@@ -10,13 +10,17 @@ import (
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
-// BlobDelete handles store.BlobDeleteJob: it deletes the named object,
-// retried while the store is down; a missing object counts as deleted.
+// BlobDelete handles store.BlobDeleteJob: it deletes the named object or
+// folder of objects, retried while the store is down; a missing object
+// counts as deleted.
 func BlobDelete(b blob.Store) Handler {
 	return func(ctx context.Context, job store.Job) error {
 		var p store.BlobDeletePayload
-		if err := json.Unmarshal(job.Payload, &p); err != nil || p.Key == "" {
+		if err := json.Unmarshal(job.Payload, &p); err != nil || (p.Key == "") == (p.Prefix == "") {
 			return fmt.Errorf("%w: bad payload", ErrPermanent)
+		}
+		if p.Prefix != "" {
+			return b.DeletePrefix(ctx, p.Prefix)
 		}
 		err := b.Delete(ctx, p.Key)
 		if errors.Is(err, blob.ErrNotFound) {

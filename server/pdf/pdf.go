@@ -146,6 +146,9 @@ func child(args []string, stdout io.Writer) int {
 		syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cpu + 1}) //nolint:errcheck // as above
 	}
 	debug.SetMaxStack(64 << 20)
+	if len(args) > 0 && args[0] == "render" {
+		return renderChild(args[1:], stdout, os.Stderr)
+	}
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: pages|text PATH")
 		return 2

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,7 @@ type Service struct {
 	answers    *cache.Layer
 	allow      []string
 	llm        *prometheus.HistogramVec
+	rewriter   Rewriter
 }
 
 // Versioner tells what the local index holds (its data version), and
@@ -57,20 +59,31 @@ type Config struct {
 	Allow []string
 	// LLM times each answer, by model and outcome (ok, error); nil: not.
 	LLM *prometheus.HistogramVec
+	// Rewriter makes follow-ups standalone (nil: the built-in Rule).
+	Rewriter Rewriter
 }
 
 // NewService returns the service.
 func NewService(cfg Config) *Service {
-	return &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
-		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM}
+	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
+		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
+		rewriter: cfg.Rewriter}
+	if s.rewriter == nil {
+		if rule, err := NewRule(); err == nil { // the analyzer is compiled in
+			s.rewriter = rule
+		}
+	}
+	return s
 }
 
-// Question is what is asked: the text, how many hits to retrieve, and
-// whether to rerank them (search.Rerank).
+// Question is what is asked: the text, how many hits to retrieve, the
+// earlier turns of its session, oldest first (none outside a session), and
+// whether to rerank the hits (search.Rerank).
 type Question struct {
-	Text   string
-	K      int
-	Rerank bool
+	Text    string
+	K       int
+	History []Turn
+	Rerank  bool
 }
 
 // Source is a passage an answer may cite as [n].
@@ -92,12 +105,15 @@ type Timings struct {
 
 // Reply is an answer as the API gives it.
 type Reply struct {
-	Content    string   `json:"content"`
-	Sources    []Source `json:"sources"`
-	Confidence string   `json:"confidence"`
-	Model      string   `json:"model"`
-	Cached     bool     `json:"cached"`
-	Timings    Timings  `json:"timings"`
+	Content string `json:"content"`
+	// StandaloneQuery is what was searched and answered: the question,
+	// made standalone from its session's earlier turns.
+	StandaloneQuery string   `json:"standalone_query"`
+	Sources         []Source `json:"sources"`
+	Confidence      string   `json:"confidence"`
+	Model           string   `json:"model"`
+	Cached          bool     `json:"cached"`
+	Timings         Timings  `json:"timings"`
 	// Reranked, present when a rerank was asked, says whether the
 	// passages are in the reranker's order; when false, RerankError says
 	// why the fused order was kept.
@@ -126,6 +142,7 @@ var ErrDelivery = errors.New("rag: the answer could not be delivered")
 // failing included) wrap fault.ErrLanguageModel.
 func (s *Service) Ask(ctx context.Context, q Question, scope search.Scope, emit Emitter) (Reply, error) {
 	var t Timings
+	q.Text = s.standalone(ctx, q)
 	got, key, err := s.retrieve(ctx, q, scope, &t)
 	if err != nil {
 		return Reply{}, err
@@ -140,7 +157,7 @@ func (s *Service) Ask(ctx context.Context, q Question, scope search.Scope, emit 
 	delta := func(d string) error { return emit.Delta(Sanitize(d, s.allow)) }
 	var kept Reply
 	if answerKey != "" && s.answers.Get(ctx, answerKey, &kept) && kept.Content != "" {
-		kept.Cached, kept.Timings, kept.Kept = true, t, true
+		kept.Cached, kept.Timings, kept.Kept, kept.StandaloneQuery = true, t, true, q.Text
 		if err := delta(kept.Content); err != nil {
 			return Reply{}, fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
@@ -167,7 +184,7 @@ func (s *Service) answer(ctx context.Context, q Question, got retrieved, key str
 	if err != nil {
 		return Reply{}, fmt.Errorf("rag: answer: %w: %w", fault.ErrLanguageModel, err)
 	}
-	out := Reply{Content: Sanitize(ans.Content, s.allow), Sources: got.Sources,
+	out := Reply{Content: Sanitize(ans.Content, s.allow), StandaloneQuery: q.Text, Sources: got.Sources,
 		Confidence: Confidence(ans, got.Passages), Model: ans.Model, Timings: t}
 	out.rerankStatus(got.Rerank)
 	if key != "" && ans.Model == model {
@@ -175,6 +192,19 @@ func (s *Service) answer(ctx context.Context, q Question, got retrieved, key str
 		out.Kept = true
 	}
 	return out, nil
+}
+
+// standalone is the question made standalone from its session's earlier
+// turns (the question itself outside a session).
+func (s *Service) standalone(ctx context.Context, q Question) string {
+	if len(q.History) == 0 || s.rewriter == nil {
+		return q.Text
+	}
+	out, err := s.rewriter.Rewrite(ctx, q.History, q.Text)
+	if err != nil || strings.TrimSpace(out) == "" {
+		return q.Text
+	}
+	return strings.TrimSpace(out)
 }
 
 // observe times one answer.

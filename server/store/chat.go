@@ -177,8 +177,9 @@ func (s *Store) DeleteChatSession(ctx context.Context, user, id uuid.UUID) error
 }
 
 // AddExchange stores a question and its answer in a session, in one
-// transaction, and marks the session active.
-func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, question string, answer ChatMessage) error {
+// transaction, marks the session active, and returns the stored answer's id.
+func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, question string, answer ChatMessage) (uuid.UUID, error) {
+	var id uuid.UUID
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE chat_sessions SET updated_at = now() WHERE id = $1`, session)
 		if err != nil {
@@ -190,14 +191,48 @@ func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, questi
 		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', $2)`, session, question); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content, sources, confidence, model, created_at)
-			VALUES ($1, 'assistant', $2, $3, $4, $5, clock_timestamp())`, session, answer.Content, answer.Sources, answer.Confidence, answer.Model)
+		return tx.QueryRow(ctx, `INSERT INTO chat_messages (session_id, role, content, sources, confidence, model, created_at)
+			VALUES ($1, 'assistant', $2, $3, $4, $5, clock_timestamp()) RETURNING id`,
+			session, answer.Content, answer.Sources, answer.Confidence, answer.Model).Scan(&id)
+	})
+	if err != nil {
+		return uuid.Nil, notFound("chat session", err)
+	}
+	return id, nil
+}
+
+// ChatTurn is one earlier exchange of a session: the question as asked
+// and its answer.
+type ChatTurn struct {
+	Question, Answer string
+}
+
+// RecentTurns returns the last n exchanges of a session, oldest first (as
+// user: none unless user owns it). A question without an answer yet is
+// left out.
+func (s *Store) RecentTurns(ctx context.Context, user, session uuid.UUID, n int) ([]ChatTurn, error) {
+	var turns []ChatTurn
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT q.content, a.content FROM (
+				SELECT id, content, created_at FROM chat_messages
+				WHERE session_id = $1 AND role = 'assistant' ORDER BY created_at DESC, id DESC LIMIT $2) a
+			CROSS JOIN LATERAL (SELECT content FROM chat_messages
+				WHERE session_id = $1 AND role = 'user' AND (created_at, id) < (a.created_at, a.id)
+				ORDER BY created_at DESC, id DESC LIMIT 1) q
+			ORDER BY a.created_at, a.id`, session, n)
+		if err != nil {
+			return err
+		}
+		turns, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ChatTurn, error) {
+			var t ChatTurn
+			return t, row.Scan(&t.Question, &t.Answer)
+		})
 		return err
 	})
 	if err != nil {
-		return notFound("chat session", err)
+		return nil, fmt.Errorf("store: recent turns: %w", err)
 	}
-	return nil
+	return turns, nil
 }
 
 // VisibleChunks reports which of ids user may see now (as user, under Row

@@ -215,20 +215,26 @@ func (s *Store) MarkProjectReady(ctx context.Context, user, id uuid.UUID, u Read
 // BlobDeleteJob is the job kind that deletes an object from the blob store.
 const BlobDeleteJob = "blob.delete"
 
-// BlobDeletePayload names the object to delete.
+// BlobDeletePayload names the object to delete, or the folder of objects
+// (blob.CheckPrefix) to delete.
 type BlobDeletePayload struct {
-	Key string `json:"key"`
+	Key    string `json:"key,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // DeleteProject deletes a project (its grants and annotations go with it)
 // and, in the same transaction, enqueues the deletion of its objects (the
-// served one and the upload it came from), so they go even if the blob
-// store is down now.
+// served one, the upload it came from, and the folder of its page images),
+// so they go even if the blob store is down now.
 func (s *Store) DeleteProject(ctx context.Context, user, id uuid.UUID) error {
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var key string
 		var created time.Time
 		if err := tx.QueryRow(ctx, `DELETE FROM projects WHERE id = $1 RETURNING object_key, created_at`, id).Scan(&key, &created); err != nil {
+			return err
+		}
+		images := BlobDeletePayload{Prefix: blob.PageImagePrefix(id.String())}
+		if err := EnqueueJob(ctx, tx, BlobDeleteJob, images, "", 20); err != nil {
 			return err
 		}
 		return enqueueObjectDeletes(ctx, tx, key, created)
