@@ -31,6 +31,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -85,6 +86,9 @@ type apiSettings struct {
 	cache cache.Store
 	// trusted are the proxies whose X-Forwarded-For names the client.
 	trusted clientip.Trusted
+	// reranker and rerank configure the rerank stage (none by default).
+	reranker search.Reranker
+	rerank   RerankConfig
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -176,7 +180,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: set.fetchTimeout, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Rewriter: set.rewriter, Cache: set.cache}
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Rewriter: set.rewriter, Cache: set.cache, Reranker: set.reranker}
 	if set.engine {
 		empty, err := index.New(index.DefaultConfig())
 		if err != nil {
@@ -198,7 +202,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
 		deps.EngineBased = func() bool { return fsm.State().Based }
 	}
-	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors, TrustedProxies: set.trusted}, deps)
+	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors, TrustedProxies: set.trusted, Rerank: set.rerank}, deps)
 	handler = s.Handler()
 	a.handler = handler
 	a.server = s

@@ -113,17 +113,19 @@ type chatRequest struct {
 	Query     string  `json:"query"`
 	SessionID *string `json:"session_id"`
 	K         *int    `json:"k"`
+	Rerank    *bool   `json:"rerank"`
 }
 
 type chatParams struct {
 	query   string
 	session uuid.UUID // Nil: none
 	k       int
+	rerank  *bool // nil: the configured default
 }
 
 func (in chatRequest) validate() (chatParams, error) {
 	var errs []FieldError
-	p := chatParams{query: strings.TrimSpace(in.Query), k: chatDefaultK}
+	p := chatParams{query: strings.TrimSpace(in.Query), k: chatDefaultK, rerank: in.Rerank}
 	if n := utf8.RuneCountInString(p.query); n == 0 || n > maxQueryChars {
 		errs = append(errs, FieldError{"query", fmt.Sprintf("must be 1 to %d characters", maxQueryChars)})
 	}
@@ -170,7 +172,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	reply.session, reply.query = p.session, p.query
 	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
-	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history}, scope, reply)
+	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank)}, scope, reply)
 	if err != nil {
 		reply.fail(err)
 		return

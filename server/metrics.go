@@ -22,6 +22,7 @@ type httpMetrics struct {
 	bm25   *prometheus.HistogramVec // bm25_search_duration_seconds
 	rag    *prometheus.HistogramVec // rag_query_duration_seconds
 	llm    *prometheus.HistogramVec // llm_response_duration_seconds
+	rerank *prometheus.CounterVec   // rerank_total
 	// feedback counts ratings of answers (sostenuto_chat_feedback_total).
 	feedback *prometheus.CounterVec
 }
@@ -59,12 +60,14 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m.llm = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llm_response_duration_seconds",
 		Help:    "The answerer's time for one answer, by model (the extractive answerer included) and outcome (ok, error).",
 		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"model", "outcome"})
+	m.rerank = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rerank_total",
+		Help: "Requested reranks, by outcome (ok, timeout, unavailable, bad_response, not_configured)."}, []string{"outcome"})
 	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sostenuto_chat_feedback_total",
 		Help: "Ratings of chat answers accepted, by rating (up, down); a replaced rating counts again."}, []string{"rating"})
 	for _, rating := range []string{"up", "down"} {
 		m.feedback.WithLabelValues(rating) // both series exist from the start
 	}
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm, m.feedback)
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.limited, m.vector, m.bm25, m.rag, m.llm, m.feedback, m.rerank)
 	return m
 }
 

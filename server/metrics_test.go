@@ -41,7 +41,7 @@ func TestOperationalMetrics(t *testing.T) {
 		`bm25_search_duration_seconds_count{use="chat"}`,
 		`rag_query_duration_seconds_count{delivery="json",outcome="answered"} 1`,
 		`rag_query_duration_seconds_count{delivery="json",outcome="cached"} 1`,
-		`llm_response_duration_seconds_count{model="sostenuto-extractive-v1",outcome="ok"} 1`,
+		`llm_response_duration_seconds_count{model="sostenuto-extractive-v2",outcome="ok"} 1`,
 		`sostenuto_cache_requests_total{layer="answers",result="hit"} 1`,
 		`sostenuto_cache_requests_total{layer="embeddings",result="miss"}`,
 		`sostenuto_jobs{kind="ingest.document",status="succeeded"} 1`,

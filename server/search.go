@@ -25,6 +25,7 @@ type searchRequest struct {
 	MinLSN  string         `json:"min_lsn"`
 	Weights *searchWeights `json:"weights"`
 	Fusion  string         `json:"fusion"`
+	Rerank  *bool          `json:"rerank"`
 }
 
 // searchWeights weigh the lists of a hybrid search; both are required.
@@ -47,6 +48,12 @@ type SearchIndex struct {
 	// while PostgreSQL was too busy to answer (it may miss the last
 	// seconds' changes; never the caller's min_lsn).
 	Lagging bool `json:"lagging,omitempty"`
+	// Reranked, present when a rerank was asked, says whether the hits
+	// are in the reranker's order; when false, RerankError says why the
+	// fused order was kept (timeout, unavailable, bad_response,
+	// not_configured).
+	Reranked    *bool  `json:"reranked,omitempty"`
+	RerankError string `json:"rerank_error,omitempty"`
 }
 
 type searchResponse struct {
@@ -138,9 +145,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	q.Scope = search.Scope{User: actor(r).ID, Admin: actor(r).IsAdmin()}
 	q.Fusion = search.Fill(q.Fusion, s.fusion)
+	q.Rerank = s.rerankDefault(in.Rerank)
 	etag := ""
 	q.OnLocal = func(version string, scope search.Scope) error {
-		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode, q.Fusion.String())
+		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode, q.Fusion.String(),
+			strconv.FormatBool(q.Rerank))
 		return ifNoneMatch(r, etag)
 	}
 	res, err := s.searcher.Search(r.Context(), q)
@@ -150,7 +159,8 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.WriteError(w, r, err)
 	default:
-		revalidatable(w, etag, res.Source == search.SourceLocal)
+		// A rerank that failed is not to be kept: the next one may succeed.
+		revalidatable(w, etag, res.Source == search.SourceLocal && (res.Rerank == nil || res.Rerank.Reranked))
 		WriteJSON(w, http.StatusOK, searchResponse{Results: res.Hits, Index: s.searchIndex(res)})
 	}
 }
@@ -160,6 +170,9 @@ func (s *Server) searchIndex(res search.Result) SearchIndex {
 	out := SearchIndex{Node: s.cfg.NodeID, LSN: res.LSN.String(), Source: res.Source, Lagging: res.Lagging}
 	if res.Empty {
 		out.LSN = ""
+	}
+	if res.Rerank != nil {
+		out.Reranked, out.RerankError = &res.Rerank.Reranked, res.Rerank.Error
 	}
 	return out
 }

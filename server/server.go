@@ -71,6 +71,8 @@ type Config struct {
 	// lists, per embedder (zero: search.DefaultFusion).
 	Fusion                                        search.FusionDefaults
 	EmbedCacheTTL, SearchCacheTTL, AnswerCacheTTL time.Duration
+	// Rerank configures the optional rerank stage (Deps.Reranker).
+	Rerank RerankConfig
 }
 
 // Pinger is what readiness needs of the database.
@@ -107,6 +109,26 @@ type Deps struct {
 	Rewriter rag.Rewriter
 	// Cache is where the answer path caches; in process when nil.
 	Cache cache.Store
+	// Reranker reranks fused hits when a query asks; nil: not configured
+	// (requested reranks keep the fused order, flagged not_configured).
+	Reranker search.Reranker
+}
+
+// RerankConfig configures the rerank stage.
+type RerankConfig struct {
+	// TopN is how many fused hits are reranked (50 if zero).
+	TopN int
+	// Default reranks searches and questions that do not say (only with
+	// a Reranker).
+	Default bool
+}
+
+// rerankDefault resolves a request's rerank field.
+func (s *Server) rerankDefault(asked *bool) bool {
+	if asked != nil {
+		return *asked
+	}
+	return s.cfg.Rerank.Default && s.reranker != nil
 }
 
 // Server is the HTTP API of one node.
@@ -138,6 +160,7 @@ type Server struct {
 	waiters     search.Slots // read-your-writes wait slots
 	searcher    search.Searcher
 	fusion      index.Fusion // the default of this node's embedder
+	reranker    search.Reranker
 	embeddings  *rag.Embeddings
 	rag         *rag.Service
 	inflight    atomic.Int64
@@ -186,6 +209,7 @@ func New(cfg Config, deps Deps) *Server {
 		engineOK:    deps.EngineReady,
 		engineBased: deps.EngineBased,
 		cluster:     deps.Cluster,
+		reranker:    deps.Reranker,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
@@ -264,8 +288,10 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	if s.embedder != nil {
 		s.fusion = s.cfg.Fusion.For(s.embedder.Model())
 	}
-	s.searcher = &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
+	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
+	s.searcher = search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
+		Logger: s.logger, Outcomes: s.metrics.rerank})
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,

@@ -30,6 +30,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/ratelimit"
 	"github.com/sostenuto/sostenuto/server/recall"
+	"github.com/sostenuto/sostenuto/server/rerank"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -41,6 +42,7 @@ type serveConfig struct {
 	ingest            ingestConfig
 	llm               llmConfig
 	fusion            fusionConfig
+	rerank            rerankConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -91,6 +93,7 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.ingest.settings()...)
 	s = append(s, c.llm.settings()...)
 	s = append(s, c.fusion.settings()...)
+	s = append(s, c.rerank.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
@@ -153,6 +156,7 @@ type serveSetup struct {
 	cfg      serveConfig
 	logger   *slog.Logger
 	answerer rag.Provider
+	reranker *rerank.Client // nil: none
 	rewriter rag.Rewriter
 	raftTLS  *replication.TLS
 	api      server.Config
@@ -169,6 +173,9 @@ func configureServe(args, env []string, stderr io.Writer) (*serveSetup, error) {
 	s.logger = s.cfg.log.logger(stderr)
 	var err error
 	if s.answerer, s.rewriter, err = s.cfg.llm.answerer(s.logger); err != nil {
+		return nil, err
+	}
+	if s.reranker, err = s.cfg.rerank.reranker(); err != nil {
 		return nil, err
 	}
 	if s.raftTLS, err = s.cfg.raftSecurity(); err != nil {
@@ -208,7 +215,7 @@ func (c *serveConfig) apiConfig() (server.Config, error) {
 	}
 	return server.Config{Fusion: fusion, TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: c.maxBodyBytes, MaxUploadBytes: c.blob.maxUpload,
 		MaxDocumentBytes: c.ingest.maxDocumentLen, Version: buildVersion(), NodeID: c.node, ClusterSecret: c.clusterSecret,
-		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries}, nil
+		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries, Rerank: c.rerank.apiConfig()}, nil
 }
 
 // limits are the API's timeouts, concurrency bounds and rate limits.
@@ -300,6 +307,9 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		p.deps.Cache = r
 	}
 	p.deps.Answerer, p.deps.Rewriter, p.deps.Logger, p.deps.Registry = s.answerer, s.rewriter, s.logger, p.reg
+	if s.reranker != nil { // a typed nil would not be nil in the interface
+		p.deps.Reranker = s.reranker
+	}
 	return nil
 }
 

@@ -274,16 +274,7 @@ func (c *Chat) finish(content string, req Request) Answer {
 		}
 	}
 	if c.Terms != nil && len(a.Cited) > 0 {
-		q, have := c.Terms.terms(req.Question), c.Terms.terms(cited.String())
-		hit := 0
-		for t := range q {
-			if have[t] {
-				hit++
-			}
-		}
-		if len(q) > 0 {
-			a.Coverage = float64(hit) / float64(len(q))
-		}
+		a.Coverage = c.Terms.Coverage(req, cited.String())
 	}
 	return a
 }

@@ -56,21 +56,21 @@ func TestExtractive(t *testing.T) {
 }
 
 func TestConfidence(t *testing.T) {
-	both := []Passage{{N: 1, VectorRank: 1, BM25Rank: 1}}
-	one := []Passage{{N: 1, VectorRank: 9}}
 	for _, c := range []struct {
 		a    Answer
-		p    []Passage
 		want string
 	}{
-		{Answer{}, both, "LOW"},
-		{Answer{Cited: []int{1}, Coverage: 0.2}, both, "LOW"},
-		{Answer{Cited: []int{1}, Coverage: 0.8}, both, "HIGH"},
-		{Answer{Cited: []int{1}, Coverage: 0.8}, one, "MEDIUM"},
-		{Answer{Cited: []int{1, 2}, Coverage: 0.7}, one, "HIGH"},
-		{Answer{Cited: []int{1, 2}, Coverage: 0.5}, one, "MEDIUM"},
+		{Answer{}, "LOW"},
+		{Answer{Cited: []int{1, 2}, Coverage: 0.15, Sentences: 2}, "LOW"},
+		{Answer{Cited: []int{1, 2}, Coverage: 0.9, Sentences: 4}, "LOW"},
+		{Answer{Cited: []int{1}, Coverage: 0.9, Sentences: 2}, "MEDIUM"},
+		{Answer{Cited: []int{1, 2}, Coverage: 0.35, Sentences: 2}, "MEDIUM"},
+		{Answer{Cited: []int{1, 2}, Coverage: 0.4, Sentences: 2}, "HIGH"},
+		{Answer{Cited: []int{1, 2, 3}, Coverage: 0.8, Sentences: 3}, "HIGH"},
+		{Answer{Cited: []int{1, 2, 3, 4}, Coverage: 0.8}, "MEDIUM"}, // a hosted model citing four
+		{Answer{Cited: []int{1, 2}, Coverage: 0.5}, "HIGH"},
 	} {
-		if got := Confidence(c.a, c.p); got != c.want {
+		if got := Confidence(c.a, nil); got != c.want {
 			t.Errorf("%+v: %s, want %s", c.a, got, c.want)
 		}
 	}

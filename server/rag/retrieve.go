@@ -26,6 +26,8 @@ type retrieved struct {
 	Passages []Passage   `json:"passages"`
 	Sources  []Source    `json:"sources"`
 	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on every hit
+	// Rerank is what came of a requested rerank (nil: none asked).
+	Rerank *search.RerankStatus `json:"rerank,omitempty"`
 }
 
 // retrieve finds the passages for a question: only chunks the asker may
@@ -40,7 +42,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		if scope, err = scope.Resolve(ctx, s.store); err != nil {
 			return got, "", err
 		}
-		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K))
+		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank))
 		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
 			t.SearchMs = time.Since(start).Milliseconds()
 			return got, key, err
@@ -61,6 +63,9 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 	}
 	t.SearchMs += time.Since(start).Milliseconds()
 	got = assemble(res.Hits, visible)
+	if got.Rerank = res.Rerank; got.Rerank != nil && !got.Rerank.Reranked {
+		key = "" // a failed rerank is neither kept nor answered from the cache: the next may succeed
+	}
 	if key != "" {
 		s.searches.Set(ctx, key, got)
 	}
@@ -101,7 +106,7 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 	}
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
-	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat"})
+	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat", Rerank: q.Rerank})
 	t.SearchMs = time.Since(start).Milliseconds()
 	return res, err
 }

@@ -76,12 +76,14 @@ func NewService(cfg Config) *Service {
 	return s
 }
 
-// Question is what is asked: the text, how many hits to retrieve, and the
-// earlier turns of its session, oldest first (none outside a session).
+// Question is what is asked: the text, how many hits to retrieve, the
+// earlier turns of its session, oldest first (none outside a session), and
+// whether to rerank the hits (search.Rerank).
 type Question struct {
 	Text    string
 	K       int
 	History []Turn
+	Rerank  bool
 }
 
 // Source is a passage an answer may cite as [n].
@@ -112,6 +114,11 @@ type Reply struct {
 	Model           string   `json:"model"`
 	Cached          bool     `json:"cached"`
 	Timings         Timings  `json:"timings"`
+	// Reranked, present when a rerank was asked, says whether the
+	// passages are in the reranker's order; when false, RerankError says
+	// why the fused order was kept.
+	Reranked    *bool  `json:"reranked,omitempty"`
+	RerankError string `json:"rerank_error,omitempty"`
 	// Kept: the reply is the one cached under its key (an answer of the
 	// configured model, not a fallback's), so it may be revalidated.
 	Kept bool `json:"-"`
@@ -159,6 +166,13 @@ func (s *Service) Ask(ctx context.Context, q Question, scope search.Scope, emit 
 	return s.answer(ctx, q, got, answerKey, t, delta)
 }
 
+// rerankStatus sets what came of a requested rerank on a reply.
+func (r *Reply) rerankStatus(st *search.RerankStatus) {
+	if st != nil {
+		r.Reranked, r.RerankError = &st.Reranked, st.Error
+	}
+}
+
 // answer runs the answerer and caches its answer under key (unless a
 // fallback wrote it).
 func (s *Service) answer(ctx context.Context, q Question, got retrieved, key string, t Timings, delta func(string) error) (Reply, error) {
@@ -172,6 +186,7 @@ func (s *Service) answer(ctx context.Context, q Question, got retrieved, key str
 	}
 	out := Reply{Content: Sanitize(ans.Content, s.allow), StandaloneQuery: q.Text, Sources: got.Sources,
 		Confidence: Confidence(ans, got.Passages), Model: ans.Model, Timings: t}
+	out.rerankStatus(got.Rerank)
 	if key != "" && ans.Model == model {
 		s.answers.Set(ctx, key, out)
 		out.Kept = true

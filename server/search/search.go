@@ -54,6 +54,9 @@ type Query struct {
 	MinLSN index.LSN
 	// Use labels the search's metrics: "search" (the default) or "chat".
 	Use string
+	// Rerank asks the Rerank decorator to rerank the fused list (the
+	// caller resolves the configured default).
+	Rerank bool
 	// OnLocal, when set, is called once the local index is chosen to
 	// answer (ready and holding MinLSN) and the scope is resolved, with the
 	// index's data version, before anything is embedded or searched. An
@@ -73,6 +76,8 @@ type Hit struct {
 	Score      float64   `json:"score"`
 	VectorRank *int      `json:"vector_rank"`
 	BM25Rank   *int      `json:"bm25_rank"`
+	// RerankScore is the reranker's score, on hits it reranked.
+	RerankScore *float64 `json:"rerank_score,omitempty"`
 }
 
 // Result is a search's answer.
@@ -89,6 +94,8 @@ type Result struct {
 	// Empty marks a query with nothing to embed (punctuation only):
 	// nothing matches, no backend was asked, and index.LSN is unknown.
 	Empty bool
+	// Rerank is what came of a requested rerank; nil when none was asked.
+	Rerank *RerankStatus
 }
 
 var (
