@@ -62,7 +62,7 @@ func TestConfidence(t *testing.T) {
 	}{
 		{Answer{}, "LOW"},
 		{Answer{Cited: []int{1, 2}, Coverage: 0.15, Sentences: 2}, "LOW"},
-		{Answer{Cited: []int{1, 2}, Coverage: 0.9, Sentences: 4}, "LOW"},
+		{Answer{Cited: []int{1, 2}, Coverage: 0.9, Sentences: 4}, "HIGH"}, // four sentences are no longer a sign of thin evidence
 		{Answer{Cited: []int{1}, Coverage: 0.9, Sentences: 2}, "MEDIUM"},
 		{Answer{Cited: []int{1, 2}, Coverage: 0.35, Sentences: 2}, "MEDIUM"},
 		{Answer{Cited: []int{1, 2}, Coverage: 0.4, Sentences: 2}, "HIGH"},
