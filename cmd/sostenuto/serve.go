@@ -287,6 +287,12 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		node := p.node
 		p.deps.Engine, p.deps.EngineReady, p.deps.Cluster = node.Live, node.Ready, node
 		p.deps.EngineBased = func() bool { return node.FSM.State().Based }
+		slots, err := replication.NewSlotMetrics(ctx, p.dbURL)
+		if err != nil {
+			return err
+		}
+		p.closers = append(p.closers, slots.Close)
+		p.reg.MustRegister(slots)
 	}
 	if p.ln, err = net.Listen("tcp", s.cfg.listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.listen, err)
