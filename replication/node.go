@@ -414,6 +414,14 @@ func (n *Node) registerMetrics() {
 		return
 	}
 	n.cfg.Registry.MustRegister(diskGauges(n.cfg.Dir)...)
+	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_ready",
+		Help: "1 while this node's index is complete and current (applied an entry within the lag bound): the index half of /api/ready."},
+		func() float64 {
+			if n.Ready() {
+				return 1
+			}
+			return 0
+		}))
 	n.cfg.Registry.MustRegister(n.m.apply, n.m.commitToApply, n.m.snapBytes, n.m.snapSeconds, n.m.restore, n.leaders.changes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_applied_lsn",
 			Help: "The changefeed position this node's index has applied."},

@@ -95,6 +95,9 @@ func TestRaftDirAndLeaderMetrics(t *testing.T) {
 	if free, ok := gathered(t, reg1, "sostenuto_raft_dir_free_bytes"); !ok || free <= 0 {
 		t.Errorf("raft dir free bytes = %v (%v)", free, ok)
 	}
+	if ready, ok := gathered(t, reg1, "sostenuto_index_ready"); !ok || ready != 0 {
+		t.Errorf("index ready = %v (%v), want 0: no base was loaded", ready, ok)
+	}
 	if size, _ := gathered(t, reg1, "sostenuto_raft_dir_size_bytes"); size <= 0 {
 		t.Errorf("raft dir size = %v", size)
 	}
