@@ -61,8 +61,8 @@ func TestAlertsHaveRunbooksAndTests(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^### ` + name + `$`).MatchString(runbooks) {
 			t.Errorf("%s: no `### %s` entry in docs/RUNBOOKS.md", name, name)
 		}
-		silent := regexp.MustCompile(`alertname: ` + name + `\n\s+exp_alerts: \[\]`).FindAllString(tests, -1)
-		firing := regexp.MustCompile(`alertname: ` + name + `\n\s+exp_alerts:\n\s+- exp_labels`).FindAllString(tests, -1)
+		silent := regexp.MustCompile(`alertname: `+name+`\n\s+exp_alerts: \[\]`).FindAllString(tests, -1)
+		firing := regexp.MustCompile(`alertname: `+name+`\n\s+exp_alerts:\n\s+- exp_labels`).FindAllString(tests, -1)
 		if len(silent) == 0 || len(firing) == 0 {
 			t.Errorf("%s: rules_test.yml has %d silent and %d firing cases; want both", name, len(silent), len(firing))
 		}
