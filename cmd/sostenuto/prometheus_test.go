@@ -31,10 +31,12 @@ func TestPrometheusInTheLoop(t *testing.T) {
 	start := time.Now()
 	db := pgtest.NewEmptyDB(t, "")
 	c := newTestCluster(t, db.URL)
-	n1 := c.add("n1")
+	// Recall sampled and anti-entropy run every second: their metrics exist.
+	often := []string{"SOSTENUTO_RECALL_EVERY=1s", "SOSTENUTO_ANTI_ENTROPY_EVERY=1s"}
+	n1 := c.add("n1", often...)
 	c.ready(n1)
 	c.login(n1)
-	n2, n3 := c.add("n2"), c.add("n3")
+	n2, n3 := c.add("n2", often...), c.add("n3", often...)
 	c.waitFor("three voters", 60*time.Second, func() bool {
 		s, err := c.status(n1)
 		return err == nil && len(s.Nodes) == 3
@@ -56,6 +58,11 @@ func TestPrometheusInTheLoop(t *testing.T) {
 		prom.waitValue(t, q.query, q.want, 30*time.Second)
 	}
 	prom.rulesHealthy(t)
+	if !recallNaN(t, n1.base) {
+		t.Error("an index that sampled no recall yet exports a number (an alert on low recall would fire)")
+	}
+	driveTraffic(t, edge, c.token)
+	checkDashboardMetrics(t, prom, n1.base, n2.base, n3.base, edge)
 	if a := prom.alerts(t, "SostenutoNodeDown"); len(a) > 0 {
 		t.Fatalf("SostenutoNodeDown before any node died: %v", a)
 	}
