@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -59,7 +60,7 @@ func raftPeer(t *testing.T, ca *doctorCA, name string) string {
 	}
 	cfg := index.DefaultConfig()
 	n, err := replication.StartNode(replication.NodeConfig{ID: name, RaftBind: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true,
-		TLS: m, Index: cfg, Fast: true, LogOutput: &lockedBuffer{}})
+		TLS: m, Index: cfg, Fast: true, LogOutput: &lockedBuffer{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
