@@ -209,6 +209,9 @@ func driveTraffic(t *testing.T, edge, token string) {
 		"content": "Change the sustain pedal just after each new chord, so the harmonies never blur."}, &created); s != 201 {
 		t.Fatalf("create a document: %d", s)
 	}
+	if s := call("POST", "/api/knowledge/"+url.PathEscape(created.Document.ID)+"/process", nil, nil); s != 202 {
+		t.Fatalf("process the document: %d", s)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var st struct {

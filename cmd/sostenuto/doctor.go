@@ -41,8 +41,12 @@ type checkResult struct {
 	fix    string
 }
 
-func pass(name, detail string) checkResult { return checkResult{name: name, status: "ok", detail: detail} }
-func skip(name, detail string) checkResult { return checkResult{name: name, status: "skip", detail: detail} }
+func pass(name, detail string) checkResult {
+	return checkResult{name: name, status: "ok", detail: detail}
+}
+func skip(name, detail string) checkResult {
+	return checkResult{name: name, status: "skip", detail: detail}
+}
 func fail(name string, err error, fix string) checkResult {
 	return checkResult{name: name, status: "FAIL", detail: err.Error(), fix: fix}
 }

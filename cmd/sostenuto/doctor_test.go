@@ -197,4 +197,3 @@ func TestDoctorWalLevel(t *testing.T) {
 		t.Errorf("exit %d, lines %q", code, lines)
 	}
 }
-
