@@ -88,3 +88,52 @@ func Latest() (int64, error) {
 	}
 	return latest, nil
 }
+
+// Pending lists the embedded migrations the database has not applied,
+// reading goose's version table without changing anything (all of them
+// when the table does not exist yet).
+func Pending(ctx context.Context, pool *pgxpool.Pool) ([]int64, error) {
+	applied := map[int64]bool{}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("migrations: read version: %w", err)
+	}
+	if exists {
+		rows, err := pool.Query(ctx, `SELECT DISTINCT ON (version_id) version_id, is_applied
+			FROM goose_db_version ORDER BY version_id, id DESC`)
+		if err != nil {
+			return nil, fmt.Errorf("migrations: read version: %w", err)
+		}
+		for rows.Next() {
+			var v int64
+			var ok bool
+			if err := rows.Scan(&v, &ok); err != nil {
+				return nil, fmt.Errorf("migrations: read version: %w", err)
+			}
+			applied[v] = ok
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("migrations: read version: %w", err)
+		}
+	}
+	return notApplied(applied)
+}
+
+// notApplied lists the embedded versions applied does not hold, in order.
+func notApplied(applied map[int64]bool) ([]int64, error) {
+	names, err := fs.Glob(files, "*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("migrations: list: %w", err)
+	}
+	var pending []int64
+	for _, name := range names {
+		v, err := goose.NumericComponent(name)
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %s: %w", name, err)
+		}
+		if !applied[v] {
+			pending = append(pending, v)
+		}
+	}
+	return pending, nil
+}

@@ -67,6 +67,7 @@ type Node struct {
 	notify    chan bool
 	lastApply atomic.Int64 // unix nanoseconds of the last applied entry
 	m         nodeMetrics
+	leaders   *leaderWatch
 
 	mu         sync.Mutex
 	feedCancel context.CancelFunc
@@ -113,7 +114,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, Live: index.NewLive(empty), store: store, transport: transport, stream: stream, notify: make(chan bool, 64)}
+	n := &Node{cfg: cfg, Live: index.NewLive(empty), store: store, transport: transport, stream: stream, notify: make(chan bool, 64), leaders: newLeaderWatch()}
 	n.FSM = NewFSM(n.Live, cfg.Index)
 	n.registerMetrics()
 	n.FSM.OnApply = func(kind byte, ops int, err error) { n.lastApply.Store(time.Now().UnixNano()) }
@@ -158,6 +159,7 @@ func (n *Node) startRaft(hl hclog.Logger, snaps raft.SnapshotStore) error {
 		return fmt.Errorf("replication: raft: %w", err)
 	}
 	n.raft = r
+	n.leaders.observe(r)
 	if has || !n.cfg.Bootstrap {
 		return nil
 	}
@@ -214,6 +216,8 @@ func (n *Node) Run(ctx context.Context) error {
 			n.closeStores()
 			return err
 		case <-n.notify:
+		case o := <-n.leaders.ch:
+			n.leaders.seen(o)
 		case <-check.C:
 		}
 		if n.raft.State() == raft.Leader {
@@ -409,7 +413,16 @@ func (n *Node) registerMetrics() {
 	if n.cfg.Registry == nil {
 		return
 	}
-	n.cfg.Registry.MustRegister(n.m.apply, n.m.commitToApply, n.m.snapBytes, n.m.snapSeconds, n.m.restore,
+	n.cfg.Registry.MustRegister(diskGauges(n.cfg.Dir)...)
+	n.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_ready",
+		Help: "1 while this node's index is complete and current (applied an entry within the lag bound): the index half of /api/ready."},
+		func() float64 {
+			if n.Ready() {
+				return 1
+			}
+			return 0
+		}))
+	n.cfg.Registry.MustRegister(n.m.apply, n.m.commitToApply, n.m.snapBytes, n.m.snapSeconds, n.m.restore, n.leaders.changes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_applied_lsn",
 			Help: "The changefeed position this node's index has applied."},
 			func() float64 { return float64(n.Live.Engine().Position().LSN) }),

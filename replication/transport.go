@@ -303,3 +303,26 @@ func (s *tlsStream) verifyPeer(addr string) error {
 	}
 	return c.Close()
 }
+
+// Verify dials a peer's Raft address as a Raft connection would (mutual
+// TLS 1.3, a node certificate of the cluster naming that address) and
+// closes it. A peer that refuses this node's certificate says so right
+// after the handshake; Verify waits up to 500 ms for that refusal.
+func (t *TLS) Verify(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("replication: raft address %q: %w", addr, err)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: t.clientConfig(host)}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("replication: TLS to %s: %w", addr, err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) //nolint:errcheck // a fresh connection
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 1)); err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("replication: %s refused this node's certificate: %w", addr, err)
+	}
+	return nil
+}

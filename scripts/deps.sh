@@ -20,16 +20,53 @@ as_root() {
 	fi
 }
 
+# no_start_install installs packages with service starts refused, through
+# a temporary /usr/sbin/policy-rc.d (restored afterwards if one existed).
+no_start_install() {
+	local prc=/usr/sbin/policy-rc.d saved=""
+	if [ -e "$prc" ]; then saved=$(mktemp); as_root cp -p "$prc" "$saved"; fi
+	printf '#!/bin/sh\nexit 101\n' | as_root tee "$prc" >/dev/null
+	as_root chmod 755 "$prc"
+	local rc=0
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+	if [ -n "$saved" ]; then as_root cp -p "$saved" "$prc"; rm -f "$saved"; else as_root rm -f "$prc"; fi
+	return $rc
+}
+
+# stop_services stops and disables the services the packages would run at
+# boot (where systemd runs), so nothing is left listening.
+stop_services() {
+	local pkg svc
+	for pkg in "$@"; do
+		case $pkg in
+		prometheus) svc=prometheus ;;
+		redis-server) svc=redis-server ;;
+		*) continue ;;
+		esac
+		if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+			as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+		elif [ -x "/etc/init.d/$svc" ]; then
+			as_root "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+		fi
+	done
+}
+
 # `deps.sh test-tools`: what only the tests use: redis-server (the shared
-# cache) and chromium (the browser test of the answer stream).
+# cache), chromium (the browser test of the answer stream) and prometheus
+# with promtool (the alert rules' checks and the Prometheus test).
 if [ "${1:-}" = test-tools ]; then
 	tools=()
 	command -v redis-server >/dev/null 2>&1 || tools+=(redis-server)
 	command -v chromium >/dev/null 2>&1 || tools+=(chromium)
+	{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || tools+=(prometheus)
 	[ ${#tools[@]} -eq 0 ] && exit 0
 	log "installing ${tools[*]} (for the tests)"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+	# The packages' services must not start (the tests run their own
+	# processes; a system Prometheus would hold :9090): policy-rc.d
+	# answers 101 ("not allowed") to every service start during the install.
+	no_start_install "${tools[@]}"
+	stop_services "${tools[@]}"
 	exit 0
 fi
 

@@ -38,17 +38,31 @@ func (c *llmConfig) answerer(logger *slog.Logger) (rag.Provider, rag.Rewriter, e
 	if err != nil {
 		return nil, nil, err
 	}
-	chat := &rag.Chat{Kind: c.provider, BaseURL: c.url, AccountID: c.account, APIKey: c.key, ModelName: c.model, Timeout: c.timeout, Terms: x}
-	switch c.provider {
-	case "extractive":
+	if c.provider == "extractive" {
 		return x, rule, nil
+	}
+	chat, err := c.chat(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	rewriter := &rag.ModelRewriter{Chat: chat, Rule: rule, Timeout: c.rewriteTimeout, Logger: logger}
+	return &rag.Fallback{Primary: chat, Secondary: x, OnFallback: func(err error) {
+		logger.Warn("chat model failed before answering; answered extractively", "component", "rag", "model", chat.ModelName, "error", err)
+	}}, rewriter, nil
+}
+
+// chat is the hosted model (openai or workers-ai) the settings name, with
+// its defaults filled in.
+func (c *llmConfig) chat(terms *rag.Extractive) (*rag.Chat, error) {
+	chat := &rag.Chat{Kind: c.provider, BaseURL: c.url, AccountID: c.account, APIKey: c.key, ModelName: c.model, Timeout: c.timeout, Terms: terms}
+	switch c.provider {
 	case "openai":
 		if c.url == "" || c.model == "" {
-			return nil, nil, &configError{setting: envName("llm-url"), err: errors.New("openai needs the server's base URL and SOSTENUTO_LLM_MODEL")}
+			return nil, &configError{setting: envName("llm-url"), err: errors.New("openai needs the server's base URL and SOSTENUTO_LLM_MODEL")}
 		}
 	case "workers-ai":
 		if c.account == "" || c.key == "" {
-			return nil, nil, &configError{setting: envName("llm-account-id"), err: errors.New("workers-ai needs an account id and an API token (SOSTENUTO_LLM_API_KEY)")}
+			return nil, &configError{setting: envName("llm-account-id"), err: errors.New("workers-ai needs an account id and an API token (SOSTENUTO_LLM_API_KEY)")}
 		}
 		if chat.BaseURL == "" {
 			chat.BaseURL = "https://api.cloudflare.com/client/v4"
@@ -57,8 +71,5 @@ func (c *llmConfig) answerer(logger *slog.Logger) (rag.Provider, rag.Rewriter, e
 			chat.ModelName = rag.WorkersAIModel
 		}
 	}
-	rewriter := &rag.ModelRewriter{Chat: chat, Rule: rule, Timeout: c.rewriteTimeout, Logger: logger}
-	return &rag.Fallback{Primary: chat, Secondary: x, OnFallback: func(err error) {
-		logger.Warn("chat model failed before answering; answered extractively", "component", "rag", "model", chat.ModelName, "error", err)
-	}}, rewriter, nil
+	return chat, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -294,6 +295,12 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		node := p.node
 		p.deps.Engine, p.deps.EngineReady, p.deps.Cluster = node.Live, node.Ready, node
 		p.deps.EngineBased = func() bool { return node.FSM.State().Based }
+		slots, err := replication.NewSlotMetrics(ctx, p.dbURL)
+		if err != nil {
+			return err
+		}
+		p.closers = append(p.closers, slots.Close)
+		p.reg.MustRegister(slots)
 	}
 	if p.ln, err = net.Listen("tcp", s.cfg.listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.listen, err)
@@ -475,6 +482,10 @@ func recallSampler(url string, live *index.Live, ready func() bool, every time.D
 		Help: "Mean recall@10 of the local index's vector search against pgvector's exact search, last sample."})
 	minRecall := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_index_recall_at_10_min",
 		Help: "Lowest recall@10 of one query in the last sample."})
+	// Not a number until the first sample: an alert on a low recall must
+	// not fire on a node that has not measured it yet.
+	meanRecall.Set(math.NaN())
+	minRecall.Set(math.NaN())
 	reg.MustRegister(meanRecall, minRecall)
 	return &recall.Sampler{URL: url, Live: live, Ready: ready, Every: every, Samples: 20,
 		Report: func(r recall.Result, err error) {
