@@ -23,6 +23,7 @@ type evalConfig struct {
 	db       dbConfig
 	ingest   ingestConfig
 	fusion   fusionConfig
+	rerank   rerankConfig
 	docs     string
 	queries  string
 	qrels    string
@@ -40,6 +41,11 @@ func (c *evalConfig) settings() []setting {
 		}
 	}
 	s = append(s, c.fusion.settings()...)
+	for _, x := range c.rerank.settings() { // the reranker: hybrid+rerank joins the modes
+		if x.name != "rerank-default" {
+			s = append(s, x)
+		}
+	}
 	return append(s,
 		setting{name: "docs", env: "SOSTENUTO_EVAL_DOCS", usage: "documents: a directory (one per file), a CISI/SMART file or a TREC file; unset: the knowledge base of --database-url", parse: stringVar(&c.docs)},
 		setting{name: "queries", env: "SOSTENUTO_EVAL_QUERIES", usage: "queries: TREC topics, a CISI/SMART file, or id<TAB>text lines", parse: stringVar(&c.queries)},
@@ -51,7 +57,8 @@ func (c *evalConfig) settings() []setting {
 	)
 }
 
-// runEval measures retrieval on judged queries in every search mode, or
+// runEval measures retrieval on judged queries in every search mode (and
+// hybrid+rerank when a reranker is configured), or
 // turns chat feedback into judgements (--feedback-qrels).
 func runEval(ctx context.Context, args, env []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg evalConfig
@@ -94,6 +101,10 @@ func (c *evalConfig) prepare(ctx context.Context, stdout io.Writer) (eval.Config
 	if err != nil {
 		return eval.Config{}, err
 	}
+	rr, err := c.rerank.reranker()
+	if err != nil {
+		return eval.Config{}, err
+	}
 	start := time.Now()
 	e, keys, err := c.engine(ctx)
 	if err != nil {
@@ -101,10 +112,12 @@ func (c *evalConfig) prepare(ctx context.Context, stdout io.Writer) (eval.Config
 	}
 	fmt.Fprintf(stdout, "%d chunks indexed in %s; %d queries, %d judged; embedder %s\n\n", e.Len(), time.Since(start).Round(time.Millisecond),
 		len(qs), len(qrels.Judged(qs)), emb.Model())
-	// A reranker joins here (eval.Config.Reranker, Modes(…, true)) once
-	// the node has one to configure.
-	return eval.Config{Engine: e, Embedder: emb, Queries: qs, Qrels: qrels, K: int(c.k),
-		Modes: eval.Modes(defaults.For(emb.Model()), false), DocKeys: keys}, nil
+	cfg := eval.Config{Engine: e, Embedder: emb, Queries: qs, Qrels: qrels, K: int(c.k),
+		Modes: eval.Modes(defaults.For(emb.Model()), rr != nil), DocKeys: keys}
+	if rr != nil {
+		cfg.Reranker = &eval.PassageRerank{Scorer: rr, TopN: int(c.rerank.topN)}
+	}
+	return cfg, nil
 }
 
 // engine indexes --docs, or loads the knowledge base from PostgreSQL as a

@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -39,6 +44,74 @@ func TestEvalCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"eval", "--docs", src.docs}, nil, nil, &out, &errOut); code != 2 {
 		t.Errorf("without queries: exit %d, want 2", code)
 	}
+}
+
+// TestEvalCommandRerank runs `sostenuto eval` with a reranker configured
+// (a local server speaking Cohere's /rerank, scoring by shared words):
+// hybrid+rerank joins the table, and the server hears exactly one request
+// per judged query, of at most --rerank-top-n passages.
+func TestEvalCommandRerank(t *testing.T) {
+	src := cisiSubset(t, t.TempDir(), 300)
+	var calls, tooMany atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var body struct {
+			Query     string   `json:"query"`
+			Documents []string `json:"documents"`
+		}
+		if r.URL.Path != "/rerank" || r.Header.Get("Authorization") != "Bearer k" || json.NewDecoder(r.Body).Decode(&body) != nil {
+			http.Error(w, `{"message":"bad request"}`, http.StatusBadRequest)
+			return
+		}
+		if len(body.Documents) > 20 {
+			tooMany.Add(1)
+		}
+		type result struct {
+			Index int     `json:"index"`
+			Score float64 `json:"relevance_score"`
+		}
+		res := []result{}
+		for i, d := range body.Documents {
+			res = append(res, result{i, sharedWords(body.Query, d)})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"id": "x", "results": res}) //nolint:errcheck,errchkjson // test server
+	}))
+	t.Cleanup(srv.Close)
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"eval", "--docs", src.docs, "--queries", src.queries, "--qrels", src.qrels, "--k", "50",
+		"--rerank-provider", "cohere", "--rerank-url", srv.URL, "--rerank-api-key", "k", "--rerank-model", "m", "--rerank-top-n", "20", "--rerank-timeout", "30s"},
+		nil, nil, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	row := regexp.MustCompile(`(?m)^\| (\S+)[^|]* \| (\d+) \| (0\.\d{3}) \| (0\.\d{3}) \| (0\.\d{3}) \| (0\.\d{3}) \| \S+ \| \S+ \|$`)
+	rows := row.FindAllStringSubmatch(out.String(), -1)
+	if len(rows) != 6 || rows[5][1] != "hybrid+rerank" {
+		t.Fatalf("%d mode rows, want 6 ending with hybrid+rerank:\n%s", len(rows), out.String())
+	}
+	queries, _ := strconv.Atoi(rows[5][2])
+	if queries == 0 || rows[5][3] == "0.000" || calls.Load() != int64(queries) || tooMany.Load() != 0 {
+		t.Errorf("hybrid+rerank: %s queries, MAP %s; %d requests (want one per query), %d over top-n", rows[5][2], rows[5][3], calls.Load(), tooMany.Load())
+	}
+	t.Logf("\n%s", out.String())
+}
+
+// sharedWords scores a passage by the query's distinct words it holds.
+func sharedWords(query, passage string) float64 {
+	has := map[string]bool{}
+	for _, w := range strings.Fields(strings.ToLower(passage)) {
+		has[w] = true
+	}
+	n := 0.0
+	seen := map[string]bool{}
+	for _, w := range strings.Fields(strings.ToLower(query)) {
+		if len(w) > 3 && has[w] && !seen[w] {
+			seen[w] = true
+			n++
+		}
+	}
+	return n
 }
 
 type subset struct{ docs, queries, qrels string }

@@ -38,8 +38,8 @@ func Modes(def index.Fusion, rerank bool) []Mode {
 	return ms
 }
 
-// Reranker reorders fused hits for a query. It is the hook for the
-// reranking stage (server/rerank); eval runs hybrid+rerank when one is
+// Reranker reorders fused hits for a query (PassageRerank over the
+// node's reranker, server/rerank); eval runs hybrid+rerank when one is
 // configured.
 type Reranker interface {
 	Rerank(ctx context.Context, query string, hits []index.Hit) ([]index.Hit, error)

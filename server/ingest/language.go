@@ -68,6 +68,46 @@ func (d *LanguageDetector) Detect(segs []Segment) string {
 	return best
 }
 
+// minSureLetters is the fewest letters DetectSure judges a text on.
+const minSureLetters = 100
+
+// DetectSure tells s's language like Detect, but says when it is
+// unsure instead of answering DefaultLanguage: fewer than minSureLetters
+// letters, or no language holding more than half of the sampled
+// characters. A nil detector is never sure.
+func (d *LanguageDetector) DetectSure(s string) (string, bool) {
+	if d == nil || letterCount(s, minSureLetters) < minSureLetters {
+		return "", false
+	}
+	votes, all := map[string]int{}, 0
+	for _, w := range sampleWindowsOf([]Segment{{Text: s}}) {
+		n := utf8.RuneCountInString(w)
+		all += n
+		if l, ok := d.det.DetectLanguageOf(w); ok {
+			votes[strings.ToLower(l.IsoCode639_1().String())] += n
+		}
+	}
+	for _, l := range text.Languages() {
+		if 2*votes[l] > all {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// letterCount counts s's letters, stopping at most.
+func letterCount(s string, most int) int {
+	n := 0
+	for _, r := range s {
+		if unicode.IsLetter(r) {
+			if n++; n >= most {
+				break
+			}
+		}
+	}
+	return n
+}
+
 // sampleWindowsOf cuts the segments' text into windows of sampleRunes
 // characters, at most sampleWindows of them, evenly spaced (a text shorter
 // than one window is one); none when it holds fewer than minLetters

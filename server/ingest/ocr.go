@@ -24,15 +24,49 @@ func (p *Pipeline) readPDF(ctx context.Context, id uuid.UUID, path string) ([]pd
 		}
 		return pages, nil
 	}
-	ex, err := p.OCR.Extract(ctx, path, func(done, total int) {
+	ex, err := p.OCR.ExtractChoosing(ctx, path, func(done, total int) {
 		if err := p.Store.OCRProgress(ctx, id, done, total); err != nil {
 			p.Logger.Warn("record OCR progress", "component", "ingest", "document", id, "error", err)
 		}
 		if p.OnOCRProgress != nil {
 			p.OnOCRProgress(id, done, total)
 		}
-	})
+	}, p.ocrLanguages)
 	return ex.Pages, err
+}
+
+// tesseractData names the Tesseract language data of an ISO 639-1 code
+// the detector tells ("" for any other).
+func tesseractData(lang string) string {
+	switch lang {
+	case "en":
+		return "eng"
+	case "de":
+		return "deu"
+	case "fr":
+		return "fra"
+	case "es":
+		return "spa"
+	case "it":
+		return "ita"
+	case "nl":
+		return "nld"
+	case "pt":
+		return "por"
+	}
+	return ""
+}
+
+// ocrLanguages chooses the Tesseract data for a document's scanned pages
+// from its text so far: its language's alone when the detector is sure,
+// else "" (every configured language; data not configured is refused by
+// pdf.OCR and means the same).
+func (p *Pipeline) ocrLanguages(text string) string {
+	lang, ok := p.Languages.DetectSure(text)
+	if !ok {
+		return ""
+	}
+	return tesseractData(lang)
 }
 
 // pdfFailure classifies a PDF the reader refused. The sentences name no

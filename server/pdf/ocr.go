@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +70,7 @@ type Page struct {
 	Words         int     `json:"words,omitempty"`          // OCR: words kept
 	Dropped       int     `json:"dropped,omitempty"`        // OCR: words dropped (unsure, or no letter or digit)
 	LowConfidence bool    `json:"low_confidence,omitempty"` // OCR: Confidence below LowPageConfidence
+	Languages     string  `json:"languages,omitempty"`      // OCR: the Tesseract language data it was read with
 }
 
 // Extraction is a document's text, page by page.
@@ -89,6 +92,13 @@ func (e Extraction) OCRPages() int {
 
 // Progress reports pages read by OCR so far, of the pages that will be.
 type Progress func(done, total int)
+
+// LanguageChooser picks the Tesseract language data (joined by '+') for a
+// document's scanned pages from its text read so far: its born-digital
+// pages' text layer, or that and its first scanned page read with every
+// configured language. "" means unsure: every configured language. An
+// answer naming data outside the configuration is ignored.
+type LanguageChooser func(text string) string
 
 // OCR reads PDFs' text in the limited child process, with OCR for scanned
 // pages. The child runs in its own user and network namespaces when the
@@ -142,16 +152,26 @@ func checkLanguages(ctx context.Context, tesseract, langs string) error {
 func (o *OCR) Config() OCRConfig { return o.cfg }
 
 const (
-	ocrMode = "ocr"
-	ocrEnv  = "SOSTENUTO_PDF_CHILD_OCR"
+	ocrMode   = "ocr"
+	ocrEnv    = "SOSTENUTO_PDF_CHILD_OCR"
+	chooseEnv = "SOSTENUTO_PDF_CHILD_OCR_CHOOSE" // "1": ask the parent for the language data
 )
 
 // Extract reads each page of the PDF at path: its text layer, or OCR for
-// a scanned page, in the sandboxed child. progress (may be nil) hears of
-// the pages read by OCR. Errors wrap ErrUnreadable, ErrTooLarge or
-// ErrTimeout; the child, its tools and their files are gone when it
-// returns.
+// a scanned page, in the sandboxed child, with every configured language.
+// progress (may be nil) hears of the pages read by OCR. Errors wrap
+// ErrUnreadable, ErrTooLarge or ErrTimeout; the child, its tools and their
+// files are gone when it returns.
 func (o *OCR) Extract(ctx context.Context, path string, progress Progress) (Extraction, error) {
+	return o.ExtractChoosing(ctx, path, progress, nil)
+}
+
+// ExtractChoosing is Extract with the language data of the scanned pages
+// chosen per document by choose (nil: every configured language): asked
+// first with the born-digital pages' text, when there is some, and if
+// unsure then again after the first scanned page, read with every
+// configured language. Each OCR'd Page says which data read it.
+func (o *OCR) ExtractChoosing(ctx context.Context, path string, progress Progress, choose LanguageChooser) (Extraction, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.DocTimeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "sostenuto-ocr-")
@@ -164,14 +184,22 @@ func (o *OCR) Extract(ctx context.Context, path string, progress Progress) (Extr
 		return Extraction{}, fmt.Errorf("pdf: pipe: %w", err)
 	}
 	defer r.Close()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return Extraction{}, fmt.Errorf("pdf: pipe: %w", err)
+	}
+	defer inW.Close()
 	var errb bytes.Buffer
-	cmd, isolated, err := o.box.start(func() *exec.Cmd { return o.command(ctx, path, dir, w, &errb) })
+	cmd, isolated, err := o.box.start(func() *exec.Cmd { return o.command(ctx, path, dir, inR, w, &errb, choose != nil) })
 	w.Close()
+	inR.Close()
 	if err != nil {
 		return Extraction{}, fmt.Errorf("pdf: start the OCR child: %w", err)
 	}
-	ex, readErr := readChild(r, progress)
+	ex, readErr := readChild(r, inW, progress, o.allowed(choose))
 	r.Close() // a child still writing gets EPIPE, not a stall
+	inW.Close()
 	waitErr := cmd.Wait()
 	ex.Isolated = isolated
 	switch {
@@ -185,7 +213,28 @@ func (o *OCR) Extract(ctx context.Context, path string, progress Progress) (Extr
 	return ex, nil
 }
 
-func (o *OCR) command(ctx context.Context, path, dir string, stdout *os.File, stderr *bytes.Buffer) *exec.Cmd {
+// allowed wraps choose so that its answer names only configured language
+// data (checked installed by NewOCR), else "".
+func (o *OCR) allowed(choose LanguageChooser) LanguageChooser {
+	return func(text string) string {
+		if choose == nil {
+			return ""
+		}
+		ans := choose(text)
+		if ans == "" {
+			return ""
+		}
+		have := strings.Split(o.cfg.Languages, "+")
+		for _, l := range strings.Split(ans, "+") {
+			if !slices.Contains(have, l) {
+				return ""
+			}
+		}
+		return ans
+	}
+}
+
+func (o *OCR) command(ctx context.Context, path, dir string, stdin, stdout *os.File, stderr *bytes.Buffer, choose bool) *exec.Cmd {
 	cfg, _ := json.Marshal(o.cfg) //nolint:errchkjson // plain fields
 	l := o.checker.Limits
 	cmd := exec.CommandContext(ctx, o.checker.Exe, ocrMode, path, dir)
@@ -194,7 +243,11 @@ func (o *OCR) command(ctx context.Context, path, dir string, stdout *os.File, st
 		cpuEnv + "=" + strconv.Itoa(int(o.cfg.DocTimeout.Seconds())),
 		pagesEnv + "=" + strconv.Itoa(l.MaxPages),
 	}
+	if choose {
+		cmd.Env = append(cmd.Env, chooseEnv+"=1")
+	}
 	cmd.Dir = filepath.Dir(dir)
+	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	cmd.Stderr = &limitedWriter{w: stderr, n: 4096}
 	cmd.WaitDelay = 5 * time.Second
@@ -202,12 +255,19 @@ func (o *OCR) command(ctx context.Context, path, dir string, stdout *os.File, st
 }
 
 // childLine is one line the OCR child writes: a page, progress, the end,
-// or why it stopped.
+// why it stopped, or a question: which language data suit this text (the
+// parent answers with a languageAnswer line on the child's stdin).
 type childLine struct {
 	Page     *Page         `json:"page,omitempty"`
+	Choose   *string       `json:"choose,omitempty"`
 	Progress *[2]int       `json:"progress,omitempty"` // done, total
 	Done     bool          `json:"done,omitempty"`
 	Fail     *childFailure `json:"fail,omitempty"`
+}
+
+// languageAnswer is the parent's answer to a childLine's Choose.
+type languageAnswer struct {
+	Languages string `json:"languages"` // "": every configured language
 }
 
 type childFailure struct {
@@ -228,8 +288,9 @@ func (f *childFailure) err() error {
 // maxLine bounds one line of the child's output (a page's text).
 const maxLine = 16 << 20
 
-// readChild reads the child's lines until the end or a failure.
-func readChild(r *os.File, progress Progress) (Extraction, error) {
+// readChild reads the child's lines until the end or a failure, answering
+// its questions on answers with choose.
+func readChild(r *os.File, answers io.Writer, progress Progress, choose LanguageChooser) (Extraction, error) {
 	var ex Extraction
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
@@ -245,6 +306,10 @@ func readChild(r *os.File, progress Progress) (Extraction, error) {
 			return ex, nil
 		case l.Page != nil:
 			ex.Pages = append(ex.Pages, *l.Page)
+		case l.Choose != nil:
+			ans, _ := json.Marshal(languageAnswer{Languages: choose(*l.Choose)}) //nolint:errchkjson // a string
+			answers.Write(append(ans, '\n'))                                     //nolint:errcheck // a child gone early reads EOF
+
 		case l.Progress != nil && progress != nil:
 			progress(l.Progress[0], l.Progress[1])
 		}

@@ -1,6 +1,7 @@
 package pdf
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,8 +9,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	lpdf "github.com/ledongthuc/pdf"
 )
@@ -24,7 +28,8 @@ func ocrChild(args []string, stdout io.Writer) int {
 		return 2
 	}
 	maxPages, _ := strconv.Atoi(os.Getenv(pagesEnv))
-	r := &reader{cfg: cfg, path: args[0], dir: args[1], maxPages: maxPages, out: enc}
+	r := &reader{cfg: cfg, path: args[0], dir: args[1], maxPages: maxPages, out: enc,
+		in: bufio.NewReader(os.Stdin), choose: os.Getenv(chooseEnv) == "1"}
 	if err := r.run(context.Background()); err != nil {
 		var f *childFailure
 		if !errors.As(err, &f) {
@@ -50,6 +55,8 @@ type reader struct {
 	dir      string
 	maxPages int
 	out      *json.Encoder
+	in       *bufio.Reader // the parent's answers
+	choose   bool          // ask the parent for the language data
 }
 
 // scanPlan is a page to read by OCR and the resolution to render it at.
@@ -75,13 +82,15 @@ func (r *reader) run(ctx context.Context) error {
 	if err := r.out.Encode(childLine{Progress: &[2]int{0, len(plan)}}); err != nil {
 		return err
 	}
+	langs := r.startChoice(res.Text, plan)
 	done := 0
 	for i, text := range res.Text {
 		page := Page{Number: i + 1, Text: text}
 		if done < len(plan) && plan[done].page == i+1 {
-			if page, err = r.ocrPage(ctx, plan[done]); err != nil {
+			if page, err = r.ocrPage(ctx, plan[done], langs.data); err != nil {
 				return err
 			}
+			langs.after(page.Text)
 			done++
 		}
 		if err := r.out.Encode(childLine{Page: &page}); err != nil {
@@ -203,4 +212,71 @@ func largestImage(resources lpdf.Value, depth int) int64 {
 		}
 	}
 	return best
+}
+
+// maxChooseText bounds the text sent with a question (the parent samples
+// a few thousand characters of it anyway).
+const maxChooseText = 64 << 10
+
+// languageChoice is the language data a document's scanned pages are read
+// with: every configured language until the parent names the document's
+// own.
+type languageChoice struct {
+	r    *reader
+	data string // Tesseract's -l for the next scanned page
+	open bool   // the parent may still be asked
+	born string // the born-digital pages' text
+}
+
+// startChoice asks the parent about the born-digital pages' text, when
+// asking is on, some page is scanned, more than one language is
+// configured and that text holds some letters.
+func (r *reader) startChoice(texts []string, plan []scanPlan) *languageChoice {
+	c := &languageChoice{r: r, data: r.cfg.Languages,
+		open: r.choose && len(plan) > 0 && strings.Contains(r.cfg.Languages, "+")}
+	if !c.open {
+		return c
+	}
+	var b strings.Builder
+	for i, t := range texts {
+		if !slices.ContainsFunc(plan, func(p scanPlan) bool { return p.page == i+1 }) {
+			b.WriteString(t)
+			b.WriteByte('\n')
+		}
+	}
+	c.born = b.String()
+	if alnum(c.born) >= r.cfg.MinTextChars {
+		c.ask(c.born, false)
+	}
+	return c
+}
+
+// after asks the parent once more, with the first scanned page's text,
+// when the born-digital text did not decide.
+func (c *languageChoice) after(pageText string) {
+	if c.open {
+		c.ask(c.born+pageText, true)
+	}
+}
+
+// ask writes the question and reads the answer; an answer, or a last
+// question, closes the choice.
+func (c *languageChoice) ask(text string, last bool) {
+	if len(text) > maxChooseText {
+		text = text[:maxChooseText]
+		for !utf8.ValidString(text) {
+			text = text[:len(text)-1]
+		}
+	}
+	var ans languageAnswer
+	if c.r.out.Encode(childLine{Choose: &text}) == nil {
+		if line, err := c.r.in.ReadBytes('\n'); err == nil {
+			json.Unmarshal(line, &ans) //nolint:errcheck // garbled: no answer
+		}
+	}
+	if ans.Languages != "" {
+		c.data, c.open = ans.Languages, false
+	} else if last {
+		c.open = false
+	}
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // ocrPage renders one page grey at its resolution (pdftoppm), straightens
-// it (deskew), and reads it (tesseract, TSV with per-word confidence),
-// within the page's wall-clock bound.
-func (r *reader) ocrPage(ctx context.Context, sp scanPlan) (Page, error) {
+// it (deskew), and reads it with the language data langs (tesseract, TSV
+// with per-word confidence), within the page's wall-clock bound.
+func (r *reader) ocrPage(ctx context.Context, sp scanPlan, langs string) (Page, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PageTimeout)
 	defer cancel()
 	root := filepath.Join(r.dir, "page")
@@ -31,12 +31,12 @@ func (r *reader) ocrPage(ctx context.Context, sp scanPlan) (Page, error) {
 	if err := deskewFile(img, r.cfg.MaxPixels); err != nil {
 		return Page{}, fmt.Errorf("page %d: %w", sp.page, err)
 	}
-	tsv, err := r.tool(ctx, lim, r.cfg.Tesseract, img, "stdout", "-l", r.cfg.Languages, "--dpi", dpi, "--psm", "3", "tsv")
+	tsv, err := r.tool(ctx, lim, r.cfg.Tesseract, img, "stdout", "-l", langs, "--dpi", dpi, "--psm", "3", "tsv")
 	if err != nil {
 		return Page{}, r.toolFailure(ctx, sp.page, "read", err)
 	}
 	page := readTSV(tsv, r.cfg.MinWordConfidence)
-	page.Number, page.OCR = sp.page, true
+	page.Number, page.OCR, page.Languages = sp.page, true, langs
 	page.LowConfidence = page.Words+page.Dropped > 0 && page.Confidence < r.cfg.LowPageConfidence
 	return page, nil
 }

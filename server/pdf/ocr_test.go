@@ -334,3 +334,40 @@ func TestExtractHostile(t *testing.T) {
 		t.Errorf("after the hostile inputs: %v, %+v", err, ex.Pages)
 	}
 }
+
+// TestExtractChoosingAsks checks the language question between the child
+// and the parent: asked with the born-digital text first, unsure; again
+// with the first scan's text, read with every configured language; the
+// answer reads the next scan; an answer naming unconfigured data is
+// refused.
+func TestExtractChoosingAsks(t *testing.T) {
+	o := newOCR(t, DefaultOCR)
+	path := mustMixed(t,
+		pdftest.Page{Text: "Chapter one: born-digital text about chords and their inversions in every key."},
+		pdftest.Page{Image: mustScan(t, englishScan, 0)},
+		pdftest.Page{Image: mustScan(t, englishScan, 0)},
+	)
+	var asked []string
+	ex, err := o.ExtractChoosing(context.Background(), path, nil, func(text string) string {
+		asked = append(asked, text)
+		return map[int]string{2: "eng"}[len(asked)]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || !strings.Contains(asked[0], "born-digital") || strings.Contains(asked[0], "metronome") ||
+		!strings.Contains(asked[1], "born-digital") || !strings.Contains(asked[1], "metronome") {
+		t.Fatalf("asked %q", asked)
+	}
+	got := []string{ex.Pages[0].Languages, ex.Pages[1].Languages, ex.Pages[2].Languages}
+	if want := []string{"", DefaultOCR.Languages, "eng"}; !slices.Equal(got, want) {
+		t.Errorf("languages %q, want %q", got, want)
+	}
+	if r := recall(englishScan, ex.Pages[2].Text); r < 0.95 {
+		t.Errorf("page 3 recall %.2f: %q", r, ex.Pages[2].Text)
+	}
+	allowed := o.allowed(func(string) string { return "ita+xyz" })
+	if a := allowed("testo"); a != "" {
+		t.Errorf("unconfigured data allowed: %q", a)
+	}
+}
