@@ -165,49 +165,88 @@ func Convex(norm string, weights []float64, lists ...[]Scored) []Fused {
 	return acc.sorted(heaviest(weights, len(lists)))
 }
 
+// finiteScores returns a list's scores with the non-finite ones made
+// finite: +Inf takes the highest finite score, NaN and -Inf the lowest (0
+// when none is finite). A provider's NaN (pgvector's cosine distance of a
+// zero vector, say) or an overflow then ranks its hit last or first
+// instead of turning every fused score into NaN.
+func finiteScores(list []Scored) []float64 {
+	lo, hi, any := 0.0, 0.0, false
+	for _, s := range list {
+		if v := s.Score; !math.IsNaN(v) && !math.IsInf(v, 0) {
+			if !any || v < lo {
+				lo = v
+			}
+			if !any || v > hi {
+				hi = v
+			}
+			any = true
+		}
+	}
+	out := make([]float64, len(list))
+	for i, s := range list {
+		switch v := s.Score; {
+		case math.IsInf(v, 1):
+			out[i] = hi
+		case math.IsNaN(v) || math.IsInf(v, -1):
+			out[i] = lo
+		default:
+			out[i] = v
+		}
+	}
+	return out
+}
+
+// spread returns the lowest and highest of scores and whether they are
+// all equal (within rounding).
+func spread(scores []float64) (lo, hi float64, equal bool) {
+	if len(scores) == 0 {
+		return 0, 0, true
+	}
+	lo, hi = scores[0], scores[0]
+	for _, v := range scores {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	return lo, hi, hi-lo <= 1e-12*math.Max(1, math.Abs(hi))
+}
+
 // normalise returns a list's normalised scores and the lowest of them
 // (what an absent item gets).
 func normalise(norm string, list []Scored) ([]float64, float64) {
+	scores := finiteScores(list)
 	out := make([]float64, len(list))
-	if len(list) == 0 {
-		return out, 0
-	}
-	lo, hi, mean := list[0].Score, list[0].Score, 0.0
-	for _, s := range list {
-		lo, hi = math.Min(lo, s.Score), math.Max(hi, s.Score)
-		mean += s.Score / float64(len(list))
-	}
-	if hi-lo <= 1e-12*math.Max(1, math.Abs(hi)) {
+	lo, hi, equal := spread(scores)
+	if equal {
 		return out, 0
 	}
 	if norm == NormZScore {
-		sd := 0.0
-		for _, s := range list {
-			sd += (s.Score - mean) * (s.Score - mean) / float64(len(list))
+		mean, sd := 0.0, 0.0
+		for _, v := range scores {
+			mean += v / float64(len(scores))
+		}
+		for _, v := range scores {
+			sd += (v - mean) * (v - mean) / float64(len(scores))
 		}
 		sd = math.Sqrt(sd)
-		for i, s := range list {
-			out[i] = (s.Score - mean) / sd
+		for i, v := range scores {
+			out[i] = (v - mean) / sd
 		}
 		return out, (lo - mean) / sd
 	}
-	for i, s := range list {
-		out[i] = (s.Score - lo) / (hi - lo)
+	for i, v := range scores {
+		out[i] = (v - lo) / (hi - lo)
 	}
 	return out, 0
 }
 
 // flat reports whether a list cannot rank: fewer than two hits, or every
-// score equal.
+// (finite) score equal.
 func flat(list []Scored) bool {
 	if len(list) < 2 {
 		return true
 	}
-	lo, hi := list[0].Score, list[0].Score
-	for _, s := range list {
-		lo, hi = math.Min(lo, s.Score), math.Max(hi, s.Score)
-	}
-	return hi-lo <= 1e-12*math.Max(1, math.Abs(hi))
+	_, _, equal := spread(finiteScores(list))
+	return equal
 }
 
 func ids(list []Scored) []ID {

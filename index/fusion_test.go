@@ -175,3 +175,30 @@ func TestWeightsValid(t *testing.T) {
 		t.Errorf("unknown method: %v", err)
 	}
 }
+
+// TestNonFiniteScoresStayOutOfTheFusion: a NaN or infinite score (pgvector's
+// cosine distance of a zero vector, an overflow) ranks its own hit, never
+// turns the other hits' fused scores into NaN.
+func TestNonFiniteScoresStayOutOfTheFusion(t *testing.T) {
+	vec := []Scored{{ID: ID{1}, Score: 0.9}, {ID: ID{2}, Score: math.NaN()}, {ID: ID{3}, Score: 0.1}}
+	bm25 := []Scored{{ID: ID{3}, Score: math.Inf(1)}, {ID: ID{1}, Score: 2}, {ID: ID{2}, Score: 1}}
+	for _, norm := range []string{NormMinMax, NormZScore} {
+		fused := Fusion{Method: FusionConvex, Norm: norm, Weights: Balanced}.Fuse(vec, bm25)
+		if len(fused) != 3 {
+			t.Fatalf("%s: %d hits", norm, len(fused))
+		}
+		for _, f := range fused {
+			if math.IsNaN(f.Score) || math.IsInf(f.Score, 0) {
+				t.Errorf("%s: id %d scored %v", norm, f.ID, f.Score)
+			}
+		}
+		if fused[len(fused)-1].ID != (ID{2}) {
+			t.Errorf("%s: the NaN hit is not last: %+v", norm, fused)
+		}
+	}
+	// A list whose only spread comes from an infinity still ranks: +Inf
+	// takes the highest finite score, so two finite equal scores stay flat.
+	if !flat([]Scored{{ID: ID{1}, Score: 1}, {ID: ID{2}, Score: math.Inf(1)}}) {
+		t.Error("a list of one finite score and +Inf is not flat")
+	}
+}

@@ -110,10 +110,12 @@ func (s *Server) deleteChatSession(w http.ResponseWriter, r *http.Request) {
 }
 
 type chatRequest struct {
-	Query     string  `json:"query"`
-	SessionID *string `json:"session_id"`
-	K         *int    `json:"k"`
-	Rerank    *bool   `json:"rerank"`
+	Query     string   `json:"query"`
+	SessionID *string  `json:"session_id"`
+	K         *int     `json:"k"`
+	Rerank    *bool    `json:"rerank"`
+	Kinds     []string `json:"kinds"`
+	Project   *string  `json:"project_id"`
 }
 
 type chatParams struct {
@@ -121,6 +123,8 @@ type chatParams struct {
 	session uuid.UUID // Nil: none
 	k       int
 	rerank  *bool // nil: the configured default
+	kinds   []string
+	project *uuid.UUID
 }
 
 func (in chatRequest) validate() (chatParams, error) {
@@ -134,6 +138,10 @@ func (in chatRequest) validate() (chatParams, error) {
 			errs = append(errs, FieldError{"k", fmt.Sprintf("must be 1 to %d", chatMaxK)})
 		}
 		p.k = *in.K
+	}
+	var bad *FieldError
+	if p.kinds, p.project, bad = parseKinds(in.Kinds, in.Project); bad != nil {
+		errs = append(errs, *bad)
 	}
 	if in.SessionID != nil {
 		id, err := uuid.Parse(*in.SessionID)
@@ -172,7 +180,8 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	reply.session, reply.query = p.session, p.query
 	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
-	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank)}, scope, reply)
+	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank),
+		Kinds: p.kinds, ProjectID: p.project}, scope, reply)
 	if err != nil {
 		reply.fail(err)
 		return

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/search"
@@ -26,6 +27,8 @@ type searchRequest struct {
 	Weights *searchWeights `json:"weights"`
 	Fusion  string         `json:"fusion"`
 	Rerank  *bool          `json:"rerank"`
+	Kinds   []string       `json:"kinds"`
+	Project *string        `json:"project_id"`
 }
 
 // searchWeights weigh the lists of a hybrid search; both are required.
@@ -93,6 +96,10 @@ func (in searchRequest) validate() (search.Query, error) {
 		errs = append(errs, FieldError{"mode", "must be hybrid, vector or bm25"})
 	}
 	errs = append(errs, in.fusion(&q)...)
+	var bad *FieldError
+	if q.Kinds, q.ProjectID, bad = parseKinds(in.Kinds, in.Project); bad != nil {
+		errs = append(errs, *bad)
+	}
 	if in.MinLSN != "" {
 		lsn, err := index.ParseLSN(in.MinLSN)
 		if err != nil {
@@ -104,6 +111,23 @@ func (in searchRequest) validate() (search.Query, error) {
 		return q, Invalid("the search has invalid fields", errs...)
 	}
 	return q, nil
+}
+
+// parseKinds reads a search's or a question's kinds and project_id
+// (API-CONTRACT "Search additions").
+func parseKinds(kinds []string, project *string) ([]string, *uuid.UUID, *FieldError) {
+	ks, err := search.ParseKinds(kinds)
+	if err != nil {
+		return nil, nil, &FieldError{"kinds", err.Error()}
+	}
+	if project == nil {
+		return ks, nil, nil
+	}
+	id, err := uuid.Parse(*project)
+	if err != nil {
+		return nil, nil, &FieldError{"project_id", "must be a project id"}
+	}
+	return ks, &id, nil
 }
 
 // fusion reads the request's weights and fusion method into q.Fusion
@@ -149,7 +173,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	etag := ""
 	q.OnLocal = func(version string, scope search.Scope) error {
 		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode, q.Fusion.String(),
-			strconv.FormatBool(q.Rerank))
+			strconv.FormatBool(q.Rerank), s.rerankIdentity(), search.KindsKey(q.Kinds, q.ProjectID))
 		return ifNoneMatch(r, etag)
 	}
 	res, err := s.searcher.Search(r.Context(), q)

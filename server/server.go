@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -121,6 +122,16 @@ type RerankConfig struct {
 	// Default reranks searches and questions that do not say (only with
 	// a Reranker).
 	Default bool
+}
+
+// rerankIdentity names the configured rerank stage (its model and depth)
+// for tags and cache keys: another reranker is another answer.
+func (s *Server) rerankIdentity() string {
+	model := "none"
+	if m, ok := s.reranker.(interface{ Model() string }); ok && s.reranker != nil {
+		model = m.Model()
+	}
+	return fmt.Sprintf("%s/%d", model, s.cfg.Rerank.TopN)
 }
 
 // rerankDefault resolves a request's rerank field.

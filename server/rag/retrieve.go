@@ -42,7 +42,8 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		if scope, err = scope.Resolve(ctx, s.store); err != nil {
 			return got, "", err
 		}
-		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank))
+		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank),
+			search.KindsKey(q.Kinds, q.ProjectID))
 		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
 			t.SearchMs = time.Since(start).Milliseconds()
 			return got, key, err
@@ -106,7 +107,8 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 	}
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
-	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat", Rerank: q.Rerank})
+	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat", Rerank: q.Rerank,
+		Kinds: q.Kinds, ProjectID: q.ProjectID})
 	t.SearchMs = time.Since(start).Milliseconds()
 	return res, err
 }
@@ -140,7 +142,7 @@ func assemble(hits []search.Hit, visible map[uuid.UUID]bool) retrieved {
 		got.Passages = append(got.Passages, Passage{N: num, Title: h.Title, Page: h.PageStart, Text: h.Text,
 			VectorRank: deref(h.VectorRank), BM25Rank: deref(h.BM25Rank)})
 		got.Sources = append(got.Sources, Source{N: num, DocumentID: h.DocumentID, Title: h.Title, Page: h.PageStart,
-			Snippet: snippet(h.Text), Score: h.Score})
+			Snippet: snippet(h.Text), Score: h.Score, Kind: h.Kind})
 	}
 	return got
 }

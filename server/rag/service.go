@@ -84,6 +84,9 @@ type Question struct {
 	K       int
 	History []Turn
 	Rerank  bool
+	// Kinds and ProjectID limit what is searched (search.Query's).
+	Kinds     []string
+	ProjectID *uuid.UUID
 }
 
 // Source is a passage an answer may cite as [n].
@@ -94,6 +97,8 @@ type Source struct {
 	Page       int       `json:"page"`
 	Snippet    string    `json:"snippet"`
 	Score      float64   `json:"score"`
+	// Kind is search.KindKnowledge or search.KindAnnotation.
+	Kind string `json:"kind"`
 }
 
 // Timings are the stages of an answer, in milliseconds.

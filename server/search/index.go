@@ -125,9 +125,9 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 	for i, h := range hits {
 		out[i] = Hit{ChunkID: uuid.UUID(h.Chunk.ID), DocumentID: uuid.UUID(h.Chunk.DocumentID), Title: h.Chunk.Title,
 			PageStart: h.Chunk.PageStart, PageEnd: h.Chunk.PageEnd, Text: h.Chunk.Text, Score: h.Score,
-			VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank)}
+			VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank), Kind: KindKnowledge}
 	}
-	return Result{Hits: out, LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
+	return Result{Hits: keepKinds(q, out), LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
 }
 
 // observe times the engine's lists, by use.

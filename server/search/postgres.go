@@ -58,7 +58,7 @@ func (p *Postgres) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Hits: hits, LSN: at, Source: SourcePostgres}, nil
+	return Result{Hits: keepKinds(q, hits), LSN: at, Source: SourcePostgres}, nil
 }
 
 // take waits up to slotWait for a search slot.
@@ -132,7 +132,8 @@ func (p *Postgres) load(ctx context.Context, user uuid.UUID, fused []index.Fused
 			continue
 		}
 		out = append(out, Hit{ChunkID: c.ID, DocumentID: c.DocumentID, Title: c.Title, PageStart: c.PageStart,
-			PageEnd: c.PageEnd, Text: c.Text, Score: f.Score, VectorRank: rankPtr(f.Ranks[0]), BM25Rank: rankPtr(f.Ranks[1])})
+			PageEnd: c.PageEnd, Text: c.Text, Score: f.Score, VectorRank: rankPtr(f.Ranks[0]), BM25Rank: rankPtr(f.Ranks[1]),
+			Kind: KindKnowledge})
 	}
 	return out, nil
 }

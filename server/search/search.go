@@ -57,6 +57,12 @@ type Query struct {
 	// Rerank asks the Rerank decorator to rerank the fused list (the
 	// caller resolves the configured default).
 	Rerank bool
+	// Kinds limits the hits to these kinds (KindKnowledge,
+	// KindAnnotation); nil: every kind.
+	Kinds []string
+	// ProjectID, when set, limits annotation hits to one project
+	// (knowledge hits are not limited by it).
+	ProjectID *uuid.UUID
 	// OnLocal, when set, is called once the local index is chosen to
 	// answer (ready and holding MinLSN) and the scope is resolved, with the
 	// index's data version, before anything is embedded or searched. An
@@ -78,6 +84,10 @@ type Hit struct {
 	BM25Rank   *int      `json:"bm25_rank"`
 	// RerankScore is the reranker's score, on hits it reranked.
 	RerankScore *float64 `json:"rerank_score,omitempty"`
+	// Kind is KindKnowledge or KindAnnotation; ProjectID names an
+	// annotation's project.
+	Kind      string     `json:"kind"`
+	ProjectID *uuid.UUID `json:"project_id,omitempty"`
 }
 
 // Result is a search's answer.
