@@ -19,10 +19,12 @@ func (n *Node) applySpan(l *raft.Log, e Entry) trace.Span {
 	if n.tracer == nil || e.Kind == logentry.KindKeepalive {
 		return nil
 	}
-	_, span := n.tracer.Start(context.Background(), "raft.apply", trace.WithAttributes(
-		attribute.Int64("raft.index", int64(l.Index)), attribute.Int64("raft.term", int64(l.Term)),
-		attribute.String("replication.kind", e.Kind.String()), attribute.Int("replication.ops", entryOps(e)),
-		attribute.String("replication.node", n.cfg.ID)))
+	_, span := n.tracer.Start(context.Background(), "raft.apply")
+	if span.IsRecording() { // sampled
+		span.SetAttributes(attribute.Int64("raft.index", int64(l.Index)), attribute.Int64("raft.term", int64(l.Term)),
+			attribute.String("replication.kind", e.Kind.String()), attribute.Int("replication.ops", entryOps(e)),
+			attribute.String("replication.node", n.cfg.ID))
+	}
 	return span
 }
 

@@ -25,9 +25,12 @@ type traced struct {
 
 // Embed implements Embedder.
 func (t *traced) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	ctx, span := t.tr.Start(ctx, "embed", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("embed.model", t.Model()), attribute.Int("embed.texts", len(texts))))
+	ctx, span := t.tr.Start(ctx, "embed", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	if !span.IsRecording() {
+		return t.Embedder.Embed(ctx, texts)
+	}
+	span.SetAttributes(attribute.String("embed.model", t.Model()), attribute.Int("embed.texts", len(texts)))
 	vs, err := t.Embedder.Embed(ctx, texts)
 	if err != nil {
 		span.RecordError(err)

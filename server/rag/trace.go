@@ -38,9 +38,12 @@ func (t *tracedProvider) Model() string {
 
 // Answer implements Provider.
 func (t *tracedProvider) Answer(ctx context.Context, req Request, emit func(string) error) (Answer, error) {
-	ctx, span := t.tr.Start(ctx, "llm.answer", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("gen_ai.request.model", t.Model()), attribute.Int("rag.passages", len(req.Passages))))
+	ctx, span := t.tr.Start(ctx, "llm.answer", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	if !span.IsRecording() {
+		return t.p.Answer(ctx, req, emit)
+	}
+	span.SetAttributes(attribute.String("gen_ai.request.model", t.Model()), attribute.Int("rag.passages", len(req.Passages)))
 	deltas := 0
 	a, err := t.p.Answer(ctx, req, func(d string) error {
 		if deltas == 0 {

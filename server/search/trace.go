@@ -33,13 +33,17 @@ type traced struct {
 
 // Search implements Searcher.
 func (t *traced) Search(ctx context.Context, q Query) (Result, error) {
+	ctx, span := t.tr.Start(ctx, "search")
+	defer span.End()
+	if !span.IsRecording() {
+		return t.next.Search(ctx, q)
+	}
 	use := q.Use
 	if use == "" {
 		use = "search"
 	}
-	ctx, span := t.tr.Start(ctx, "search", trace.WithAttributes(attribute.String("search.mode", modeOf(q)),
-		attribute.Int("search.k", q.K), attribute.String("search.use", use), attribute.Bool("search.min_lsn", q.MinLSN != 0)))
-	defer span.End()
+	span.SetAttributes(attribute.String("search.mode", modeOf(q)), attribute.Int("search.k", q.K),
+		attribute.String("search.use", use), attribute.Bool("search.min_lsn", q.MinLSN != 0))
 	var callerErr error // OnLocal's own answer (304) is not a failure
 	if onLocal := q.OnLocal; onLocal != nil {
 		q.OnLocal = func(version string, scope Scope) error {
@@ -48,6 +52,12 @@ func (t *traced) Search(ctx context.Context, q Query) (Result, error) {
 		}
 	}
 	res, err := t.next.Search(ctx, q)
+	endSearch(span, res, err, callerErr)
+	return res, err
+}
+
+// endSearch records a search's outcome on its span.
+func endSearch(span trace.Span, res Result, err, callerErr error) {
 	switch {
 	case err != nil && callerErr != nil && errors.Is(err, callerErr):
 		span.SetAttributes(attribute.Bool("search.ended_by_caller", true))
@@ -58,7 +68,6 @@ func (t *traced) Search(ctx context.Context, q Query) (Result, error) {
 		span.SetAttributes(attribute.String("search.source", res.Source), attribute.Int("search.hits", len(res.Hits)),
 			attribute.Bool("search.lagging", res.Lagging), attribute.Bool("search.empty", res.Empty))
 	}
-	return res, err
 }
 
 func modeOf(q Query) string {

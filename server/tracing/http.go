@@ -34,12 +34,16 @@ func Middleware(tp trace.TracerProvider, name func(r *http.Request) (span, route
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			ctx, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-				semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
-				RequestIDKey.String(requestid.FromContext(ctx))))
+			ctx, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			r = r.WithContext(ctx)
+			if !span.IsRecording() { // not sampled: only the context travels on
+				next.ServeHTTP(w, r)
+				return
+			}
+			span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
+				RequestIDKey.String(requestid.FromContext(ctx)))
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			endServer(span, r, ww.Status(), name)
 		})

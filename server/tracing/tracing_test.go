@@ -138,3 +138,26 @@ func TestMiddlewareTransportAndLogs(t *testing.T) {
 		t.Errorf("attributes %v", attrs)
 	}
 }
+
+// A request not sampled records nothing, yet its trace still travels:
+// the next hop gets a traceparent flagged not sampled, so it does not
+// start a sampled trace of its own.
+func TestUnsampledStillPropagates(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	var sent string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent = r.Header.Get("traceparent") }))
+	defer upstream.Close()
+	client := &http.Client{Transport: Transport(http.DefaultTransport, tp, "upstream")}
+	h := Middleware(tp, func(r *http.Request) (string, string) { return r.Method, "" })(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, upstream.URL, nil)
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if len(rec.Ended()) != 0 || len(sent) != 55 || !strings.HasSuffix(sent, "-00") {
+		t.Errorf("%d spans recorded; upstream got traceparent %q", len(rec.Ended()), sent)
+	}
+}
