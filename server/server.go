@@ -309,7 +309,7 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
-	s.searcher = search.Traced(search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
+	s.searcher = search.Traced(search.NewRerank(fallback, search.RerankConfig{Reranker: search.TracedReranker(s.reranker, s.tracer), TopN: s.cfg.Rerank.TopN,
 		Logger: s.logger, Outcomes: s.metrics.rerank}), s.tracer)
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,

@@ -94,11 +94,12 @@ func childOf(child, parent sdktrace.ReadOnlySpan) bool {
 
 // A search answered by the node's index is one trace: the HTTP span
 // (continuing the caller's traceparent, named by its route), the search
-// span under it, the query's embedding and the engine's three stages
-// under that; the access log line carries the trace id.
+// span under it, the query's embedding, the engine's three stages and the
+// reranker's call under that; the access log line carries the trace id.
 func TestTracingSearchSpans(t *testing.T) {
 	tp, rec := newRecorder(t)
-	a := newAPIWith(t, apiSettings{engine: true, tracer: tp})
+	_, reranker := newLocalReranker(t)
+	a := newAPIWith(t, apiSettings{engine: true, tracer: tp, reranker: reranker})
 	teacher := a.register("t@example.com", "teacher").AccessToken
 	d := a.createDocument(teacher, map[string]any{"title": "Pedalling", "source_type": "text", "content": "Change the damper pedal just after each new chord.", "is_public": false})
 	a.process(teacher, d.Document.ID)
@@ -110,8 +111,8 @@ func TestTracingSearchSpans(t *testing.T) {
 		return res.Index.Source == SourceLocal && len(res.Results) > 0
 	})
 	header, traceID, callerSpan := clientTrace(t)
-	a.mustStatus(a.call("POST", "/api/search", teacher, query, "traceparent", header), 200)
-	s := spansOf(t, rec, traceID, "POST /api/search", "search", "embed", "search.vector", "search.bm25", "search.fuse")
+	a.mustStatus(a.call("POST", "/api/search", teacher, map[string]any{"query": "damper pedal", "rerank": true}, "traceparent", header), 200)
+	s := spansOf(t, rec, traceID, "POST /api/search", "search", "embed", "search.vector", "search.bm25", "search.fuse", "rerank")
 	root := s["POST /api/search"]
 	if root.Parent().SpanID().String() != callerSpan || !root.Parent().IsRemote() || root.SpanKind() != trace.SpanKindServer {
 		t.Errorf("HTTP span's parent %s (remote %v), want the caller's %s", root.Parent().SpanID(), root.Parent().IsRemote(), callerSpan)
@@ -125,7 +126,7 @@ func TestTracingSearchSpans(t *testing.T) {
 	if at := attrs(s["search"]); at["search.source"] != SourceLocal || at["search.hits"] == "0" || at["search.mode"] != "hybrid" {
 		t.Errorf("search span attributes %v", at)
 	}
-	for _, name := range []string{"embed", "search.vector", "search.bm25", "search.fuse"} {
+	for _, name := range []string{"embed", "search.vector", "search.bm25", "search.fuse", "rerank"} {
 		if !childOf(s[name], s["search"]) {
 			t.Errorf("%s is not the search span's child", name)
 		}

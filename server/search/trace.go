@@ -104,3 +104,33 @@ func stage(ctx context.Context, tr trace.Tracer, name string, start, end time.Ti
 	_, span := tr.Start(ctx, name, trace.WithTimestamp(start))
 	span.End(trace.WithTimestamp(end))
 }
+
+// TracedReranker records a "rerank" span around each call of r: how many
+// passages. With tp or r nil it returns r itself.
+func TracedReranker(r Reranker, tp trace.TracerProvider) Reranker {
+	if tp == nil || r == nil {
+		return r
+	}
+	return &tracedReranker{r: r, tr: tp.Tracer(tracerScope)}
+}
+
+type tracedReranker struct {
+	r  Reranker
+	tr trace.Tracer
+}
+
+// Rerank implements Reranker.
+func (t *tracedReranker) Rerank(ctx context.Context, query string, passages []string) ([]float64, error) {
+	ctx, span := t.tr.Start(ctx, "rerank", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	if !span.IsRecording() {
+		return t.r.Rerank(ctx, query, passages)
+	}
+	span.SetAttributes(attribute.Int("rerank.passages", len(passages)))
+	scores, err := t.r.Rerank(ctx, query, passages)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "rerank failed")
+	}
+	return scores, err
+}
