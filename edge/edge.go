@@ -25,11 +25,14 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/cors"
 	"github.com/sostenuto/sostenuto/server/requestid"
+	"github.com/sostenuto/sostenuto/server/tracing"
 )
 
 // Config is the edge's configuration.
@@ -70,6 +73,10 @@ type Config struct {
 	// MaxReplayBytes bounds the request bodies the edge keeps to send
 	// again to another node; larger bodies are streamed and not retried.
 	MaxReplayBytes int64
+	// Tracer records a span per request and per call to a node, and
+	// carries the trace to the node (traceparent); nil: off (a caller's
+	// traceparent is then passed on untouched).
+	Tracer trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -127,13 +134,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Edge, error) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	e := &Edge{cfg: cfg, logger: logger, reg: reg, metrics: newMetrics(reg)}
+	e := &Edge{cfg: cfg, logger: tracing.Logger(logger, cfg.Tracer), reg: reg, metrics: newMetrics(reg)}
 	e.pool = newPool(cfg.Nodes, cfg.HealthInterval, cfg.HealthTimeout, logger, e.metrics)
 	var err error
 	if e.tokens, err = newVerifier(ctx, cfg); err != nil {
 		return nil, err
 	}
-	tr := newTransport(cfg.UpstreamTimeout)
+	tr := tracing.Transport(newTransport(cfg.UpstreamTimeout), cfg.Tracer, "node")
 	e.client = &http.Client{Transport: &retrier{pool: e.pool, base: tr, metrics: e.metrics}, Timeout: 10 * time.Second}
 	e.proxy = e.newProxy(tr)
 	e.authz = newAuthzCache(cfg.AuthzTTL)
@@ -184,7 +191,7 @@ func (e *Edge) Close() error {
 
 func (e *Edge) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestid.Middleware, e.observe, e.checkToken)
+	r.Use(requestid.Middleware, tracing.Middleware(e.cfg.Tracer, spanName), e.observe, e.checkToken)
 	r.Get("/metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}).ServeHTTP)
 	r.Get("/edge/health", e.health)
 	if e.cfg.Blob != nil {
@@ -248,6 +255,7 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		elapsed := time.Since(start)
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("edge.kind", k.name))
 		e.metrics.requests.WithLabelValues(k.name, fmt.Sprint(status)).Inc()
 		e.metrics.duration.WithLabelValues(k.name).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
@@ -266,6 +274,18 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 			slog.String("remote", e.cfg.TrustedProxies.Of(r)),
 		)
 	})
+}
+
+// spanName names a request's span by its route pattern: "GET
+// /api/projects/{id}/stream", "POST /api/search", "POST /*" for a request
+// passed on as it is.
+func spanName(r *http.Request) (name, route string) {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if route = rc.RoutePattern(); route != "" {
+			return r.Method + " " + route, route
+		}
+	}
+	return r.Method, ""
 }
 
 // checkToken verifies a bearer token when the request carries one: a bad

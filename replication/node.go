@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/replication/logentry"
@@ -52,6 +53,8 @@ type NodeConfig struct {
 	Logger    *slog.Logger
 	LogOutput io.Writer // where Raft's own log goes (warnings and up)
 	Registry  *prometheus.Registry
+	// Tracer records a span per applied entry (raft.apply); nil: off.
+	Tracer trace.TracerProvider
 }
 
 // Node is one replica: a Raft member whose FSM feeds the live engine, and
@@ -68,6 +71,7 @@ type Node struct {
 	lastApply atomic.Int64 // unix nanoseconds of the last applied entry
 	m         nodeMetrics
 	leaders   *leaderWatch
+	tracer    trace.Tracer // nil: tracing is off
 
 	mu         sync.Mutex
 	feedCancel context.CancelFunc
@@ -116,6 +120,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, Live: index.NewLive(empty), store: store, transport: transport, stream: stream, notify: make(chan bool, 64), leaders: newLeaderWatch()}
 	n.FSM = NewFSM(n.Live, cfg.Index)
+	if cfg.Tracer != nil {
+		n.tracer = cfg.Tracer.Tracer("github.com/sostenuto/sostenuto/replication")
+	}
 	n.registerMetrics()
 	n.FSM.OnApply = func(kind byte, ops int, err error) { n.lastApply.Store(time.Now().UnixNano()) }
 	if err := n.startRaft(hl, snaps); err != nil {
@@ -461,8 +468,10 @@ func (t *timedFSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return err
 	}
+	span := t.n.applySpan(l, e)
 	start := time.Now()
 	err = t.n.FSM.ApplyAt(l.Index, e)
+	endApply(span, err)
 	t.n.m.apply.WithLabelValues(kindName(e.Kind)).Observe(time.Since(start).Seconds())
 	if ms := dataCommitTime(e); ms > 0 {
 		t.n.m.commitToApply.Observe(max(0, time.Since(time.UnixMilli(ms)).Seconds()))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
@@ -89,6 +90,8 @@ type apiSettings struct {
 	// reranker and rerank configure the rerank stage (none by default).
 	reranker search.Reranker
 	rerank   RerankConfig
+	// tracer records the node's spans (nil: tracing off).
+	tracer trace.TracerProvider
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -180,7 +183,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	fetcher := ingest.NewFetcher(ingest.FetchConfig{MaxBytes: 1 << 20, Timeout: set.fetchTimeout, MaxRedirects: 3, Ports: set.fetchPorts, AllowAddrs: set.fetchAllow})
 	deps := Deps{Logger: logger, Registry: NewRegistry(), DB: st, Store: st, Auth: svc,
-		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Rewriter: set.rewriter, Cache: set.cache, Reranker: set.reranker}
+		Access: access.New(st), Blob: a.blob, PDF: checker, Fetch: fetcher, Embedder: set.embedder, Answerer: set.answerer, Rewriter: set.rewriter, Cache: set.cache, Reranker: set.reranker, Tracer: set.tracer}
 	if set.engine {
 		empty, err := index.New(index.DefaultConfig())
 		if err != nil {

@@ -67,6 +67,16 @@ func routePattern(r *http.Request) string {
 	return "unmatched"
 }
 
+// spanName names a request's span by its route pattern ("POST
+// /api/search"; the method alone when no route matched).
+func spanName(r *http.Request) (name, route string) {
+	route = routePattern(r)
+	if route == "unmatched" {
+		return r.Method, ""
+	}
+	return r.Method + " " + route, route
+}
+
 // recoverer turns a panic in a handler into a logged 500 problem, so one bad
 // request never takes the node down. http.ErrAbortHandler is re-panicked:
 // it is the standard way to abort a response.

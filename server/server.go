@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/access"
@@ -31,6 +32,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/ratelimit"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
+	"github.com/sostenuto/sostenuto/server/tracing"
 )
 
 // Config holds the HTTP settings of a node.
@@ -113,6 +115,9 @@ type Deps struct {
 	// Reranker reranks fused hits when a query asks; nil: not configured
 	// (requested reranks keep the fused order, flagged not_configured).
 	Reranker search.Reranker
+	// Tracer records spans (HTTP requests, searches, embeddings, answers);
+	// nil: tracing is off and nothing is installed.
+	Tracer trace.TracerProvider
 }
 
 // RerankConfig configures the rerank stage.
@@ -175,6 +180,7 @@ type Server struct {
 	embeddings  *rag.Embeddings
 	rag         *rag.Service
 	inflight    atomic.Int64
+	tracer      trace.TracerProvider // nil: off
 	router      chi.Router
 	handler     http.Handler
 }
@@ -205,7 +211,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{
 		cfg:         cfg,
-		logger:      deps.Logger,
+		logger:      tracing.Logger(deps.Logger, deps.Tracer),
 		reg:         deps.Registry,
 		metrics:     newHTTPMetrics(deps.Registry),
 		db:          deps.DB,
@@ -215,12 +221,13 @@ func New(cfg Config, deps Deps) *Server {
 		blob:        deps.Blob,
 		pdf:         deps.PDF,
 		fetch:       deps.Fetch,
-		embedder:    deps.Embedder,
+		embedder:    embed.Traced(deps.Embedder, deps.Tracer),
 		engine:      deps.Engine,
 		engineOK:    deps.EngineReady,
 		engineBased: deps.EngineBased,
 		cluster:     deps.Cluster,
 		reranker:    deps.Reranker,
+		tracer:      deps.Tracer,
 	}
 	s.localBlob, _ = deps.Blob.(*blob.Local)
 	s.limiters = limiters{ip: ratelimit.New(cfg.Limits.RateIP), user: ratelimit.New(cfg.Limits.RateUser),
@@ -250,7 +257,7 @@ func (s *Server) Router() chi.Routes { return s.router }
 // openapi.json (a test holds the two equal) and in the authorization matrix.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.deadlines, s.metrics.track, s.accessLog, s.recoverer, securityHeaders, s.shed, s.limitIP)
+	r.Use(requestID, tracing.Middleware(s.tracer, spanName), s.deadlines, s.metrics.track, s.accessLog, s.recoverer, securityHeaders, s.shed, s.limitIP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, NewProblem(http.StatusNotFound, CodeNotFound, "no such resource"))
 	})
@@ -292,6 +299,7 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 		}
 		answerer = x
 	}
+	answerer, rewriter = rag.TracedProvider(answerer, s.tracer), rag.TracedRewriter(rewriter, s.tracer)
 	m := search.Metrics{Limited: s.metrics.limited, Vector: s.metrics.vector, Text: s.metrics.bm25}
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
@@ -301,8 +309,8 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
-	s.searcher = search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
-		Logger: s.logger, Outcomes: s.metrics.rerank})
+	s.searcher = search.Traced(search.NewRerank(fallback, search.RerankConfig{Reranker: search.TracedReranker(s.reranker, s.tracer), TopN: s.cfg.Rerank.TopN,
+		Logger: s.logger, Outcomes: s.metrics.rerank}), s.tracer)
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,

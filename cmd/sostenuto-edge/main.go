@@ -30,6 +30,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/cors"
+	"github.com/sostenuto/sostenuto/server/tracing"
 )
 
 const envPrefix = "SOSTENUTO_EDGE_"
@@ -71,6 +72,8 @@ var settings = []setting{
 	{name: "idle-timeout", def: "120s", usage: "keep-alive connections idle longer are closed"},
 	{name: "shutdown-timeout", def: "20s", usage: "on SIGTERM, how long in-flight requests may run"},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
+	{name: "otlp-endpoint", usage: "OTLP/HTTP collector URL spans are sent to (http://collector:4318; /v1/traces is added to a URL without a path); empty: tracing off"},
+	{name: "trace-sample", def: "1", usage: "share of new traces recorded, 0 to 1 (a request arriving with a traceparent follows its caller's decision)"},
 }
 
 func envName(name string) string {
@@ -308,6 +311,12 @@ func run(ctx context.Context, args, env []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tp, err := tracer(ctx, v)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(tp, logger)
+	cfg.Tracer = tp.Tracer()
 	e, err := edge.New(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -343,6 +352,29 @@ func run(ctx context.Context, args, env []string, stderr io.Writer) error {
 		err = nil
 	}
 	return err
+}
+
+// tracer builds the tracer provider: off without --otlp-endpoint.
+func tracer(ctx context.Context, v map[string]string) (*tracing.Provider, error) {
+	ratio, err := strconv.ParseFloat(v["trace-sample"], 64)
+	if err != nil || ratio < 0 || ratio > 1 {
+		return nil, fmt.Errorf("%s: %q is not a number from 0 to 1", envName("trace-sample"), v["trace-sample"])
+	}
+	host, _ := os.Hostname()
+	tp, err := tracing.New(ctx, tracing.Config{Endpoint: v["otlp-endpoint"], SampleRatio: ratio, Service: "sostenuto-edge", Instance: host})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envName("otlp-endpoint"), err)
+	}
+	return tp, nil
+}
+
+// shutdownTracing exports the spans still queued.
+func shutdownTracing(tp *tracing.Provider, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		logger.Warn("spans not exported at shutdown", "component", "tracing", "error", err)
+	}
 }
 
 func main() {

@@ -55,6 +55,8 @@ func TestConfigErrors(t *testing.T) {
 		{"rerank without url", []string{"SOSTENUTO_RERANK_PROVIDER=cohere"}, []string{"serve"}, "config: SOSTENUTO_RERANK_URL: cohere needs"},
 		{"rerank workers-ai without account", []string{"SOSTENUTO_RERANK_PROVIDER=workers-ai"}, []string{"serve"}, "config: SOSTENUTO_RERANK_ACCOUNT_ID: workers-ai needs"},
 		{"rerank default without reranker", []string{"SOSTENUTO_RERANK_DEFAULT=true"}, []string{"serve"}, "config: SOSTENUTO_RERANK_DEFAULT: needs a reranker"},
+		{"bad otlp endpoint", []string{"SOSTENUTO_OTLP_ENDPOINT=collector:4318"}, []string{"serve"}, "config: SOSTENUTO_OTLP_ENDPOINT: tracing: invalid configuration"},
+		{"bad trace sample", nil, []string{"serve", "--trace-sample", "1.5"}, "config: --trace-sample: \"1.5\" is not a number from 0 to 1"},
 		{"unknown flag", nil, []string{"serve", "--colour"}, "config: flag provided but not defined: -colour"},
 		{"stray argument", nil, []string{"migrate", "now"}, "config: unexpected argument \"now\""},
 		{"unreadable secret file", []string{"SOSTENUTO_DATABASE_URL_FILE=" + secret}, []string{"migrate"}, "config: SOSTENUTO_DATABASE_URL_FILE: cannot read secret file"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sostenuto/sostenuto/index"
@@ -44,6 +45,7 @@ type serveConfig struct {
 	llm               llmConfig
 	fusion            fusionConfig
 	rerank            rerankConfig
+	trace             traceConfig
 	listen            string
 	autoMigrate       bool
 	maxBodyBytes      int64
@@ -95,6 +97,7 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.llm.settings()...)
 	s = append(s, c.fusion.settings()...)
 	s = append(s, c.rerank.settings()...)
+	s = append(s, c.trace.settings()...)
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
@@ -277,6 +280,9 @@ func (s *serveSetup) run(ctx context.Context, logOut io.Writer) error {
 // build opens the stores and the job runner, starts the Raft node (with
 // the index), listens, and gathers the API's dependencies.
 func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer) error {
+	if err := s.tracing(ctx, p); err != nil {
+		return err
+	}
 	worker, err := s.openStores(ctx, p)
 	if err != nil {
 		return err
@@ -289,7 +295,7 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 	worker.RegisterWorkMetrics(p.reg, s.logger)
 	p.runner.Instrument(p.reg)
 	if s.cfg.indexEnabled {
-		if p.node, p.dbURL, err = s.cfg.startNode(s.logger, logOut, p.reg, s.raftTLS); err != nil {
+		if p.node, p.dbURL, err = s.cfg.startNode(s.logger, logOut, p.reg, s.raftTLS, p.deps.Tracer); err != nil {
 			return err
 		}
 		node := p.node
@@ -316,6 +322,27 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 	p.deps.Answerer, p.deps.Rewriter, p.deps.Logger, p.deps.Registry = s.answerer, s.rewriter, s.logger, p.reg
 	if s.reranker != nil { // a typed nil would not be nil in the interface
 		p.deps.Reranker = s.reranker
+	}
+	return nil
+}
+
+// tracing starts the tracer provider (off without an endpoint); it is
+// flushed and stopped last, after the server.
+func (s *serveSetup) tracing(ctx context.Context, p *serveParts) error {
+	tp, err := s.cfg.trace.provider(ctx, "sostenuto", s.cfg.node)
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			s.logger.Warn("spans not exported at shutdown", "component", "tracing", "error", err)
+		}
+	})
+	p.deps.Tracer = tp.Tracer()
+	if p.deps.Tracer != nil {
+		s.logger.Info("tracing on", "component", "tracing", "endpoint", s.cfg.trace.endpoint, "sample", s.cfg.trace.sample)
 	}
 	return nil
 }
@@ -503,7 +530,7 @@ func recallSampler(url string, live *index.Live, ready func() bool, every time.D
 
 // startNode opens this node's Raft state and index (founding a cluster
 // when it has no state and is not told to join one).
-func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prometheus.Registry, raftTLS *replication.TLS) (*replication.Node, string, error) {
+func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prometheus.Registry, raftTLS *replication.TLS, tracer trace.TracerProvider) (*replication.Node, string, error) {
 	url, err := c.db.resolveURL()
 	if err != nil {
 		return nil, "", err
@@ -529,7 +556,7 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 		Bootstrap: c.join == "", Index: index.DefaultConfig(), Stale: c.lagBound,
 		SnapshotThreshold: uint64(c.snapshotThreshold), SnapshotInterval: c.snapshotInterval,
 		Feed:   &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
-		Logger: logger, LogOutput: logOut, Registry: reg,
+		Logger: logger, LogOutput: logOut, Registry: reg, Tracer: tracer,
 	})
 	if err != nil {
 		return nil, "", err

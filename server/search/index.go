@@ -120,6 +120,7 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 	if err != nil {
 		return Result{}, fmt.Errorf("search: index: %w", err)
 	}
+	traceStages(ctx, modeOf(q), tm)
 	x.observe(q, tm)
 	out := make([]Hit, len(hits))
 	for i, h := range hits {

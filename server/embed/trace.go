@@ -1,0 +1,40 @@
+package embed
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Traced records an "embed" span around each call of e: the model and
+// how many texts. With tp nil (tracing off) it returns e itself; with e
+// nil, nil.
+func Traced(e Embedder, tp trace.TracerProvider) Embedder {
+	if tp == nil || e == nil {
+		return e
+	}
+	return &traced{Embedder: e, tr: tp.Tracer("github.com/sostenuto/sostenuto/server/embed")}
+}
+
+type traced struct {
+	Embedder
+	tr trace.Tracer
+}
+
+// Embed implements Embedder.
+func (t *traced) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	ctx, span := t.tr.Start(ctx, "embed", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	if !span.IsRecording() {
+		return t.Embedder.Embed(ctx, texts)
+	}
+	span.SetAttributes(attribute.String("embed.model", t.Model()), attribute.Int("embed.texts", len(texts)))
+	vs, err := t.Embedder.Embed(ctx, texts)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "embedding failed")
+	}
+	return vs, err
+}
