@@ -61,7 +61,8 @@ func NewRerank(next Searcher, cfg RerankConfig) *Rerank {
 }
 
 // Search implements Searcher. A reranked query fetches max(K, N) fused
-// hits, reranks the first N and keeps K.
+// hits, reranks the first N and keeps K. An Empty result (nothing to
+// search) reports its rerank like any result without hits.
 func (r *Rerank) Search(ctx context.Context, q Query) (Result, error) {
 	if !q.Rerank {
 		return r.next.Search(ctx, q)
@@ -69,7 +70,7 @@ func (r *Rerank) Search(ctx context.Context, q Query) (Result, error) {
 	k := q.K
 	q.K = max(k, r.topN)
 	res, err := r.next.Search(ctx, q)
-	if err != nil || res.Empty {
+	if err != nil {
 		return res, err
 	}
 	res.Rerank = r.rerank(ctx, q.Text, res.Hits)
