@@ -290,12 +290,13 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
-	s.searcher = search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
+	rerank := search.NewRerank(fallback, search.RerankConfig{Reranker: s.reranker, TopN: s.cfg.Rerank.TopN,
 		Logger: s.logger, Outcomes: s.metrics.rerank})
+	s.searcher = rerank
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
-		Rewriter: rewriter})
+		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity()})
 }
 
 // newCaches builds the three cache layers over the configured store.

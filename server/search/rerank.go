@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 
@@ -58,6 +59,19 @@ func NewRerank(next Searcher, cfg RerankConfig) *Rerank {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Rerank{next: next, reranker: cfg.Reranker, topN: cfg.TopN, logger: cfg.Logger, outcomes: cfg.Outcomes}
+}
+
+// Identity names the rerank stage for cache keys and tags: the reranker's
+// model (when it tells one) and the top N; "none" without a reranker.
+func (r *Rerank) Identity() string {
+	if r.reranker == nil {
+		return "none"
+	}
+	model := ""
+	if m, ok := r.reranker.(interface{ Model() string }); ok {
+		model = m.Model()
+	}
+	return fmt.Sprintf("%T %s top=%d", r.reranker, model, r.topN)
 }
 
 // Search implements Searcher. A reranked query fetches max(K, N) fused
