@@ -44,6 +44,11 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for a node's response headers
 	// (streams may then run longer).
 	UpstreamTimeout time.Duration
+	// DecisionTimeout bounds the wait for a node's decision on a stored
+	// object (a PDF stream's or a page image's): the node may draw the
+	// page image first, for up to its own request timeout (60 s by
+	// default). Zero: UpstreamTimeout + 10 s.
+	DecisionTimeout time.Duration
 	// TrustedProxies may set X-Forwarded-For (a load balancer in front of
 	// the edge); any other peer's copy is dropped.
 	TrustedProxies clientip.Trusted
@@ -88,6 +93,9 @@ func (c *Config) defaults() {
 	}
 	if c.UpstreamTimeout <= 0 {
 		c.UpstreamTimeout = 60 * time.Second
+	}
+	if c.DecisionTimeout <= 0 {
+		c.DecisionTimeout = c.UpstreamTimeout + 10*time.Second
 	}
 	if c.JWKSRefresh <= 0 {
 		c.JWKSRefresh = 5 * time.Minute
@@ -141,7 +149,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Edge, error) {
 		return nil, err
 	}
 	tr := tracing.Transport(newTransport(cfg.UpstreamTimeout), cfg.Tracer, "node")
-	e.client = &http.Client{Transport: &retrier{pool: e.pool, base: tr, metrics: e.metrics}, Timeout: 10 * time.Second}
+	e.client = &http.Client{Transport: &retrier{pool: e.pool, base: tr, metrics: e.metrics}, Timeout: cfg.DecisionTimeout}
 	e.proxy = e.newProxy(tr)
 	e.authz = newAuthzCache(cfg.AuthzTTL)
 	if cfg.CacheEntries > 0 {

@@ -115,7 +115,7 @@ func (e *Edge) authorizeAt(r *http.Request, path string) (object, error) {
 }
 
 func (e *Edge) askNode(r *http.Request, path string) (object, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), e.cfg.DecisionTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, planKey{}, &plan{idempotent: true})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://node"+path, nil)

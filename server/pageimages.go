@@ -30,13 +30,15 @@ const CodeRenderFailed = "render_failed"
 // pageImages draws project pages on demand and keeps them in the blob
 // store: one render per (PDF version, page, width) however many ask at
 // once (singleflight), at most one render per CPU at a time, and a page
-// that failed is not tried again for failureTTL.
+// that failed is not tried again at that width for failureTTL (only the
+// renderer's own verdicts are remembered: never a deadline or a
+// cancellation of the drawing as a whole).
 type pageImages struct {
 	group    singleflight.Group
 	slots    chan struct{}
 	renders  *prometheus.CounterVec
 	mu       sync.Mutex
-	failures map[string]failedRender // by version and page
+	failures map[string]failedRender // by version, page and width
 	sandbox  sync.Once
 }
 
@@ -78,7 +80,9 @@ func pdfVersion(p store.Project) string {
 }
 
 // ensurePageImage returns the stored image of page at width, drawing and
-// storing it first when it is missing.
+// storing it first when it is missing. The drawing outlives the request
+// (it stores the image for the next one); a request that ends first
+// answers 503.
 func (s *Server) ensurePageImage(ctx context.Context, actor uuid.UUID, p store.Project, page, width int) (pageImage, error) {
 	key := blob.PageImageKey(p.ID.String(), pdfVersion(p), page, width)
 	info, err := s.blob.Stat(ctx, key)
@@ -89,9 +93,7 @@ func (s *Server) ensurePageImage(ctx context.Context, actor uuid.UUID, p store.P
 		return pageImage{}, err
 	}
 	ch := s.pages.group.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Limits.RequestTimeout)
-		defer cancel()
-		return s.drawPageImage(fctx, actor, p, key, page, width)
+		return s.drawPageImage(context.WithoutCancel(ctx), actor, p, key, page, width)
 	})
 	select {
 	case res := <-ch:
@@ -100,23 +102,36 @@ func (s *Server) ensurePageImage(ctx context.Context, actor uuid.UUID, p store.P
 		}
 		return res.Val.(pageImage), nil
 	case <-ctx.Done():
-		return pageImage{}, ctx.Err()
+		return pageImage{}, stillDrawing()
 	}
 }
 
+// stillDrawing is the 503 of a page whose drawing did not end in time for
+// the request (no verdict on the page: it may be stored by now).
+func stillDrawing() error {
+	return NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "the page is still being drawn; retry shortly")
+}
+
 // drawPageImage renders the page from the confirmed PDF and stores it,
-// unless a render that finished meanwhile stored it already.
+// unless a render that finished meanwhile stored it already. Waiting for a
+// render slot and the drawing itself are bounded by the request timeout
+// each: the drawing's deadline starts once it holds a slot.
 func (s *Server) drawPageImage(ctx context.Context, actor uuid.UUID, p store.Project, key string, page, width int) (pageImage, error) {
-	failKey := pdfVersion(p) + "/" + fmt.Sprint(page)
+	failKey := fmt.Sprintf("%s/%d/%d", pdfVersion(p), page, width)
 	if err := s.pages.failed(failKey); err != nil {
 		return pageImage{}, err
 	}
+	wait, cancelWait := context.WithTimeout(ctx, s.cfg.Limits.RequestTimeout)
 	select {
 	case s.pages.slots <- struct{}{}:
+		cancelWait()
 		defer func() { <-s.pages.slots }()
-	case <-ctx.Done():
+	case <-wait.Done():
+		cancelWait()
 		return pageImage{}, NewProblem(http.StatusServiceUnavailable, CodeUnavailable, "too many pages are being drawn; retry shortly")
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.RequestTimeout)
+	defer cancel()
 	if info, err := s.blob.Stat(ctx, key); err == nil {
 		return pageImage{key: key, info: info}, nil
 	}
@@ -169,6 +184,9 @@ func (s *Server) storePageImage(ctx context.Context, actor uuid.UUID, p store.Pr
 // renderer's reason goes to the log.
 func (s *Server) renderProblem(ctx context.Context, p store.Project, page int, err error) error {
 	switch {
+	case ctx.Err() != nil && !errors.Is(err, pdf.ErrUnreadable):
+		s.logger.WarnContext(ctx, "page render stopped by its deadline", "component", "pages", "project", p.ID, "page", page, "error", err)
+		return stillDrawing()
 	case errors.Is(err, pdf.ErrNoPage):
 		return NewProblem(http.StatusNotFound, CodeNotFound, "no such page")
 	case !errors.Is(err, pdf.ErrUnreadable):

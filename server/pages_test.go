@@ -327,3 +327,77 @@ func TestPageImageOfDeletedProject(t *testing.T) {
 	}
 	a.waitPageImages(id, 0)
 }
+
+// A render that waited for a slot gets its whole deadline once it holds
+// one: with every slot busy for nearly the request timeout, the page is
+// still drawn and stored (the request itself may answer 503 meanwhile),
+// and the next request has it; no failure is remembered.
+func TestPageImageDeadlineAfterSlot(t *testing.T) {
+	a := newAPIWith(t, apiSettings{limits: Limits{RequestTimeout: 2 * time.Second}})
+	teacher := a.register("t@example.com", "teacher")
+	id := a.storedProject(teacher.User.ID, pdftest.Pages(1), 1)
+	path := "/api/projects/" + id.String() + "/pages/1/image"
+	for range cap(a.server.pages.slots) {
+		a.server.pages.slots <- struct{}{}
+	}
+	time.AfterFunc(1900*time.Millisecond, func() {
+		for range cap(a.server.pages.slots) {
+			<-a.server.pages.slots
+		}
+	})
+	r := a.call("GET", path, teacher.AccessToken, nil)
+	t.Logf("the request that waited for a slot answered %d", r.status)
+	if r.status != 200 && r.status != 503 {
+		t.Errorf("answered %d: %s", r.status, r.body)
+	}
+	a.waitPageImages(id, 1)
+	a.mustStatus(a.call("GET", path, teacher.AccessToken, nil), 200)
+	if n := a.renders("failed"); n != 0 {
+		t.Errorf("%d failed renders", n)
+	}
+}
+
+// A drawing stopped by its own deadline (not the renderer's wall clock)
+// answers 503 with Retry-After, as problem+json, and is not remembered:
+// the next request draws again instead of answering a cached 422.
+func TestPageImageDeadlineNotCached(t *testing.T) {
+	a := newAPIWith(t, apiSettings{limits: Limits{RequestTimeout: time.Second}})
+	a.server.pdf.Limits.Wall = 30 * time.Second
+	teacher := a.register("t@example.com", "teacher")
+	id := a.storedProject(teacher.User.ID, heavyPDF(1000), 1)
+	path := "/api/projects/" + id.String() + "/pages/1/image?width=2048"
+	for attempt := 1; attempt <= 2; attempt++ {
+		r := a.call("GET", path, teacher.AccessToken, nil)
+		if r.status != 503 || r.header.Get("Retry-After") == "" || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("attempt %d: %d, Retry-After %q, %s: %s", attempt, r.status, r.header.Get("Retry-After"), r.header.Get("Content-Type"), r.body)
+		}
+		if pr := r.problem(t); pr.Code != CodeUnavailable {
+			t.Errorf("attempt %d: %+v", attempt, pr)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for a.renders("failed") < attempt && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := a.renders("failed"); n != attempt {
+			t.Fatalf("after attempt %d: %d stopped renders, want %d (each request draws anew)", attempt, n, attempt)
+		}
+	}
+}
+
+// A page that fails at one width is not refused at another: a page too
+// slow to draw 2048 pixels wide is drawn 64 wide.
+func TestPageImageFailureByWidth(t *testing.T) {
+	a := newAPI(t)
+	a.server.pdf.Limits.Wall = 3 * time.Second
+	teacher := a.register("t@example.com", "teacher")
+	id := a.storedProject(teacher.User.ID, heavyPDF(2000), 1)
+	path := "/api/projects/" + id.String() + "/pages/1/image?width="
+	if pr := a.mustStatus(a.call("GET", path+"2048", teacher.AccessToken, nil), 422).problem(t); pr.Code != CodeRenderFailed {
+		t.Fatalf("width 2048: %+v", pr)
+	}
+	r := a.mustStatus(a.call("GET", path+"64", teacher.AccessToken, nil), 200)
+	if w, _ := pngSize(t, r); w != 64 {
+		t.Errorf("width 64: %d wide", w)
+	}
+	a.mustStatus(a.call("GET", path+"2048", teacher.AccessToken, nil), 422)
+}

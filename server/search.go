@@ -173,7 +173,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	etag := ""
 	q.OnLocal = func(version string, scope search.Scope) error {
 		etag = etagOf("search", s.cfg.NodeID, scope.Key(), version, s.embedder.Model(), q.Text, strconv.Itoa(q.K), q.Mode, q.Fusion.String(),
-			strconv.FormatBool(q.Rerank), s.rerankIdentity(), search.KindsKey(q.Kinds, q.ProjectID))
+			strconv.FormatBool(q.Rerank), s.rerankID, search.KindsKey(q.Kinds, q.ProjectID))
 		return ifNoneMatch(r, etag)
 	}
 	res, err := s.searcher.Search(r.Context(), q)

@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -129,16 +128,6 @@ type RerankConfig struct {
 	Default bool
 }
 
-// rerankIdentity names the configured rerank stage (its model and depth)
-// for tags and cache keys: another reranker is another answer.
-func (s *Server) rerankIdentity() string {
-	model := "none"
-	if m, ok := s.reranker.(interface{ Model() string }); ok && s.reranker != nil {
-		model = m.Model()
-	}
-	return fmt.Sprintf("%s/%d", model, s.cfg.Rerank.TopN)
-}
-
 // rerankDefault resolves a request's rerank field.
 func (s *Server) rerankDefault(asked *bool) bool {
 	if asked != nil {
@@ -177,6 +166,7 @@ type Server struct {
 	searcher    search.Searcher
 	fusion      index.Fusion // the default of this node's embedder
 	reranker    search.Reranker
+	rerankID    string // the rerank stage's identity, for tags (search.Rerank.Identity)
 	embeddings  *rag.Embeddings
 	rag         *rag.Service
 	inflight    atomic.Int64
@@ -309,12 +299,13 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	fallback := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(s.store, s.fallback),
 		Embedder: s.embedder, Fusion: s.fusion, Metrics: m}
-	s.searcher = search.Traced(search.NewRerank(fallback, search.RerankConfig{Reranker: search.TracedReranker(s.reranker, s.tracer), TopN: s.cfg.Rerank.TopN,
-		Logger: s.logger, Outcomes: s.metrics.rerank}), s.tracer)
+	rerank := search.NewRerank(fallback, search.RerankConfig{Reranker: search.TracedReranker(s.reranker, s.tracer), TopN: s.cfg.Rerank.TopN,
+		Logger: s.logger, Outcomes: s.metrics.rerank})
+	s.searcher, s.rerankID = search.Traced(rerank, s.tracer), rerank.Identity()
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
-		Rewriter: rewriter})
+		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity()})
 }
 
 // newCaches builds the three cache layers over the configured store.

@@ -46,6 +46,7 @@ var settings = []setting{
 	{name: "health-interval", def: "1s", usage: "how often each node's /api/ready is checked"},
 	{name: "health-timeout", def: "1s", usage: "bound of one health check"},
 	{name: "upstream-timeout", def: "60s", usage: "longest wait for a node's response headers"},
+	{name: "decision-timeout", def: "70s", usage: "longest wait for a node's decision on a PDF stream or a page image (the node may draw the image first, for up to its request-timeout: keep this above it)"},
 	{name: "trusted-proxies", usage: "comma-separated CIDRs or addresses of proxies in front of the edge whose X-Forwarded-For is kept (others' copies are dropped)"},
 	{name: "jwks-urls", usage: "comma-separated JWKS URLs of access-token keys (default: every node's /api/auth/jwks.json; add Supabase's for its tokens)"},
 	{name: "jwks-refresh", def: "5m", usage: "how often the JWKS are fetched again (an unknown key id fetches them at once, at most every 10s)"},
@@ -197,6 +198,7 @@ func config(_ context.Context, v map[string]string) (edge.Config, error) {
 	cfg.HealthInterval = p.dur("health-interval", 100*time.Millisecond, time.Minute)
 	cfg.HealthTimeout = p.dur("health-timeout", 50*time.Millisecond, time.Minute)
 	cfg.UpstreamTimeout = p.dur("upstream-timeout", time.Second, time.Hour)
+	cfg.DecisionTimeout = p.dur("decision-timeout", time.Second, time.Hour)
 	trusted, err := clientip.Parse(v["trusted-proxies"])
 	p.check("trusted-proxies", err)
 	cfg.TrustedProxies = trusted

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -70,9 +71,13 @@ func (p *Pipeline) ocrLanguages(text string) string {
 }
 
 // pdfFailure classifies a PDF the reader refused. The sentences name no
-// library or tool; the detail stays in the error, for the logs.
-func pdfFailure(err error) *FetchError {
+// library or tool; the detail stays in the error, for the logs. A read
+// stopped by its caller's context (the node shutting down) is no verdict
+// on the PDF: it comes back as it is, so that the job is tried again.
+func pdfFailure(err error) error {
 	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("ingest: read the PDF: %w", err)
 	case errors.Is(err, pdf.ErrTooLarge):
 		return permanentFailure(CodeTooLarge, "The PDF is too large to read: too many pages, or a scanned page too large for OCR.", err)
 	case errors.Is(err, pdf.ErrTimeout):

@@ -2,16 +2,19 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
+	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -145,5 +148,24 @@ func TestOCRChoosesFromTextLayer(t *testing.T) {
 	}
 	if acc := wordAccuracy(germanPage, pages[1].Text); acc < 0.95 {
 		t.Errorf("word accuracy %.3f: %q", acc, pages[1].Text)
+	}
+}
+
+// TestOCRStoppedByShutdown cancels a document's OCR as a node shutting
+// down does: the job's error is the cancellation, retried later, never a
+// permanent "timeout" (nor any permanent failure).
+func TestOCRStoppedByShutdown(t *testing.T) {
+	p := ocrPipeline(t)
+	path := mixedPDF(t, scan(t, italianPage), scan(t, italianPage), scan(t, italianPage))
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	_, err := p.readPDF(ctx, uuid.New(), path)
+	if err == nil {
+		t.Fatal("the OCR finished before the cancellation")
+	}
+	err = markPermanent(pdfFailure(err))
+	var fe *FetchError
+	if !errors.Is(err, context.Canceled) || errors.Is(err, jobs.ErrPermanent) || errors.As(err, &fe) {
+		t.Fatalf("err = %v, want the cancellation, not permanent", err)
 	}
 }

@@ -160,8 +160,10 @@ const (
 // Extract reads each page of the PDF at path: its text layer, or OCR for
 // a scanned page, in the sandboxed child, with every configured language.
 // progress (may be nil) hears of the pages read by OCR. Errors wrap
-// ErrUnreadable, ErrTooLarge or ErrTimeout; the child, its tools and their
-// files are gone when it returns.
+// ErrUnreadable, ErrTooLarge or ErrTimeout (its own deadlines only: when ctx
+// ends first, the error wraps its cause and says nothing of the PDF); the
+// child, its tools and their files are
+// gone when it returns.
 func (o *OCR) Extract(ctx context.Context, path string, progress Progress) (Extraction, error) {
 	return o.ExtractChoosing(ctx, path, progress, nil)
 }
@@ -172,7 +174,8 @@ func (o *OCR) Extract(ctx context.Context, path string, progress Progress) (Extr
 // unsure then again after the first scanned page, read with every
 // configured language. Each OCR'd Page says which data read it.
 func (o *OCR) ExtractChoosing(ctx context.Context, path string, progress Progress, choose LanguageChooser) (Extraction, error) {
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.DocTimeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, o.cfg.DocTimeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "sostenuto-ocr-")
 	if err != nil {
@@ -203,6 +206,8 @@ func (o *OCR) ExtractChoosing(ctx context.Context, path string, progress Progres
 	waitErr := cmd.Wait()
 	ex.Isolated = isolated
 	switch {
+	case parent.Err() != nil:
+		return Extraction{}, stopped("OCR", parent)
 	case ctx.Err() != nil:
 		return Extraction{}, fmt.Errorf("%w: the document took longer than %s", ErrTimeout, o.cfg.DocTimeout)
 	case readErr != nil:

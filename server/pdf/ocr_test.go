@@ -371,3 +371,25 @@ func TestExtractChoosingAsks(t *testing.T) {
 		t.Errorf("unconfigured data allowed: %q", a)
 	}
 }
+
+// A caller cancelled during OCR (a node shutting down) gets its
+// cancellation back, not ErrTimeout: the document is to be read again.
+func TestExtractCancelled(t *testing.T) {
+	marker := fmt.Sprintf("sostenuto-hang-%d", time.Now().UnixNano())
+	o := newOCR(t, DefaultOCR)
+	o.cfg.Tesseract, o.cfg.DocTimeout = hangingTool(t, marker), time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	start := time.Now()
+	_, err := o.Extract(ctx, write(t, pdftest.ImagePages(1, 595, 842)), nil)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("answered after %v", took)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if procs := running(t, marker); len(procs) > 0 {
+		t.Errorf("processes left running: %v", procs)
+	}
+}

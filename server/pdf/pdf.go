@@ -72,7 +72,8 @@ const (
 // Inspect reads the page count of the PDF at path (and, with text, each
 // page's text) in a limited child process.
 func (c *Checker) Inspect(ctx context.Context, path string, text bool) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.Limits.Wall)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, c.Limits.Wall)
 	defer cancel()
 	mode := "pages"
 	if text {
@@ -88,6 +89,9 @@ func (c *Checker) Inspect(ctx context.Context, path string, text bool) (Result, 
 	cmd.Stdout = &out
 	cmd.Stderr = &limitedWriter{w: &errb, n: 4096}
 	err := cmd.Run()
+	if parent.Err() != nil {
+		return Result{}, stopped("inspect", parent)
+	}
 	if ctx.Err() != nil {
 		return Result{}, fmt.Errorf("%w: took longer than %s", ErrUnreadable, c.Limits.Wall)
 	}
@@ -99,6 +103,13 @@ func (c *Checker) Inspect(ctx context.Context, path string, text bool) (Result, 
 		return Result{}, fmt.Errorf("%w: %s", ErrUnreadable, res.Error)
 	}
 	return res, nil
+}
+
+// stopped is the error of work whose caller's context ended (a shutdown,
+// a client gone, the caller's own deadline) before its own wall clock: the
+// cancellation, not a verdict on the PDF, so that the caller can retry.
+func stopped(op string, parent context.Context) error {
+	return fmt.Errorf("pdf: %s: stopped by the caller: %w", op, context.Cause(parent))
 }
 
 func firstNonNil(errs ...error) error {

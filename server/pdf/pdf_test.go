@@ -143,3 +143,13 @@ func TestDecompressionBomb(t *testing.T) {
 	}
 	t.Logf("answered in %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// A cancelled caller gets its cancellation back, not ErrUnreadable.
+func TestInspectCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := checker(t).Inspect(ctx, write(t, pdftest.Pages(2)), true)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnreadable) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}

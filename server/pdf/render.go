@@ -51,12 +51,14 @@ const wallEnv = "SOSTENUTO_PDF_CHILD_WALL_MS"
 // Render draws page (1-based) of the PDF at path as a PNG width pixels
 // wide, in the limited child, within the checker's wall clock. Errors:
 // ErrNoPage past the last page; ErrUnreadable (with the reason, and
-// ErrTooSlow when time ran out) when the page cannot be drawn.
+// ErrTooSlow when its own wall clock ran out) when the page cannot be
+// drawn; the context's error when ctx ended first (no verdict on the page).
 func (c *Checker) Render(ctx context.Context, path string, page, width int) ([]byte, error) {
 	if page < 1 || width < MinImageWidth || width > MaxImageWidth {
 		return nil, fmt.Errorf("pdf: render page %d at width %d: out of range", page, width)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Limits.Wall)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, c.Limits.Wall)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Exe, "render", path, strconv.Itoa(page), strconv.Itoa(width))
 	cmd.Env = append(c.childEnv(), wallEnv+"="+strconv.FormatInt((c.Limits.Wall*9/10).Milliseconds(), 10))
@@ -66,6 +68,8 @@ func (c *Checker) Render(ctx context.Context, path string, page, width int) ([]b
 	cmd.Stderr = &limitedWriter{w: &errb, n: 4096}
 	err := cmd.Run()
 	switch {
+	case parent.Err() != nil:
+		return nil, stopped("render", parent)
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("%w: %w: longer than %s", ErrUnreadable, ErrTooSlow, c.Limits.Wall)
 	case out.over:

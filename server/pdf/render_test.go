@@ -207,3 +207,16 @@ func TestRenderSandbox(t *testing.T) {
 		}
 	}
 }
+
+// A caller whose own deadline ends before the render's wall clock gets
+// its deadline back, not ErrTooSlow: the page is not to blame.
+func TestRenderCallerDeadline(t *testing.T) {
+	c := checker(t)
+	c.Limits.Wall = 20 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.Render(ctx, write(t, heavyPage(3000)), 1, MaxImageWidth)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTooSlow) || errors.Is(err, ErrUnreadable) {
+		t.Fatalf("err = %v, want the caller's deadline", err)
+	}
+}

@@ -42,7 +42,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		if scope, err = scope.Resolve(ctx, s.store); err != nil {
 			return got, "", err
 		}
-		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank),
+		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank), s.shape,
 			search.KindsKey(q.Kinds, q.ProjectID))
 		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
 			t.SearchMs = time.Since(start).Milliseconds()

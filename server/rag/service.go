@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/search"
@@ -31,6 +32,7 @@ type Service struct {
 	allow      []string
 	llm        *prometheus.HistogramVec
 	rewriter   Rewriter
+	shape      string // the fusion and reranker, in every retrieval's key
 }
 
 // Versioner tells what the local index holds (its data version), and
@@ -61,13 +63,20 @@ type Config struct {
 	LLM *prometheus.HistogramVec
 	// Rewriter makes follow-ups standalone (nil: the built-in Rule).
 	Rewriter Rewriter
+	// Fusion is how Searcher fuses the service's searches (which name
+	// none: the node's default), and Reranker names its rerank stage
+	// (search.Rerank.Identity; "" none): both are part of every
+	// retrieval's key, and so of its answer's key and tag, so that nodes
+	// configured otherwise never share them.
+	Fusion   index.Fusion
+	Reranker string
 }
 
 // NewService returns the service.
 func NewService(cfg Config) *Service {
 	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
 		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
-		rewriter: cfg.Rewriter}
+		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker}
 	if s.rewriter == nil {
 		if rule, err := NewRule(); err == nil { // the analyzer is compiled in
 			s.rewriter = rule

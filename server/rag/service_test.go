@@ -2,7 +2,10 @@ package rag_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,9 +13,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/rag"
+	"github.com/sostenuto/sostenuto/server/rerank"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/search/searchtest"
 )
@@ -39,18 +44,31 @@ func (r *recorder) Delta(text string) error {
 // with an in-process cache; ready switches the index.
 func newService(t *testing.T, w *searchtest.World) (*rag.Service, *atomic.Bool) {
 	t.Helper()
+	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+	return newServiceWith(t, w, layers, index.Fusion{}, nil)
+}
+
+// newServiceWith builds the service over the given cache layers, fusing
+// with fusion and reranking (when rr is not nil) with rr.
+func newServiceWith(t *testing.T, w *searchtest.World, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig) (*rag.Service, *atomic.Bool) {
+	t.Helper()
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: w.Live, Ready: ready.Load, Based: w.Based,
 		Teachers: w.Store, Waiters: search.NewSlots(4), Wait: 2 * time.Second})
-	fb := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(w.Store, search.NewSlots(2)), Embedder: embed.Hash{}}
-	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+	fb := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(w.Store, search.NewSlots(2)), Embedder: embed.Hash{}, Fusion: fusion}
+	var searcher search.Searcher = fb
+	identity := ""
+	if rr != nil {
+		r := search.NewRerank(fb, *rr)
+		searcher, identity = r, r.Identity()
+	}
 	x, err := rag.NewExtractive()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rag.NewService(rag.Config{Searcher: fb, Index: idx, Store: w.Store, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
-		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}}), ready
+	return rag.NewService(rag.Config{Searcher: searcher, Index: idx, Store: w.Store, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
+		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity}), ready
 }
 
 func cites(sources []rag.Source, doc uuid.UUID) bool {
@@ -135,5 +153,54 @@ func TestAskWithoutIndexAndStop(t *testing.T) {
 	rec = &recorder{stop: stop}
 	if _, err := svc.Ask(ctx, rag.Question{Text: "thumb scales", K: 5}, search.Scope{User: w.Stranger}, rec); !errors.Is(err, stop) || len(rec.deltas) != 0 {
 		t.Errorf("stopped at the sources: %v, %d deltas", err, len(rec.deltas))
+	}
+}
+
+// Nodes that share a cache but fuse or rerank otherwise (other --fusion*
+// or --rerank-* settings, or a restart with them) never answer each
+// other's retrievals or answers: each asks afresh under its own key.
+func TestAskKeyNamesFusionAndReranker(t *testing.T) {
+	w := searchtest.New(t)
+	_, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+	w.WaitIndexed(t, lsn)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var in struct{ Documents []string }
+		json.NewDecoder(r.Body).Decode(&in) //nolint:errcheck
+		res := []map[string]any{}
+		for i := range in.Documents {
+			res = append(res, map[string]any{"index": i, "relevance_score": float64(i)})
+		}
+		json.NewEncoder(rw).Encode(map[string]any{"results": res}) //nolint:errcheck
+	}))
+	t.Cleanup(srv.Close)
+	client := &rerank.Client{Format: rerank.FormatCohere, BaseURL: srv.URL, ModelName: "rerank-a"}
+	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+	nodes := []struct {
+		name   string
+		fusion index.Fusion
+		rr     *search.RerankConfig
+	}{
+		{"convex", index.Fusion{}, &search.RerankConfig{Reranker: client, TopN: 10}},
+		{"rrf", index.Fusion{Method: index.FusionRRF}, &search.RerankConfig{Reranker: client, TopN: 10}},
+		{"other weights", index.Fusion{Weights: index.Weights{Vector: 0.1, BM25: 0.9}}, &search.RerankConfig{Reranker: client, TopN: 10}},
+		{"top 20", index.Fusion{}, &search.RerankConfig{Reranker: client, TopN: 20}},
+		{"other model", index.Fusion{}, &search.RerankConfig{Reranker: &rerank.Client{Format: rerank.FormatCohere, BaseURL: srv.URL, ModelName: "rerank-b"}, TopN: 10}},
+	}
+	keys := map[string]string{}
+	for _, n := range nodes {
+		svc, _ := newServiceWith(t, w, layers, n.fusion, n.rr)
+		var rec recorder
+		out, err := svc.Ask(context.Background(), rag.Question{Text: "thumb scales", K: 5, Rerank: true}, search.Scope{User: w.Teacher}, &rec)
+		if err != nil || out.Cached || out.Reranked == nil || !*out.Reranked {
+			t.Errorf("%s: cached %v, reranked %v, %v (a cache shared with another configuration)", n.name, out.Cached, out.Reranked, err)
+		}
+		if other, ok := keys[rec.key]; ok || rec.key == "" {
+			t.Errorf("%s: key %q, as %s's", n.name, rec.key, other)
+		}
+		keys[rec.key] = n.name
+		again, err := svc.Ask(context.Background(), rag.Question{Text: "thumb scales", K: 5, Rerank: true}, search.Scope{User: w.Teacher}, &recorder{})
+		if err != nil || !again.Cached {
+			t.Errorf("%s: the repeat is not cached: %v", n.name, err)
+		}
 	}
 }

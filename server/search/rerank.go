@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 
@@ -60,8 +61,26 @@ func NewRerank(next Searcher, cfg RerankConfig) *Rerank {
 	return &Rerank{next: next, reranker: cfg.Reranker, topN: cfg.TopN, logger: cfg.Logger, outcomes: cfg.Outcomes}
 }
 
+// Identity names the rerank stage for cache keys and tags: the reranker's
+// model (when it tells one) and the top N; "none" without a reranker.
+func (r *Rerank) Identity() string {
+	if r.reranker == nil {
+		return "none"
+	}
+	inner := r.reranker
+	if u, ok := inner.(interface{ Unwrap() Reranker }); ok {
+		inner = u.Unwrap() // a tracing decorator is not another reranker
+	}
+	model := ""
+	if m, ok := inner.(interface{ Model() string }); ok {
+		model = m.Model()
+	}
+	return fmt.Sprintf("%T %s top=%d", inner, model, r.topN)
+}
+
 // Search implements Searcher. A reranked query fetches max(K, N) fused
-// hits, reranks the first N and keeps K.
+// hits, reranks the first N and keeps K. An Empty result (nothing to
+// search) reports its rerank like any result without hits.
 func (r *Rerank) Search(ctx context.Context, q Query) (Result, error) {
 	if !q.Rerank {
 		return r.next.Search(ctx, q)
@@ -69,7 +88,7 @@ func (r *Rerank) Search(ctx context.Context, q Query) (Result, error) {
 	k := q.K
 	q.K = max(k, r.topN)
 	res, err := r.next.Search(ctx, q)
-	if err != nil || res.Empty {
+	if err != nil {
 		return res, err
 	}
 	res.Rerank = r.rerank(ctx, q.Text, res.Hits)

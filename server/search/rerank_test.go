@@ -125,3 +125,24 @@ func order(res search.Result) string {
 }
 
 func order2(a, b uuid.UUID) string { return a.String() + "," + b.String() }
+
+// A requested rerank of a query with nothing to search (punctuation only:
+// an Empty result) still says what came of it, as any other: reranked
+// (nothing to send, no round trip) with a reranker, not_configured
+// without one.
+func TestRerankEmptyQuery(t *testing.T) {
+	w := searchtest.New(t)
+	n := newNode(t, w)
+	rs := newRerankServer(t)
+	client := &rerank.Client{Format: rerank.FormatCohere, BaseURL: rs.srv.URL, Timeout: 300 * time.Millisecond}
+	q := query(w.Teacher, "?!", 0)
+	q.Rerank = true
+	res, err := search.NewRerank(n.fallback, search.RerankConfig{Reranker: client, TopN: 10}).Search(context.Background(), q)
+	if err != nil || !res.Empty || res.Rerank == nil || !res.Rerank.Reranked || rs.calls.Load() != 0 {
+		t.Errorf("with a reranker: empty %v, rerank %+v, %v, %d round trips", res.Empty, res.Rerank, err, rs.calls.Load())
+	}
+	res, err = search.NewRerank(n.fallback, search.RerankConfig{}).Search(context.Background(), q)
+	if err != nil || !res.Empty || res.Rerank == nil || res.Rerank.Error != "not_configured" {
+		t.Errorf("without: empty %v, rerank %+v, %v", res.Empty, res.Rerank, err)
+	}
+}

@@ -119,6 +119,9 @@ type tracedReranker struct {
 	tr trace.Tracer
 }
 
+// Unwrap returns the traced reranker (its identity is the rerank stage's).
+func (t *tracedReranker) Unwrap() Reranker { return t.r }
+
 // Rerank implements Reranker.
 func (t *tracedReranker) Rerank(ctx context.Context, query string, passages []string) ([]float64, error) {
 	ctx, span := t.tr.Start(ctx, "rerank", trace.WithSpanKind(trace.SpanKindClient))

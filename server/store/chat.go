@@ -178,6 +178,11 @@ func (s *Store) DeleteChatSession(ctx context.Context, user, id uuid.UUID) error
 
 // AddExchange stores a question and its answer in a session, in one
 // transaction, marks the session active, and returns the stored answer's id.
+// Both rows are stamped with clock_timestamp() after the session row's lock
+// is held (not now(), the transaction's start): exchanges of one session
+// are thus ordered as written, and an answer's question is the last one
+// before it (RecentTurns, chat_feedback_review) even when two questions
+// were asked at once.
 func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, question string, answer ChatMessage) (uuid.UUID, error) {
 	var id uuid.UUID
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
@@ -188,7 +193,7 @@ func (s *Store) AddExchange(ctx context.Context, user, session uuid.UUID, questi
 		if tag.RowsAffected() == 0 {
 			return fault.ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', $2)`, session, question); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO chat_messages (session_id, role, content, created_at) VALUES ($1, 'user', $2, clock_timestamp())`, session, question); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `INSERT INTO chat_messages (session_id, role, content, sources, confidence, model, created_at)
