@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/pdf/pdftest"
@@ -38,32 +37,6 @@ func ocrPageText(lang string) string {
 		lines[i] = s[i%len(s)]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// ocrWords splits text into lower-case words of letters and digits.
-func ocrWords(text string) []string {
-	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-}
-
-// wordAccuracy is the longest common subsequence of the reference's and
-// the OCR's words over the reference's words, and the OCR's words beyond
-// that subsequence (inserted or misread).
-func wordAccuracy(ref, got string) (acc float64, extra int) {
-	r, g := ocrWords(ref), ocrWords(got)
-	prev := make([]int, len(g)+1)
-	for i := range r {
-		cur := make([]int, len(g)+1)
-		for j := range g {
-			if r[i] == g[j] {
-				cur[j+1] = prev[j] + 1
-			} else {
-				cur[j+1] = max(cur[j], prev[j+1])
-			}
-		}
-		prev = cur
-	}
-	lcs := prev[len(g)]
-	return float64(lcs) / float64(len(r)), len(g) - lcs
 }
 
 // BenchmarkOCRPage reads one scanned A4 page (24 lines, 200 dpi scan,
@@ -116,7 +89,7 @@ func benchOCR(b *testing.B, checker *pdf.Checker, lang, langs string, angle floa
 		if err != nil || len(ex.Pages) != 1 || !ex.Pages[0].OCR {
 			b.Fatalf("%v %+v", err, ex.Pages)
 		}
-		a, e := wordAccuracy(text, ex.Pages[0].Text)
+		a, e := pdftest.WordAccuracy(text, ex.Pages[0].Text)
 		acc, extra, conf = acc+a, extra+e, conf+ex.Pages[0].Confidence
 	}
 	n := float64(b.N)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/blob"
 )
@@ -20,14 +19,8 @@ import (
 // and 304 are the node's own.
 func (e *Edge) pageImage(w http.ResponseWriter, r *http.Request) {
 	setKind(r, "page_image")
-	id := chi.URLParam(r, "id")
-	if subject(r) == "" {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeProblem(w, http.StatusUnauthorized, "unauthenticated", "an access token is required")
-		return
-	}
-	if _, err := uuid.Parse(id); err != nil {
-		writeProblem(w, http.StatusNotFound, "not_found", "no such project")
+	id, ok := projectOf(w, r)
+	if !ok {
 		return
 	}
 	obj, err := e.authorizeAt(r, imageObjectPath(r, id))

@@ -179,6 +179,23 @@ func (e *Edge) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, http.StatusServiceUnavailable, "unavailable", "the access decision could not be made; try again")
 }
 
+// projectOf reads the project id of a stream or page-image request that
+// carries a verified token; otherwise it answers 401 (no token) or 404 (not
+// a project id) itself and returns false.
+func projectOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := chi.URLParam(r, "id")
+	if subject(r) == "" {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeProblem(w, http.StatusUnauthorized, "unauthenticated", "an access token is required")
+		return "", false
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		writeProblem(w, http.StatusNotFound, "not_found", "no such project")
+		return "", false
+	}
+	return id, true
+}
+
 // stream sends a project's PDF from object storage: the node decides
 // whether the caller may view it (kept for AuthzTTL), the bytes come from
 // the store and never pass through a node. One byte range (206) or all of
@@ -187,14 +204,8 @@ func (e *Edge) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // copy the node confirmed; an object whose ETag differs is not sent.
 func (e *Edge) stream(w http.ResponseWriter, r *http.Request) {
 	setKind(r, "stream")
-	id := chi.URLParam(r, "id")
-	if subject(r) == "" {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeProblem(w, http.StatusUnauthorized, "unauthenticated", "an access token is required")
-		return
-	}
-	if _, err := uuid.Parse(id); err != nil {
-		writeProblem(w, http.StatusNotFound, "not_found", "no such project")
+	id, ok := projectOf(w, r)
+	if !ok {
 		return
 	}
 	obj, err := e.authorize(r, id)

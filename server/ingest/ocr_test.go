@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 
@@ -80,26 +79,10 @@ func scan(t *testing.T, text string) pdftest.Page {
 	return pdftest.Page{Image: img}
 }
 
-// wordAccuracy is the longest common subsequence of ref's and got's
-// lower-cased words over ref's words.
-func wordAccuracy(ref, got string) float64 {
-	split := func(s string) []string {
-		return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-	}
-	r, g := split(ref), split(got)
-	prev := make([]int, len(g)+1)
-	for i := range r {
-		cur := make([]int, len(g)+1)
-		for j := range g {
-			if r[i] == g[j] {
-				cur[j+1] = prev[j] + 1
-			} else {
-				cur[j+1] = max(cur[j], prev[j+1])
-			}
-		}
-		prev = cur
-	}
-	return float64(prev[len(g)]) / float64(len(r))
+// accuracy is pdftest.WordAccuracy without the extra words.
+func accuracy(ref, got string) float64 {
+	a, _ := pdftest.WordAccuracy(ref, got)
+	return a
 }
 
 // TestOCRChoosesItalian reads an all-Italian scanned document: the first
@@ -123,8 +106,8 @@ func TestOCRChoosesItalian(t *testing.T) {
 			t.Errorf("page %d: ocr %v, languages %q (all: %q); want %q", i+1, pg.OCR, pg.Languages, all.Pages[i].Languages, want[i])
 		}
 		if i > 0 {
-			chosen += wordAccuracy(italianPage, pg.Text) / 2
-			five += wordAccuracy(italianPage, all.Pages[i].Text) / 2
+			chosen += accuracy(italianPage, pg.Text) / 2
+			five += accuracy(italianPage, all.Pages[i].Text) / 2
 		}
 	}
 	t.Logf("word accuracy of pages 2-3: ita %.3f, all five %.3f", chosen, five)
@@ -146,7 +129,7 @@ func TestOCRChoosesFromTextLayer(t *testing.T) {
 	if len(pages) != 2 || pages[0].OCR || !pages[1].OCR || pages[1].Languages != "deu" {
 		t.Fatalf("pages %+v; want the scan read with deu", pages)
 	}
-	if acc := wordAccuracy(germanPage, pages[1].Text); acc < 0.95 {
+	if acc := accuracy(germanPage, pages[1].Text); acc < 0.95 {
 		t.Errorf("word accuracy %.3f: %q", acc, pages[1].Text)
 	}
 }
