@@ -114,6 +114,12 @@ bench-edge: pg-test tools
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test -count=1 -run '^$$' -bench Edge -benchtime 1x -timeout 30m ./bench
 
+## bench-worker: the Worker (in workerd) against the Go edge and the node:
+## added latency and PDF throughput
+bench-worker: pg-test tools worker-deps
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test -count=1 -run '^$$' -bench EdgeWorker -benchtime 1x -timeout 30m ./bench
+
 ## bench-faults: 200 users/s through the edge to three nodes while
 ## PostgreSQL restarts and the Raft leader is killed (about 3 minutes)
 bench-faults: pg-test

@@ -357,3 +357,68 @@ func idempotentCall(base, tok string, w, i int) (int, error) {
 	io.Copy(io.Discard, resp.Body) //nolint:errcheck // only the status matters
 	return resp.StatusCode, nil
 }
+
+// The API contract holds through the Worker: a walk over the routes a
+// client uses, each answer checked against the OpenAPI document
+// (checkResponse, in callAt) and carrying X-Request-ID.
+func TestWorkerContract(t *testing.T) {
+	a := newAPIWith(t, apiSettings{engine: true})
+	w := a.startEdgeKind("worker", a.url)
+	call := func(method, path, tok string, body any, want int, hdr ...string) response {
+		t.Helper()
+		r := a.mustStatus(a.callAt(w, method, path, tok, body, hdr...), want)
+		if r.header.Get("X-Request-ID") == "" {
+			t.Errorf("%s %s: no X-Request-ID", method, path)
+		}
+		return r
+	}
+	call("GET", "/api/health", "", nil, 200)
+	call("GET", "/api/ready", "", nil, 200)
+	call("GET", "/api/openapi.json", "", nil, 200)
+	var s sessionResponse
+	call("POST", "/api/auth/register", "", map[string]any{"email": "t@example.com", "password": "correct horse battery staple",
+		"display_name": "T", "role": "teacher"}, 201).decode(t, &s)
+	call("POST", "/api/auth/register", "", map[string]any{"email": "s@example.com", "password": "correct horse battery staple",
+		"display_name": "S", "role": "student"}, 201)
+	call("POST", "/api/auth/login", "", map[string]any{"email": "t@example.com", "password": "correct horse battery staple"}, 200)
+	tok := s.AccessToken
+	call("GET", "/api/auth/me", tok, nil, 200)
+	call("GET", "/api/auth/me", "", nil, 401)
+	call("POST", "/api/relationships", tok, map[string]any{"student_email": "s@example.com"}, 201)
+	call("GET", "/api/relationships", tok, nil, 200)
+	id := a.readyProject(tok, "Etude", 2).ID.String()
+	call("GET", "/api/projects?limit=5", tok, nil, 200)
+	call("GET", "/api/projects/"+id, tok, nil, 200)
+	call("PATCH", "/api/projects/"+id, tok, map[string]any{"title": "Etude op. 10"}, 200)
+	call("GET", "/api/projects/"+id+"/stream", tok, nil, 206, "Range", "bytes=0-99")
+	call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 200)
+	call("GET", "/api/projects/"+id+"/pages/9/image", tok, nil, 404)
+	var ann struct {
+		ID      string `json:"id"`
+		Version int    `json:"version"`
+	}
+	call("POST", "/api/annotations", tok, map[string]any{"project_id": id, "page": 1, "type": "note",
+		"content": map[string]any{"text": "breathe", "x": 0.5, "y": 0.5}}, 201).decode(t, &ann)
+	call("GET", "/api/annotations?project_id="+id, tok, nil, 200)
+	call("PATCH", "/api/annotations/"+ann.ID, tok, map[string]any{"page": 2}, 200, "If-Match", fmt.Sprintf(`"%d"`, ann.Version))
+	call("PATCH", "/api/annotations/"+ann.ID, tok, map[string]any{"page": 1}, 412, "If-Match", fmt.Sprintf(`"%d"`, ann.Version))
+	call("POST", "/api/annotations", tok, map[string]any{"project_id": id, "page": 1, "type": "note", "bogus": 1}, 400)
+	d := a.createDocument(tok, map[string]any{"title": "Scales", "source_type": "text", "is_public": true,
+		"content": "Practise scales slowly with a metronome, hands separately first."})
+	a.process(tok, d.Document.ID)
+	a.waitDocument(tok, d.Document.ID)
+	call("GET", "/api/knowledge", tok, nil, 200)
+	call("GET", "/api/knowledge/"+d.Document.ID.String()+"/status", tok, nil, 200)
+	call("POST", "/api/search", tok, map[string]any{"query": "scales metronome"}, 200)
+	call("POST", "/api/embeddings/generate", tok, map[string]any{"text": "scales"}, 200)
+	call("POST", "/api/chat/query", tok, map[string]any{"query": "How should I practise scales?"}, 200)
+	var cs struct{ ID string }
+	call("POST", "/api/chat/sessions", tok, map[string]any{"title": "Practice"}, 201).decode(t, &cs)
+	call("POST", "/api/chat/query", tok, map[string]any{"query": "How should I practise scales?", "session_id": cs.ID}, 200)
+	call("GET", "/api/chat/sessions/"+cs.ID, tok, nil, 200)
+	call("DELETE", "/api/chat/sessions/"+cs.ID, tok, nil, 204)
+	call("POST", "/api/auth/refresh", "", map[string]any{"refresh_token": s.RefreshToken}, 200)
+	call("DELETE", "/api/projects/"+id, tok, nil, 204)
+	time.Sleep(1100 * time.Millisecond) // past the revocation bound (1 s)
+	call("GET", "/api/projects/"+id+"/stream", tok, nil, 404)
+}
