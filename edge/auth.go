@@ -77,5 +77,6 @@ func (v *verifier) verify(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return rules.Verify(raw, v.key, rules.Policy{Issuers: v.issuers, Audiences: v.audiences, Leeway: v.leeway, Algs: v.algs}, v.now())
+	sub, _, err := rules.Verify(raw, v.key, rules.Policy{Issuers: v.issuers, Audiences: v.audiences, Leeway: v.leeway, Algs: v.algs}, v.now())
+	return sub, err
 }

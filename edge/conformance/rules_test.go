@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sostenuto/sostenuto/edge/rules"
 	"github.com/sostenuto/sostenuto/edge/worker/workertest"
@@ -122,5 +125,39 @@ func TestPlanRules(t *testing.T) {
 				t.Errorf("wasm: %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// The Worker keeps tokens whose signature it verified, and checks their
+// claims again on every use: a kept token past its expiry is refused, and
+// a new key set drops what was kept.
+func TestWasmKeptTokensRechecked(t *testing.T) {
+	w := startWasmRules(t)
+	k := newKeys()
+	s := &stand{keys: k}
+	now := time.Now()
+	tok := s.sign(t, "EdDSA", jwt.MapClaims{"iss": "sostenuto", "aud": "sostenuto-api", "sub": "u", "exp": now.Add(time.Hour).Unix()})
+	var ok bool
+	w.call(t, "configure", map[string]any{"issuers": []string{"sostenuto"}, "audiences": []string{"sostenuto-api"}, "leeway_ms": 30000, "jwks": true}, &ok)
+	var n int
+	w.call(t, "keys", []string{string(k.jwks())}, &n)
+	verify := func(at time.Time) string {
+		var res struct{ Outcome string }
+		w.call(t, "verify", map[string]any{"authorization": "Bearer " + tok, "path": "/api/projects", "now_ms": at.UnixMilli()}, &res)
+		return res.Outcome
+	}
+	if got := verify(now); got != "valid" {
+		t.Fatalf("fresh token: %s", got)
+	}
+	if got := verify(now); got != "valid" {
+		t.Fatalf("kept token: %s", got)
+	}
+	if got := verify(now.Add(2 * time.Hour)); got != "refused" {
+		t.Errorf("a kept token past its expiry: %s, want refused", got)
+	}
+	other := newKeys() // the key rotated away: k1 is no longer published
+	w.call(t, "keys", []string{string(other.jwks())}, &n)
+	if got := verify(now); got != "refused" {
+		t.Errorf("a kept token after its key was withdrawn: %s, want refused", got)
 	}
 }

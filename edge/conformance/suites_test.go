@@ -285,6 +285,9 @@ func (s *stand) answer(t *testing.T, e edgeUnderTest, st answerStep, auth string
 	if got := seen != nil && seen.Header.Get("If-None-Match") != ""; got != st.WantINM {
 		t.Errorf("the node saw If-None-Match: %v, want %v", got, st.WantINM)
 	}
+	if resp.Header.Get("X-Sostenuto-Node") == "" {
+		t.Error("no X-Sostenuto-Node")
+	}
 	if got := resp.Header.Get("X-Edge-Cache"); got != st.WantCache {
 		t.Errorf("X-Edge-Cache %q, want %q", got, st.WantCache)
 	}

@@ -54,18 +54,27 @@ func BearerToken(header string) (string, error) {
 
 // Verify checks raw against p at now with the keys keyFn gives and returns
 // the token's issuer|subject: the identity the answer cache and the
-// decision cache are keyed by.
-func Verify(raw string, keyFn jwt.Keyfunc, p Policy, now time.Time) (string, error) {
+// decision cache are keyed by. It returns the token's claims too, so a
+// verifier that keeps verified tokens can check them again (CheckClaims)
+// without the signature.
+func Verify(raw string, keyFn jwt.Keyfunc, p Policy, now time.Time) (string, jwt.RegisteredClaims, error) {
 	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(raw, &claims, keyFn,
-		jwt.WithValidMethods(p.Algs),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(p.Leeway),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
+	_, err := jwt.ParseWithClaims(raw, &claims, keyFn, jwt.WithValidMethods(p.Algs), jwt.WithoutClaimsValidation())
 	if err != nil {
-		return "", err
+		return "", claims, err
+	}
+	sub, err := CheckClaims(claims, p, now)
+	return sub, claims, err
+}
+
+// CheckClaims checks a token's claims at now: exp required, iat and nbf
+// within the leeway, an accepted issuer and audience, a subject. It
+// returns issuer|subject.
+func CheckClaims(claims jwt.RegisteredClaims, p Policy, now time.Time) (string, error) {
+	v := jwt.NewValidator(jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(p.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return now }))
+	if err := v.Validate(claims); err != nil {
+		return "", fmt.Errorf("rules: token has invalid claims: %w", err)
 	}
 	if !slices.Contains(p.Issuers, claims.Issuer) {
 		return "", fmt.Errorf("rules: issuer %q is not accepted", claims.Issuer)

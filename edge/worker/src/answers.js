@@ -18,13 +18,14 @@ export async function cached(c) {
   if (!plan.cache) return forward(cc, { idempotent: plan.idempotent });
   const kept = await c.env.ANSWERS.get(plan.key, "json");
   const resp = await forward(cc, { idempotent: true, prefer: kept?.node, ifNoneMatch: kept?.etag });
-  if (resp.status === 304 && kept) return served(kept);
+  if (resp.status === 304 && kept) return served(kept, resp.headers.get("X-Sostenuto-Node"));
   if (kept) c.ctx.waitUntil(c.env.ANSWERS.delete(plan.key)); // stale
   return keep(c, plan.key, resp);
 }
 
-function served(kept) {
+function served(kept, node) {
   const h = new Headers(kept.header);
+  if (node) h.set("X-Sostenuto-Node", node);
   h.set("Content-Length", String(new TextEncoder().encode(kept.body).length));
   h.set("X-Edge-Cache", "hit");
   return new Response(kept.body, { status: 200, headers: h });

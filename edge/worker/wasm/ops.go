@@ -8,14 +8,22 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sostenuto/sostenuto/edge/rules"
 )
 
-// state is what the Worker configured: the token policy and the key set.
+// state is what the Worker configured: the token policy and the key set,
+// and the tokens whose signature it verified with that key set (checked
+// again for their claims on every use; dropped when the keys change).
 type state struct {
-	policy rules.Policy
-	keys   *rules.KeySet
+	policy   rules.Policy
+	keys     *rules.KeySet
+	verified map[string]jwt.RegisteredClaims
 }
+
+// maxVerified bounds the verified tokens kept (the map starts afresh when full).
+const maxVerified = 4096
 
 type configArgs struct {
 	Issuers   []string `json:"issuers"`
@@ -116,6 +124,7 @@ func (s *state) configure(raw []byte) (any, error) {
 		return nil, errors.New("issuers, audiences and a way to verify (JWKS or an HS256 secret) are required")
 	}
 	s.keys = rules.NewKeySet(secrets)
+	s.verified = map[string]jwt.RegisteredClaims{}
 	return true, nil
 }
 
@@ -135,6 +144,7 @@ func (s *state) setKeys(raw []byte) (any, error) {
 		}
 	}
 	s.keys = ks
+	s.verified = map[string]jwt.RegisteredClaims{}
 	return ks.Len(), nil
 }
 
@@ -146,16 +156,31 @@ func (s *state) verify(raw []byte) (any, error) {
 	if s.keys == nil {
 		return nil, errors.New("configure first")
 	}
-	var sub string
-	tok, err := rules.BearerToken(a.Authorization)
-	if err == nil {
-		sub, err = rules.Verify(tok, s.keys.Keyfunc, s.policy, time.UnixMilli(a.NowMs))
-	}
+	sub, err := s.check(a.Authorization, time.UnixMilli(a.NowMs))
 	res := verifyResult{Outcome: rules.Decide(err, a.Path), Subject: sub, UnknownKey: errors.Is(err, rules.ErrUnknownKey)}
 	if err != nil && res.Outcome != rules.TokenNone {
 		res.Reason = err.Error()
 	}
 	return res, nil
+}
+
+// check verifies a bearer token, its signature only the first time.
+func (s *state) check(header string, now time.Time) (string, error) {
+	tok, err := rules.BearerToken(header)
+	if err != nil {
+		return "", err
+	}
+	if c, ok := s.verified[tok]; ok {
+		return rules.CheckClaims(c, s.policy, now)
+	}
+	sub, claims, err := rules.Verify(tok, s.keys.Keyfunc, s.policy, now)
+	if err == nil {
+		if len(s.verified) >= maxVerified {
+			s.verified = map[string]jwt.RegisteredClaims{}
+		}
+		s.verified[tok] = claims
+	}
+	return sub, err
 }
 
 func retry(raw []byte) (any, error) {
