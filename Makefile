@@ -80,6 +80,7 @@ logs:
 ## stop: stop the node and both PostgreSQL clusters
 stop:
 	@scripts/edge.sh stop
+	@scripts/edge-worker.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh down run
 	@scripts/pg.sh down test
@@ -87,6 +88,7 @@ stop:
 ## clean: stop everything and delete all local state (clusters, blobs, keys, bin; keeps .data/tools)
 clean:
 	@scripts/edge.sh stop
+	@scripts/edge-worker.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh destroy run
 	@scripts/pg.sh destroy test
