@@ -40,7 +40,13 @@ export default {
     }
     await state.pool.ready(ctx);
     const rid = requestID(request);
-    const resp = await route(request, env, ctx, cfg, rid);
+    let resp;
+    try {
+      resp = await route(request, env, ctx, cfg, rid);
+    } catch (e) { // a binding or the runtime failed: the client still gets problem+json
+      console.log(JSON.stringify({ component: "edge", msg: "request failed", request_id: rid, err: String(e && e.stack || e) }));
+      resp = problem(502, "unavailable", "the edge could not answer; try again", rid);
+    }
     const out = new Response(resp.body, resp);
     out.headers.set("X-Request-ID", rid);
     return out;
