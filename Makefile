@@ -8,13 +8,14 @@ GO        ?= go
 BIN       := bin/sostenuto
 EDGE_BIN  := bin/sostenuto-edge
 EDGE_LISTEN ?= :8090
+WORKER_PORT ?= 8787
 RUN_DIR   := .data/run
 RUN_PORT  ?= 5433
 TEST_PORT ?= 5434
 LISTEN    ?= :8080
 GOFILES   := $(shell find . -name '*.go' -not -path './.data/*' 2>/dev/null) $(wildcard migrations/*.sql server/*.json) go.mod go.sum
 
-.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge bench-faults fuzz
+.PHONY: run stop clean test deps build vet fmt logs pg-run pg-test tools bench-cluster edge bench-edge bench-faults fuzz worker-deps worker-build edge-worker bench-worker
 
 ## build: compile the node binary into bin/
 build: $(BIN)
@@ -54,6 +55,20 @@ run: pg-run build
 edge: $(EDGE_BIN)
 	@scripts/edge.sh restart $(EDGE_LISTEN) http://127.0.0.1$(LISTEN)
 
+## worker-deps: Node 22, workerd, miniflare and wrangler for the Worker,
+## pinned in edge/worker/package-lock.json, from npm
+worker-deps:
+	@scripts/deps.sh worker
+
+## worker-build: the rules compiled to Wasm for the Worker (edge/worker/build)
+worker-build:
+	@scripts/edge-worker.sh build
+
+## edge-worker: the Worker under `wrangler dev` on :8787 in front of the
+## `make run` node, with local R2 filled from the node's blob store
+edge-worker: worker-deps worker-build
+	@scripts/edge-worker.sh dev $(WORKER_PORT) http://127.0.0.1$(LISTEN)
+
 $(EDGE_BIN): $(GOFILES)
 	@mkdir -p bin
 	$(GO) build -o $(EDGE_BIN) ./cmd/sostenuto-edge
@@ -65,6 +80,7 @@ logs:
 ## stop: stop the node and both PostgreSQL clusters
 stop:
 	@scripts/edge.sh stop
+	@scripts/edge-worker.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh down run
 	@scripts/pg.sh down test
@@ -72,13 +88,15 @@ stop:
 ## clean: stop everything and delete all local state (clusters, blobs, keys, bin; keeps .data/tools)
 clean:
 	@scripts/edge.sh stop
+	@scripts/edge-worker.sh stop
 	@scripts/node.sh stop
 	@scripts/pg.sh destroy run
 	@scripts/pg.sh destroy test
 	rm -rf .data/run .data/test bin
 
 ## test: vet, then every test with the race detector against a real PostgreSQL
-test: pg-test tools
+## (the Worker's tests run it in Miniflare: edge/conformance, server/worker_test.go)
+test: pg-test tools worker-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
@@ -97,6 +115,12 @@ fuzz:
 bench-edge: pg-test tools
 	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test -count=1 -run '^$$' -bench Edge -benchtime 1x -timeout 30m ./bench
+
+## bench-worker: the Worker (in workerd) against the Go edge and the node:
+## added latency and PDF throughput
+bench-worker: pg-test tools worker-deps
+	SOSTENUTO_TEST_DATABASE_URL_FILE=$(CURDIR)/.data/test/database_url SOSTENUTO_TEST_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test -count=1 -run '^$$' -bench EdgeWorker -benchtime 1x -timeout 30m ./bench
 
 ## bench-faults: 200 users/s through the edge to three nodes while
 ## PostgreSQL restarts and the Raft leader is killed (about 3 minutes)

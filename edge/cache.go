@@ -2,10 +2,7 @@ package edge
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/gob"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,13 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-)
 
-// cachedRoutes are the answers the edge keeps.
-var cachedRoutes = []string{"/api/embeddings/generate", "/api/search", "/api/chat/query"}
+	"github.com/sostenuto/sostenuto/edge/rules"
+)
 
 // answer is a kept JSON answer: the node's tag, the node that made it
 // (revalidated there first: its tag names its index), the headers a client
@@ -49,13 +44,6 @@ func newAnswerCache(entries int, maxBytes int64) (*answerCache, error) {
 		return nil, err
 	}
 	return &answerCache{lru: c, maxBytes: maxBytes}, nil
-}
-
-func cacheKey(sub, route string, body []byte) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", sub, route)
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // save writes every entry to path (atomically); it returns how many.
@@ -136,35 +124,25 @@ type cacheOp struct {
 // token and requests with their own conditions pass through (bypass).
 func (e *Edge) cached(w http.ResponseWriter, r *http.Request) {
 	route := r.URL.Path
-	sub := subject(r)
-	pl := &plan{idempotent: true}
-	bypass := sub == "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream") || r.Header.Get("If-None-Match") != ""
 	if err := keepBody(r, e.cfg.MaxReplayBytes); err != nil {
 		writeProblem(w, http.StatusBadRequest, "invalid_input", "the request body could not be read")
 		return
 	}
-	var body []byte
-	if r.GetBody == nil {
-		bypass = true // too large to keep: the node will say 413
-	} else {
+	in := rules.Request{Method: r.Method, Path: route, Subject: subject(r), Accept: r.Header.Get("Accept"),
+		IfNoneMatch: r.Header.Get("If-None-Match"), Kept: r.GetBody != nil} // not kept: too large, the node will say 413
+	if in.Kept {
 		rc, _ := r.GetBody()
-		body, _ = io.ReadAll(rc)
+		in.Body, _ = io.ReadAll(rc)
 	}
-	if route == "/api/chat/query" {
-		var in struct {
-			SessionID *string `json:"session_id"`
-		}
-		if json.Unmarshal(body, &in) == nil && in.SessionID != nil && *in.SessionID != "" {
-			bypass, pl.idempotent = true, false // the exchange is stored in the session
-		}
-	}
-	if bypass {
+	rp := rules.PlanFor(in)
+	pl := &plan{idempotent: rp.Idempotent}
+	if !rp.Cache {
 		e.metrics.cache.WithLabelValues(route, "bypass").Inc()
 		e.forwardWith(w, r, pl)
 		return
 	}
 	setKind(r, "cache")
-	op := &cacheOp{c: e.answers, route: route, key: cacheKey(sub, route, body), m: e.metrics}
+	op := &cacheOp{c: e.answers, route: route, key: rp.Key, m: e.metrics}
 	if a, ok := e.answers.lru.Get(op.key); ok {
 		op.hit = a
 		pl.prefer = a.Node
@@ -198,7 +176,7 @@ func (op *cacheOp) modify(resp *http.Response, node string) {
 	resp.Header.Set("X-Edge-Cache", "miss")
 	etag := resp.Header.Get("ETag")
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if resp.StatusCode != http.StatusOK || etag == "" || mt != "application/json" || resp.ContentLength > op.c.maxBytes {
+	if !rules.Keepable(resp.StatusCode, etag, mt, resp.ContentLength, op.c.maxBytes) {
 		return
 	}
 	a := &answer{Key: op.key, ETag: etag, Node: node, Header: map[string]string{}}

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sostenuto/sostenuto/edge/rules"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/cors"
@@ -208,7 +209,7 @@ func (e *Edge) routes() chi.Router {
 		r.Get("/api/projects/{id}/pages/{n}/image", e.pageImage)
 	}
 	if e.answers != nil {
-		for _, p := range cachedRoutes {
+		for _, p := range rules.CachedRoutes {
 			r.Post(p, e.cached)
 		}
 	}
@@ -302,18 +303,18 @@ func spanName(r *http.Request) (name, route string) {
 func (e *Edge) checkToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sub, err := e.tokens.verify(r)
-		switch {
-		case errors.Is(err, errNoToken):
+		switch rules.Decide(err, r.URL.Path) {
+		case rules.TokenNone:
 			e.metrics.tokens.WithLabelValues("none").Inc()
 			next.ServeHTTP(w, r)
-		case err != nil && publicPaths[r.URL.Path]:
+		case rules.TokenDropped:
 			// A stale token on a route that needs none (a client refreshing
 			// with its expired access token still attached): the request
 			// goes on without it.
 			e.metrics.tokens.WithLabelValues("dropped").Inc()
 			r.Header.Del("Authorization")
 			next.ServeHTTP(w, r)
-		case err != nil:
+		case rules.TokenRefused:
 			e.metrics.tokens.WithLabelValues("refused").Inc()
 			e.logger.Info("token refused at the edge", "component", "edge", "request_id", r.Header.Get(headerRequestID), "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -323,12 +324,6 @@ func (e *Edge) checkToken(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), subjectKey, sub)))
 		}
 	})
-}
-
-// publicPaths need no token; a bad one is dropped there, not refused.
-var publicPaths = map[string]bool{
-	"/api/auth/register": true, "/api/auth/login": true, "/api/auth/refresh": true, "/api/auth/logout": true,
-	"/api/auth/jwks.json": true, "/api/health": true, "/api/ready": true, "/api/openapi.json": true,
 }
 
 // subject is the verified token's issuer|subject, or "".

@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/sostenuto/sostenuto/server/blob"
+	"github.com/sostenuto/sostenuto/edge/rules"
 )
 
 // pageImage sends the image of a project's page from object storage: the
@@ -32,7 +32,7 @@ func (e *Edge) pageImage(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", obj.ETag)
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization")
-	if blob.ETagMatch(r.Header.Get("If-None-Match"), obj.ETag) {
+	if rules.ETagMatch(r.Header.Get("If-None-Match"), obj.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

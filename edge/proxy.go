@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sostenuto/sostenuto/edge/rules"
 	"github.com/sostenuto/sostenuto/server/clientip"
 )
 
@@ -102,17 +103,17 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			if req.Context().Err() != nil {
 				return nil, err // the client went away
 			}
-			dial := isDialError(err)
-			if dial || isConnError(err) {
+			f := failureOf(err)
+			if rules.MarkDown(f) {
 				t.pool.down(b, err)
 			}
-			lastErr, unreached = err, unreached && dial
-			if (dial || pl.idempotent) && replayable(req) {
+			lastErr, unreached = err, unreached && f == rules.Unreached
+			if rules.RetryAfterFailure(f, pl.idempotent, replayable(req)) {
 				continue
 			}
 			return nil, err
 		}
-		if pl.idempotent && replayable(req) && retryableStatus(resp.StatusCode) && t.pool.pick(tried) != nil {
+		if rules.RetryStatus(resp.StatusCode, pl.idempotent, replayable(req)) && t.pool.pick(tried) != nil {
 			t.metrics.upstream.WithLabelValues(b.name, "unavailable").Inc()
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // drained for reuse
 			resp.Body.Close()
@@ -133,12 +134,16 @@ func replayable(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
 }
 
-// retryableStatus: the node's proxy failed or timed out. A 503 is not
-// retried: it is the node's considered answer (a dependency down, or
-// overloaded), which the other nodes share; retrying would multiply the
-// load that caused it.
-func retryableStatus(s int) bool {
-	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout
+// failureOf tells how an attempt failed: the node unreached (a dial
+// error: nothing was sent), the connection broken, or "" for another error.
+func failureOf(err error) rules.Failure {
+	switch {
+	case isDialError(err):
+		return rules.Unreached
+	case isConnError(err):
+		return rules.Broken
+	}
+	return ""
 }
 
 // isDialError: the node was not reached, so nothing of the request was
@@ -232,7 +237,7 @@ func (e *Edge) newProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 // forward sends a request on to a node, keeping a small body so it can be
 // sent again; GET, HEAD, OPTIONS, PUT and DELETE are idempotent.
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request) {
-	pl := &plan{idempotent: idempotentMethod(r.Method)}
+	pl := &plan{idempotent: rules.IdempotentMethod(r.Method)}
 	e.forwardWith(w, r, pl)
 }
 
@@ -242,14 +247,6 @@ func (e *Edge) forwardWith(w http.ResponseWriter, r *http.Request, pl *plan) {
 		return
 	}
 	e.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, pl)))
-}
-
-func idempotentMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // keepBody reads a body of at most limit bytes into memory and makes it

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/sostenuto/sostenuto/edge/rules"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/clientip"
 )
@@ -91,7 +91,7 @@ func (e *Edge) authorize(r *http.Request, id string) (object, error) {
 // authorizeAt returns the object a node's decision route (path, with its
 // query) answers for the caller, from the cache or from a node.
 func (e *Edge) authorizeAt(r *http.Request, path string) (object, error) {
-	key := subject(r) + "|" + path
+	key := rules.DecisionKey(subject(r), path)
 	if obj, ok := e.authz.get(key, time.Now()); ok {
 		e.metrics.authz.WithLabelValues("cached", "allowed").Inc()
 		return obj, nil
@@ -189,7 +189,7 @@ func projectOf(w http.ResponseWriter, r *http.Request) (string, bool) {
 		writeProblem(w, http.StatusUnauthorized, "unauthenticated", "an access token is required")
 		return "", false
 	}
-	if _, err := uuid.Parse(id); err != nil {
+	if !rules.ValidProjectID(id) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no such project")
 		return "", false
 	}
@@ -218,20 +218,18 @@ func (e *Edge) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Vary", "Authorization")
-	if blob.ETagMatch(r.Header.Get("If-None-Match"), obj.ETag) {
+	sv := rules.ServeObject(r.Header.Get("If-None-Match"), r.Header.Get("Range"), r.Header.Get("If-Range"), obj.ETag, obj.Size)
+	rng, status := sv.Range, sv.Status
+	if status == http.StatusNotModified {
 		w.WriteHeader(http.StatusNotModified)
 		return
-	}
-	rng, status := blob.ParseRange(r.Header.Get("Range"), obj.Size)
-	if ir := r.Header.Get("If-Range"); ir != "" && ir != obj.ETag {
-		rng, status = nil, http.StatusOK
 	}
 	if status == http.StatusRequestedRangeNotSatisfiable {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
 		writeProblem(w, status, "range_not_satisfiable", "the range is outside the file")
 		return
 	}
-	body, info, err := e.cfg.Blob.Open(r.Context(), obj.Key, rng)
+	body, info, err := e.cfg.Blob.Open(r.Context(), obj.Key, (*blob.Range)(rng))
 	if err != nil {
 		e.logger.Warn("object storage read failed", "component", "edge", "request_id", r.Header.Get(headerRequestID), "key", obj.Key, "err", err)
 		writeProblem(w, http.StatusBadGateway, "unavailable", "the file could not be read from storage; try again")

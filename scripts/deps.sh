@@ -70,6 +70,30 @@ if [ "${1:-}" = test-tools ]; then
 	exit 0
 fi
 
+# `deps.sh worker`: the Cloudflare Worker's tools (edge/worker): Node and
+# npm from Debian's packages when missing, then the packages pinned in
+# edge/worker/package-lock.json from npm — Node 22 itself (npm's `node`
+# package: wrangler needs Node >= 22.12, Debian 12 has 18), workerd,
+# miniflare and wrangler. Quick when the installed tree matches the lock.
+if [ "${1:-}" = worker ]; then
+	ROOT=$(cd "$(dirname "$0")/.." && pwd)
+	W="$ROOT/edge/worker"
+	if ! command -v npm >/dev/null 2>&1; then
+		log "installing nodejs and npm (for the Worker's tools)"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	fi
+	stamp="$W/node_modules/.package-lock.json"
+	if [ -x "$W/node_modules/.bin/node" ] && [ -d "$W/node_modules/miniflare" ] && [ -f "$stamp" ] && [ "$stamp" -nt "$W/package-lock.json" ] &&
+		[ "$("$W/node_modules/.bin/node" --version)" = "v22.23.3" ]; then
+		exit 0
+	fi
+	log "installing the Worker's npm packages (edge/worker/package-lock.json)"
+	(cd "$W" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	"$W/node_modules/.bin/node" --version | grep -qx v22.23.3 || { log "Node 22.23.3 from npm did not install"; exit 1; }
+	exit 0
+fi
+
 need_pkgs=()
 [ -x "$PGBIN/postgres" ] || need_pkgs+=("postgresql-$PGVER")
 [ -x "$PGBIN/psql" ] || need_pkgs+=("postgresql-client-$PGVER")
