@@ -721,5 +721,6 @@ func (e *Engine) ChunkVersions() map[ID]int64 {
 
 // Len is how many operations the batch holds (its position aside).
 func (o Ops) Len() int {
-	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs)
+	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs) +
+		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects)
 }
