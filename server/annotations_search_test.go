@@ -98,8 +98,31 @@ func checkAnnotationHits(t *testing.T, a *testAPI, w annotationWorld, source str
 	if got := annotationHits(a.searchAt(w.stranger.AccessToken, lsn, map[string]any{"query": "pedal nocturne"})); len(got) != 0 {
 		t.Fatalf("a stranger found %+v", got)
 	}
+	checkAnnotationChat(t, a, w, note)
 	checkAnnotationFilters(t, a, w)
 	checkAnnotationEdits(t, a, w, note)
+}
+
+// checkAnnotationChat: the student's question is answered from the note,
+// cited with its project, annotation and page; the stranger gets nothing of
+// it, and kinds: ["knowledge"] leaves it out.
+func checkAnnotationChat(t *testing.T, a *testAPI, w annotationWorld, note annotationResponse) {
+	q := map[string]any{"query": "What did my teacher say about pedalling in the middle section?"}
+	var res chatResult
+	a.mustStatus(a.call("POST", "/api/chat/query", w.student.AccessToken, q), 200).decode(t, &res)
+	if len(res.Sources) != 1 || res.Sources[0].Kind != "annotation" || *res.Sources[0].AnnotationID != note.ID ||
+		*res.Sources[0].ProjectID != w.p1 || res.Sources[0].Page != 3 || !strings.Contains(res.Content, "Half pedal") || !strings.Contains(res.Content, "[1]") {
+		t.Fatalf("the student's answer: %+v", res)
+	}
+	a.mustStatus(a.call("POST", "/api/chat/query", w.stranger.AccessToken, q), 200).decode(t, &res)
+	if len(res.Sources) != 0 || strings.Contains(res.Content, "Half pedal") {
+		t.Fatalf("the stranger's answer: %+v", res)
+	}
+	q["kinds"] = []string{"knowledge"}
+	a.mustStatus(a.call("POST", "/api/chat/query", w.student.AccessToken, q), 200).decode(t, &res)
+	if len(res.Sources) != 0 {
+		t.Fatalf("knowledge only: %+v", res.Sources)
+	}
 }
 
 // checkAnnotationFilters: three notes in each project; project_id and

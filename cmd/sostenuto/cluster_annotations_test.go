@@ -173,10 +173,12 @@ func TestClusterTeacherNotesAsAnswers(t *testing.T) {
 			t.Fatalf("%s: after the revoke the student still gets the note: %+v", n.id, ans)
 		}
 	}
-	// The teacher still has her note, on every node.
+	// The teacher still has her note, and every node holds PostgreSQL's
+	// chunks of both kinds.
 	if ans := ask(t, n3.base, teacher, lsn, question); citedNote(ans, created.ID) == nil {
 		t.Fatalf("the teacher lost her own note: %+v", ans)
 	}
+	c.converged("after the journey")
 }
 
 // citedNote is the answer's source for the annotation, if any.
