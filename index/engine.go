@@ -20,12 +20,28 @@ import (
 // ID is a UUID.
 type ID [16]byte
 
-// Chunk is a searchable passage of a document.
+// Kind says what a chunk is a passage of: a knowledge document (the zero
+// value) or an annotation on a project's page.
+type Kind uint8
+
+// The kinds of chunks.
+const (
+	KindKnowledge  Kind = 0
+	KindAnnotation Kind = 1
+)
+
+// Chunk is a searchable passage of a knowledge document, or the text of
+// an annotation (Kind KindAnnotation: ID is the annotation's, ProjectID and
+// AuthorID are set, DocumentID and OwnerID are zero, PageStart = PageEnd =
+// the annotation's page, Title the project's).
 type Chunk struct {
 	ID         ID
+	Kind       Kind
 	DocumentID ID
 	OwnerID    ID
-	Title      string // the document's
+	ProjectID  ID
+	AuthorID   ID
+	Title      string // the document's (the project's)
 	Text       string
 	PageStart  int
 	PageEnd    int
@@ -78,6 +94,11 @@ type Query struct {
 	Fusion Fusion
 	// Ef is the HNSW search breadth (the graph's default when zero).
 	Ef int
+	// Kinds limits the hits to these kinds (nil: every kind).
+	Kinds []Kind
+	// ProjectID, when not zero, limits annotation hits to one project
+	// (knowledge hits are not limited by it).
+	ProjectID ID
 	// Timings, when set, receives how long each part of the search took.
 	Timings *Timings
 }
@@ -118,16 +139,23 @@ type Engine struct {
 	cfg    Config
 	vec    *vector.Index
 	text   *text.Index
-	mu     sync.RWMutex // chunks, docs, ownerDocs
+	mu     sync.RWMutex // chunks, docs, owners, projects, principals
 	chunks map[ID]*Chunk
 	docs   map[ID]*docState
 	owners map[ID]map[ID]bool // owner → documents
 	public int                // chunks of public documents
+	// projects are the visibility units of annotation chunks; principals
+	// maps each user to the projects they own or hold a grant on (the
+	// inverted map a scope is computed from, projects.go).
+	projects   map[ID]*projState
+	principals map[ID]map[ID]bool
 	// groups numbers each owner's private documents for the BM25 index's
-	// scoped statistics; public documents are group 0.
-	groups map[ID]text.Group
-	wmu    sync.Mutex // one writer at a time
-	pos    Position
+	// scoped statistics; public documents are group 0, and each project
+	// has its own (projState.group). nextGroup is the last number given.
+	groups    map[ID]text.Group
+	nextGroup text.Group
+	wmu       sync.Mutex // one writer at a time
+	pos       Position
 	// dataPos is the position of the last batch that changed anything
 	// (keepalives move pos, not dataPos): caches key on it.
 	dataPos Position
@@ -174,7 +202,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{},
-		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}, moved: make(chan struct{})}, nil
+		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}, projects: map[ID]*projState{},
+		principals: map[ID]map[ID]bool{}, moved: make(chan struct{})}, nil
 }
 
 // Close releases the engine (nothing is held outside the Go heap) and
@@ -221,13 +250,21 @@ func (e *Engine) Position() Position {
 }
 
 // Ops is a batch of operations applied together, in order: document
-// visibility first, then chunk upserts, then chunk deletes.
+// visibility, projects and grants first, then chunk upserts, then chunk
+// deletes, document deletes, revoked grants and project deletes.
 type Ops struct {
 	Documents  []Document
 	Upserts    []Chunk
-	Deletes    []ID // chunk ids
+	Deletes    []ID // chunk ids (of either kind)
 	DeleteDocs []ID // documents whose chunks all go
-	Position   Position
+	// Projects are projects' owners and titles; Grants add a user to a
+	// project's principals, Revokes take one away; DeleteProjects go with
+	// their annotation chunks and principals.
+	Projects       []Project
+	Grants         []Grant
+	Revokes        []Grant
+	DeleteProjects []ID
+	Position       Position
 }
 
 // ErrDimension marks a chunk vector of the wrong length.
@@ -283,8 +320,9 @@ func (e *Engine) applyMaps(ops Ops) indexWrites {
 	for _, d := range ops.Documents {
 		e.setDocument(d)
 	}
-	// The chunks of deleted documents are listed before the upserts: a
-	// chunk upserted in the same batch stays.
+	e.applyPrincipals(ops)
+	// The chunks of deleted documents and projects are listed before the
+	// upserts: a chunk upserted in the same batch stays.
 	deletes := e.chunksToDelete(ops)
 	for i := range ops.Upserts {
 		e.upsertChunk(ops.Upserts[i], &w)
@@ -298,6 +336,7 @@ func (e *Engine) applyMaps(ops Ops) indexWrites {
 			delete(e.owners[st.OwnerID], d)
 		}
 	}
+	e.removePrincipals(ops)
 	return w
 }
 
@@ -308,6 +347,13 @@ func (e *Engine) chunksToDelete(ops Ops) []ID {
 	deletes = append(deletes, ops.Deletes...)
 	for _, d := range ops.DeleteDocs {
 		if st, ok := e.docs[d]; ok {
+			for c := range st.chunks {
+				deletes = append(deletes, c)
+			}
+		}
+	}
+	for _, p := range ops.DeleteProjects {
+		if st, ok := e.projects[p]; ok {
 			for c := range st.chunks {
 				deletes = append(deletes, c)
 			}
@@ -337,6 +383,16 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	cc := c
 	cc.Vector = nil  // the graph holds the vector; the map does not
 	cc.Language = "" // the BM25 index holds it
+	if had && old.Kind != c.Kind {
+		e.unlinkChunk(old) // an id reused across kinds: start afresh
+		had = false
+	}
+	if c.Kind == KindAnnotation {
+		g := e.linkAnnotation(&cc, old, had)
+		w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
+		w.texts[text.ID(c.ID)] = text.Doc{Text: cc.Title + "\n" + c.Text, Group: g, Language: c.Language}
+		return
+	}
 	st := e.doc(c.DocumentID, c.OwnerID)
 	if !had && st.IsPublic {
 		e.public++
@@ -357,14 +413,26 @@ func (e *Engine) deleteChunk(id ID, w *indexWrites) {
 	if !ok {
 		return
 	}
-	delete(e.chunks, id)
+	e.unlinkChunk(c)
+	w.deletes = append(w.deletes, text.ID(id))
+}
+
+// unlinkChunk takes c out of the chunk map and of its document's or
+// project's set; mu is held.
+func (e *Engine) unlinkChunk(c *Chunk) {
+	delete(e.chunks, c.ID)
+	if c.Kind == KindAnnotation {
+		if st, ok := e.projects[c.ProjectID]; ok {
+			delete(st.chunks, c.ID)
+		}
+		return
+	}
 	if st, ok := e.docs[c.DocumentID]; ok {
-		delete(st.chunks, id)
+		delete(st.chunks, c.ID)
 		if st.IsPublic {
 			e.public--
 		}
 	}
-	w.deletes = append(w.deletes, text.ID(id))
 }
 
 // applyIndexes makes a batch's writes to the graph (logging them for a
@@ -472,26 +540,11 @@ func (e *Engine) group(st *docState) text.Group {
 	}
 	g, ok := e.groups[st.OwnerID]
 	if !ok {
-		g = text.Group(len(e.groups) + 1)
+		e.nextGroup++
+		g = e.nextGroup
 		e.groups[st.OwnerID] = g
 	}
 	return g
-}
-
-// scopeGroups lists the BM25 statistics groups scope may see: nil (all)
-// for admins, else the public group and the private groups of the caller
-// and their teachers. The read lock is held.
-func (e *Engine) scopeGroups(s Scope) []text.Group {
-	if s.Admin {
-		return nil
-	}
-	out := []text.Group{0}
-	for _, owner := range append([]ID{s.User}, s.Teachers...) {
-		if g, ok := e.groups[owner]; ok {
-			out = append(out, g)
-		}
-	}
-	return out
 }
 
 // countPublic counts the chunks of public documents (what e.public keeps).
@@ -503,66 +556,6 @@ func (e *Engine) countPublic() int {
 		}
 	}
 	return n
-}
-
-// allowed reports whether scope may see the chunk's document; the read
-// lock is held.
-func (e *Engine) allowed(s Scope, c *Chunk) bool {
-	if s.Admin || c.OwnerID == s.User {
-		return true
-	}
-	st, ok := e.docs[c.DocumentID]
-	if !ok {
-		return false
-	}
-	if st.IsPublic {
-		return true
-	}
-	for _, t := range s.Teachers {
-		if c.OwnerID == t {
-			return true
-		}
-	}
-	return false
-}
-
-// allowedChunks lists the chunks scope may see when that is cheap to know
-// and small (under limit); ok is false otherwise. The read lock is held.
-func (e *Engine) allowedChunks(s Scope, limit int) ([]vector.ID, bool) {
-	if s.Admin || e.public > limit { // every scope sees the public chunks
-		return nil, false
-	}
-	var out []vector.ID
-	add := func(st *docState) bool {
-		for c := range st.chunks {
-			out = append(out, vector.ID(c))
-		}
-		return len(out) <= limit
-	}
-	for _, owner := range append([]ID{s.User}, s.Teachers...) {
-		for d := range e.owners[owner] {
-			if st := e.docs[d]; st != nil && !add(st) {
-				return nil, false
-			}
-		}
-	}
-	for _, st := range e.docs {
-		if st.IsPublic && st.OwnerID != s.User && !contains(s.Teachers, st.OwnerID) {
-			if !add(st) {
-				return nil, false
-			}
-		}
-	}
-	return out, true
-}
-
-func contains(ids []ID, id ID) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // ErrBadQuery marks a query the engine cannot answer.
@@ -636,16 +629,16 @@ func checkQuery(q Query) (Query, error) {
 
 // searchVector: the read lock is held.
 func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
-	ids, small := e.allowedChunks(q.Scope, e.cfg.ExactBelow)
+	ids, small := e.allowedChunks(q, e.cfg.ExactBelow)
 	vec := e.vec
 	if small {
 		return vec.Exact(q.Vector, ids, n)
 	}
 	filter := func(id vector.ID) bool {
 		c, ok := e.chunks[ID(id)]
-		return ok && e.allowed(q.Scope, c)
+		return ok && e.admits(q, c)
 	}
-	if q.Scope.Admin {
+	if q.Scope.Admin && !q.filtered() {
 		filter = nil
 	}
 	return vec.Search(q.Vector, n, q.Ef, filter)
@@ -659,7 +652,7 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	// The groups are the scope: public documents and the private ones of
 	// the caller and their teachers, moved between groups under the same
 	// lock as their visibility. fuse re-checks every hit with allowed.
-	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q.Scope)})
+	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q)})
 }
 
 // fuse merges the lists by q.Fusion (in a single-list mode, keeps that
@@ -679,7 +672,7 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]
-		if !ok || !e.allowed(q.Scope, c) {
+		if !ok || !e.admits(q, c) {
 			continue
 		}
 		out = append(out, Hit{Chunk: c, Score: f.Score, VectorRank: f.Ranks[0], BM25Rank: f.Ranks[1]})
@@ -728,5 +721,6 @@ func (e *Engine) ChunkVersions() map[ID]int64 {
 
 // Len is how many operations the batch holds (its position aside).
 func (o Ops) Len() int {
-	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs)
+	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs) +
+		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects)
 }

@@ -15,21 +15,26 @@ import (
 	"github.com/sostenuto/sostenuto/index/vector"
 )
 
-// Snapshot format, version 2, little-endian:
+// Snapshot format, version 3, little-endian:
 //
 //	"SOSTSNAP" u32 version  u64 lsn
 //	u32 documents × (id[16] owner[16] u8 public u32+title)
+//	u32 projects × (id[16] owner[16] u32+title u32 grantees × id[16])   (v3)
 //	u32 chunks × (id[16] document[16] owner[16] i64 version i32 page_start
-//	              i32 page_end u32+title u32+text)
+//	              i32 page_end u32+title u32+text
+//	              u8 kind project[16] author[16])                       (v3)
 //	the HNSW graph (vector.WriteTo), vectors included
 //	the BM25 index (text.WriteTo), postings included
 //	u32 CRC-32C of everything before
 //
 // Both indexes travel whole, so a restore neither rebuilds the graph nor
-// analyses a text. (Version 1 carried no BM25 index; it is refused.)
+// analyses a text. Version 2 (before annotations: no projects section, no
+// kind, project or author per chunk) is still read: every chunk of it is
+// a knowledge chunk. (Version 1 carried no BM25 index; it is refused.)
 const (
 	snapMagic   = "SOSTSNAP"
-	snapVersion = 2
+	snapVersion = 3
+	snapOldest  = 2
 	maxField    = 1 << 24
 )
 
@@ -74,6 +79,16 @@ func (e *Engine) writeSnapshot(w io.Writer) error {
 		put(d.IsPublic)
 		putStr(d.Title)
 	}
+	put(uint32(len(e.projects)))
+	for _, p := range e.projects {
+		put(p.ID)
+		put(p.OwnerID)
+		putStr(p.Title)
+		put(uint32(len(p.grantees)))
+		for u := range p.grantees {
+			put(u)
+		}
+	}
 	put(uint32(len(e.chunks)))
 	for _, c := range e.chunks {
 		put(c.ID)
@@ -84,6 +99,9 @@ func (e *Engine) writeSnapshot(w io.Writer) error {
 		put(int32(c.PageEnd))
 		putStr(c.Title)
 		putStr(c.Text)
+		put(uint8(c.Kind))
+		put(c.ProjectID)
+		put(c.AuthorID)
 	}
 	e.mu.RUnlock()
 	if err != nil {
@@ -130,6 +148,9 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 		return nil, err
 	}
 	sr.documents(e)
+	if sr.version >= 3 {
+		sr.projects(e)
+	}
 	sr.chunks(e)
 	if sr.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, sr.err)
@@ -146,7 +167,7 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	}
 	e.vec = g
 	e.text = tx
-	tx.SetGroups(func(id text.ID) text.Group { return e.group(e.docs[e.chunks[ID(id)].DocumentID]) })
+	tx.SetGroups(func(id text.ID) text.Group { return e.chunkGroup(e.chunks[ID(id)]) })
 	e.public = e.countPublic()
 	e.pos = Position{LSN: lsn}
 	e.dataPos = e.pos
@@ -156,8 +177,9 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 // snapReader decodes a snapshot's fields, keeping the first error: after
 // one, every read does nothing.
 type snapReader struct {
-	br  *bufio.Reader
-	err error
+	br      *bufio.Reader
+	err     error
+	version uint32
 }
 
 func (s *snapReader) get(v any) {
@@ -187,11 +209,10 @@ func (s *snapReader) header() (lsn LSN, err error) {
 	if _, err := io.ReadFull(s.br, magic); err != nil || string(magic) != snapMagic {
 		return 0, fmt.Errorf("%w: not a Sostenuto index snapshot", ErrSnapshot)
 	}
-	var version uint32
-	s.get(&version)
+	s.get(&s.version)
 	s.get(&lsn)
-	if s.err == nil && version != snapVersion {
-		return 0, fmt.Errorf("%w: version %d, this node reads %d", ErrSnapshot, version, snapVersion)
+	if s.err == nil && (s.version < snapOldest || s.version > snapVersion) {
+		return 0, fmt.Errorf("%w: version %d, this node reads %d-%d", ErrSnapshot, s.version, snapOldest, snapVersion)
 	}
 	return lsn, nil
 }
@@ -226,8 +247,51 @@ func (s *snapReader) chunks(e *Engine) {
 		c.PageStart, c.PageEnd = int(ps), int(pe)
 		c.Title = s.getStr()
 		c.Text = s.getStr()
+		if s.version >= 3 {
+			var kind uint8
+			s.get(&kind)
+			c.Kind = Kind(kind)
+			s.get(&c.ProjectID)
+			s.get(&c.AuthorID)
+		}
+		if s.err != nil {
+			return
+		}
 		e.chunks[c.ID] = c
-		e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
+		switch c.Kind {
+		case KindKnowledge:
+			e.doc(c.DocumentID, c.OwnerID).chunks[c.ID] = true
+		case KindAnnotation:
+			e.project(c.ProjectID).chunks[c.ID] = true
+		default:
+			s.err = fmt.Errorf("chunk %x of kind %d", c.ID, c.Kind)
+		}
+	}
+}
+
+// projects reads the projects section (version 3) into e.
+func (s *snapReader) projects(e *Engine) {
+	var np uint32
+	s.get(&np)
+	for i := uint32(0); i < np && s.err == nil; i++ {
+		var p Project
+		var ng uint32
+		s.get(&p.ID)
+		s.get(&p.OwnerID)
+		p.Title = s.getStr()
+		s.get(&ng)
+		if s.err == nil && ng > maxField {
+			s.err = fmt.Errorf("project %x with %d grantees", p.ID, ng)
+		}
+		if s.err != nil {
+			return
+		}
+		e.setProject(p)
+		for j := uint32(0); j < ng && s.err == nil; j++ {
+			var u ID
+			s.get(&u)
+			e.applyPrincipals(Ops{Grants: []Grant{{ProjectID: p.ID, UserID: u}}})
+		}
 	}
 }
 

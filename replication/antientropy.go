@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,14 +37,18 @@ type Divergence struct {
 	Missing []index.ID // in PostgreSQL, not in the index
 	Stale   []index.ID // in both, at different versions
 	Extra   []index.ID // in the index, not in PostgreSQL
+	// Projects differ in owner, title or grantees, or exist on one side
+	// only (the principals of annotation chunks).
+	Projects []index.ID
 }
 
-// Len is how many chunks differ.
-func (d Divergence) Len() int { return len(d.Missing) + len(d.Stale) + len(d.Extra) }
+// Len is how many chunks and projects differ.
+func (d Divergence) Len() int { return len(d.Missing) + len(d.Stale) + len(d.Extra) + len(d.Projects) }
 
-// IDs lists every differing chunk.
+// IDs lists every differing chunk and project (a repair reads each id as
+// either).
 func (d Divergence) IDs() []index.ID {
-	return append(append(append([]index.ID{}, d.Missing...), d.Stale...), d.Extra...)
+	return append(append(append(append([]index.ID{}, d.Missing...), d.Stale...), d.Extra...), d.Projects...)
 }
 
 // Run checks every Every until ctx ends.
@@ -109,37 +114,75 @@ func (a *AntiEntropy) Check(ctx context.Context) (*Divergence, error) {
 // the index to reach that read's position, and diffs; nil (and no error)
 // when the index did not get there in time.
 func (a *AntiEntropy) compare(ctx context.Context, ids []index.ID) (*Divergence, error) {
-	pg, lsn, err := a.readVersions(ctx, ids)
+	pg, projects, lsn, err := a.readVersions(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	if caught, err := a.waitFor(ctx, lsn); !caught || err != nil {
 		return nil, err
 	}
-	return diff(pg, a.Node.Live.Engine().ChunkVersions(), ids), nil
+	e := a.Node.Live.Engine()
+	d := diff(pg, e.ChunkVersions(), ids)
+	d.Projects = diffProjects(projects, e.Projects(), ids)
+	return d, nil
 }
 
-// readVersions reads the chunks' versions and the WAL position they are
-// current at, in one repeatable-read transaction.
-func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[index.ID]int64, index.LSN, error) {
+// readVersions reads the chunks' versions, the projects' principals and
+// the WAL position they are current at, in one repeatable-read
+// transaction.
+func (a *AntiEntropy) readVersions(ctx context.Context, ids []index.ID) (map[index.ID]int64, map[index.ID]index.ProjectState, index.LSN, error) {
 	conn, err := pgx.Connect(ctx, a.URL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
+		return nil, nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var pg map[index.ID]int64
+	var projects map[index.ID]index.ProjectState
 	var lsn index.LSN
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 			return err
 		}
-		pg, err = NewSource(tx).Versions(ctx, ids)
+		if pg, err = NewSource(tx).Versions(ctx, ids); err != nil {
+			return err
+		}
+		projects, err = NewSource(tx).Projects(ctx, ids)
 		return err
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
+		return nil, nil, 0, fmt.Errorf("replication: anti-entropy: %w", err)
 	}
-	return pg, lsn, nil
+	return pg, projects, lsn, nil
+}
+
+// diffProjects lists the projects whose principals differ between
+// PostgreSQL and the index: among every project (ids nil) or ids.
+func diffProjects(pg, local map[index.ID]index.ProjectState, ids []index.ID) []index.ID {
+	var out []index.ID
+	differs := func(id index.ID) bool {
+		p, inPG := pg[id]
+		l, inLocal := local[id]
+		return inPG != inLocal || (inPG && !sameProject(p, l))
+	}
+	if ids != nil {
+		for _, id := range ids {
+			if differs(id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	for id := range pg {
+		if differs(id) {
+			out = append(out, id)
+		}
+	}
+	for id := range local {
+		if _, ok := pg[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // waitFor waits (30 s at most) until the local index reached lsn; false
@@ -217,10 +260,37 @@ func (n *Node) RepairFrom(ctx context.Context, url string, ids []index.ID) error
 	}
 	for _, id := range ids {
 		if !found[id] {
-			ops.Deletes = append(ops.Deletes, id)
+			ops.Deletes = append(ops.Deletes, id) // a project's id here deletes no chunk
 		}
 	}
+	projects, err := NewSource(conn).Projects(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("replication: repair: %w", err)
+	}
+	repairProjects(&ops, projects, n.Live.Engine().Projects(), ids)
 	return n.Propose(ctx, RepairEntry(ops))
+}
+
+// repairProjects adds to ops what makes the index's projects among ids
+// PostgreSQL's: each project as it is there, with its grants; grantees
+// the index holds beyond them revoked; projects gone from PostgreSQL
+// deleted.
+func repairProjects(ops *index.Ops, pg, local map[index.ID]index.ProjectState, ids []index.ID) {
+	ops.Projects, ops.Grants = principalOps(pg)
+	for _, id := range ids {
+		l, inLocal := local[id]
+		p, inPG := pg[id]
+		switch {
+		case inLocal && !inPG:
+			ops.DeleteProjects = append(ops.DeleteProjects, id)
+		case inLocal:
+			for _, u := range l.Grantees {
+				if !slices.Contains(p.Grantees, u) {
+					ops.Revokes = append(ops.Revokes, index.Grant{ProjectID: id, UserID: u})
+				}
+			}
+		}
+	}
 }
 
 // RepairChunks (leader) repairs the chunks from the changefeed's database.

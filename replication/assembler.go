@@ -93,6 +93,12 @@ func decodeRow(tx *index.Ops, rel *pglogrepl.RelationMessage, tuple *pglogrepl.T
 		return errors.New("replication: row outside a transaction or of an unknown relation")
 	}
 	cols := textColumns(rel, tuple)
+	switch rel.RelationName {
+	case "project_grants":
+		return decodeGrant(tx, cols, deleted)
+	case "annotation_chunks":
+		return decodeAnnotationRow(tx, cols, deleted)
+	}
 	id, err := uuidCol(cols, "id")
 	if err != nil {
 		return err
@@ -100,6 +106,8 @@ func decodeRow(tx *index.Ops, rel *pglogrepl.RelationMessage, tuple *pglogrepl.T
 	switch rel.RelationName {
 	case "documents":
 		return decodeDocument(tx, id, cols, deleted)
+	case "projects":
+		return decodeProject(tx, id, cols, deleted)
 	case "chunks":
 		if deleted {
 			tx.Deletes = append(tx.Deletes, id)

@@ -25,10 +25,13 @@ type Member struct {
 // ChangesEntry is one committed transaction at its position; commitMs is
 // its PostgreSQL commit time (unix ms).
 func ChangesEntry(ops index.Ops, commitMs int64) Entry {
+	knowledge, notes := splitKinds(ops.Upserts)
 	return Entry{Kind: logentry.KindChanges, Payload: &logentry.Changes{
 		Lsn: uint64(ops.Position.LSN), CommitTimeMs: commitMs,
-		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts),
-		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs)}}
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge),
+		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs),
+		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
+		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
@@ -45,8 +48,10 @@ func BaseBeginEntry() Entry {
 // BasePartEntry carries documents and chunks of a base (ops' position and
 // deletes are not part of a base).
 func BasePartEntry(ops index.Ops) Entry {
+	knowledge, notes := splitKinds(ops.Upserts)
 	return Entry{Kind: logentry.KindBasePart, Payload: &logentry.BasePart{
-		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts)}}
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge),
+		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), AnnotationUpserts: annotationsOut(notes)}}
 }
 
 // BaseEndEntry completes a base at lsn.
@@ -60,10 +65,14 @@ func MemberEntry(m Member) Entry {
 }
 
 // RepairEntry carries repairs: documents, chunk upserts and chunk deletes
-// (ops' position and document deletes are not part of a repair).
+// of both kinds, projects and their grants (ops' position and document
+// deletes are not part of a repair).
 func RepairEntry(ops index.Ops) Entry {
+	knowledge, notes := splitKinds(ops.Upserts)
 	return Entry{Kind: logentry.KindRepair, Payload: &logentry.Repair{
-		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts), Deletes: idsOut(ops.Deletes)}}
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge), Deletes: idsOut(ops.Deletes),
+		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
+		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes)}}
 }
 
 // payloadOf returns e's payload as T, or an error when the kind and the
@@ -83,8 +92,11 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 		return ops, err
 	}
 	ops.Position = index.Position{LSN: index.LSN(c.GetLsn())}
-	ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete")
-	return ops, err
+	if ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete"); err != nil {
+		return ops, err
+	}
+	p := principals{c.GetProjects(), c.GetGrants(), c.GetRevokes(), c.GetDeleteProjects(), c.GetAnnotationUpserts()}
+	return ops, p.into(&ops)
 }
 
 // opsOf reads documents, upserts and deletes.
@@ -105,11 +117,13 @@ func opsOf(docs []*logentry.Document, upserts []*logentry.Chunk, deletes [][]byt
 func entryOps(e Entry) int {
 	switch p := e.Payload.(type) {
 	case *logentry.Changes:
-		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments()) +
+			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts())
 	case *logentry.BasePart:
-		return len(p.GetDocuments()) + len(p.GetUpserts())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetAnnotationUpserts())
 	case *logentry.Repair:
-		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) +
+			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts())
 	}
 	return 0
 }

@@ -234,7 +234,7 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 	if err := p.Propose(ctx, BaseBeginEntry()); err != nil {
 		return err
 	}
-	if err := p.Propose(ctx, BasePartEntry(index.Ops{Documents: ops.Documents})); err != nil {
+	if err := p.Propose(ctx, BasePartEntry(index.Ops{Documents: ops.Documents, Projects: ops.Projects, Grants: ops.Grants})); err != nil {
 		return err
 	}
 	part := f.BasePart

@@ -85,6 +85,31 @@ func goldenLanguageCases() []goldenCase {
 	}
 }
 
+// goldenAnnotationCases are the chunk-carrying kinds at version 3:
+// projects, grants, revokes, deleted projects and annotation chunks (one
+// in German, one keeping its vector), beside a knowledge chunk.
+func goldenAnnotationCases() []goldenCase {
+	notes := []index.Chunk{
+		{ID: gid(10), Kind: index.KindAnnotation, ProjectID: gid(11), AuthorID: gid(2), Text: "Half pedal from bar 12.",
+			PageStart: 3, PageEnd: 3, Version: 2, Vector: []float32{1, 0, -0.5, 2}},
+		{ID: gid(12), Kind: index.KindAnnotation, ProjectID: gid(11), AuthorID: gid(13), Text: "Pedal wechseln",
+			PageStart: 1, PageEnd: 1, Version: 1, Language: "de"},
+	}
+	projects := []index.Project{{ID: gid(11), OwnerID: gid(2), Title: "Nocturne op. 9/2"}}
+	grants := []index.Grant{{ProjectID: gid(11), UserID: gid(13)}}
+	revokes := []index.Grant{{ProjectID: gid(11), UserID: gid(14)}}
+	changes := index.Ops{Position: index.Position{LSN: 0x1_6B3A_4000}, Upserts: append(goldenChunks()[:1], notes...),
+		Deletes: []index.ID{gid(15)}, Projects: projects, Grants: grants, Revokes: revokes, DeleteProjects: []index.ID{gid(16)}}
+	part := index.Ops{Projects: projects, Grants: grants, Upserts: notes}
+	repair := index.Ops{Projects: projects, Grants: grants, Revokes: revokes, DeleteProjects: []index.ID{gid(16)},
+		Upserts: notes[:1], Deletes: []index.ID{gid(17)}}
+	return []goldenCase{
+		{"changes_v3", ChangesEntry(changes, 1_700_000_004_000), changesBack{changes, 1_700_000_004_000}},
+		{"base_part_v3", BasePartEntry(part), part},
+		{"repair_v3", RepairEntry(repair), repair},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -97,13 +122,13 @@ func readBack(e Entry) (any, error) {
 	case *logentry.BaseBegin:
 		return struct{}{}, nil
 	case *logentry.BasePart:
-		return opsOf(p.GetDocuments(), p.GetUpserts(), nil)
+		return opsOfBasePart(p)
 	case *logentry.BaseEnd:
 		return positionBack{p.GetLsn(), p.GetCommitTimeMs()}, nil
 	case *logentry.Member:
 		return memberIn(p), nil
 	case *logentry.Repair:
-		return opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
+		return opsOfRepair(p)
 	}
 	return nil, fmt.Errorf("no read-back for %T", e.Payload)
 }
@@ -157,7 +182,7 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range append(goldenCases(), goldenLanguageCases()...) {
+	for _, c := range append(append(goldenCases(), goldenLanguageCases()...), goldenAnnotationCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
 			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
@@ -214,6 +239,11 @@ func TestEnglishEntriesUnchangedByLanguages(t *testing.T) {
 			t.Errorf("%s: version %d", c.name, v)
 		}
 	}
+	for _, c := range goldenAnnotationCases() {
+		if v := c.entry.Version(); v != 3 {
+			t.Errorf("%s: version %d", c.name, v)
+		}
+	}
 }
 
 // The snapshot header too.
@@ -245,7 +275,7 @@ func TestDecodeRefusesWhatItDoesNotKnow(t *testing.T) {
 		{"kind only", []byte{1}, logentry.ErrMalformed},
 		{"unknown kind", append([]byte{99}, changes[1:]...), logentry.ErrUnknownKind},
 		{"kind zero", append([]byte{0}, changes[1:]...), logentry.ErrUnknownKind},
-		{"newer version", append([]byte{changes[0], 3}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"newer version", append([]byte{changes[0], 4}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"version zero", append([]byte{changes[0], 0}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"truncated payload", changes[:len(changes)-3], logentry.ErrMalformed},
 		// How every gob-encoded entry of the old format starts.

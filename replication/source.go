@@ -120,15 +120,25 @@ func (s Source) Documents(ctx context.Context) ([]index.Document, error) {
 	return docs, nil
 }
 
-// AllChunks reads every chunk.
+// AllChunks reads every chunk, knowledge and annotation chunks alike.
 func (s Source) AllChunks(ctx context.Context) ([]index.Chunk, error) {
 	chunks, _, err := s.chunks(ctx, "")
-	return chunks, err
+	if err != nil {
+		return nil, err
+	}
+	notes, err := s.annotationChunks(ctx, "")
+	return append(chunks, notes...), err
 }
 
-// Chunks reads the chunks of ids that exist, and their documents.
+// Chunks reads the chunks (of either kind) of ids that exist, and the
+// documents of the knowledge chunks.
 func (s Source) Chunks(ctx context.Context, ids []index.ID) ([]index.Chunk, []index.Document, error) {
-	return s.chunks(ctx, ` WHERE c.id = ANY($1)`, uuids(ids))
+	chunks, docs, err := s.chunks(ctx, ` WHERE c.id = ANY($1)`, uuids(ids))
+	if err != nil {
+		return nil, nil, err
+	}
+	notes, err := s.annotationChunks(ctx, ` WHERE a.annotation_id = ANY($1)`, uuids(ids))
+	return append(chunks, notes...), docs, err
 }
 
 // SampleChunks reads up to n chunks from the offset-th on (in no
@@ -138,13 +148,20 @@ func (s Source) SampleChunks(ctx context.Context, offset, n int) ([]index.Chunk,
 	return chunks, err
 }
 
-// Versions reads the version of every chunk (ids nil) or of those of ids
-// that exist.
+// Versions reads the version of every chunk of either kind (ids nil) or
+// of those of ids that exist.
 func (s Source) Versions(ctx context.Context, ids []index.ID) (map[index.ID]int64, error) {
-	q, args := `SELECT id, version FROM chunks`, []any(nil)
-	if ids != nil {
-		q, args = q+` WHERE id = ANY($1)`, []any{uuids(ids)}
+	q := `SELECT id, version FROM chunks WHERE $1::uuid[] IS NULL OR id = ANY($1)`
+	if ok, err := s.annotated(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		q += ` UNION ALL SELECT annotation_id, version FROM annotation_chunks WHERE $1::uuid[] IS NULL OR annotation_id = ANY($1)`
 	}
+	var list []uuid.UUID
+	if ids != nil {
+		list = uuids(ids)
+	}
+	args := []any{list}
 	rows, err := s.q.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("replication: read versions: %w", err)
@@ -186,6 +203,11 @@ func loadBase(ctx context.Context, url, snapshot string) (index.Ops, error) {
 		if ops.Documents, err = src.Documents(ctx); err != nil {
 			return err
 		}
+		projects, err := src.Projects(ctx, nil)
+		if err != nil {
+			return err
+		}
+		ops.Projects, ops.Grants = principalOps(projects)
 		ops.Upserts, err = src.AllChunks(ctx)
 		return err
 	})

@@ -31,6 +31,9 @@ type rect struct {
 type highlightContent struct {
 	Rects []rect  `json:"rects"`
 	Color *string `json:"color,omitempty"`
+	// Comment, when present, makes the highlight searchable (a chunk of
+	// kind annotation).
+	Comment *string `json:"comment,omitempty"`
 }
 
 type noteContent struct {
@@ -132,6 +135,11 @@ func (c highlightContent) check() error {
 		}
 		if *r.W == 0 || *r.H == 0 || *r.X+*r.W > 1+1e-9 || *r.Y+*r.H > 1+1e-9 {
 			return contentErr(f, "must have a size and lie within the page")
+		}
+	}
+	if c.Comment != nil {
+		if n := utf8.RuneCountInString(*c.Comment); n > maxNoteChars || !utf8.ValidString(*c.Comment) {
+			return contentErr("content.comment", fmt.Sprintf("must be at most %d characters", maxNoteChars))
 		}
 	}
 	return checkColor("content.color", c.Color)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -58,11 +59,13 @@ func (s *Server) createAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	a, err := s.store.CreateAnnotation(r.Context(), store.Annotation{ProjectID: p.ID, AuthorID: actor(r).ID, Page: in.Page, Type: in.Type, Content: content})
+	vec := s.embedAnnotation(r.Context(), in.Type, content)
+	a, lsn, err := s.store.CreateAnnotation(r.Context(), store.Annotation{ProjectID: p.ID, AuthorID: actor(r).ID, Page: in.Page, Type: in.Type, Content: content}, vec)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
+	w.Header().Set(HeaderIndexLSN, lsn.String())
 	writeAnnotation(w, http.StatusCreated, a)
 }
 
@@ -159,45 +162,69 @@ func (s *Server) patchAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	patch, err := s.annotationPatch(r, f, in)
+	patch, vec, err := s.annotationPatch(r, f, in)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
-	a, err := s.store.UpdateAnnotation(r.Context(), actor(r).ID, id, version, patch)
+	a, lsn, err := s.store.UpdateAnnotation(r.Context(), actor(r).ID, id, version, patch, vec)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
+	w.Header().Set(HeaderIndexLSN, lsn.String())
 	writeAnnotation(w, http.StatusOK, a)
 }
 
 // annotationPatch validates a patch against the annotation's project and
-// type, as stored.
-func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in patchAnnotationRequest) (store.AnnotationPatch, error) {
+// type, as stored, and embeds the patched annotation's searchable text
+// (nil when there is none, or the embedder failed).
+func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in patchAnnotationRequest) (store.AnnotationPatch, []float32, error) {
 	var patch store.AnnotationPatch
 	cur, err := s.store.AnnotationByID(r.Context(), actor(r).ID, f.ID)
 	if err != nil {
-		return patch, err
+		return patch, nil, err
 	}
 	if in.Page != nil {
 		p, err := s.store.ProjectByID(r.Context(), actor(r).ID, f.ProjectID)
 		if err != nil {
-			return patch, err
+			return patch, nil, err
 		}
 		if err := checkPage(p, *in.Page); err != nil {
-			return patch, err
+			return patch, nil, err
 		}
 		patch.Page = in.Page
 	}
+	content := cur.Content
 	if in.Content != nil {
-		content, err := validateContent(cur.Type, in.Content)
-		if err != nil {
-			return patch, err
+		if content, err = validateContent(cur.Type, in.Content); err != nil {
+			return patch, nil, err
 		}
 		patch.Content = content
 	}
-	return patch, nil
+	return patch, s.embedAnnotation(r.Context(), cur.Type, content), nil
+}
+
+// annotationEmbedWait bounds the embedding of an annotation's text in its
+// write; past it, the write goes on and a job indexes the annotation.
+const annotationEmbedWait = 3 * time.Second
+
+// embedAnnotation embeds an annotation's searchable text: nil when it has
+// none, or when the embedder failed or took too long (the store then
+// queues the annotation_index job: nothing acknowledged is lost).
+func (s *Server) embedAnnotation(ctx context.Context, typ string, content json.RawMessage) []float32 {
+	text := store.SearchableText(typ, content)
+	if text == "" || s.embedder == nil {
+		return nil
+	}
+	ectx, cancel := context.WithTimeout(ctx, annotationEmbedWait)
+	defer cancel()
+	vs, err := s.embedder.Embed(ectx, []string{text})
+	if err != nil || len(vs) != 1 {
+		s.logger.Warn("annotation embedding failed; indexed later by a job", "component", "api", "error", err)
+		return nil
+	}
+	return vs[0]
 }
 
 // ifMatchVersion reads If-Match: "<version>" (weak tags and bare numbers
@@ -225,10 +252,12 @@ func (s *Server) deleteAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	if err := s.store.DeleteAnnotation(r.Context(), actor(r).ID, id); err != nil {
+	lsn, err := s.store.DeleteAnnotation(r.Context(), actor(r).ID, id)
+	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
+	w.Header().Set(HeaderIndexLSN, lsn.String())
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -223,7 +223,8 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: set.embedder,
 		MaxObjectBytes: 100 << 20, Logger: logger}
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
-		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler()}, logger)
+		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler(),
+			store.AnnotationIndexJob: jobs.AnnotationIndex(store.New(workerPool), set.embedder)}, logger)
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 	// The node's operational metrics, as serve registers them.
 	st.RegisterPoolMetrics(deps.Registry, "app")

@@ -60,7 +60,21 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
+	s.setIndexLSN(w, r)
 	WriteJSON(w, status, newGrantResponse(g))
+}
+
+// setIndexLSN answers, after a committed write that changes who sees
+// annotation chunks (a grant, a revoke, a project deleted), the WAL
+// position from which every node's index holds it (X-Index-LSN; omitted
+// when the position cannot be read).
+func (s *Server) setIndexLSN(w http.ResponseWriter, r *http.Request) {
+	lsn, err := s.store.WALPosition(r.Context())
+	if err != nil {
+		s.logger.Warn("read the WAL position", "component", "api", "error", err)
+		return
+	}
+	w.Header().Set(HeaderIndexLSN, lsn.String())
 }
 
 // grantee resolves the user named by id or email; exactly one is given.
@@ -116,6 +130,7 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	s.setIndexLSN(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 

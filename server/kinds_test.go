@@ -9,7 +9,7 @@ import (
 
 // TestSearchAndChatKinds: search and chat accept the contract's kinds and
 // project_id; every hit and source names its kind; asking for annotations
-// alone finds nothing while annotation chunks are not indexed (issue 18);
+// alone finds nothing when nobody annotated (TestAnnotationsInSearch covers them);
 // bad kinds or project ids answer 400 and change nothing.
 func TestSearchAndChatKinds(t *testing.T) {
 	a := newAPI(t)

@@ -243,6 +243,7 @@ func (s *Server) patchProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	s.setIndexLSN(w, r) // the title reaches its annotations' hits
 	WriteJSON(w, http.StatusOK, newProjectResponse(p))
 }
 
@@ -256,6 +257,7 @@ func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	s.setIndexLSN(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -268,7 +268,7 @@ func pgDigest(t *testing.T, url string) (string, int) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	rows, _ := conn.Query(context.Background(), `SELECT id, version FROM chunks`)
+	rows, _ := conn.Query(context.Background(), `SELECT id, version FROM chunks UNION ALL SELECT annotation_id, version FROM annotation_chunks`)
 	m := map[index.ID]int64{}
 	for rows.Next() {
 		var id uuid.UUID

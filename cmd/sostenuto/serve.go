@@ -393,6 +393,8 @@ func (s *serveSetup) jobRunner(ctx context.Context, p *serveParts, worker *store
 	p.runner = jobs.NewRunner(jobCfg, worker, map[string]jobs.Handler{
 		store.BlobDeleteJob: jobs.BlobDelete(p.deps.Blob),
 		store.IngestJob:     pipeline.Handler(),
+		// Annotations whose write could not embed their text.
+		store.AnnotationIndexJob: jobs.AnnotationIndex(worker, pipeline.Embedder),
 	}, s.logger)
 	p.runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 	p.deps.Fetch, p.deps.Embedder = pipeline.Fetch, pipeline.Embedder

@@ -410,8 +410,8 @@ func (x *Index) Search(query string, n int, scope Scope) ([]Hit, error) {
 	acc.touched = acc.touched[:0]
 	acc.mask(scope.Groups)
 	x.accumulate(acc, q, st)
-	clear(acc.in)
 	h := x.top(acc, n, scope)
+	clear(acc.in)
 	x.accs.Put(acc)
 	out := make([]Hit, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
@@ -505,11 +505,11 @@ func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 // selection) and clears the accumulator. The read lock is held.
 func (x *Index) top(acc *accumulator, n int, scope Scope) hitHeap {
 	h := hitHeap{}
-	score, groups, keep := acc.score, scope.Groups, scope.Keep
+	score, groups, keep, in := acc.score, scope.Groups, scope.Keep, acc.in
 	for _, doc := range acc.touched {
 		s := score[doc]
 		score[doc] = 0
-		if groups != nil && !slices.Contains(groups, x.group[doc]) {
+		if !inScope(groups, in, x.group[doc]) {
 			continue
 		}
 		if len(h) == n && !better(s, x.ids[doc], h[0].score, h[0].id) {
@@ -526,6 +526,18 @@ func (x *Index) top(acc *accumulator, n int, scope Scope) hitHeap {
 		}
 	}
 	return h
+}
+
+// inScope reports whether group g is among groups (nil: every group),
+// through the search's mask when it has one.
+func inScope(groups []Group, in []bool, g Group) bool {
+	if groups == nil {
+		return true
+	}
+	if len(in) > 0 {
+		return int(g) < len(in) && in[g]
+	}
+	return slices.Contains(groups, g)
 }
 
 type scored struct {

@@ -276,22 +276,248 @@ func (x *Chunk) GetLanguage() string {
 	return ""
 }
 
+// Project is a project's owner and title: the visibility unit of its
+// annotation chunks (version 3).
+type Project struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                          // UUID, 16 bytes
+	OwnerId       []byte                 `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // UUID, 16 bytes
+	Title         []byte                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`                    // text
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Project) Reset() {
+	*x = Project{}
+	mi := &file_logentry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Project) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Project) ProtoMessage() {}
+
+func (x *Project) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Project.ProtoReflect.Descriptor instead.
+func (*Project) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Project) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Project) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
+}
+
+func (x *Project) GetTitle() []byte {
+	if x != nil {
+		return x.Title
+	}
+	return nil
+}
+
+// Grant makes a user one of a project's principals (any permission
+// includes view); as a revoke, takes the user away (version 3).
+type Grant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     []byte                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"` // UUID, 16 bytes
+	UserId        []byte                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`          // UUID, 16 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Grant) Reset() {
+	*x = Grant{}
+	mi := &file_logentry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grant) ProtoMessage() {}
+
+func (x *Grant) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grant.ProtoReflect.Descriptor instead.
+func (*Grant) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Grant) GetProjectId() []byte {
+	if x != nil {
+		return x.ProjectId
+	}
+	return nil
+}
+
+func (x *Grant) GetUserId() []byte {
+	if x != nil {
+		return x.UserId
+	}
+	return nil
+}
+
+// AnnotationChunk is the searchable text of an annotation (a note's text,
+// a highlight's comment), visible by its project (version 3).
+type AnnotationChunk struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                                // the annotation's UUID, 16 bytes
+	ProjectId []byte                 `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"` // UUID, 16 bytes
+	AuthorId  []byte                 `protobuf:"bytes,3,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`    // UUID, 16 bytes
+	Text      []byte                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`                            // text
+	Page      int64                  `protobuf:"varint,5,opt,name=page,proto3" json:"page,omitempty"`
+	Version   int64                  `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// Absent when the embedding did not change (as Chunk.vector).
+	Vector        *Vector `protobuf:"bytes,7,opt,name=vector,proto3" json:"vector,omitempty"`
+	Language      string  `protobuf:"bytes,8,opt,name=language,proto3" json:"language,omitempty"` // as Chunk.language; absent: English
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnnotationChunk) Reset() {
+	*x = AnnotationChunk{}
+	mi := &file_logentry_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnnotationChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnnotationChunk) ProtoMessage() {}
+
+func (x *AnnotationChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnnotationChunk.ProtoReflect.Descriptor instead.
+func (*AnnotationChunk) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AnnotationChunk) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *AnnotationChunk) GetProjectId() []byte {
+	if x != nil {
+		return x.ProjectId
+	}
+	return nil
+}
+
+func (x *AnnotationChunk) GetAuthorId() []byte {
+	if x != nil {
+		return x.AuthorId
+	}
+	return nil
+}
+
+func (x *AnnotationChunk) GetText() []byte {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
+func (x *AnnotationChunk) GetPage() int64 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *AnnotationChunk) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AnnotationChunk) GetVector() *Vector {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+func (x *AnnotationChunk) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
+// Fields 7-11 (annotations and project principals) are written at version
+// 3 of the kind, which nodes before annotations refuse.
 type Changes struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Lsn             uint64                 `protobuf:"varint,1,opt,name=lsn,proto3" json:"lsn,omitempty"`
-	CommitTimeMs    int64                  `protobuf:"varint,2,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"` // PostgreSQL's commit time, unix milliseconds
-	Documents       []*Document            `protobuf:"bytes,3,rep,name=documents,proto3" json:"documents,omitempty"`
-	Upserts         []*Chunk               `protobuf:"bytes,4,rep,name=upserts,proto3" json:"upserts,omitempty"`
-	Deletes         [][]byte               `protobuf:"bytes,5,rep,name=deletes,proto3" json:"deletes,omitempty"`                                        // chunk ids
-	DeleteDocuments [][]byte               `protobuf:"bytes,6,rep,name=delete_documents,json=deleteDocuments,proto3" json:"delete_documents,omitempty"` // documents whose chunks all go
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Lsn               uint64                 `protobuf:"varint,1,opt,name=lsn,proto3" json:"lsn,omitempty"`
+	CommitTimeMs      int64                  `protobuf:"varint,2,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"` // PostgreSQL's commit time, unix milliseconds
+	Documents         []*Document            `protobuf:"bytes,3,rep,name=documents,proto3" json:"documents,omitempty"`
+	Upserts           []*Chunk               `protobuf:"bytes,4,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Deletes           [][]byte               `protobuf:"bytes,5,rep,name=deletes,proto3" json:"deletes,omitempty"`                                        // chunk ids (annotation chunks too)
+	DeleteDocuments   [][]byte               `protobuf:"bytes,6,rep,name=delete_documents,json=deleteDocuments,proto3" json:"delete_documents,omitempty"` // documents whose chunks all go
+	Projects          []*Project             `protobuf:"bytes,7,rep,name=projects,proto3" json:"projects,omitempty"`
+	Grants            []*Grant               `protobuf:"bytes,8,rep,name=grants,proto3" json:"grants,omitempty"`
+	Revokes           []*Grant               `protobuf:"bytes,9,rep,name=revokes,proto3" json:"revokes,omitempty"`
+	DeleteProjects    [][]byte               `protobuf:"bytes,10,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"` // projects whose annotation chunks and principals all go
+	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,11,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Changes) Reset() {
 	*x = Changes{}
-	mi := &file_logentry_proto_msgTypes[3]
+	mi := &file_logentry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +529,7 @@ func (x *Changes) String() string {
 func (*Changes) ProtoMessage() {}
 
 func (x *Changes) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[3]
+	mi := &file_logentry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +542,7 @@ func (x *Changes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Changes.ProtoReflect.Descriptor instead.
 func (*Changes) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{3}
+	return file_logentry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Changes) GetLsn() uint64 {
@@ -361,6 +587,41 @@ func (x *Changes) GetDeleteDocuments() [][]byte {
 	return nil
 }
 
+func (x *Changes) GetProjects() []*Project {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *Changes) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *Changes) GetRevokes() []*Grant {
+	if x != nil {
+		return x.Revokes
+	}
+	return nil
+}
+
+func (x *Changes) GetDeleteProjects() [][]byte {
+	if x != nil {
+		return x.DeleteProjects
+	}
+	return nil
+}
+
+func (x *Changes) GetAnnotationUpserts() []*AnnotationChunk {
+	if x != nil {
+		return x.AnnotationUpserts
+	}
+	return nil
+}
+
 // BaseBegin (kind 2) starts a fresh base, built beside the serving index.
 type BaseBegin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -370,7 +631,7 @@ type BaseBegin struct {
 
 func (x *BaseBegin) Reset() {
 	*x = BaseBegin{}
-	mi := &file_logentry_proto_msgTypes[4]
+	mi := &file_logentry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +643,7 @@ func (x *BaseBegin) String() string {
 func (*BaseBegin) ProtoMessage() {}
 
 func (x *BaseBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[4]
+	mi := &file_logentry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,21 +656,24 @@ func (x *BaseBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBegin.ProtoReflect.Descriptor instead.
 func (*BaseBegin) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{4}
+	return file_logentry_proto_rawDescGZIP(), []int{7}
 }
 
 // BasePart (kind 3) carries part of a base.
 type BasePart struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Documents     []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
-	Upserts       []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Documents         []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	Upserts           []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Projects          []*Project             `protobuf:"bytes,3,rep,name=projects,proto3" json:"projects,omitempty"`                                            // version 3
+	Grants            []*Grant               `protobuf:"bytes,4,rep,name=grants,proto3" json:"grants,omitempty"`                                                // version 3
+	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,5,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"` // version 3
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *BasePart) Reset() {
 	*x = BasePart{}
-	mi := &file_logentry_proto_msgTypes[5]
+	mi := &file_logentry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +685,7 @@ func (x *BasePart) String() string {
 func (*BasePart) ProtoMessage() {}
 
 func (x *BasePart) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[5]
+	mi := &file_logentry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +698,7 @@ func (x *BasePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BasePart.ProtoReflect.Descriptor instead.
 func (*BasePart) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{5}
+	return file_logentry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BasePart) GetDocuments() []*Document {
@@ -451,6 +715,27 @@ func (x *BasePart) GetUpserts() []*Chunk {
 	return nil
 }
 
+func (x *BasePart) GetProjects() []*Project {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *BasePart) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *BasePart) GetAnnotationUpserts() []*AnnotationChunk {
+	if x != nil {
+		return x.AnnotationUpserts
+	}
+	return nil
+}
+
 // BaseEnd (kind 4) completes a base at its position; it replaces the
 // serving index.
 type BaseEnd struct {
@@ -463,7 +748,7 @@ type BaseEnd struct {
 
 func (x *BaseEnd) Reset() {
 	*x = BaseEnd{}
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +760,7 @@ func (x *BaseEnd) String() string {
 func (*BaseEnd) ProtoMessage() {}
 
 func (x *BaseEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +773,7 @@ func (x *BaseEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseEnd.ProtoReflect.Descriptor instead.
 func (*BaseEnd) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{6}
+	return file_logentry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BaseEnd) GetLsn() uint64 {
@@ -517,7 +802,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +814,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +827,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{7}
+	return file_logentry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Member) GetId() string {
@@ -569,17 +854,22 @@ func (x *Member) GetHttpAddress() string {
 // Repair (kind 6) carries PostgreSQL's current state of some chunks
 // (anti-entropy); it has no position.
 type Repair struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Documents     []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
-	Upserts       []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
-	Deletes       [][]byte               `protobuf:"bytes,3,rep,name=deletes,proto3" json:"deletes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Documents         []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	Upserts           []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Deletes           [][]byte               `protobuf:"bytes,3,rep,name=deletes,proto3" json:"deletes,omitempty"`
+	Projects          []*Project             `protobuf:"bytes,4,rep,name=projects,proto3" json:"projects,omitempty"`                                            // version 3
+	Grants            []*Grant               `protobuf:"bytes,5,rep,name=grants,proto3" json:"grants,omitempty"`                                                // version 3
+	Revokes           []*Grant               `protobuf:"bytes,6,rep,name=revokes,proto3" json:"revokes,omitempty"`                                              // version 3
+	DeleteProjects    [][]byte               `protobuf:"bytes,7,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"`          // version 3
+	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,8,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"` // version 3
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +881,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +894,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{8}
+	return file_logentry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Repair) GetDocuments() []*Document {
@@ -628,6 +918,41 @@ func (x *Repair) GetDeletes() [][]byte {
 	return nil
 }
 
+func (x *Repair) GetProjects() []*Project {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *Repair) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *Repair) GetRevokes() []*Grant {
+	if x != nil {
+		return x.Revokes
+	}
+	return nil
+}
+
+func (x *Repair) GetDeleteProjects() [][]byte {
+	if x != nil {
+		return x.DeleteProjects
+	}
+	return nil
+}
+
+func (x *Repair) GetAnnotationUpserts() []*AnnotationChunk {
+	if x != nil {
+		return x.AnnotationUpserts
+	}
+	return nil
+}
+
 // Keepalive (kind 7) moves the applied position while nothing is
 // published, so every node can tell the feed is alive.
 type Keepalive struct {
@@ -640,7 +965,7 @@ type Keepalive struct {
 
 func (x *Keepalive) Reset() {
 	*x = Keepalive{}
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +977,7 @@ func (x *Keepalive) String() string {
 func (*Keepalive) ProtoMessage() {}
 
 func (x *Keepalive) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +990,7 @@ func (x *Keepalive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keepalive.ProtoReflect.Descriptor instead.
 func (*Keepalive) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{9}
+	return file_logentry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Keepalive) GetLsn() uint64 {
@@ -697,7 +1022,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +1034,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +1047,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{10}
+	return file_logentry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotHeader) GetBased() bool {
@@ -778,29 +1103,61 @@ const file_logentry_proto_rawDesc = "" +
 	"\aversion\x18\b \x01(\x03R\aversion\x12A\n" +
 	"\x06vector\x18\t \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
 	"\blanguage\x18\n" +
-	" \x01(\tR\blanguage\"\x95\x02\n" +
+	" \x01(\tR\blanguage\"J\n" +
+	"\aProject\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x19\n" +
+	"\bowner_id\x18\x02 \x01(\fR\aownerId\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\fR\x05title\"?\n" +
+	"\x05Grant\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\fR\tprojectId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\fR\x06userId\"\xfe\x01\n" +
+	"\x0fAnnotationChunk\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\fR\tprojectId\x12\x1b\n" +
+	"\tauthor_id\x18\x03 \x01(\fR\bauthorId\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\fR\x04text\x12\x12\n" +
+	"\x04page\x18\x05 \x01(\x03R\x04page\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x03R\aversion\x12A\n" +
+	"\x06vector\x18\a \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
+	"\blanguage\x18\b \x01(\tR\blanguage\"\xef\x04\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +
 	"\tdocuments\x18\x03 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x04 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12\x18\n" +
 	"\adeletes\x18\x05 \x03(\fR\adeletes\x12)\n" +
-	"\x10delete_documents\x18\x06 \x03(\fR\x0fdeleteDocuments\"\v\n" +
-	"\tBaseBegin\"\x99\x01\n" +
+	"\x10delete_documents\x18\x06 \x03(\fR\x0fdeleteDocuments\x12F\n" +
+	"\bprojects\x18\a \x03(\v2*.sostenuto.replication.logentry.v1.ProjectR\bprojects\x12@\n" +
+	"\x06grants\x18\b \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\x06grants\x12B\n" +
+	"\arevokes\x18\t \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
+	"\x0fdelete_projects\x18\n" +
+	" \x03(\fR\x0edeleteProjects\x12a\n" +
+	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"\v\n" +
+	"\tBaseBegin\"\x86\x03\n" +
 	"\bBasePart\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
-	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\"A\n" +
+	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12F\n" +
+	"\bprojects\x18\x03 \x03(\v2*.sostenuto.replication.logentry.v1.ProjectR\bprojects\x12@\n" +
+	"\x06grants\x18\x04 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\x06grants\x12a\n" +
+	"\x12annotation_upserts\x18\x05 \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"A\n" +
 	"\aBaseEnd\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"^\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
-	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\xb1\x01\n" +
+	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\x8b\x04\n" +
 	"\x06Repair\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12\x18\n" +
-	"\adeletes\x18\x03 \x03(\fR\adeletes\"C\n" +
+	"\adeletes\x18\x03 \x03(\fR\adeletes\x12F\n" +
+	"\bprojects\x18\x04 \x03(\v2*.sostenuto.replication.logentry.v1.ProjectR\bprojects\x12@\n" +
+	"\x06grants\x18\x05 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\x06grants\x12B\n" +
+	"\arevokes\x18\x06 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
+	"\x0fdelete_projects\x18\a \x03(\fR\x0edeleteProjects\x12a\n" +
+	"\x12annotation_upserts\x18\b \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"C\n" +
 	"\tKeepalive\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"\xb6\x01\n" +
@@ -822,34 +1179,49 @@ func file_logentry_proto_rawDescGZIP() []byte {
 	return file_logentry_proto_rawDescData
 }
 
-var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_logentry_proto_goTypes = []any{
-	(*Document)(nil),       // 0: sostenuto.replication.logentry.v1.Document
-	(*Vector)(nil),         // 1: sostenuto.replication.logentry.v1.Vector
-	(*Chunk)(nil),          // 2: sostenuto.replication.logentry.v1.Chunk
-	(*Changes)(nil),        // 3: sostenuto.replication.logentry.v1.Changes
-	(*BaseBegin)(nil),      // 4: sostenuto.replication.logentry.v1.BaseBegin
-	(*BasePart)(nil),       // 5: sostenuto.replication.logentry.v1.BasePart
-	(*BaseEnd)(nil),        // 6: sostenuto.replication.logentry.v1.BaseEnd
-	(*Member)(nil),         // 7: sostenuto.replication.logentry.v1.Member
-	(*Repair)(nil),         // 8: sostenuto.replication.logentry.v1.Repair
-	(*Keepalive)(nil),      // 9: sostenuto.replication.logentry.v1.Keepalive
-	(*SnapshotHeader)(nil), // 10: sostenuto.replication.logentry.v1.SnapshotHeader
+	(*Document)(nil),        // 0: sostenuto.replication.logentry.v1.Document
+	(*Vector)(nil),          // 1: sostenuto.replication.logentry.v1.Vector
+	(*Chunk)(nil),           // 2: sostenuto.replication.logentry.v1.Chunk
+	(*Project)(nil),         // 3: sostenuto.replication.logentry.v1.Project
+	(*Grant)(nil),           // 4: sostenuto.replication.logentry.v1.Grant
+	(*AnnotationChunk)(nil), // 5: sostenuto.replication.logentry.v1.AnnotationChunk
+	(*Changes)(nil),         // 6: sostenuto.replication.logentry.v1.Changes
+	(*BaseBegin)(nil),       // 7: sostenuto.replication.logentry.v1.BaseBegin
+	(*BasePart)(nil),        // 8: sostenuto.replication.logentry.v1.BasePart
+	(*BaseEnd)(nil),         // 9: sostenuto.replication.logentry.v1.BaseEnd
+	(*Member)(nil),          // 10: sostenuto.replication.logentry.v1.Member
+	(*Repair)(nil),          // 11: sostenuto.replication.logentry.v1.Repair
+	(*Keepalive)(nil),       // 12: sostenuto.replication.logentry.v1.Keepalive
+	(*SnapshotHeader)(nil),  // 13: sostenuto.replication.logentry.v1.SnapshotHeader
 }
 var file_logentry_proto_depIdxs = []int32{
-	1, // 0: sostenuto.replication.logentry.v1.Chunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
-	0, // 1: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 2: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	0, // 3: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 4: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	0, // 5: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 6: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	7, // 7: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: sostenuto.replication.logentry.v1.Chunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
+	1,  // 1: sostenuto.replication.logentry.v1.AnnotationChunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
+	0,  // 2: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 3: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 4: sostenuto.replication.logentry.v1.Changes.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 5: sostenuto.replication.logentry.v1.Changes.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	4,  // 6: sostenuto.replication.logentry.v1.Changes.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 7: sostenuto.replication.logentry.v1.Changes.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	0,  // 8: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 9: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 10: sostenuto.replication.logentry.v1.BasePart.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 11: sostenuto.replication.logentry.v1.BasePart.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 12: sostenuto.replication.logentry.v1.BasePart.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	0,  // 13: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 14: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 15: sostenuto.replication.logentry.v1.Repair.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 16: sostenuto.replication.logentry.v1.Repair.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	4,  // 17: sostenuto.replication.logentry.v1.Repair.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 18: sostenuto.replication.logentry.v1.Repair.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	10, // 19: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_logentry_proto_init() }
@@ -863,7 +1235,7 @@ func file_logentry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logentry_proto_rawDesc), len(file_logentry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -48,7 +48,7 @@ const (
 
 // framingWords frame a question without naming what it is about.
 const framingWords = "tell explain describe know want wonder way ways please help question questions mean means " +
-	"anything something thing things also get give find information discuss discussed"
+	"anything something thing things also get give find information discuss discussed say says said"
 
 // Model names the extractive provider.
 func (x *Extractive) Model() string { return ExtractiveModel }

@@ -111,3 +111,18 @@ func TestExtractiveReadingOrder(t *testing.T) {
 		t.Errorf("order: %q", a.Content)
 	}
 }
+
+// A question about what a teacher said is answered from her note: "say"
+// frames the question (issue 18's journey).
+func TestExtractiveAnswersFromATeachersNote(t *testing.T) {
+	x, err := NewExtractive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := "In the nocturne keep the pedalling shallow: change the pedal on every new harmony, never through the melody's rests."
+	a, err := x.Answer(t.Context(), Request{Question: "What did my teacher say about the pedalling in the nocturne?",
+		Passages: []Passage{{N: 1, Title: "Nocturne op. 9 no. 2", Page: 3, Text: note}}}, func(string) error { return nil })
+	if err != nil || !strings.Contains(a.Content, "every new harmony") || !strings.Contains(a.Content, "[1]") {
+		t.Fatalf("answer %+v, %v", a, err)
+	}
+}

@@ -141,10 +141,20 @@ func assemble(hits []search.Hit, visible map[uuid.UUID]bool) retrieved {
 		num := len(got.Passages) + 1
 		got.Passages = append(got.Passages, Passage{N: num, Title: h.Title, Page: h.PageStart, Text: h.Text,
 			VectorRank: deref(h.VectorRank), BM25Rank: deref(h.BM25Rank)})
-		got.Sources = append(got.Sources, Source{N: num, DocumentID: h.DocumentID, Title: h.Title, Page: h.PageStart,
-			Snippet: snippet(h.Text), Score: h.Score, Kind: h.Kind})
+		got.Sources = append(got.Sources, sourceOf(num, h))
 	}
 	return got
+}
+
+// sourceOf is hit h as the answer's source [n].
+func sourceOf(n int, h search.Hit) Source {
+	src := Source{N: n, DocumentID: h.DocumentID, Title: h.Title, Page: h.PageStart,
+		Snippet: snippet(h.Text), Score: h.Score, Kind: h.Kind}
+	if h.Kind == search.KindAnnotation {
+		id := h.ChunkID
+		src.DocumentID, src.ProjectID, src.AnnotationID, src.AuthorID = uuid.UUID{}, h.ProjectID, &id, h.AuthorID
+	}
+	return src
 }
 
 func deref(p *int) int {

@@ -98,16 +98,21 @@ type Question struct {
 	ProjectID *uuid.UUID
 }
 
-// Source is a passage an answer may cite as [n].
+// Source is a passage an answer may cite as [n]: a knowledge document's
+// (DocumentID) or an annotation's (ProjectID, AnnotationID, AuthorID; Page
+// is the annotation's page, Title its project's; no DocumentID).
 type Source struct {
 	N          int       `json:"n"`
-	DocumentID uuid.UUID `json:"document_id"`
+	DocumentID uuid.UUID `json:"document_id,omitzero"`
 	Title      string    `json:"title"`
 	Page       int       `json:"page"`
 	Snippet    string    `json:"snippet"`
 	Score      float64   `json:"score"`
 	// Kind is search.KindKnowledge or search.KindAnnotation.
-	Kind string `json:"kind"`
+	Kind         string     `json:"kind"`
+	ProjectID    *uuid.UUID `json:"project_id,omitempty"`
+	AnnotationID *uuid.UUID `json:"annotation_id,omitempty"`
+	AuthorID     *uuid.UUID `json:"author_id,omitempty"`
 }
 
 // Timings are the stages of an answer, in milliseconds.

@@ -79,7 +79,9 @@ func one(ctx context.Context, conn *pgx.Conn, e *index.Engine, c index.Chunk) (f
 	if err != nil {
 		return 0, err
 	}
-	hits, err := e.Search(index.Query{K: 10, Mode: index.ModeVector, Vector: c.Vector, Scope: index.Scope{Admin: true}})
+	// Knowledge chunks only: the exact scan reads chunks, not annotation_chunks.
+	hits, err := e.Search(index.Query{K: 10, Mode: index.ModeVector, Vector: c.Vector, Scope: index.Scope{Admin: true},
+		Kinds: []index.Kind{index.KindKnowledge}})
 	if err != nil {
 		return 0, fmt.Errorf("recall: %w", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/sostenuto/sostenuto/index"
 )
 
@@ -116,7 +114,8 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 		return Result{}, err
 	}
 	var tm index.Timings
-	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(), Timings: &tm})
+	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(),
+		Kinds: q.indexKinds(), ProjectID: q.indexProject(), Timings: &tm})
 	if err != nil {
 		return Result{}, fmt.Errorf("search: index: %w", err)
 	}
@@ -124,11 +123,9 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 	x.observe(q, tm)
 	out := make([]Hit, len(hits))
 	for i, h := range hits {
-		out[i] = Hit{ChunkID: uuid.UUID(h.Chunk.ID), DocumentID: uuid.UUID(h.Chunk.DocumentID), Title: h.Chunk.Title,
-			PageStart: h.Chunk.PageStart, PageEnd: h.Chunk.PageEnd, Text: h.Chunk.Text, Score: h.Score,
-			VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank), Kind: KindKnowledge}
+		out[i] = hitOf(h)
 	}
-	return Result{Hits: keepKinds(q, out), LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
+	return Result{Hits: out, LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
 }
 
 // observe times the engine's lists, by use.

@@ -5,11 +5,16 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+
+	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // Kinds of hits: passages of knowledge documents, and teachers' notes on a
-// project's pages. Annotation chunks are not indexed yet (issue 18): a
-// search for them alone finds nothing, and every hit is KindKnowledge.
+// project's pages (a note's text, a highlight's comment). Both backends
+// take the kinds and the project into the search itself (the engine's
+// Query, the SQL of each PostgreSQL list), so k hits come back, not
+// fewer.
 const (
 	KindKnowledge  = "knowledge"
 	KindAnnotation = "annotation"
@@ -37,20 +42,33 @@ func (q Query) wants(kind string) bool {
 	return len(q.Kinds) == 0 || slices.Contains(q.Kinds, kind)
 }
 
-// keepKinds drops the hits of kinds q does not ask for, and annotations of
-// other projects than q.ProjectID when one is named.
-func keepKinds(q Query, hits []Hit) []Hit {
-	out := hits[:0]
-	for _, h := range hits {
-		if !q.wants(h.Kind) {
-			continue
+// indexKinds is q.Kinds as the engine's kinds (nil: every kind).
+func (q Query) indexKinds() []index.Kind {
+	if len(q.Kinds) == 0 {
+		return nil
+	}
+	out := make([]index.Kind, 0, len(q.Kinds))
+	for _, k := range q.Kinds {
+		if k == KindAnnotation {
+			out = append(out, index.KindAnnotation)
+		} else {
+			out = append(out, index.KindKnowledge)
 		}
-		if h.Kind == KindAnnotation && q.ProjectID != nil && (h.ProjectID == nil || *h.ProjectID != *q.ProjectID) {
-			continue
-		}
-		out = append(out, h)
 	}
 	return out
+}
+
+// indexProject is q.ProjectID as the engine's (zero: none).
+func (q Query) indexProject() index.ID {
+	if q.ProjectID == nil {
+		return index.ID{}
+	}
+	return index.ID(*q.ProjectID)
+}
+
+// filter is q's kinds and project as the PostgreSQL search's filter.
+func (q Query) filter() store.SearchFilter {
+	return store.SearchFilter{Knowledge: q.wants(KindKnowledge), Annotations: q.wants(KindAnnotation), ProjectID: q.ProjectID}
 }
 
 // KindsKey is the part of a cache key or tag that kinds and a project make.

@@ -15,8 +15,8 @@ import (
 // runs as the acting user, under Row Level Security.
 type Store interface {
 	WALPosition(ctx context.Context) (index.LSN, error)
-	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]store.Scored, error)
-	SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]store.Scored, error)
+	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int, f store.SearchFilter) ([]store.Scored, error)
+	SearchText(ctx context.Context, user uuid.UUID, query string, n int, f store.SearchFilter) ([]store.Scored, error)
 	SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]store.SearchChunk, error)
 }
 
@@ -58,7 +58,7 @@ func (p *Postgres) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Hits: keepKinds(q, hits), LSN: at, Source: SourcePostgres}, nil
+	return Result{Hits: hits, LSN: at, Source: SourcePostgres}, nil
 }
 
 // take waits up to slotWait for a search slot.
@@ -94,14 +94,14 @@ func (p *Postgres) fuse(ctx context.Context, q Query) ([]index.Fused, error) {
 	n := max(q.K, depth)
 	var lists [2][]index.Scored
 	if q.Mode != ModeBM25 {
-		hits, err := p.store.SearchVector(ctx, q.Scope.User, q.Vector, n, 2*n)
+		hits, err := p.store.SearchVector(ctx, q.Scope.User, q.Vector, n, 2*n, q.filter())
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
 		lists[0] = toScored(hits)
 	}
 	if q.Mode != ModeVector {
-		hits, err := p.store.SearchText(ctx, q.Scope.User, q.Text, n)
+		hits, err := p.store.SearchText(ctx, q.Scope.User, q.Text, n, q.filter())
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
@@ -131,9 +131,14 @@ func (p *Postgres) load(ctx context.Context, user uuid.UUID, fused []index.Fused
 		if !ok {
 			continue
 		}
-		out = append(out, Hit{ChunkID: c.ID, DocumentID: c.DocumentID, Title: c.Title, PageStart: c.PageStart,
+		h := Hit{ChunkID: c.ID, DocumentID: c.DocumentID, Title: c.Title, PageStart: c.PageStart,
 			PageEnd: c.PageEnd, Text: c.Text, Score: f.Score, VectorRank: rankPtr(f.Ranks[0]), BM25Rank: rankPtr(f.Ranks[1]),
-			Kind: KindKnowledge})
+			Kind: KindKnowledge}
+		if c.Annotation {
+			p, a := c.ProjectID, c.AuthorID
+			h.Kind, h.ProjectID, h.AuthorID = KindAnnotation, &p, &a
+		}
+		out = append(out, h)
 	}
 	return out, nil
 }

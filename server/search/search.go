@@ -74,7 +74,7 @@ type Query struct {
 // Hit is one result.
 type Hit struct {
 	ChunkID    uuid.UUID `json:"chunk_id"`
-	DocumentID uuid.UUID `json:"document_id"`
+	DocumentID uuid.UUID `json:"document_id,omitzero"` // absent for annotations
 	Title      string    `json:"title"`
 	PageStart  int       `json:"page_start"`
 	PageEnd    int       `json:"page_end"`
@@ -84,10 +84,26 @@ type Hit struct {
 	BM25Rank   *int      `json:"bm25_rank"`
 	// RerankScore is the reranker's score, on hits it reranked.
 	RerankScore *float64 `json:"rerank_score,omitempty"`
-	// Kind is KindKnowledge or KindAnnotation; ProjectID names an
-	// annotation's project.
+	// Kind is KindKnowledge or KindAnnotation; ProjectID and AuthorID
+	// name an annotation's project and author (ChunkID is the
+	// annotation's id, DocumentID is absent, PageStart = PageEnd = its
+	// page, Title its project's).
 	Kind      string     `json:"kind"`
 	ProjectID *uuid.UUID `json:"project_id,omitempty"`
+	AuthorID  *uuid.UUID `json:"author_id,omitempty"`
+}
+
+// hitOf is an engine hit as a search hit.
+func hitOf(h index.Hit) Hit {
+	c := h.Chunk
+	out := Hit{ChunkID: uuid.UUID(c.ID), DocumentID: uuid.UUID(c.DocumentID), Title: c.Title,
+		PageStart: c.PageStart, PageEnd: c.PageEnd, Text: c.Text, Score: h.Score,
+		VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank), Kind: KindKnowledge}
+	if c.Kind == index.KindAnnotation {
+		p, a := uuid.UUID(c.ProjectID), uuid.UUID(c.AuthorID)
+		out.Kind, out.ProjectID, out.AuthorID = KindAnnotation, &p, &a
+	}
+	return out
 }
 
 // Result is a search's answer.

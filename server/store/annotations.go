@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/fault"
 )
 
@@ -59,19 +60,26 @@ func oneAnnotation(rows pgx.Rows, err error) (Annotation, error) {
 	return a, err
 }
 
-// CreateAnnotation inserts an annotation by author.
-func (s *Store) CreateAnnotation(ctx context.Context, a Annotation) (Annotation, error) {
+// CreateAnnotation inserts an annotation by author and, in the same
+// transaction, its chunk (vec is its searchable text's embedding; nil: a
+// job makes the chunk later). It returns the WAL position after the
+// commit (X-Index-LSN).
+func (s *Store) CreateAnnotation(ctx context.Context, a Annotation, vec []float32) (Annotation, index.LSN, error) {
 	var out Annotation
 	err := s.AsUser(ctx, a.AuthorID, func(tx pgx.Tx) error {
 		var err error
 		out, err = oneAnnotation(tx.Query(ctx, `INSERT INTO annotations (project_id, author_id, page, type, content)
 			VALUES ($1, $2, $3, $4, $5) RETURNING `+annotationColumns, a.ProjectID, a.AuthorID, a.Page, a.Type, a.Content))
-		return err
+		if err != nil {
+			return err
+		}
+		return syncAnnotationChunk(ctx, tx, out, vec)
 	})
 	if err != nil {
-		return Annotation{}, fmt.Errorf("store: create annotation: %w", err)
+		return Annotation{}, 0, fmt.Errorf("store: create annotation: %w", err)
 	}
-	return out, nil
+	lsn, err := s.walPosition(ctx)
+	return out, lsn, err
 }
 
 // AnnotationByID loads an annotation as user.
@@ -119,8 +127,11 @@ type AnnotationPatch struct {
 }
 
 // UpdateAnnotation applies a patch when the stored version is still
-// version (optimistic concurrency); otherwise ErrStale.
-func (s *Store) UpdateAnnotation(ctx context.Context, user, id uuid.UUID, version int, patch AnnotationPatch) (Annotation, error) {
+// version (optimistic concurrency); otherwise ErrStale. The chunk follows
+// in the same transaction (vec: the embedding of the patched annotation's
+// searchable text; nil: a job makes the chunk later). It returns the WAL
+// position after the commit.
+func (s *Store) UpdateAnnotation(ctx context.Context, user, id uuid.UUID, version int, patch AnnotationPatch, vec []float32) (Annotation, index.LSN, error) {
 	var a Annotation
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var err error
@@ -133,16 +144,24 @@ func (s *Store) UpdateAnnotation(ctx context.Context, user, id uuid.UUID, versio
 				return ErrStale
 			}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return syncAnnotationChunk(ctx, tx, a, vec)
 	})
 	if errors.Is(err, ErrStale) {
-		return Annotation{}, fmt.Errorf("store: update annotation: %w", ErrStale)
+		return Annotation{}, 0, fmt.Errorf("store: update annotation: %w", ErrStale)
 	}
-	return a, notFound("update annotation", err)
+	if err != nil {
+		return Annotation{}, 0, notFound("update annotation", err)
+	}
+	lsn, err := s.walPosition(ctx)
+	return a, lsn, err
 }
 
-// DeleteAnnotation deletes an annotation as user.
-func (s *Store) DeleteAnnotation(ctx context.Context, user, id uuid.UUID) error {
+// DeleteAnnotation deletes an annotation as user (its chunk goes with it)
+// and returns the WAL position after the commit.
+func (s *Store) DeleteAnnotation(ctx context.Context, user, id uuid.UUID) (index.LSN, error) {
 	var n int64
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM annotations WHERE id = $1`, id)
@@ -150,10 +169,10 @@ func (s *Store) DeleteAnnotation(ctx context.Context, user, id uuid.UUID) error 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: delete annotation: %w", err)
+		return 0, fmt.Errorf("store: delete annotation: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: delete annotation: %w", fault.ErrNotFound)
+		return 0, fmt.Errorf("store: delete annotation: %w", fault.ErrNotFound)
 	}
-	return nil
+	return s.walPosition(ctx)
 }

@@ -241,14 +241,18 @@ func (s *Store) RecentTurns(ctx context.Context, user, session uuid.UUID, n int)
 }
 
 // VisibleChunks reports which of ids user may see now (as user, under Row
-// Level Security): the last check before a chunk reaches an answer.
+// Level Security): the last check before a chunk reaches an answer. Ids
+// of both kinds are checked in one query: knowledge chunks by their
+// document's visibility, annotation chunks by view permission on their
+// project (annotation_chunks_select).
 func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
 	out := make(map[uuid.UUID]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id FROM chunks WHERE id = ANY($1)`, ids)
+		rows, err := tx.Query(ctx, `SELECT id FROM chunks WHERE id = ANY($1)
+			UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, ids)
 		if err != nil {
 			return err
 		}

@@ -52,7 +52,7 @@ func TestIngestLanguageAndFallbackSearch(t *testing.T) {
 			t.Errorf("document %s: language %q, its chunk %q; want %q", want, d.Language, chunkLang, want)
 		}
 	}
-	hits, err := app.SearchText(ctx, owner, "Tonleitern", 10)
+	hits, err := app.SearchText(ctx, owner, "Tonleitern", 10, SearchFilter{Knowledge: true, Annotations: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,8 @@ func newRLSWorld(t *testing.T) *rlsWorld {
 	exec(`INSERT INTO projects (owner_id, title, filename, object_key) VALUES ($1, 'B', 'b.pdf', 'k2')`, w.bob)
 	exec(`INSERT INTO project_grants (project_id, user_id, permission, granted_by) VALUES ($1, $2, 'view', $3)`, w.project, w.grantee, w.alice)
 	exec(`INSERT INTO annotations (id, project_id, author_id, page, type, content) VALUES ($1, $2, $3, 1, 'note', '{"text":"x","x":0.5,"y":0.5}')`, w.annotation, w.project, w.alice)
+	exec(`INSERT INTO annotation_chunks (annotation_id, project_id, author_id, page, text, embedding, version)
+		VALUES ($1, $2, $3, 1, 'x', array_fill(0.1, ARRAY[768])::vector, 1)`, w.annotation, w.project, w.alice)
 	exec(`INSERT INTO documents (id, owner_id, title, source_type) VALUES ($1, $2, 'Private', 'text')`, w.privateDoc, w.alice)
 	exec(`INSERT INTO documents (id, owner_id, title, source_type, is_public) VALUES ($1, $2, 'Public', 'text', true)`, w.publicDoc, w.alice)
 	for _, c := range []struct{ id, doc uuid.UUID }{{w.chunk, w.privateDoc}, {w.publicChunk, w.publicDoc}} {
@@ -99,6 +101,8 @@ func TestRLSDeniesCrossUserReads(t *testing.T) {
 		{"projects", "id", w.project, want{w.alice: true, w.grantee: true, w.admin: true}},
 		{"project_grants", "project_id", w.project, want{w.alice: true, w.grantee: true, w.admin: true}},
 		{"annotations", "id", w.annotation, want{w.alice: true, w.grantee: true, w.admin: true}},
+		// A note's chunk: the project's viewers, not the teacher's students.
+		{"annotation_chunks", "annotation_id", w.annotation, want{w.alice: true, w.grantee: true, w.admin: true}},
 		{"documents", "id", w.privateDoc, want{w.alice: true, w.student: true, w.admin: true}},
 		{"documents", "id", w.publicDoc, want{w.alice: true, w.student: true, w.admin: true, w.bob: true, w.grantee: true, w.stranger: true}},
 		{"chunks", "id", w.chunk, want{w.alice: true, w.student: true, w.admin: true}},
@@ -116,7 +120,7 @@ func TestRLSDeniesCrossUserReads(t *testing.T) {
 		}
 	}
 	// A transaction that names no user sees nothing in any protected table.
-	for _, table := range []string{"projects", "project_grants", "annotations", "documents", "chunks", "chat_sessions", "chat_messages"} {
+	for _, table := range []string{"projects", "project_grants", "annotations", "annotation_chunks", "documents", "chunks", "chat_sessions", "chat_messages"} {
 		var n int
 		if err := w.app.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s without a user: %d rows (%v)", table, n, err)
@@ -152,6 +156,8 @@ func TestRLSDeniesCrossUserWrites(t *testing.T) {
 		{"student publishes alice's document", w.student, `UPDATE documents SET is_public = true WHERE id = $1`, []any{w.privateDoc}},
 		{"bob deletes alice's public document", w.bob, `DELETE FROM documents WHERE id = $1`, []any{w.publicDoc}},
 		{"student deletes a chunk", w.student, `DELETE FROM chunks WHERE id = $1`, []any{w.chunk}},
+		{"viewer rewrites a note's chunk", w.grantee, `UPDATE annotation_chunks SET text = 'pwned' WHERE annotation_id = $1`, []any{w.annotation}},
+		{"bob deletes a note's chunk", w.bob, `DELETE FROM annotation_chunks WHERE annotation_id = $1`, []any{w.annotation}},
 		{"admin reads into alice's chat", w.admin, `UPDATE chat_sessions SET title = 'x' WHERE id = $1`, []any{w.session}},
 	} {
 		n, err := try(tc.user, tc.sql, tc.args...)
@@ -171,6 +177,8 @@ func TestRLSDeniesCrossUserWrites(t *testing.T) {
 		{"grant by a viewer", w.grantee, `INSERT INTO project_grants (project_id, user_id, permission) VALUES ($1, $2, 'view')`, []any{w.project, w.stranger}},
 		{"annotation by a viewer", w.grantee, `INSERT INTO annotations (project_id, author_id, page, type, content) VALUES ($1, $2, 1, 'note', '{}')`, []any{w.project, w.grantee}},
 		{"annotation in another's name", w.alice, `INSERT INTO annotations (project_id, author_id, page, type, content) VALUES ($1, $2, 1, 'note', '{}')`, []any{w.project, w.grantee}},
+		{"note chunk in a project bob may not see", w.bob, `INSERT INTO annotation_chunks (annotation_id, project_id, author_id, page, text, embedding, version)
+			VALUES ($1, $2, $3, 1, 'x', array_fill(0.1, ARRAY[768])::vector, 1)`, []any{uuid.New(), w.project, w.bob}},
 		{"document for alice by bob", w.bob, `INSERT INTO documents (owner_id, title, source_type) VALUES ($1, 'x', 'text')`, []any{w.alice}},
 		{"message into alice's chat", w.bob, `INSERT INTO chat_messages (session_id, role, content) VALUES ($1, 'user', 'hi')`, []any{w.session}},
 		{"chat session for alice", w.bob, `INSERT INTO chat_sessions (user_id) VALUES ($1)`, []any{w.alice}},

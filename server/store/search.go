@@ -18,7 +18,10 @@ import (
 // is not ready or lags, and the recall reference. It runs as the acting
 // user, so Row Level Security limits it to visible chunks.
 
-// SearchChunk is a chunk as a search hit shows it.
+// SearchChunk is a chunk as a search hit shows it: a knowledge chunk
+// (Annotation false: DocumentID, OwnerID), or an annotation's (ID is the
+// annotation's; ProjectID, AuthorID; PageStart = PageEnd = its page;
+// Title the project's).
 type SearchChunk struct {
 	ID         uuid.UUID
 	DocumentID uuid.UUID
@@ -27,6 +30,18 @@ type SearchChunk struct {
 	PageStart  int
 	PageEnd    int
 	Text       string
+	Annotation bool
+	ProjectID  uuid.UUID
+	AuthorID   uuid.UUID
+}
+
+// SearchFilter says which chunks a PostgreSQL search looks at: knowledge
+// chunks, annotation chunks (of one project when ProjectID is set), or
+// both. It is part of each list's SQL, so the list still holds n rows.
+type SearchFilter struct {
+	Knowledge   bool
+	Annotations bool
+	ProjectID   *uuid.UUID
 }
 
 // Scored is a chunk id with its score in one search list (higher is
@@ -39,7 +54,7 @@ type Scored struct {
 // SearchVector returns the n visible chunks nearest to v, scored by
 // cosine similarity (pgvector HNSW with iterative scans, so filtering by
 // visibility still yields n rows).
-func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]Scored, error) {
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int, f SearchFilter) ([]Scored, error) {
 	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
@@ -48,7 +63,7 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 		if _, err := tx.Exec(ctx, "SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, embedding <=> $1 AS distance FROM chunks ORDER BY embedding <=> $1 LIMIT $2`, pgvector.NewVector(v), n)
+		rows, err := tx.Query(ctx, searchVectorSQL, pgvector.NewVector(v), n, f.Knowledge, f.Annotations, f.ProjectID)
 		if err != nil {
 			return err
 		}
@@ -73,6 +88,17 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 	return ids, nil
 }
 
+// searchVectorSQL: the n nearest of each kind asked for (each list
+// through its HNSW index), the n nearest of both.
+const searchVectorSQL = `
+	SELECT id, distance FROM (
+		(SELECT id, embedding <=> $1 AS distance FROM chunks WHERE $3
+			ORDER BY embedding <=> $1 LIMIT $2)
+		UNION ALL
+		(SELECT annotation_id, embedding <=> $1 FROM annotation_chunks WHERE $4 AND ($5::uuid IS NULL OR project_id = $5)
+			ORDER BY embedding <=> $1 LIMIT $2)) u
+	ORDER BY distance, id LIMIT $2`
+
 // vectorHit is a row of the vector search.
 type vectorHit struct {
 	ID       uuid.UUID
@@ -88,10 +114,10 @@ type vectorHit struct {
 // meets exactly the query it met before languages. ts_rank uses no
 // collection statistics (each row is scored alone), so the order depends
 // only on the rows the caller may see.
-func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int) ([]Scored, error) {
+func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n int, f SearchFilter) ([]Scored, error) {
 	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, searchTextSQL, query, n)
+		rows, err := tx.Query(ctx, searchTextSQL, query, n, f.Knowledge, f.Annotations, f.ProjectID)
 		if err != nil {
 			return err
 		}
@@ -107,32 +133,44 @@ func (s *Store) SearchText(ctx context.Context, user uuid.UUID, query string, n 
 // searchTextSQL: per language sostenuto_ts_config knows (the languages
 // documents are detected in, server/ingest), the query's terms OR-ed; each
 // chunk meets its language's query through the GIN index on tsv.
+// Annotation chunks ($4; of one project with $5) are matched the same way
+// beside knowledge chunks ($3).
 const searchTextSQL = `
 	WITH q AS (
 		SELECT l.language, to_tsquery(sostenuto_ts_config(l.language),
 			nullif(replace(plainto_tsquery(sostenuto_ts_config(l.language), $1)::text, ' & ', ' | '), '')) AS t
 		FROM unnest(ARRAY['en', 'de', 'es', 'fr', 'it', 'nl', 'pt']) AS l(language))
-	SELECT c.id, ts_rank(c.tsv, q.t)::float8 AS score FROM chunks c JOIN q ON q.language = c.language
-	WHERE q.t IS NOT NULL AND c.tsv @@ q.t
-	ORDER BY score DESC, c.id LIMIT $2`
+	SELECT id, score FROM (
+		SELECT c.id, ts_rank(c.tsv, q.t)::float8 AS score FROM chunks c JOIN q ON q.language = c.language
+		WHERE $3 AND q.t IS NOT NULL AND c.tsv @@ q.t
+		UNION ALL
+		SELECT a.annotation_id, ts_rank(a.tsv, q.t)::float8 FROM annotation_chunks a JOIN q ON q.language = a.language
+		WHERE $4 AND ($5::uuid IS NULL OR a.project_id = $5) AND q.t IS NOT NULL AND a.tsv @@ q.t) u
+	ORDER BY score DESC, id LIMIT $2`
 
-// SearchChunks loads the visible chunks among ids, with their documents'
-// titles.
+// SearchChunks loads the visible chunks among ids (of either kind), with
+// their documents' (projects') titles.
 func (s *Store) SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]SearchChunk, error) {
 	out := map[uuid.UUID]SearchChunk{}
 	if len(ids) == 0 {
 		return out, nil
 	}
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT c.id, c.document_id, c.owner_id, d.title, c.page_start, c.page_end, c.text
-			FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)`, ids)
+		rows, err := tx.Query(ctx, `SELECT c.id, c.document_id, c.owner_id, d.title, c.page_start, c.page_end, c.text,
+				false AS annotation, '00000000-0000-0000-0000-000000000000'::uuid AS project_id, c.owner_id AS author_id
+			FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)
+			UNION ALL
+			SELECT a.annotation_id, '00000000-0000-0000-0000-000000000000'::uuid, '00000000-0000-0000-0000-000000000000'::uuid,
+				p.title, a.page, a.page, a.text, true, a.project_id, a.author_id
+			FROM annotation_chunks a JOIN projects p ON p.id = a.project_id WHERE a.annotation_id = ANY($1)`, ids)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var c SearchChunk
-			if err := rows.Scan(&c.ID, &c.DocumentID, &c.OwnerID, &c.Title, &c.PageStart, &c.PageEnd, &c.Text); err != nil {
+			if err := rows.Scan(&c.ID, &c.DocumentID, &c.OwnerID, &c.Title, &c.PageStart, &c.PageEnd, &c.Text,
+				&c.Annotation, &c.ProjectID, &c.AuthorID); err != nil {
 				return err
 			}
 			out[c.ID] = c
