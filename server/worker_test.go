@@ -391,7 +391,9 @@ func TestWorkerContract(t *testing.T) {
 	call("GET", "/api/projects/"+id, tok, nil, 200)
 	call("PATCH", "/api/projects/"+id, tok, map[string]any{"title": "Etude op. 10"}, 200)
 	call("GET", "/api/projects/"+id+"/stream", tok, nil, 206, "Range", "bytes=0-99")
-	call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 200)
+	img := call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 200)
+	call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 304, "If-None-Match", img.header.Get("ETag"))
+	call("GET", "/api/projects/"+id+"/pages/1/image?width=9", tok, nil, 400)
 	call("GET", "/api/projects/"+id+"/pages/9/image", tok, nil, 404)
 	var ann struct {
 		ID      string `json:"id"`
