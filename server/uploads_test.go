@@ -180,8 +180,9 @@ func (a *testAPI) checkLateUploadCleaned(up blob.Upload) {
 }
 
 // A project confirmed before uploads were sealed serves its upload key; if
-// that object changes, the node and the edge refuse to stream it rather
-// than send other bytes under the confirmed size and ETag.
+// that object changes, the node and both edges (the Go edge, the Worker)
+// refuse to stream it rather than send other bytes under the confirmed
+// size and ETag.
 func TestStreamRefusesChangedObject(t *testing.T) {
 	a := newAPI(t)
 	edgeURL := a.startEdge()
@@ -209,7 +210,8 @@ func TestStreamRefusesChangedObject(t *testing.T) {
 	if st := a.uploadAs(up, bytes.Repeat([]byte("<html>"), 400)); st != 200 {
 		t.Fatalf("second PUT: %d", st)
 	}
-	for base, want := range map[string]int{a.url: 500, edgeURL: 502} {
+	workerURL := a.startEdgeKind("worker", a.url) // its local R2 filled from the store: the changed object
+	for base, want := range map[string]int{a.url: 500, edgeURL: 502, workerURL: 502} {
 		for _, rng := range []string{"", "bytes=0-9"} {
 			r := a.callAt(base, "GET", "/api/projects/"+id.String()+"/stream", tok, nil, "Range", rng)
 			if r.status != want || bytes.Contains(r.body, []byte("<html>")) {

@@ -216,7 +216,7 @@ func TestEdgesRevocationBound(t *testing.T) {
 // The chat's event stream passes through either edge: the same events, in
 // order, as text/event-stream.
 func TestEdgesEventStream(t *testing.T) {
-	a := newAPIWith(t, apiSettings{engine: true})
+	a := newAPI(t)
 	tok := a.register("t@example.com", "teacher").AccessToken
 	d := a.createDocument(tok, map[string]any{"title": "Pedal", "source_type": "text", "is_public": true,
 		"content": "Pedalling: change the damper pedal just after the new harmony sounds, so the old one does not blur into it."})
@@ -292,7 +292,7 @@ func TestEdgesKeptAnswersPerUser(t *testing.T) {
 // the node serves on two listeners, the edge spreads reads and searches
 // over both, and one listener is closed (its connections cut) mid-run.
 func TestEdgesNodeKilledUnderLoad(t *testing.T) {
-	a := newAPIWith(t, apiSettings{engine: true})
+	a := newAPI(t)
 	tok := a.register("t@example.com", "teacher").AccessToken
 	for _, kind := range edgeKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -362,7 +362,7 @@ func idempotentCall(base, tok string, w, i int) (int, error) {
 // client uses, each answer checked against the OpenAPI document
 // (checkResponse, in callAt) and carrying X-Request-ID.
 func TestWorkerContract(t *testing.T) {
-	a := newAPIWith(t, apiSettings{engine: true})
+	a := newAPI(t)
 	w := a.startEdgeKind("worker", a.url)
 	call := func(method, path, tok string, body any, want int, hdr ...string) response {
 		t.Helper()
@@ -391,7 +391,9 @@ func TestWorkerContract(t *testing.T) {
 	call("GET", "/api/projects/"+id, tok, nil, 200)
 	call("PATCH", "/api/projects/"+id, tok, map[string]any{"title": "Etude op. 10"}, 200)
 	call("GET", "/api/projects/"+id+"/stream", tok, nil, 206, "Range", "bytes=0-99")
-	call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 200)
+	img := call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 200)
+	call("GET", "/api/projects/"+id+"/pages/1/image?width=128", tok, nil, 304, "If-None-Match", img.header.Get("ETag"))
+	call("GET", "/api/projects/"+id+"/pages/1/image?width=9", tok, nil, 400)
 	call("GET", "/api/projects/"+id+"/pages/9/image", tok, nil, 404)
 	var ann struct {
 		ID      string `json:"id"`

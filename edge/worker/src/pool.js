@@ -14,7 +14,9 @@ export class Pool {
   /** ready runs a first round of checks before the first request; later rounds run beside requests. */
   async ready(ctx) {
     if (this.checkedAt === 0) return this.check();
-    if (Date.now() - this.checkedAt >= this.cfg.healthIntervalMs) ctx.waitUntil(this.check());
+    // A round another request started is not waited on (a promise shared
+    // between requests may hang in workerd when its request ends first).
+    if (!this.checking && Date.now() - this.checkedAt >= this.cfg.healthIntervalMs) ctx.waitUntil(this.check());
   }
 
   check() {

@@ -11,12 +11,14 @@ import { call, state, forward, problem, json, requestID } from "./shell.js";
 import { stream, pageImage } from "./objects.js";
 import { cached } from "./answers.js";
 
-let booted = null; // the rules, started once per isolate (on the first request: no randomness in global scope)
-const keys = { loadedAt: 0, forcedAt: 0, loading: null };
+let booted = null; // the settings once the rules started (per isolate, on the first request: no randomness in global scope)
+const keys = { loadedAt: 0, forcedAt: 0 };
 
-async function boot(env) {
+// boot starts the rules, synchronously (the module arrives compiled), so no
+// request waits on a promise another request made.
+function boot(env) {
   const go = new globalThis.Go();
-  const inst = await WebAssembly.instantiate(rulesModule, go.importObject);
+  const inst = new WebAssembly.Instance(rulesModule, go.importObject);
   go.run(inst); // runs main until it blocks; sostenutoRules is then registered
   const cfg = settings(env);
   call("configure", {
@@ -30,14 +32,14 @@ async function boot(env) {
 
 export default {
   async fetch(request, env, ctx) {
-    if (!booted) booted = boot(env);
-    let cfg;
-    try {
-      cfg = await booted;
-    } catch (e) {
-      booted = null;
-      return problem(503, "unavailable", `the edge could not start: ${e.message}`, requestID(request));
+    if (!booted) {
+      try {
+        booted = boot(env);
+      } catch (e) {
+        return problem(503, "unavailable", `the edge could not start: ${e.message}`, requestID(request));
+      }
     }
+    const cfg = booted;
     await state.pool.ready(ctx);
     const rid = requestID(request);
     let resp;
@@ -105,16 +107,15 @@ async function checkToken(req, env, ctx, cfg, path) {
 async function loadKeys(env, ctx, cfg, force) {
   if (cfg.jwksURLs.length === 0) return;
   if (!force && Date.now() - keys.loadedAt < cfg.jwksRefreshMs) return;
-  if (keys.loading) return keys.loading;
-  keys.loading = (async () => {
-    const docs = await Promise.all(cfg.jwksURLs.map((u) => keySet(u, ctx, cfg, force)));
-    const got = docs.filter((d) => d !== null);
-    if (got.length > 0) {
-      call("keys", got);
-      keys.loadedAt = Date.now();
-    }
-  })().finally(() => { keys.loading = null; });
-  return keys.loading;
+  // Each request that needs the sets loads them itself (from the Cache API
+  // after the first): a promise shared between requests may hang in workerd
+  // when the request that made it ends first.
+  const docs = await Promise.all(cfg.jwksURLs.map((u) => keySet(u, ctx, cfg, force)));
+  const got = docs.filter((d) => d !== null);
+  if (got.length > 0) {
+    call("keys", got);
+    keys.loadedAt = Date.now();
+  }
 }
 
 async function keySet(u, ctx, cfg, force) {
