@@ -236,32 +236,10 @@ var ErrDimension = vector.ErrDimension
 // Apply applies a batch idempotently: upserting a chunk twice or deleting
 // a missing one changes nothing more. A batch at or before the applied
 // position is skipped. The maps change first (under mu), then the graph
-// and the BM25 index, and the position moves last.
+// and the BM25 index, and the position moves last. ApplyBatch (batch.go)
+// applies a run of batches under one writer lock.
 func (e *Engine) Apply(ops Ops) error {
-	e.wmu.Lock()
-	defer e.wmu.Unlock()
-	if ops.Position.LSN != 0 && ops.Position.LSN <= e.Position().LSN {
-		return nil
-	}
-	if err := e.checkDims(ops.Upserts); err != nil {
-		return err
-	}
-	w := e.applyMaps(ops)
-	vec := e.graph()
-	if err := e.applyIndexes(vec, w); err != nil {
-		return err
-	}
-	e.advance(ops)
-	e.maybeCompact(vec)
-	return nil
-}
-
-// indexWrites is what a batch does to the graph and the BM25 index,
-// gathered while the maps change and applied after.
-type indexWrites struct {
-	upserts []graphOp
-	texts   map[text.ID]text.Doc
-	deletes []text.ID // chunks gone from both indexes
+	return e.ApplyBatch([]Ops{ops})[0]
 }
 
 // checkDims refuses a batch holding a vector of the wrong length.
@@ -275,22 +253,20 @@ func (e *Engine) checkDims(upserts []Chunk) error {
 }
 
 // applyMaps applies a batch to the chunk and document maps, in order:
-// documents, upserts, deletes; it returns the index writes to make.
-func (e *Engine) applyMaps(ops Ops) indexWrites {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	w := indexWrites{upserts: make([]graphOp, 0, len(ops.Upserts)), texts: map[text.ID]text.Doc{}}
+// documents, upserts, deletes, and adds the index writes to make to w; mu
+// is held.
+func (e *Engine) applyMaps(ops Ops, w *indexWrites) {
 	for _, d := range ops.Documents {
-		e.setDocument(d)
+		e.setDocument(d, w)
 	}
 	// The chunks of deleted documents are listed before the upserts: a
 	// chunk upserted in the same batch stays.
 	deletes := e.chunksToDelete(ops)
 	for i := range ops.Upserts {
-		e.upsertChunk(ops.Upserts[i], &w)
+		e.upsertChunk(ops.Upserts[i], w)
 	}
 	for _, id := range deletes {
-		e.deleteChunk(id, &w)
+		e.deleteChunk(id, w)
 	}
 	for _, d := range ops.DeleteDocs {
 		if st, ok := e.docs[d]; ok {
@@ -298,7 +274,6 @@ func (e *Engine) applyMaps(ops Ops) indexWrites {
 			delete(e.owners[st.OwnerID], d)
 		}
 	}
-	return w
 }
 
 // chunksToDelete lists the batch's chunk deletes and the chunks of its
@@ -328,7 +303,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 		// An update that left the embedding alone (PostgreSQL does
 		// not resend an unchanged TOASTed value): keep the stored one.
 		// Without one there is nothing to keep; anti-entropy repairs.
-		v, ok := e.vec.Vector(vector.ID(c.ID))
+		v, ok := e.heldVector(c.ID, w)
 		if !ok {
 			return
 		}
@@ -346,8 +321,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language}
+	w.upsert(c.ID, vec, text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language})
 }
 
 // deleteChunk removes a chunk from the maps and records its index
@@ -364,26 +338,7 @@ func (e *Engine) deleteChunk(id ID, w *indexWrites) {
 			e.public--
 		}
 	}
-	w.deletes = append(w.deletes, text.ID(id))
-}
-
-// applyIndexes makes a batch's writes to the graph (logging them for a
-// running compaction) and to the BM25 index.
-func (e *Engine) applyIndexes(vec *vector.Index, w indexWrites) error {
-	for _, op := range w.upserts {
-		if err := vec.Add(op.id, op.vec); err != nil {
-			return err
-		}
-		e.logGraphOp(op)
-	}
-	for _, id := range w.deletes {
-		vec.Delete(vector.ID(id))
-		e.logGraphOp(graphOp{id: vector.ID(id)})
-	}
-	if len(w.texts) > 0 || len(w.deletes) > 0 {
-		return e.text.Batch(w.texts, w.deletes)
-	}
-	return nil
+	w.remove(id)
 }
 
 // logGraphOp records a graph write for the compaction running, if any
@@ -391,25 +346,6 @@ func (e *Engine) applyIndexes(vec *vector.Index, w indexWrites) error {
 func (e *Engine) logGraphOp(op graphOp) {
 	if e.compacting != nil {
 		*e.compacting = append(*e.compacting, op)
-	}
-}
-
-// advance moves the position past a batch and wakes its waiters; it runs
-// last, so whoever waits on the position sees the whole batch in every
-// index.
-func (e *Engine) advance(ops Ops) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ops.Position.LSN > e.pos.LSN {
-		e.pos = ops.Position
-		if !e.closed {
-			close(e.moved) // wake the waiters
-			e.moved = make(chan struct{})
-		}
-	}
-	if ops.Len() > 0 {
-		e.dataPos = e.pos
-		e.dataVersion++
 	}
 }
 
@@ -435,7 +371,9 @@ func (e *Engine) doc(id, owner ID) *docState {
 	return st
 }
 
-func (e *Engine) setDocument(d Document) {
+// setDocument sets a document's visibility and title; mu is held. w, when
+// set, holds index writes not made yet, whose groups follow the document.
+func (e *Engine) setDocument(d Document, w *indexWrites) {
 	st := e.doc(d.ID, d.OwnerID)
 	if st.IsPublic != d.IsPublic {
 		if d.IsPublic {
@@ -451,6 +389,7 @@ func (e *Engine) setDocument(d Document) {
 			ids = append(ids, text.ID(c))
 		}
 		e.text.Regroup(ids, e.group(st))
+		w.regroup(ids, e.group(st))
 	}
 	if d.Title != "" && d.Title != st.Title {
 		st.Title = d.Title

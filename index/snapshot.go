@@ -207,7 +207,7 @@ func (s *snapReader) documents(e *Engine) {
 		s.get(&d.OwnerID)
 		s.get(&d.IsPublic)
 		d.Title = s.getStr()
-		e.setDocument(d)
+		e.setDocument(d, nil)
 	}
 }
 
