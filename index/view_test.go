@@ -225,3 +225,48 @@ func assertSameEngine(t *testing.T, got, want *Engine) {
 		}
 	}
 }
+
+// Snapshots written while batches apply, racing them (run with -race):
+// each snapshot read back is exactly the engine at its view's position.
+func TestSnapshotsRacingAppliesHoldTheirPosition(t *testing.T) {
+	const n = 500
+	s := newScript(22)
+	var batches []Ops
+	for lsn := 1; lsn <= n; lsn++ {
+		batches = append(batches, s.batch(lsn))
+	}
+	e, _ := New(cfg())
+	mustApplyAll(t, e, batches[:n/5])
+	type snap struct {
+		lsn LSN
+		buf bytes.Buffer
+	}
+	var snaps []*snap
+	done := make(chan struct{})
+	go func() { defer close(done); mustApplyAll(t, e, batches[n/5:]) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		v := e.ReadView()
+		sn := &snap{lsn: v.Position().LSN}
+		if err := v.WriteSnapshot(&sn.buf); err != nil {
+			t.Fatal(err)
+		}
+		v.Release()
+		snaps = append(snaps, sn)
+	}
+	for i := range 5 { // five spread over the run
+		sn := snaps[i*(len(snaps)-1)/4]
+		got, err := ReadSnapshot(cfg(), &sn.buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := New(cfg())
+		mustApplyAll(t, want, batches[:sn.lsn])
+		assertSameEngine(t, got, want)
+	}
+	t.Logf("%d snapshots while %d batches applied", len(snaps), n-n/5)
+}
