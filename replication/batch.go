@@ -14,8 +14,10 @@ import (
 
 // maxRunUpserts bounds the chunks applied under one engine lock: a run of
 // committed entries is cut once it holds this many, so the position (and
-// what waits on it) moves at least every few thousand chunks in a bulk.
-const maxRunUpserts = 4096
+// what waits on it) moves at least every few hundred chunks when a node
+// works through a backlog (every entry of a run becomes searchable when
+// the run ends).
+const maxRunUpserts = 512
 
 // Logged is a decoded entry at its Raft index (0: not from a Raft log).
 type Logged struct {
