@@ -20,10 +20,11 @@ import (
 //  3. finish (writer lock held): replay the logged writes onto the fresh
 //     graph and swap it in, so nothing written meanwhile is lost.
 //
-// A snapshot holds the writer lock for its whole length (ReadView), so a
-// swap never lands inside one: a snapshot holds the graph current when its
-// read view was taken — the compacted one if step 3 ran before, else the
-// old one with its tombstones (the same live vectors).
+// A snapshot writes from a read view captured under the writer lock, so a
+// swap never lands inside one and never waits for one: a snapshot holds
+// the graph current when its view was captured — the compacted one if
+// step 3 ran before, else the old one with its tombstones (the same live
+// vectors), frozen while the swap goes ahead.
 
 // compactionDue reports whether vec's tombstones warrant a rebuild.
 func compactionDue(vec *vector.Index) bool {

@@ -273,32 +273,10 @@ var ErrDimension = vector.ErrDimension
 // Apply applies a batch idempotently: upserting a chunk twice or deleting
 // a missing one changes nothing more. A batch at or before the applied
 // position is skipped. The maps change first (under mu), then the graph
-// and the BM25 index, and the position moves last.
+// and the BM25 index, and the position moves last. ApplyBatch (batch.go)
+// applies a run of batches under one writer lock.
 func (e *Engine) Apply(ops Ops) error {
-	e.wmu.Lock()
-	defer e.wmu.Unlock()
-	if ops.Position.LSN != 0 && ops.Position.LSN <= e.Position().LSN {
-		return nil
-	}
-	if err := e.checkDims(ops.Upserts); err != nil {
-		return err
-	}
-	w := e.applyMaps(ops)
-	vec := e.graph()
-	if err := e.applyIndexes(vec, w); err != nil {
-		return err
-	}
-	e.advance(ops)
-	e.maybeCompact(vec)
-	return nil
-}
-
-// indexWrites is what a batch does to the graph and the BM25 index,
-// gathered while the maps change and applied after.
-type indexWrites struct {
-	upserts []graphOp
-	texts   map[text.ID]text.Doc
-	deletes []text.ID // chunks gone from both indexes
+	return e.ApplyBatch([]Ops{ops})[0]
 }
 
 // checkDims refuses a batch holding a vector of the wrong length.
@@ -312,23 +290,21 @@ func (e *Engine) checkDims(upserts []Chunk) error {
 }
 
 // applyMaps applies a batch to the chunk and document maps, in order:
-// documents, upserts, deletes; it returns the index writes to make.
-func (e *Engine) applyMaps(ops Ops) indexWrites {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	w := indexWrites{upserts: make([]graphOp, 0, len(ops.Upserts)), texts: map[text.ID]text.Doc{}}
+// documents, upserts, deletes, and adds the index writes to make to w; mu
+// is held.
+func (e *Engine) applyMaps(ops Ops, w *indexWrites) {
 	for _, d := range ops.Documents {
-		e.setDocument(d)
+		e.setDocument(d, w)
 	}
 	e.applyPrincipals(ops)
 	// The chunks of deleted documents and projects are listed before the
 	// upserts: a chunk upserted in the same batch stays.
 	deletes := e.chunksToDelete(ops)
 	for i := range ops.Upserts {
-		e.upsertChunk(ops.Upserts[i], &w)
+		e.upsertChunk(ops.Upserts[i], w)
 	}
 	for _, id := range deletes {
-		e.deleteChunk(id, &w)
+		e.deleteChunk(id, w)
 	}
 	for _, d := range ops.DeleteDocs {
 		if st, ok := e.docs[d]; ok {
@@ -337,7 +313,6 @@ func (e *Engine) applyMaps(ops Ops) indexWrites {
 		}
 	}
 	e.removePrincipals(ops)
-	return w
 }
 
 // chunksToDelete lists the batch's chunk deletes and the chunks of its
@@ -374,7 +349,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 		// An update that left the embedding alone (PostgreSQL does
 		// not resend an unchanged TOASTed value): keep the stored one.
 		// Without one there is nothing to keep; anti-entropy repairs.
-		v, ok := e.vec.Vector(vector.ID(c.ID))
+		v, ok := e.heldVector(c.ID, w)
 		if !ok {
 			return
 		}
@@ -389,8 +364,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	if c.Kind == KindAnnotation {
 		g := e.linkAnnotation(&cc, old, had)
-		w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-		w.texts[text.ID(c.ID)] = text.Doc{Text: cc.Title + "\n" + c.Text, Group: g, Language: c.Language}
+		w.upsert(c.ID, vec, text.Doc{Text: cc.Title + "\n" + c.Text, Group: g, Language: c.Language})
 		return
 	}
 	st := e.doc(c.DocumentID, c.OwnerID)
@@ -402,8 +376,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
-	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language}
+	w.upsert(c.ID, vec, text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language})
 }
 
 // deleteChunk removes a chunk from the maps and records its index
@@ -414,7 +387,7 @@ func (e *Engine) deleteChunk(id ID, w *indexWrites) {
 		return
 	}
 	e.unlinkChunk(c)
-	w.deletes = append(w.deletes, text.ID(id))
+	w.remove(id)
 }
 
 // unlinkChunk takes c out of the chunk map and of its document's or
@@ -435,49 +408,11 @@ func (e *Engine) unlinkChunk(c *Chunk) {
 	}
 }
 
-// applyIndexes makes a batch's writes to the graph (logging them for a
-// running compaction) and to the BM25 index.
-func (e *Engine) applyIndexes(vec *vector.Index, w indexWrites) error {
-	for _, op := range w.upserts {
-		if err := vec.Add(op.id, op.vec); err != nil {
-			return err
-		}
-		e.logGraphOp(op)
-	}
-	for _, id := range w.deletes {
-		vec.Delete(vector.ID(id))
-		e.logGraphOp(graphOp{id: vector.ID(id)})
-	}
-	if len(w.texts) > 0 || len(w.deletes) > 0 {
-		return e.text.Batch(w.texts, w.deletes)
-	}
-	return nil
-}
-
 // logGraphOp records a graph write for the compaction running, if any
 // (wmu is held).
 func (e *Engine) logGraphOp(op graphOp) {
 	if e.compacting != nil {
 		*e.compacting = append(*e.compacting, op)
-	}
-}
-
-// advance moves the position past a batch and wakes its waiters; it runs
-// last, so whoever waits on the position sees the whole batch in every
-// index.
-func (e *Engine) advance(ops Ops) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ops.Position.LSN > e.pos.LSN {
-		e.pos = ops.Position
-		if !e.closed {
-			close(e.moved) // wake the waiters
-			e.moved = make(chan struct{})
-		}
-	}
-	if ops.Len() > 0 {
-		e.dataPos = e.pos
-		e.dataVersion++
 	}
 }
 
@@ -503,7 +438,9 @@ func (e *Engine) doc(id, owner ID) *docState {
 	return st
 }
 
-func (e *Engine) setDocument(d Document) {
+// setDocument sets a document's visibility and title; mu is held. w, when
+// set, holds index writes not made yet, whose groups follow the document.
+func (e *Engine) setDocument(d Document, w *indexWrites) {
 	st := e.doc(d.ID, d.OwnerID)
 	if st.IsPublic != d.IsPublic {
 		if d.IsPublic {
@@ -519,6 +456,7 @@ func (e *Engine) setDocument(d Document) {
 			ids = append(ids, text.ID(c))
 		}
 		e.text.Regroup(ids, e.group(st))
+		w.regroup(ids, e.group(st))
 	}
 	if d.Title != "" && d.Title != st.Title {
 		st.Title = d.Title

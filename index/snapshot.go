@@ -44,22 +44,37 @@ var ErrSnapshot = errors.New("index: bad snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// WriteSnapshot writes the whole engine to w. Writes are held off while it
-// runs (searches are not).
+// WriteSnapshot writes the whole engine to w, as it is when called:
+// writes wait only while its read view is captured, not while it streams.
 func (e *Engine) WriteSnapshot(w io.Writer) error {
-	v := e.ReadView()
-	defer v.Release()
-	return v.WriteSnapshot(w)
+	return e.ReadView().WriteSnapshot(w)
 }
 
-// writeSnapshot writes the engine; the writer lock is held (ReadView).
-func (e *Engine) writeSnapshot(w io.Writer) error {
+// writeSnapshot writes what the view holds; no engine lock is held.
+func (v *ReadView) writeSnapshot(w io.Writer) error {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
+	if err := v.writeMaps(bw); err != nil {
+		return fmt.Errorf("index: snapshot: %w", err)
+	}
+	if _, err := v.vec.WriteTo(bw); err != nil {
+		return fmt.Errorf("index: snapshot graph: %w", err)
+	}
+	if _, err := v.text.WriteTo(bw); err != nil {
+		return fmt.Errorf("index: snapshot text index: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("index: snapshot: %w", err)
+	}
+	return binary.Write(w, binary.LittleEndian, crc.Sum32())
+}
+
+// writeMaps writes the header, the documents and the chunks.
+func (v *ReadView) writeMaps(bw *bufio.Writer) error {
 	var err error
-	put := func(v any) {
+	put := func(x any) {
 		if err == nil {
-			err = binary.Write(bw, binary.LittleEndian, v)
+			err = binary.Write(bw, binary.LittleEndian, x)
 		}
 	}
 	putStr := func(s string) {
@@ -68,29 +83,28 @@ func (e *Engine) writeSnapshot(w io.Writer) error {
 			_, err = bw.WriteString(s)
 		}
 	}
-	e.mu.RLock()
 	bw.WriteString(snapMagic) //nolint:errcheck // surfaced by Flush
 	put(uint32(snapVersion))
-	put(e.pos.LSN)
-	put(uint32(len(e.docs)))
-	for _, d := range e.docs {
+	put(v.pos.LSN)
+	put(uint32(len(v.docs)))
+	for _, d := range v.docs {
 		put(d.ID)
 		put(d.OwnerID)
 		put(d.IsPublic)
 		putStr(d.Title)
 	}
-	put(uint32(len(e.projects)))
-	for _, p := range e.projects {
+	put(uint32(len(v.projects)))
+	for _, p := range v.projects {
 		put(p.ID)
 		put(p.OwnerID)
 		putStr(p.Title)
 		put(uint32(len(p.grantees)))
-		for u := range p.grantees {
+		for _, u := range p.grantees {
 			put(u)
 		}
 	}
-	put(uint32(len(e.chunks)))
-	for _, c := range e.chunks {
+	put(uint32(len(v.chunks)))
+	for _, c := range v.chunks {
 		put(c.ID)
 		put(c.DocumentID)
 		put(c.OwnerID)
@@ -103,20 +117,7 @@ func (e *Engine) writeSnapshot(w io.Writer) error {
 		put(c.ProjectID)
 		put(c.AuthorID)
 	}
-	e.mu.RUnlock()
-	if err != nil {
-		return fmt.Errorf("index: snapshot: %w", err)
-	}
-	if _, err := e.graph().WriteTo(bw); err != nil {
-		return fmt.Errorf("index: snapshot graph: %w", err)
-	}
-	if _, err := e.text.WriteTo(bw); err != nil {
-		return fmt.Errorf("index: snapshot text index: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("index: snapshot: %w", err)
-	}
-	return binary.Write(w, binary.LittleEndian, crc.Sum32())
+	return err
 }
 
 // crcReader hashes what is read through it.
@@ -227,7 +228,7 @@ func (s *snapReader) documents(e *Engine) {
 		s.get(&d.OwnerID)
 		s.get(&d.IsPublic)
 		d.Title = s.getStr()
-		e.setDocument(d)
+		e.setDocument(d, nil)
 	}
 }
 

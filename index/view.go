@@ -2,28 +2,64 @@ package index
 
 import (
 	"io"
-	"sync"
+	"maps"
+	"slices"
+
+	"github.com/sostenuto/sostenuto/index/text"
+	"github.com/sostenuto/sostenuto/index/vector"
 )
 
-// ReadView holds an engine still: from Engine.ReadView until Release its
-// writer lock is held, so no batch is applied and no compacted graph is
-// swapped in meanwhile (searches go on). A Raft snapshot writes through
-// one, so the snapshot is the engine at one moment.
+// ReadView is the engine at one moment, for writing a snapshot while
+// batches, compactions and searches go on. Taking it holds the writer
+// lock only while it is captured: the graph and the BM25 index share what
+// only grows by appending and copy what changes in place (vector.Frozen,
+// text.Frozen); the chunk map is cloned (chunks are replaced, never
+// written into) and the documents copied. Nothing the engine does after
+// the capture reaches what the view holds.
 type ReadView struct {
-	e    *Engine
-	once sync.Once
+	pos  Position
+	docs []Document
+	// projects are the projects with their grantees, copied.
+	projects []viewProject
+	chunks   map[ID]*Chunk
+	vec      *vector.Index
+	text     *text.Index
 }
 
-// ReadView takes the engine's writer lock (waiting for a batch or a
-// compaction swap in progress) and returns the view; Release it.
+// ReadView captures the engine as it is now, waiting for a batch or a
+// compaction swap in progress to end first.
 func (e *Engine) ReadView() *ReadView {
 	e.wmu.Lock()
-	return &ReadView{e: e}
+	defer e.wmu.Unlock()
+	// wmu excludes every writer of the maps, the indexes and the position.
+	v := &ReadView{pos: e.pos, chunks: maps.Clone(e.chunks), vec: e.vec.Frozen(), text: e.text.Frozen(),
+		docs: make([]Document, 0, len(e.docs))}
+	for _, st := range e.docs {
+		v.docs = append(v.docs, st.Document)
+	}
+	v.projects = make([]viewProject, 0, len(e.projects))
+	for _, st := range e.projects {
+		v.projects = append(v.projects, viewProject{Project: st.Project, grantees: slices.Collect(maps.Keys(st.grantees))})
+	}
+	return v
 }
 
-// WriteSnapshot writes the engine as the view holds it (see
-// Engine.WriteSnapshot for the format).
-func (v *ReadView) WriteSnapshot(w io.Writer) error { return v.e.writeSnapshot(w) }
+// viewProject is a project as a view holds it: its owner, title and
+// grantees.
+type viewProject struct {
+	Project
+	grantees []ID
+}
 
-// Release lets writes go on; a second call does nothing.
-func (v *ReadView) Release() { v.once.Do(v.e.wmu.Unlock) }
+// Position is the applied position the view holds.
+func (v *ReadView) Position() Position { return v.pos }
+
+// WriteSnapshot writes the engine as the view holds it (see
+// Engine.WriteSnapshot for the format). It holds no lock of the engine.
+func (v *ReadView) WriteSnapshot(w io.Writer) error { return v.writeSnapshot(w) }
+
+// Release drops what the view holds; it never blocks anything, and a
+// second call does nothing.
+func (v *ReadView) Release() {
+	v.chunks, v.docs, v.projects, v.vec, v.text = nil, nil, nil, nil, nil
+}

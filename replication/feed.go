@@ -272,21 +272,12 @@ func (f *Feed) stream(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.
 	proposals := make(chan Entry, 64)
 	proposeErr := make(chan error, 1)
 	go func() {
-		for e := range proposals {
-			received := time.Now()
-			if err := p.Propose(ctx, e); err != nil {
-				proposeErr <- err
-				cancel()
-				for range proposals { // drain until the reader stops
-				}
-				return
+		if err := f.propose(ctx, proposals, p, &committed); err != nil {
+			proposeErr <- err
+			cancel()
+			for range proposals { // drain until the reader stops
 			}
-			lsn, commitMs := entryPosition(e)
-			committed.Store(uint64(lsn))
-			if n := entryOps(e); n > 0 {
-				f.Logger.Debug("transaction replicated", "component", "replication", "lsn", lsn,
-					"operations", n, "commit_to_receive_ms", received.UnixMilli()-commitMs, "propose_ms", time.Since(received).Milliseconds())
-			}
+			return
 		}
 		close(proposeErr)
 	}()

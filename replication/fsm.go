@@ -2,7 +2,6 @@ package replication
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 
@@ -20,6 +19,10 @@ type FSM struct {
 	live     *index.Live
 	cfg      index.Config
 	appliers map[logentry.Kind]func(Entry) error
+	// batchers turn the kinds that only change an engine (changes,
+	// keepalives, repairs, base parts) into engine batches, so that a run
+	// of them is applied under one engine lock (batch.go).
+	batchers map[logentry.Kind]func(Entry) (pending, error)
 
 	mu         sync.Mutex
 	based      bool          // the serving engine holds a complete base
@@ -40,13 +43,15 @@ type FSM struct {
 func NewFSM(live *index.Live, cfg index.Config) *FSM {
 	f := &FSM{live: live, cfg: cfg, members: map[string]Member{}}
 	f.appliers = map[logentry.Kind]func(Entry) error{
-		logentry.KindChanges:   f.applyChanges,
-		logentry.KindKeepalive: f.applyKeepalive,
-		logentry.KindRepair:    f.applyRepair,
 		logentry.KindBaseBegin: f.applyBaseBegin,
-		logentry.KindBasePart:  f.applyBasePart,
 		logentry.KindBaseEnd:   f.applyBaseEnd,
 		logentry.KindMember:    f.applyMember,
+	}
+	f.batchers = map[logentry.Kind]func(Entry) (pending, error){
+		logentry.KindChanges:   f.batchChanges,
+		logentry.KindKeepalive: f.batchKeepalive,
+		logentry.KindRepair:    f.batchRepair,
+		logentry.KindBasePart:  f.batchBasePart,
 	}
 	return f
 }
@@ -98,74 +103,11 @@ func (f *FSM) ApplyEntry(e Entry) error { return f.ApplyAt(0, e) }
 // state already holds, restored from a snapshot persisted past it, is
 // skipped.
 func (f *FSM) ApplyAt(idx uint64, e Entry) error {
-	err := f.apply(idx, e)
-	if f.OnApply != nil {
-		f.OnApply(byte(e.Kind), entryOps(e), err)
-	}
-	return err
+	return f.ApplyRun([]Logged{{Index: idx, Entry: e}})[0]
 }
 
-func (f *FSM) apply(idx uint64, e Entry) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if idx != 0 {
-		if idx <= f.applied {
-			return nil
-		}
-		f.applied = idx
-	}
-	apply, ok := f.appliers[e.Kind]
-	if !ok {
-		return fmt.Errorf("replication: apply: %w %d", logentry.ErrUnknownKind, byte(e.Kind))
-	}
-	return apply(e)
-}
-
-// The appliers: one per kind, each run with f.mu held.
-
-func (f *FSM) applyChanges(e Entry) error {
-	p, err := payloadOf[*logentry.Changes](e)
-	if err != nil {
-		return err
-	}
-	ops, err := opsOfChanges(p)
-	if err != nil {
-		return err
-	}
-	return f.applyAtPosition(ops, p.GetCommitTimeMs())
-}
-
-func (f *FSM) applyKeepalive(e Entry) error {
-	p, err := payloadOf[*logentry.Keepalive](e)
-	if err != nil {
-		return err
-	}
-	return f.applyAtPosition(index.Ops{Position: index.Position{LSN: index.LSN(p.GetLsn())}}, p.GetCommitTimeMs())
-}
-
-// applyAtPosition applies a positioned batch to the serving engine and
-// takes its commit time (also when the engine already held the position).
-func (f *FSM) applyAtPosition(ops index.Ops, commitMs int64) error {
-	if err := f.live.Engine().Apply(ops); err != nil {
-		return err
-	}
-	if ops.Position.LSN != 0 && commitMs != 0 {
-		f.commitTime = commitMs
-	}
-	return nil
-}
-
-func (f *FSM) applyRepair(e Entry) error {
-	p, err := payloadOf[*logentry.Repair](e)
-	if err != nil {
-		return err
-	}
-	ops, err := opsOfRepair(p)
-	if err != nil {
-		return err
-	}
-	return f.live.Engine().Apply(ops) // no position: applied whatever the engine's
-}
+// The appliers of the kinds that are not batched: each run with f.mu
+// held, after the batches before it were applied.
 
 func (f *FSM) applyBaseBegin(Entry) error {
 	fresh, err := index.New(f.cfg)
@@ -174,21 +116,6 @@ func (f *FSM) applyBaseBegin(Entry) error {
 	}
 	f.staging = fresh
 	return nil
-}
-
-func (f *FSM) applyBasePart(e Entry) error {
-	p, err := payloadOf[*logentry.BasePart](e)
-	if err != nil {
-		return err
-	}
-	if f.staging == nil {
-		return errors.New("replication: base part without a base")
-	}
-	ops, err := opsOfBasePart(p)
-	if err != nil {
-		return err
-	}
-	return f.staging.Apply(ops)
 }
 
 func (f *FSM) applyBaseEnd(e Entry) error {

@@ -83,6 +83,7 @@ type nodeMetrics struct {
 	commitToApply prometheus.Histogram
 	snapBytes     prometheus.Gauge
 	snapSeconds   prometheus.Gauge
+	snapshots     prometheus.Counter
 	restore       prometheus.Gauge
 }
 
@@ -414,6 +415,8 @@ func (n *Node) registerMetrics() {
 			Help: "Size of the last Raft snapshot this node wrote."}),
 		snapSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_raft_snapshot_seconds",
 			Help: "Duration of the last Raft snapshot this node wrote."}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "sostenuto_raft_snapshots_total",
+			Help: "Raft snapshots this node wrote."}),
 		restore: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sostenuto_raft_restore_seconds",
 			Help: "Duration of the last snapshot this node installed."}),
 	}
@@ -429,7 +432,7 @@ func (n *Node) registerMetrics() {
 			}
 			return 0
 		}))
-	n.cfg.Registry.MustRegister(n.m.apply, n.m.commitToApply, n.m.snapBytes, n.m.snapSeconds, n.m.restore, n.leaders.changes,
+	n.cfg.Registry.MustRegister(n.m.apply, n.m.commitToApply, n.m.snapBytes, n.m.snapSeconds, n.m.snapshots, n.m.restore, n.leaders.changes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sostenuto_index_applied_lsn",
 			Help: "The changefeed position this node's index has applied."},
 			func() float64 { return float64(n.Live.Engine().Position().LSN) }),
@@ -511,6 +514,7 @@ func (s *timedSnapshot) Persist(sink raft.SnapshotSink) error {
 	if err == nil {
 		s.n.m.snapBytes.Set(float64(cs.n))
 		s.n.m.snapSeconds.Set(time.Since(start).Seconds())
+		s.n.m.snapshots.Inc()
 	}
 	return err
 }

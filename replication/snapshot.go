@@ -18,9 +18,11 @@ import (
 //	u32 little-endian length | snapshot header (logentry.EncodeSnapshotHeader)
 //	the engine's snapshot (index.WriteSnapshot: versioned, CRC-checked)
 //
-// Both are taken together in Persist, under the FSM's lock and the
-// engine's read view (its writer lock), so the header's applied index,
-// members and commit time describe exactly the engine that follows.
+// Both are taken together in Persist, under the FSM's lock (the engine's
+// read view is captured inside it, briefly holding the engine's writer
+// lock), so the header's applied index, members and commit time describe
+// exactly the engine that follows. The stream is then written from the
+// view with no lock held: applies go on while it streams.
 
 // ErrBaseInProgress refuses a snapshot while a base is being built (the
 // half-built engine is not worth carrying; Raft tries again later).
@@ -44,8 +46,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // nothing is applied twice.
 type fsmSnapshot struct{ fsm *FSM }
 
-// Persist writes the header and the engine. Applies wait meanwhile (the
-// engine's writer lock is held); searches go on.
+// Persist writes the header and the engine. Applies wait only while the
+// view is captured, not while it streams; searches go on.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	view, header, err := s.fsm.readView()
 	if err == nil {
@@ -62,7 +64,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release implements raft.FSMSnapshot (Persist released everything).
 func (s *fsmSnapshot) Release() {}
 
-// readView holds the serving engine still and returns the header that
+// readView captures the serving engine and returns the header that
 // describes it.
 func (f *FSM) readView() (*index.ReadView, *logentry.SnapshotHeader, error) {
 	f.mu.Lock()
@@ -74,7 +76,8 @@ func (f *FSM) readView() (*index.ReadView, *logentry.SnapshotHeader, error) {
 	for _, m := range f.memberList() {
 		h.Members = append(h.Members, memberOut(m))
 	}
-	// Lock order as in apply: the FSM's, then the engine's writer lock.
+	// Lock order as in apply: the FSM's, then the engine's writer lock
+	// (held by ReadView only while it captures).
 	return f.live.Engine().ReadView(), h, nil
 }
 

@@ -40,7 +40,7 @@ func TestClusterBench(t *testing.T) {
 	db := pgtest.NewEmptyDB(t, "")
 	c := newTestCluster(t, db.URL)
 	c.converge, c.poll = 30*time.Minute, time.Second
-	opts := []string{"SOSTENUTO_SNAPSHOT_THRESHOLD=256", "SOSTENUTO_SNAPSHOT_INTERVAL=2s", "SOSTENUTO_LOG_LEVEL=" + cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info")}
+	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info"))
 	n1 := c.add("n1", opts...)
 	c.ready(n1)
 	c.login(n1)
@@ -126,12 +126,17 @@ func TestClusterBench(t *testing.T) {
 		fmt.Printf("%s: apply: %.0f entries (transactions and heartbeats) in %.2f s of applying: %.0f chunks/s\n", id, count, sum, float64(chunks)/sum)
 	}
 
-	// Steady: 10 transactions of 10 chunks a second for 30 s; lag from
-	// each node's commit-to-searchable histogram over this phase only.
+	// Steady: 10 transactions of 10 chunks (SOSTENUTO_BENCH_STEADY_CHUNKS)
+	// a second for 30 s; lag from each node's commit-to-searchable
+	// histogram over this phase only.
+	perSteady := 10
+	if v, err := strconv.Atoi(os.Getenv("SOSTENUTO_BENCH_STEADY_CHUNKS")); err == nil && v > 0 {
+		perSteady = v
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	for d := range 300 {
 		<-tick.C
-		insert(chunks+d, 10)
+		insert(chunks+d, perSteady)
 	}
 	tick.Stop()
 	c.converged("after the steady ingest")
@@ -142,8 +147,8 @@ func TestClusterBench(t *testing.T) {
 			diff[k] = v - before[id][k]
 		}
 		h := "sostenuto_index_commit_to_apply_seconds"
-		fmt.Printf("%s: steady ingest (100 chunks/s in 10-chunk transactions): commit-to-searchable p50 %.1f ms, p99 %.1f ms over %.0f transactions\n",
-			id, histQuantile(diff, h, 0.5)*1000, histQuantile(diff, h, 0.99)*1000, diff[h+"_count"])
+		fmt.Printf("%s: steady ingest (%d chunks/s in %d-chunk transactions): commit-to-searchable p50 %.1f ms, p95 %.1f ms, p99 %.1f ms over %.0f transactions; %.0f snapshots written\n",
+			id, 10*perSteady, perSteady, histQuantile(diff, h, 0.5)*1000, histQuantile(diff, h, 0.95)*1000, histQuantile(diff, h, 0.99)*1000, diff[h+"_count"], diff["sostenuto_raft_snapshots_total"])
 	}
 
 	// Snapshot install: a fourth node joins the loaded cluster.
@@ -175,6 +180,19 @@ func TestClusterBench(t *testing.T) {
 	c.converged("after the restart")
 	fmt.Printf("restart of %s at %d chunks: ready in %v, converged in %v; %s\n", f.id, chunks, ready.Round(time.Millisecond),
 		time.Since(start).Round(time.Millisecond), logLine(f.logs.String(), "installed an index snapshot"))
+}
+
+// snapshotOpts sets how often the nodes snapshot: every 256 log entries
+// (checked every 2 s) unless SOSTENUTO_BENCH_SNAPSHOT_THRESHOLD says
+// otherwise; "off" keeps the product's defaults (8,192 entries, checked
+// every 120 s), so no snapshot lands in the steady phase.
+func snapshotOpts() []string {
+	switch v := cmp.Or(os.Getenv("SOSTENUTO_BENCH_SNAPSHOT_THRESHOLD"), "256"); v {
+	case "off":
+		return nil
+	default:
+		return []string{"SOSTENUTO_SNAPSHOT_THRESHOLD=" + v, "SOSTENUTO_SNAPSHOT_INTERVAL=2s"}
+	}
 }
 
 func logLine(logs, what string) string {

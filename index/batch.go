@@ -1,0 +1,188 @@
+package index
+
+import (
+	"github.com/sostenuto/sostenuto/index/text"
+	"github.com/sostenuto/sostenuto/index/vector"
+)
+
+// ApplyBatch applies a run of batches in order, under one acquisition of
+// the writer lock, and answers one error per batch (nil when applied or
+// skipped). It ends as applying them one by one with Apply would: the
+// maps change batch by batch; the index writes of the whole run are
+// gathered (the last write of each chunk wins) and made together — the
+// BM25 index analyses them in one Batch, the graph takes its upserts in
+// one call (insertAll) — and the position moves once, past the last.
+// A batch refused (a vector of the wrong length) changes nothing; the
+// others apply.
+func (e *Engine) ApplyBatch(batch []Ops) []error {
+	errs := make([]error, len(batch))
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	w := newIndexWrites()
+	adv := e.applyRun(batch, errs, w)
+	vec := e.graph()
+	if err := e.applyIndexes(vec, w); err != nil {
+		for i := range errs {
+			if adv.applied[i] {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	e.advance(adv)
+	e.maybeCompact(vec)
+	return errs
+}
+
+// advancement is where a run of batches leaves the position.
+type advancement struct {
+	pos, dataPos Position
+	changed      uint64 // batches that changed anything
+	applied      []bool
+}
+
+// applyRun applies each batch of the run to the maps (under mu), skipping
+// those at or before the position and refusing those with a vector of the
+// wrong length; wmu is held.
+func (e *Engine) applyRun(batch []Ops, errs []error, w *indexWrites) advancement {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	adv := advancement{pos: e.pos, dataPos: e.dataPos, applied: make([]bool, len(batch))}
+	for i, ops := range batch {
+		if ops.Position.LSN != 0 && ops.Position.LSN <= adv.pos.LSN {
+			continue
+		}
+		if errs[i] = e.checkDims(ops.Upserts); errs[i] != nil {
+			continue
+		}
+		e.applyMaps(ops, w)
+		adv.applied[i] = true
+		if ops.Position.LSN > adv.pos.LSN {
+			adv.pos = ops.Position
+		}
+		if ops.Len() > 0 {
+			adv.dataPos = adv.pos
+			adv.changed++
+		}
+	}
+	return adv
+}
+
+// advance moves the position past a run and wakes its waiters; it runs
+// last, so whoever waits on the position sees the whole run in every
+// index.
+func (e *Engine) advance(adv advancement) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if adv.pos.LSN > e.pos.LSN {
+		e.pos = adv.pos
+		if !e.closed {
+			close(e.moved) // wake the waiters
+			e.moved = make(chan struct{})
+		}
+	}
+	if adv.changed > 0 {
+		e.dataPos = adv.dataPos
+		e.dataVersion += adv.changed
+	}
+}
+
+// applyIndexes makes a run's writes to the graph (logging them for a
+// running compaction) and to the BM25 index. Each chunk has one write, so
+// deletes and upserts commute: deletes go first, then every upsert in one
+// call.
+func (e *Engine) applyIndexes(vec *vector.Index, w *indexWrites) error {
+	upserts := make([]graphOp, 0, len(w.graph))
+	for _, op := range w.graph {
+		if op.vec == nil {
+			vec.Delete(op.id)
+			e.logGraphOp(op)
+		} else {
+			upserts = append(upserts, op)
+		}
+	}
+	if err := insertAll(vec, upserts); err != nil {
+		return err
+	}
+	for _, op := range upserts {
+		e.logGraphOp(op)
+	}
+	if len(w.texts) > 0 || len(w.deletes) > 0 {
+		return e.text.Batch(w.texts, w.deletes)
+	}
+	return nil
+}
+
+// insertAll adds upserts to the graph, each replacing the vector its id
+// held. It is the one place the engine inserts into a graph: a graph that
+// inserts a batch on several cores is called from here.
+func insertAll(vec *vector.Index, upserts []graphOp) error {
+	for _, op := range upserts {
+		if err := vec.Add(op.id, op.vec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexWrites is what a run of batches does to the graph and the BM25
+// index, gathered while the maps change and made after: one write per
+// chunk, the last (an upsert, or a delete: vec nil and the id in deletes).
+type indexWrites struct {
+	graph   []graphOp         // in the order chunks were first written
+	at      map[vector.ID]int // id → its write in graph
+	texts   map[text.ID]text.Doc
+	deletes []text.ID // chunks gone from both indexes
+}
+
+func newIndexWrites() *indexWrites {
+	return &indexWrites{at: map[vector.ID]int{}, texts: map[text.ID]text.Doc{}}
+}
+
+// set makes op the chunk's write.
+func (w *indexWrites) set(op graphOp) {
+	if i, ok := w.at[op.id]; ok {
+		w.graph[i] = op
+		return
+	}
+	w.at[op.id] = len(w.graph)
+	w.graph = append(w.graph, op)
+}
+
+// upsert records a chunk's new vector and text.
+func (w *indexWrites) upsert(id ID, vec []float32, doc text.Doc) {
+	w.set(graphOp{id: vector.ID(id), vec: vec})
+	w.texts[text.ID(id)] = doc
+}
+
+// remove records a chunk's delete; an upsert of it earlier in the run is
+// dropped (the BM25 index deletes before it upserts).
+func (w *indexWrites) remove(id ID) {
+	w.set(graphOp{id: vector.ID(id)})
+	delete(w.texts, text.ID(id))
+	w.deletes = append(w.deletes, text.ID(id))
+}
+
+// regroup moves the pending texts of ids to group g (their document
+// changed visibility after they were written in this run).
+func (w *indexWrites) regroup(ids []text.ID, g text.Group) {
+	if w == nil {
+		return
+	}
+	for _, id := range ids {
+		if d, ok := w.texts[id]; ok {
+			d.Group = g
+			w.texts[id] = d
+		}
+	}
+}
+
+// heldVector is the vector a chunk holds as far as the run has gone: its
+// write in w if any, else the graph's. mu is held.
+func (e *Engine) heldVector(id ID, w *indexWrites) ([]float32, bool) {
+	if i, ok := w.at[vector.ID(id)]; ok {
+		v := w.graph[i].vec
+		return v, v != nil
+	}
+	return e.vec.Vector(vector.ID(id))
+}
