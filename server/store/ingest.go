@@ -131,7 +131,7 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport
 		}
 		_, err = tx.Exec(ctx, `UPDATE documents SET chunk_count = $2, chunks_done = $2,
 				chunks_total = $2, empty_pages = $3, ocr_pages = $4, ocr_confidence = $5, low_confidence_pages = $6,
-				error = NULL, error_code = NULL, content_hash = nullif($7, ''), updated_at = now()
+				error = NULL, error_code = NULL, content_hash = nullif($7, ''), index_lsn = NULL, updated_at = now()
 			WHERE id = $1`, id, tag.RowsAffected(), pages.Empty, len(pages.OCR), pages.OCR, pages.LowConfidence, hash)
 		return err
 	})
@@ -153,10 +153,13 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport
 // KeepIngest ends a refresh that found the source unchanged: the chunks
 // stay as they are (no chunk is written, so the changefeed carries none),
 // the document is completed again with processed_at moved and index_lsn
-// kept.
+// kept — unless FinishIngest's swap committed and its worker died before
+// recording the position (index_lsn is NULL then): the position now, past
+// that swap, is recorded.
 func (s *Store) KeepIngest(ctx context.Context, id uuid.UUID) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'completed', processed_at = now(), chunks_done = chunk_count,
-			chunks_total = chunk_count, error = NULL, error_code = NULL, updated_at = now()
+			chunks_total = chunk_count, error = NULL, error_code = NULL,
+			index_lsn = coalesce(index_lsn, pg_current_wal_insert_lsn()), updated_at = now()
 		WHERE id = $1 AND status = 'processing'`, id)
 	if err != nil {
 		return fmt.Errorf("store: keep ingest: %w", err)
