@@ -10,6 +10,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -236,7 +237,13 @@ var ErrDimension = vector.ErrDimension
 // Apply applies a batch idempotently: upserting a chunk twice or deleting
 // a missing one changes nothing more. A batch at or before the applied
 // position is skipped. The maps change first (under mu), then the graph
-// and the BM25 index, and the position moves last.
+// and the BM25 index, and the position moves last. A batch that removes
+// or replaces chunks (a document reprocessed, refreshed or deleted)
+// changes the maps and both indexes under mu together: a search sees the
+// old chunks or the new ones, never a mix or none (between the two steps
+// the indexes would still name chunks the maps no longer hold, and not yet
+// the ones that replace them). A batch that only adds lets searches run
+// meanwhile: until the indexes hold its chunks they are not found.
 func (e *Engine) Apply(ops Ops) error {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
@@ -246,14 +253,84 @@ func (e *Engine) Apply(ops Ops) error {
 	if err := e.checkDims(ops.Upserts); err != nil {
 		return err
 	}
-	w := e.applyMaps(ops)
 	vec := e.graph()
-	if err := e.applyIndexes(vec, w); err != nil {
+	if e.replaces(ops) {
+		if err := e.replace(vec, ops); err != nil {
+			return err
+		}
+	} else if err := e.applyIndexes(vec, e.applyMaps(ops)); err != nil {
 		return err
 	}
 	e.advance(ops)
 	e.maybeCompact(vec)
 	return nil
+}
+
+// replace applies a batch that removes or replaces chunks. Its new chunks
+// go into the graph and the BM25 index first, unlocked: searches admit
+// only chunks the maps hold, so they stay unseen. Then, under mu, the maps
+// change and the indexes drop the old chunks (cheap), so the whole batch
+// appears at once without searches waiting for the new chunks' indexing.
+func (e *Engine) replace(vec *vector.Index, ops Ops) error {
+	pre, err := e.preIndex(vec, ops)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.changeMaps(ops)
+	w.upserts = slices.DeleteFunc(w.upserts, func(op graphOp) bool { return pre[text.ID(op.id)] })
+	for id := range pre {
+		delete(w.texts, id)
+	}
+	return e.applyIndexes(vec, w)
+}
+
+// preIndex puts into both indexes the batch's upserts of chunks the maps
+// do not hold whose document keeps its BM25 group in this batch (new
+// chunks of a known document), and says which. The writer alone changes
+// the maps (wmu is held), so it reads them unlocked.
+func (e *Engine) preIndex(vec *vector.Index, ops Ops) (map[text.ID]bool, error) {
+	regrouped := map[ID]bool{}
+	for _, d := range ops.Documents {
+		if st, ok := e.docs[d.ID]; !ok || st.IsPublic != d.IsPublic {
+			regrouped[d.ID] = true
+		}
+	}
+	w := indexWrites{texts: map[text.ID]text.Doc{}}
+	for _, c := range ops.Upserts {
+		st, ok := e.docs[c.DocumentID]
+		if _, held := e.chunks[c.ID]; held || !ok || c.Vector == nil || regrouped[c.DocumentID] {
+			continue
+		}
+		g, ok := e.groups[st.OwnerID]
+		if st.IsPublic {
+			g, ok = 0, true
+		}
+		if ok {
+			w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: c.Vector})
+			w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: g, Language: c.Language}
+		}
+	}
+	pre := make(map[text.ID]bool, len(w.texts))
+	for id := range w.texts {
+		pre[id] = true
+	}
+	return pre, e.applyIndexes(vec, w)
+}
+
+// replaces says whether a batch removes a chunk or replaces one held. Only
+// the writer (wmu held) changes the maps, so it reads them unlocked.
+func (e *Engine) replaces(ops Ops) bool {
+	if len(ops.Deletes) > 0 || len(ops.DeleteDocs) > 0 {
+		return true
+	}
+	for _, c := range ops.Upserts {
+		if _, ok := e.chunks[c.ID]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // indexWrites is what a batch does to the graph and the BM25 index,
@@ -274,11 +351,17 @@ func (e *Engine) checkDims(upserts []Chunk) error {
 	return nil
 }
 
-// applyMaps applies a batch to the chunk and document maps, in order:
-// documents, upserts, deletes; it returns the index writes to make.
+// applyMaps is changeMaps under mu.
 func (e *Engine) applyMaps(ops Ops) indexWrites {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.changeMaps(ops)
+}
+
+// changeMaps applies a batch to the chunk and document maps, in order:
+// documents, upserts, deletes; it returns the index writes to make. mu is
+// held.
+func (e *Engine) changeMaps(ops Ops) indexWrites {
 	w := indexWrites{upserts: make([]graphOp, 0, len(ops.Upserts)), texts: map[text.ID]text.Doc{}}
 	for _, d := range ops.Documents {
 		e.setDocument(d)
@@ -646,7 +729,9 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 		return ok && e.allowed(q.Scope, c)
 	}
 	if q.Scope.Admin {
-		filter = nil
+		// Every chunk the maps hold: the graph may hold chunks of a batch
+		// being applied, not yet in the maps (replace).
+		filter = func(id vector.ID) bool { _, ok := e.chunks[ID(id)]; return ok }
 	}
 	return vec.Search(q.Vector, n, q.Ef, filter)
 }
@@ -659,7 +744,10 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	// The groups are the scope: public documents and the private ones of
 	// the caller and their teachers, moved between groups under the same
 	// lock as their visibility. fuse re-checks every hit with allowed.
-	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q.Scope)})
+	// Keep: only chunks the maps hold (the BM25 index may hold chunks of a
+	// batch being applied, not yet in the maps: replace).
+	keep := func(id text.ID) bool { _, ok := e.chunks[ID(id)]; return ok }
+	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q.Scope), Keep: keep})
 }
 
 // fuse merges the lists by q.Fusion (in a single-list mode, keeps that
