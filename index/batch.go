@@ -1,6 +1,8 @@
 package index
 
 import (
+	"slices"
+
 	"github.com/sostenuto/sostenuto/index/text"
 	"github.com/sostenuto/sostenuto/index/vector"
 )
@@ -18,10 +20,17 @@ func (e *Engine) ApplyBatch(batch []Ops) []error {
 	errs := make([]error, len(batch))
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	w := newIndexWrites()
-	adv := e.applyRun(batch, errs, w)
 	vec := e.graph()
-	if err := e.applyIndexes(vec, w); err != nil {
+	pre, err := e.preIndex(vec, batch)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	w := newIndexWrites()
+	adv, err := e.applyRunAndIndexes(vec, batch, errs, w, pre)
+	if err != nil {
 		for i := range errs {
 			if adv.applied[i] {
 				errs[i] = err
@@ -32,6 +41,116 @@ func (e *Engine) ApplyBatch(batch []Ops) []error {
 	e.advance(adv)
 	e.maybeCompact(vec)
 	return errs
+}
+
+// applyRunAndIndexes changes the maps and makes the run's index writes
+// (those pre left to make). A run that removes or replaces chunks (a
+// document reprocessed, refreshed or deleted) changes the maps and both
+// indexes under mu together, so a search sees the old chunks or the new
+// ones, never a mix or none; its new chunks were indexed before, unseen
+// (preIndex), so searches wait only for the cheap part. A run that only
+// adds lets searches go on meanwhile: until the indexes hold its chunks
+// they are not found. wmu is held.
+func (e *Engine) applyRunAndIndexes(vec *vector.Index, batch []Ops, errs []error, w *indexWrites, pre map[vector.ID][]float32) (advancement, error) {
+	if !e.replaces(batch) {
+		adv := e.applyRun(batch, errs, w)
+		w.dropPreIndexed(pre)
+		return adv, e.applyIndexes(vec, w)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	adv := e.applyRunLocked(batch, errs, w)
+	w.dropPreIndexed(pre)
+	return adv, e.applyIndexes(vec, w)
+}
+
+// replaces says whether a run removes a chunk or replaces one held. Only
+// the writer (wmu held) changes the maps, so it reads them unlocked.
+func (e *Engine) replaces(batch []Ops) bool {
+	for _, ops := range batch {
+		if len(ops.Deletes) > 0 || len(ops.DeleteDocs) > 0 || len(ops.DeleteProjects) > 0 || len(ops.Revokes) > 0 {
+			return true
+		}
+		for _, c := range ops.Upserts {
+			if _, ok := e.chunks[c.ID]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// preIndex puts into both indexes, before the maps change, the run's
+// upserts of knowledge chunks the maps do not hold whose document is known
+// and keeps its visibility in the run (new chunks of a known document, as
+// a refresh writes), and answers them with their vectors. Searches admit
+// only chunks the maps hold, so these stay unseen until the maps take
+// them. wmu is held: the maps are read unlocked.
+func (e *Engine) preIndex(vec *vector.Index, batch []Ops) (map[vector.ID][]float32, error) {
+	regrouped := map[ID]bool{}
+	for _, ops := range batch {
+		for _, d := range ops.Documents {
+			if st, ok := e.docs[d.ID]; !ok || st.IsPublic != d.IsPublic || st.OwnerID != d.OwnerID {
+				regrouped[d.ID] = true
+			}
+		}
+		for _, d := range ops.DeleteDocs {
+			regrouped[d] = true
+		}
+	}
+	w := newIndexWrites()
+	pos := e.pos.LSN
+	for _, ops := range batch {
+		if ops.Position.LSN != 0 && ops.Position.LSN <= pos || e.checkDims(ops.Upserts) != nil {
+			continue // skipped or refused by applyRun
+		}
+		pos = max(pos, ops.Position.LSN)
+		for _, c := range ops.Upserts {
+			st, ok := e.docs[c.DocumentID]
+			if _, held := e.chunks[c.ID]; held || !ok || c.Kind != KindKnowledge || c.Vector == nil || regrouped[c.DocumentID] {
+				continue
+			}
+			g, ok := e.groups[st.OwnerID]
+			if st.IsPublic {
+				g, ok = 0, true
+			}
+			if ok {
+				w.upsert(c.ID, c.Vector, text.Doc{Text: c.Title + "\n" + c.Text, Group: g, Language: c.Language})
+			}
+		}
+	}
+	pre := make(map[vector.ID][]float32, len(w.graph))
+	for _, op := range w.graph {
+		pre[op.id] = op.vec
+	}
+	return pre, e.applyIndexes(vec, w)
+}
+
+// dropPreIndexed removes from w the writes preIndex made already: an
+// upsert of the same vector (a later write of the chunk in the run stays).
+func (w *indexWrites) dropPreIndexed(pre map[vector.ID][]float32) {
+	if len(pre) == 0 {
+		return
+	}
+	kept := w.graph[:0]
+	for _, op := range w.graph {
+		if v, ok := pre[op.id]; ok && op.vec != nil && sameVector(v, op.vec) {
+			delete(w.texts, text.ID(op.id))
+			continue
+		}
+		kept = append(kept, op)
+	}
+	w.graph = kept
+	clear(w.at)
+	for i, op := range w.graph {
+		w.at[op.id] = i
+	}
+}
+
+// sameVector says whether a and b are the same slice or hold the same
+// values.
+func sameVector(a, b []float32) bool {
+	return slices.Equal(a, b)
 }
 
 // advancement is where a run of batches leaves the position.
@@ -47,6 +166,11 @@ type advancement struct {
 func (e *Engine) applyRun(batch []Ops, errs []error, w *indexWrites) advancement {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.applyRunLocked(batch, errs, w)
+}
+
+// applyRunLocked is applyRun with mu held.
+func (e *Engine) applyRunLocked(batch []Ops, errs []error, w *indexWrites) advancement {
 	adv := advancement{pos: e.pos, dataPos: e.dataPos, applied: make([]bool, len(batch))}
 	for i, ops := range batch {
 		if ops.Position.LSN != 0 && ops.Position.LSN <= adv.pos.LSN {

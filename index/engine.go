@@ -577,7 +577,9 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 		return ok && e.admits(q, c)
 	}
 	if q.Scope.Admin && !q.filtered() {
-		filter = nil
+		// Every chunk the maps hold: the graph may hold chunks of a batch
+		// being applied, not yet in the maps (ApplyBatch's pre-index).
+		filter = func(id vector.ID) bool { _, ok := e.chunks[ID(id)]; return ok }
 	}
 	return vec.Search(q.Vector, n, q.Ef, filter)
 }
@@ -590,7 +592,10 @@ func (e *Engine) searchText(q Query, n int) ([]text.Hit, error) {
 	// The groups are the scope: public documents and the private ones of
 	// the caller and their teachers, moved between groups under the same
 	// lock as their visibility. fuse re-checks every hit with allowed.
-	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q)})
+	// Keep: only chunks the maps hold (the BM25 index may hold chunks of a
+	// batch being applied, not yet in the maps: ApplyBatch's pre-index).
+	keep := func(id text.ID) bool { _, ok := e.chunks[ID(id)]; return ok }
+	return e.text.Search(q.Text, n, text.Scope{Groups: e.scopeGroups(q), Keep: keep})
 }
 
 // fuse merges the lists by q.Fusion (in a single-list mode, keeps that

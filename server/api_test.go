@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -60,6 +61,16 @@ type testAPI struct {
 	// fromAddr holds the clients that connect from a given loopback
 	// address (callFrom).
 	fromAddr map[string]*http.Client
+	keyPath  string // the token signing key's file
+}
+
+// database is the API's database, signing key file and changefeed slot
+// ("": the database's default): a new database, or its peer's.
+func (set apiSettings) database(t *testing.T) (*pgtest.DB, string, string) {
+	if set.peer == nil {
+		return pgtest.NewDB(t), filepath.Join(t.TempDir(), "key.pem"), ""
+	}
+	return set.peer.db, set.peer.keyPath, fmt.Sprintf("sostenuto_peer_%x", time.Now().UnixNano())
 }
 
 type apiOption func(*auth.Config, *auth.SupabaseConfig)
@@ -92,6 +103,10 @@ type apiSettings struct {
 	rerank   RerankConfig
 	// tracer records the node's spans (nil: tracing off).
 	tracer trace.TracerProvider
+	// peer, when set, makes this API a second node of peer's: the same
+	// database and signing key, its own index fed by a changefeed slot of
+	// its own (engine), its own caches and job runner.
+	peer *testAPI
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -104,7 +119,7 @@ func newAPI(t *testing.T, opts ...apiOption) *testAPI {
 
 func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	t.Helper()
-	db := pgtest.NewDB(t)
+	db, keyPath, slot := set.database(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	pool, err := store.OpenPool(ctx, db.URL, store.AppRole)
@@ -113,7 +128,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	t.Cleanup(pool.Close)
 	st := store.New(pool)
-	key, _, err := auth.EnsureKeyFile(filepath.Join(t.TempDir(), "key.pem"))
+	key, _, err := auth.EnsureKeyFile(keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +166,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	srv.Config.WriteTimeout = 20 * time.Minute // as Serve sets it: fresh deadlines per request
 	srv.Start()
 	t.Cleanup(srv.Close)
-	a := &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs}
+	a := &testAPI{t: t, url: srv.URL, db: db, store: st, tokens: tokens, logs: logs, keyPath: keyPath}
 	if set.s3 {
 		a.s3 = blobtest.Start(t)
 		s3, err := blob.NewS3(a.s3.Config)
@@ -191,7 +206,7 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		}
 		live := index.NewLive(empty)
 		fsm := replication.NewFSM(live, index.DefaultConfig())
-		feed := &replication.Feed{URL: db.URL, Logger: logger, KeepaliveEvery: 200 * time.Millisecond}
+		feed := &replication.Feed{URL: db.URL, Slot: slot, Logger: logger, KeepaliveEvery: 200 * time.Millisecond}
 		fed := make(chan struct{})
 		go func() { feed.Run(ctx, replication.DirectProposer{FSM: fsm}); close(fed) }()
 		t.Cleanup(func() { cancel(); <-fed })

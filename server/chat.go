@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -116,6 +117,7 @@ type chatRequest struct {
 	Rerank    *bool    `json:"rerank"`
 	Kinds     []string `json:"kinds"`
 	Project   *string  `json:"project_id"`
+	MinLSN    string   `json:"min_lsn"`
 }
 
 type chatParams struct {
@@ -125,6 +127,7 @@ type chatParams struct {
 	rerank  *bool // nil: the configured default
 	kinds   []string
 	project *uuid.UUID
+	minLSN  index.LSN // 0: none
 }
 
 func (in chatRequest) validate() (chatParams, error) {
@@ -141,6 +144,9 @@ func (in chatRequest) validate() (chatParams, error) {
 	}
 	var bad *FieldError
 	if p.kinds, p.project, bad = parseKinds(in.Kinds, in.Project); bad != nil {
+		errs = append(errs, *bad)
+	}
+	if p.minLSN, bad = parseMinLSN(in.MinLSN); bad != nil {
 		errs = append(errs, *bad)
 	}
 	if in.SessionID != nil {
@@ -181,7 +187,7 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	reply.session, reply.query = p.session, p.query
 	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
 	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank),
-		Kinds: p.kinds, ProjectID: p.project}, scope, reply)
+		Kinds: p.kinds, ProjectID: p.project, MinLSN: p.minLSN}, scope, reply)
 	if err != nil {
 		reply.fail(err)
 		return

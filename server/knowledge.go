@@ -25,8 +25,10 @@ func (s *Server) knowledgeRoutes(r chi.Router) {
 	r.Post("/knowledge", s.createDocument)
 	r.Get("/knowledge", s.listDocuments)
 	r.Get("/knowledge/{id}", s.getDocument)
+	r.Patch("/knowledge/{id}", s.patchDocument)
 	r.Delete("/knowledge/{id}", s.deleteDocument)
 	r.Post("/knowledge/{id}/process", s.processDocument)
+	r.Post("/knowledge/{id}/refresh", s.refreshDocument)
 	r.Get("/knowledge/{id}/status", s.documentStatus)
 }
 

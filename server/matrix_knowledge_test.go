@@ -64,6 +64,17 @@ func (w *matrixWorld) matrixDocument(a actorKind, o objectKind) uuid.UUID {
 	return id
 }
 
+// matrixWebDocument makes a fresh web document of kind o for actor a (a
+// refresh fetches its URL again: a reserved name that never resolves, so
+// the job fails, after the answer).
+func (w *matrixWorld) matrixWebDocument(a actorKind, o objectKind) uuid.UUID {
+	id := w.matrixDocument(a, o)
+	if o != nonexistent {
+		w.exec(`UPDATE documents SET source_type = 'web', content = NULL, source_url = 'https://matrix.invalid/page' WHERE id = $1`, id)
+	}
+	return id
+}
+
 func documentReq(method, suffix string) func(*matrixWorld, actorKind, objectKind) matrixRequest {
 	return func(w *matrixWorld, a actorKind, o objectKind) matrixRequest {
 		return matrixRequest{method: method, path: "/api/knowledge/" + w.matrixDocument(a, o).String() + suffix, token: bearer(w, a)}
@@ -94,6 +105,15 @@ func init() {
 		"GET /api/knowledge/{id}/status":   {objects: docObjects, request: documentReq("GET", "/status"), want: documentView(200)},
 		"DELETE /api/knowledge/{id}":       {objects: docObjects, request: documentReq("DELETE", ""), want: documentManage(204)},
 		"POST /api/knowledge/{id}/process": {objects: docObjects, request: documentReq("POST", "/process"), want: documentManage(202)},
+		"PATCH /api/knowledge/{id}": {objects: docObjects, want: documentManage(200),
+			request: func(w *matrixWorld, a actorKind, o objectKind) matrixRequest {
+				return matrixRequest{method: "PATCH", path: "/api/knowledge/" + w.matrixDocument(a, o).String(), token: bearer(w, a),
+					body: map[string]any{"title": "Renamed"}}
+			}},
+		"POST /api/knowledge/{id}/refresh": {objects: docObjects, want: documentManage(202),
+			request: func(w *matrixWorld, a actorKind, o objectKind) matrixRequest {
+				return matrixRequest{method: "POST", path: "/api/knowledge/" + w.matrixWebDocument(a, o).String() + "/refresh", token: bearer(w, a)}
+			}},
 	}
 	for k, v := range rows {
 		matrix[k] = v

@@ -100,12 +100,9 @@ func (in searchRequest) validate() (search.Query, error) {
 	if q.Kinds, q.ProjectID, bad = parseKinds(in.Kinds, in.Project); bad != nil {
 		errs = append(errs, *bad)
 	}
-	if in.MinLSN != "" {
-		lsn, err := index.ParseLSN(in.MinLSN)
-		if err != nil {
-			errs = append(errs, FieldError{"min_lsn", "must be a position like 0/1A2B3C4 (from index_lsn or X-Index-LSN)"})
-		}
-		q.MinLSN = lsn
+	var lsnErr *FieldError
+	if q.MinLSN, lsnErr = parseMinLSN(in.MinLSN); lsnErr != nil {
+		errs = append(errs, *lsnErr)
 	}
 	if len(errs) > 0 {
 		return q, Invalid("the search has invalid fields", errs...)
@@ -199,4 +196,16 @@ func (s *Server) searchIndex(res search.Result) SearchIndex {
 		out.Reranked, out.RerankError = &res.Rerank.Reranked, res.Rerank.Error
 	}
 	return out
+}
+
+// parseMinLSN reads a request's min_lsn ("": none).
+func parseMinLSN(text string) (index.LSN, *FieldError) {
+	if text == "" {
+		return 0, nil
+	}
+	lsn, err := index.ParseLSN(text)
+	if err != nil {
+		return 0, &FieldError{"min_lsn", "must be a position like 0/1A2B3C4 (from index_lsn or X-Index-LSN)"}
+	}
+	return lsn, nil
 }

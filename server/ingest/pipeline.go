@@ -64,11 +64,26 @@ type Stats struct {
 	Embed      time.Duration
 	Store      time.Duration
 	LSN        index.LSN
+	// Hash is the content hash of what was extracted; Unchanged: a
+	// refresh found the stored chunks made from it and kept them.
+	Hash      string
+	Unchanged bool
 }
 
 // Process extracts, chunks, embeds and stores one document; its old chunks
 // are replaced in one transaction at the end.
 func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
+	return p.process(ctx, id, false)
+}
+
+// Refresh is Process for a source fetched again: when what it extracts
+// has the content hash of the stored chunks, they stay as they are (no
+// chunk is written) and the document is completed again (Stats.Unchanged).
+func (p *Pipeline) Refresh(ctx context.Context, id uuid.UUID) (Stats, error) {
+	return p.process(ctx, id, true)
+}
+
+func (p *Pipeline) process(ctx context.Context, id uuid.UUID, refresh bool) (Stats, error) {
 	var st Stats
 	src, err := p.Store.IngestSourceOf(ctx, id)
 	if err != nil {
@@ -84,6 +99,11 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	st.Hash = ContentHash(segs, p.Chunker, p.Embedder.Model())
+	if refresh && src.ChunkCount > 0 && src.ContentHash != nil && *src.ContentHash == st.Hash {
+		st.Unchanged, st.Chunks = true, src.ChunkCount
+		return st, p.Store.KeepIngest(ctx, id)
+	}
 	st.Language = p.Languages.Detect(segs) // on the final text, OCR'd pages included
 	t = time.Now()
 	chunks := p.Chunker.Split(segs)
@@ -91,8 +111,19 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 	if len(chunks) == 0 {
 		return st, permanentFailure(CodeNoText, "The source has no text to index.", ErrNoText)
 	}
-	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
+	if err := p.stage(ctx, id, chunks, &st); err != nil {
 		return st, err
+	}
+	t = time.Now()
+	st.LSN, err = p.Store.FinishIngest(ctx, id, pages, st.Hash)
+	st.Store += time.Since(t)
+	return st, err
+}
+
+// stage embeds the chunks in batches and stages them, recording progress.
+func (p *Pipeline) stage(ctx context.Context, id uuid.UUID, chunks []Chunk, st *Stats) error {
+	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
+		return err
 	}
 	for start := 0; start < len(chunks); start += StoreBatch {
 		group := chunks[start:min(start+StoreBatch, len(chunks))]
@@ -101,11 +132,11 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 			texts[i] = c.Text
 			st.Tokens += c.TokenCount
 		}
-		t = time.Now()
+		t := time.Now()
 		vecs, err := embed.Batched(ctx, p.Embedder, texts, nil)
 		st.Embed += time.Since(t)
 		if err != nil {
-			return st, err
+			return err
 		}
 		t = time.Now()
 		staged := make([]store.StagedChunk, len(group))
@@ -115,17 +146,14 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language}
 		}
 		if err := p.Store.StageChunks(ctx, id, staged); err != nil {
-			return st, err
+			return err
 		}
 		if err := p.Store.IngestProgress(ctx, id, start+len(group), len(chunks)); err != nil {
-			return st, err
+			return err
 		}
 		st.Store += time.Since(t)
 	}
-	t = time.Now()
-	st.LSN, err = p.Store.FinishIngest(ctx, id, pages)
-	st.Store += time.Since(t)
-	return st, err
+	return nil
 }
 
 // extract turns a source into located segments, with what it learnt of
@@ -240,9 +268,14 @@ func (p *Pipeline) Handler() jobs.Handler {
 		if err := json.Unmarshal(job.Payload, &pl); err != nil {
 			return fmt.Errorf("%w: bad payload", jobs.ErrPermanent)
 		}
-		st, err := p.Process(ctx, pl.DocumentID)
+		run := p.Process
+		if pl.Refresh {
+			run = p.Refresh
+		}
+		st, err := run(ctx, pl.DocumentID)
 		if err == nil {
-			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "chunks", st.Chunks, "language", st.Language,
+			p.Logger.Info("document processed", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "refresh", pl.Refresh,
+				"unchanged", st.Unchanged, "chunks", st.Chunks, "language", st.Language,
 				"empty_pages", len(st.EmptyPages), "ocr_pages", st.OCRPages, "low_confidence_pages", len(st.LowConf), "extract", st.Extract, "embed", st.Embed, "store", st.Store, "lsn", st.LSN)
 			return nil
 		}

@@ -38,6 +38,11 @@ type retrieved struct {
 func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, t *Timings) (got retrieved, key string, err error) {
 	start := time.Now()
 	version, cachable := s.index.Version()
+	if q.MinLSN != 0 {
+		// A kept retrieval is used only from an index that holds MinLSN:
+		// one kept before (a title since changed) has another version.
+		version, cachable = s.index.VersionAt(ctx, q.MinLSN)
+	}
 	if cachable {
 		if scope, err = scope.Resolve(ctx, s.store); err != nil {
 			return got, "", err
@@ -108,7 +113,7 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
 	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat", Rerank: q.Rerank,
-		Kinds: q.Kinds, ProjectID: q.ProjectID})
+		Kinds: q.Kinds, ProjectID: q.ProjectID, MinLSN: q.MinLSN})
 	t.SearchMs = time.Since(start).Milliseconds()
 	return res, err
 }

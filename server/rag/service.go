@@ -39,6 +39,9 @@ type Service struct {
 // whether it answers at all: retrievals are cached only then.
 type Versioner interface {
 	Version() (version string, ok bool)
+	// VersionAt is Version once the index holds lsn, after a bounded
+	// wait; ok is false when it may not answer or did not get there.
+	VersionAt(ctx context.Context, lsn index.LSN) (version string, ok bool)
 }
 
 // Store is what the service reads of the database.
@@ -96,6 +99,9 @@ type Question struct {
 	// Kinds and ProjectID limit what is searched (search.Query's).
 	Kinds     []string
 	ProjectID *uuid.UUID
+	// MinLSN: the retrieval (and any kept answer) is of an index that
+	// applied this changefeed position, as search's min_lsn (0: none).
+	MinLSN index.LSN
 }
 
 // Source is a passage an answer may cite as [n]: a knowledge document's

@@ -60,6 +60,16 @@ func (x *Index) Version() (version string, ok bool) {
 	return x.live.Engine().DataVersion(), true
 }
 
+// VersionAt is Version once the engine holds lsn (WaitApplied's bounded
+// wait); ok is false when it may not answer or did not get there.
+func (x *Index) VersionAt(ctx context.Context, lsn index.LSN) (version string, ok bool) {
+	e, err := x.WaitApplied(ctx, lsn)
+	if err != nil {
+		return "", false
+	}
+	return e.DataVersion(), true
+}
+
 // WaitApplied returns the engine once it holds lsn, waiting up to the
 // configured bound; ErrBehind when the index may not answer or did not get
 // there in time, ErrTooManyWaiting when every wait slot is taken.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/sostenuto/sostenuto/index"
+	"github.com/sostenuto/sostenuto/server/fault"
 )
 
 // Document statuses.
@@ -31,9 +32,11 @@ const (
 // IngestJob is the job kind that processes a document.
 const IngestJob = "ingest.document"
 
-// IngestPayload names the document to process.
+// IngestPayload names the document to process. Refresh: a refresh, which
+// keeps the chunks when the source's content is unchanged.
 type IngestPayload struct {
 	DocumentID uuid.UUID `json:"document_id"`
+	Refresh    bool      `json:"refresh,omitempty"`
 }
 
 // Document is a knowledge-base source.
@@ -51,6 +54,9 @@ type Document struct {
 	Language    string  // ISO 639-1, detected at ingestion ("en" until then)
 	CreatedAt   time.Time
 	ProcessedAt *time.Time
+	// ContentHash names what the chunks were made from (docs/INGESTION.md
+	// "Refresh"); nil before the first processing.
+	ContentHash *string
 
 	ObjectKey   *string
 	ChunksDone  int
@@ -80,6 +86,7 @@ type documentRow struct {
 	Language    string     `db:"language"`
 	CreatedAt   time.Time  `db:"created_at"`
 	ProcessedAt *time.Time `db:"processed_at"`
+	ContentHash *string    `db:"content_hash"`
 
 	ObjectKey   *string    `db:"object_key"`
 	ChunksDone  int        `db:"chunks_done"`
@@ -109,7 +116,7 @@ func (d *Document) utc() {
 }
 
 const documentColumns = `id, owner_id, title, source_type, source_url, is_public, status, chunk_count, error,
-	error_code, language, created_at, processed_at, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn,
+	error_code, language, created_at, processed_at, content_hash, object_key, chunks_done, chunks_total, empty_pages, index_lsn::text AS index_lsn,
 	ocr_pages, ocr_pages_done, ocr_pages_total, ocr_confidence, low_confidence_pages`
 
 func oneDocument(rows pgx.Rows, err error) (Document, error) {
@@ -238,7 +245,6 @@ func (s *Store) SealDocumentObject(ctx context.Context, user, id uuid.UUID, from
 // WAL position after the commit, at which the chunks are gone from the
 // changefeed's view.
 func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (index.LSN, error) {
-	var lsn index.LSN
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var key *string
 		var created time.Time
@@ -253,8 +259,61 @@ func (s *Store) DeleteDocument(ctx context.Context, user, id uuid.UUID) (index.L
 	if err != nil {
 		return 0, notFound("delete document", err)
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
-		return 0, fmt.Errorf("store: wal position: %w", err)
+	return s.walPosition(ctx)
+}
+
+// DocumentPatch is an edit of a document: nil fields stay.
+type DocumentPatch struct {
+	Title    *string
+	IsPublic *bool
+}
+
+// UpdateDocument changes a document's title or visibility as user (Row
+// Level Security lets its owner and admins) and returns it with the WAL
+// position after the commit: from there the changefeed has carried the
+// change to every index that applied it.
+func (s *Store) UpdateDocument(ctx context.Context, user, id uuid.UUID, p DocumentPatch) (Document, index.LSN, error) {
+	var d Document
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET title = coalesce($2, title), is_public = coalesce($3, is_public),
+				updated_at = now()
+			WHERE id = $1 RETURNING `+documentColumns, id, p.Title, p.IsPublic))
+		return err
+	})
+	if err != nil {
+		return Document{}, 0, notFound("update document", err)
 	}
-	return lsn, nil
+	lsn, err := s.walPosition(ctx)
+	return d, lsn, err
+}
+
+
+// RefreshDocument queues a refresh of a web or YouTube document (fetched
+// again from its URL) in one transaction with its job. fault.ErrConflict
+// when the document is queued or processing already, or has no URL to
+// fetch again.
+func (s *Store) RefreshDocument(ctx context.Context, user, id uuid.UUID) (Document, error) {
+	var d Document
+	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
+		var err error
+		d, err = oneDocument(tx.Query(ctx, `UPDATE documents SET status = 'queued', error = NULL, error_code = NULL, chunks_done = 0,
+				chunks_total = 0, updated_at = now()
+			WHERE id = $1 AND status NOT IN ('queued', 'processing') AND source_type IN ('web', 'youtube')
+			  AND source_url IS NOT NULL AND object_key IS NULL
+			RETURNING `+documentColumns, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		// No dedupe key: the status above lets one refresh in at a time,
+		// and a finished job still marked running must not swallow it.
+		return EnqueueJob(ctx, tx, IngestJob, IngestPayload{DocumentID: id, Refresh: true}, "", 5)
+	})
+	if err != nil {
+		return Document{}, fmt.Errorf("store: refresh document: %w", err)
+	}
+	return d, nil
 }

@@ -24,14 +24,18 @@ type IngestSource struct {
 	SourceURL  *string
 	Content    *string
 	ObjectKey  *string
+	// ContentHash names what the stored chunks were made from (nil: not
+	// known); ChunkCount counts them.
+	ContentHash *string
+	ChunkCount  int
 }
 
 // IngestSourceOf loads a document's source for processing.
 func (s *Store) IngestSourceOf(ctx context.Context, id uuid.UUID) (IngestSource, error) {
 	var src IngestSource
-	err := s.pool.QueryRow(ctx, `SELECT id, owner_id, title, source_type, source_url, content, object_key
+	err := s.pool.QueryRow(ctx, `SELECT id, owner_id, title, source_type, source_url, content, object_key, content_hash, chunk_count
 		FROM documents WHERE id = $1`, id).
-		Scan(&src.ID, &src.OwnerID, &src.Title, &src.SourceType, &src.SourceURL, &src.Content, &src.ObjectKey)
+		Scan(&src.ID, &src.OwnerID, &src.Title, &src.SourceType, &src.SourceURL, &src.Content, &src.ObjectKey, &src.ContentHash, &src.ChunkCount)
 	return src, notFound("ingest source", err)
 }
 
@@ -96,11 +100,12 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 }
 
 // FinishIngest swaps the staged chunks in for the document's old ones in
-// one transaction, then marks the document completed together with the WAL
-// position after that commit (the index holds the new chunks once it has
-// applied it) and returns that position. A crash between the two leaves the
-// document processing, and the job's retry redoes it.
-func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport) (index.LSN, error) {
+// one transaction, recording hash (what they were made from) with them,
+// then marks the document completed together with the WAL position after
+// that commit (the index holds the new chunks once it has applied it) and
+// returns that position. A crash between the two leaves the document
+// processing, and the job's retry redoes it.
+func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport, hash string) (index.LSN, error) {
 	pages = pages.orEmpty()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
@@ -126,8 +131,8 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport
 		}
 		_, err = tx.Exec(ctx, `UPDATE documents SET chunk_count = $2, chunks_done = $2,
 				chunks_total = $2, empty_pages = $3, ocr_pages = $4, ocr_confidence = $5, low_confidence_pages = $6,
-				error = NULL, error_code = NULL, updated_at = now()
-			WHERE id = $1`, id, tag.RowsAffected(), pages.Empty, len(pages.OCR), pages.OCR, pages.LowConfidence)
+				error = NULL, error_code = NULL, content_hash = nullif($7, ''), index_lsn = NULL, updated_at = now()
+			WHERE id = $1`, id, tag.RowsAffected(), pages.Empty, len(pages.OCR), pages.OCR, pages.LowConfidence, hash)
 		return err
 	})
 	if err != nil {
@@ -143,6 +148,26 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport
 		return 0, fmt.Errorf("store: finish ingest: %w", err)
 	}
 	return lsn, nil
+}
+
+// KeepIngest ends a refresh that found the source unchanged: the chunks
+// stay as they are (no chunk is written, so the changefeed carries none),
+// the document is completed again with processed_at moved and index_lsn
+// kept — unless FinishIngest's swap committed and its worker died before
+// recording the position (index_lsn is NULL then): the position now, past
+// that swap, is recorded.
+func (s *Store) KeepIngest(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'completed', processed_at = now(), chunks_done = chunk_count,
+			chunks_total = chunk_count, error = NULL, error_code = NULL,
+			index_lsn = coalesce(index_lsn, pg_current_wal_insert_lsn()), updated_at = now()
+		WHERE id = $1 AND status = 'processing'`, id)
+	if err != nil {
+		return fmt.Errorf("store: keep ingest: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: keep ingest: %w", fault.ErrNotFound)
+	}
+	return nil
 }
 
 // FailIngest records why processing failed, as a stable code and a

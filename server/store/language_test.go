@@ -35,7 +35,7 @@ func TestIngestLanguageAndFallbackSearch(t *testing.T) {
 			CharStart: 0, CharEnd: len(text), Embedding: vec, Language: lang}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := worker.FinishIngest(ctx, doc, PageReport{}); err != nil {
+		if _, err := worker.FinishIngest(ctx, doc, PageReport{}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
