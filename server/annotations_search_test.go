@@ -87,12 +87,12 @@ func checkAnnotationHits(t *testing.T, a *testAPI, w annotationWorld, source str
 	}
 	h := hits[0]
 	if h.ChunkID != note.ID || *h.ProjectID != w.p1 || *h.AuthorID != w.teacher.User.ID || h.PageStart != 3 || h.PageEnd != 3 ||
-		h.Title != "Nocturne in E-flat" || h.DocumentID != uuid.Nil {
+		h.Title != "Nocturne in E-flat" || h.DocumentID != w.p1 {
 		t.Errorf("hit %+v", h)
 	}
 	raw := a.mustStatus(a.call("POST", "/api/search", w.student.AccessToken, map[string]any{"query": "pedal nocturne", "min_lsn": lsn}), 200).body
 	if !strings.Contains(string(raw), `"kind":"annotation"`) || !strings.Contains(string(raw), `"author_id":"`+w.teacher.User.ID.String()) ||
-		strings.Contains(string(raw), `"document_id":"00000000`) {
+		!strings.Contains(string(raw), `"document_id":"`+w.p1.String()) {
 		t.Errorf("JSON of the hit: %s", raw)
 	}
 	if got := annotationHits(a.searchAt(w.stranger.AccessToken, lsn, map[string]any{"query": "pedal nocturne"})); len(got) != 0 {

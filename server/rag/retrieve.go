@@ -157,7 +157,7 @@ func sourceOf(n int, h search.Hit) Source {
 		Snippet: snippet(h.Text), Score: h.Score, Kind: h.Kind}
 	if h.Kind == search.KindAnnotation {
 		id := h.ChunkID
-		src.DocumentID, src.ProjectID, src.AnnotationID, src.AuthorID = uuid.UUID{}, h.ProjectID, &id, h.AuthorID
+		src.ProjectID, src.AnnotationID, src.AuthorID = h.ProjectID, &id, h.AuthorID
 	}
 	return src
 }

@@ -106,10 +106,11 @@ type Question struct {
 
 // Source is a passage an answer may cite as [n]: a knowledge document's
 // (DocumentID) or an annotation's (ProjectID, AnnotationID, AuthorID; Page
-// is the annotation's page, Title its project's; no DocumentID).
+// is the annotation's page, Title its project's; DocumentID is the
+// project's too, so every source names the document it is on).
 type Source struct {
 	N          int       `json:"n"`
-	DocumentID uuid.UUID `json:"document_id,omitzero"`
+	DocumentID uuid.UUID `json:"document_id"`
 	Title      string    `json:"title"`
 	Page       int       `json:"page"`
 	Snippet    string    `json:"snippet"`

@@ -136,7 +136,7 @@ func (p *Postgres) load(ctx context.Context, user uuid.UUID, fused []index.Fused
 			Kind: KindKnowledge}
 		if c.Annotation {
 			p, a := c.ProjectID, c.AuthorID
-			h.Kind, h.ProjectID, h.AuthorID = KindAnnotation, &p, &a
+			h.Kind, h.ProjectID, h.AuthorID, h.DocumentID = KindAnnotation, &p, &a, p
 		}
 		out = append(out, h)
 	}

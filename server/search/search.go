@@ -74,7 +74,7 @@ type Query struct {
 // Hit is one result.
 type Hit struct {
 	ChunkID    uuid.UUID `json:"chunk_id"`
-	DocumentID uuid.UUID `json:"document_id,omitzero"` // absent for annotations
+	DocumentID uuid.UUID `json:"document_id"` // an annotation's: its project's (the score it is on)
 	Title      string    `json:"title"`
 	PageStart  int       `json:"page_start"`
 	PageEnd    int       `json:"page_end"`
@@ -86,7 +86,7 @@ type Hit struct {
 	RerankScore *float64 `json:"rerank_score,omitempty"`
 	// Kind is KindKnowledge or KindAnnotation; ProjectID and AuthorID
 	// name an annotation's project and author (ChunkID is the
-	// annotation's id, DocumentID is absent, PageStart = PageEnd = its
+	// annotation's id, DocumentID is its project's, PageStart = PageEnd = its
 	// page, Title its project's).
 	Kind      string     `json:"kind"`
 	ProjectID *uuid.UUID `json:"project_id,omitempty"`
@@ -101,7 +101,7 @@ func hitOf(h index.Hit) Hit {
 		VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank), Kind: KindKnowledge}
 	if c.Kind == index.KindAnnotation {
 		p, a := uuid.UUID(c.ProjectID), uuid.UUID(c.AuthorID)
-		out.Kind, out.ProjectID, out.AuthorID = KindAnnotation, &p, &a
+		out.Kind, out.ProjectID, out.AuthorID, out.DocumentID = KindAnnotation, &p, &a, p
 	}
 	return out
 }

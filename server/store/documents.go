@@ -288,7 +288,6 @@ func (s *Store) UpdateDocument(ctx context.Context, user, id uuid.UUID, p Docume
 	return d, lsn, err
 }
 
-
 // RefreshDocument queues a refresh of a web or YouTube document (fetched
 // again from its URL) in one transaction with its job. fault.ErrConflict
 // when the document is queued or processing already, or has no URL to
