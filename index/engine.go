@@ -370,10 +370,14 @@ func (e *Engine) deleteChunk(id ID, w *indexWrites) {
 // applyIndexes makes a batch's writes to the graph (logging them for a
 // running compaction) and to the BM25 index.
 func (e *Engine) applyIndexes(vec *vector.Index, w indexWrites) error {
+	ids, vecs := make([]vector.ID, len(w.upserts)), make([][]float32, len(w.upserts))
+	for i, op := range w.upserts {
+		ids[i], vecs[i] = op.id, op.vec
+	}
+	if err := vec.AddBatch(ids, vecs, 0); err != nil { // linked on every core
+		return err
+	}
 	for _, op := range w.upserts {
-		if err := vec.Add(op.id, op.vec); err != nil {
-			return err
-		}
 		e.logGraphOp(op)
 	}
 	for _, id := range w.deletes {
