@@ -40,19 +40,19 @@ func TestAddBatchOneWorkerIsAdd(t *testing.T) {
 // batch replaces an earlier one, and a batch replaces earlier Adds.
 func TestAddBatchParallelRecallAndReplace(t *testing.T) {
 	r := rand.New(rand.NewPCG(33, 34))
-	data, queries := clustered(r, 6000, 200, 96, 60)
-	x, _ := New(Config{Dim: 96, M: 16, EfConstruction: 64, EfSearch: 40})
-	if err := x.AddBatch(ids(0, 3000), data[:3000], 4); err != nil {
+	data, queries := clustered(r, 4000, 100, 64, 40)
+	x, _ := New(Config{Dim: 64, M: 16, EfConstruction: 64, EfSearch: 40})
+	if err := x.AddBatch(ids(0, 2000), data[:2000], 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.AddBatch(ids(3000, 6000), data[3000:], 4); err != nil {
+	if err := x.AddBatch(ids(2000, 4000), data[2000:], 4); err != nil {
 		t.Fatal(err)
 	}
 	all := func(int) bool { return true }
 	if rc := recall(t, x, data, all, queries, 10, 40); rc < 0.95 {
 		t.Errorf("recall@10 at ef 40 after a parallel build: %.3f", rc)
 	}
-	target := randVec(r, 96, nil, 0)
+	target := randVec(r, 64, nil, 0)
 	batch := [][]float32{data[1], target}
 	if err := x.AddBatch([]ID{idOf(5), idOf(5)}, batch, 2); err != nil {
 		t.Fatal(err)
