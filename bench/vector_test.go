@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"github.com/viterin/vek/vek32"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/index/vector"
@@ -31,23 +34,17 @@ import (
 )
 
 // The vector benchmark: one data set, every system side by side.
-// SOSTENUTO_BENCH_N sets the size (100000 by default).
+// SOSTENUTO_BENCH_N sets the size (100000 by default),
+// SOSTENUTO_BENCH_DIM the dimension (768 by default).
 
-const benchDim = 768
+var benchDim = envInt("SOSTENUTO_BENCH_DIM", 768)
 
 type dataset struct {
 	data, queries [][]float32
 	truth         [][]int32 // exact top-100 per query
 }
 
-func benchN() int {
-	if v := os.Getenv("SOSTENUTO_BENCH_N"); v != "" {
-		var n int
-		fmt.Sscan(v, &n)
-		return n
-	}
-	return 100000
-}
+func benchN() int { return envInt("SOSTENUTO_BENCH_N", 100000) }
 
 // makeDataset draws unit vectors around 500 Gaussian cluster centres
 // (noise of norm about 0.8 around each) and computes exact ground truth.
@@ -90,7 +87,7 @@ func makeVectors(n, q int) *dataset {
 		}
 		centres[i] = unit(v)
 	}
-	noise := 0.8 / math.Sqrt(benchDim)
+	noise := 0.8 / math.Sqrt(float64(benchDim))
 	gen := func(m int) [][]float32 {
 		out := make([][]float32, m)
 		for i := range out {
@@ -106,13 +103,7 @@ func makeVectors(n, q int) *dataset {
 	return &dataset{data: gen(n), queries: gen(q)}
 }
 
-func dotf(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
+func dotf(a, b []float32) float32 { return vek32.Dot(a, b) }
 
 func exactTop(data [][]float32, q []float32, k int) []int32 {
 	type sc struct {
@@ -180,7 +171,7 @@ func latencies(ds *dataset, k int, search func(q []float32) []int32) (p50, p95, 
 	return pct(0.5), pct(0.95), pct(0.99), r / float64(len(ds.queries))
 }
 
-var efs = []int{20, 40, 60, 80, 160}
+var efs = []int{10, 20, 30, 40, 60, 80, 120, 160, 240}
 
 func vid(i int) vector.ID {
 	var id vector.ID
@@ -188,8 +179,11 @@ func vid(i int) vector.ID {
 	return id
 }
 
-// BenchmarkVectorSearch runs ours, coder/hnsw, hnswlib, faiss and pgvector
-// on one data set, single-threaded, k = 10, and prints the table.
+// BenchmarkVectorSearch runs ours (quantized and float traversal),
+// coder/hnsw, hnswlib (faiss with SOSTENUTO_BENCH_FAISS=1) and pgvector on
+// one data set, single-threaded, k = 10; prints the table and the ratios
+// against hnswlib at equal recall, and writes the recall-versus-throughput
+// plot to plots/vector-<n>-<dim>.svg.
 func BenchmarkVectorSearch(b *testing.B) {
 	for b.Loop() {
 		n := benchN()
@@ -213,8 +207,81 @@ func BenchmarkVectorSearch(b *testing.B) {
 		if want("pgvector") {
 			rows = append(rows, benchPgvector(b, ds)...)
 		}
-		fmt.Printf("\n%d × %d, 500 queries, k 10, one thread\n%s\n", n, benchDim, table(rows))
+		fmt.Printf("\n%d × %d, 500 queries, k 10, one thread\n%s\n%s\n", n, benchDim, table(rows), ratioTable(rows, "hnswlib"))
+		writePlot(b, rows, n)
 	}
+}
+
+// writePlot draws rows (one line per system, QPS = 1/p50) into
+// plots/vector-<n>-<dim>.svg.
+func writePlot(b *testing.B, rows []row, n int) {
+	var series []PlotSeries
+	for _, r := range rows {
+		if r.Ef == 0 || r.P50 <= 0 {
+			continue // exact scans: one point far below the rest
+		}
+		if len(series) == 0 || series[len(series)-1].Name != r.System {
+			series = append(series, PlotSeries{Name: r.System})
+		}
+		se := &series[len(series)-1]
+		se.Points = append(se.Points, PlotPoint{Recall: r.Recall, QPS: 1e6 / r.P50, Label: fmt.Sprintf("ef %d", r.Ef)})
+	}
+	name := fmt.Sprintf("plots/vector-%dk-%d.svg", n/1000, benchDim)
+	if err := os.MkdirAll("plots", 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	title := fmt.Sprintf("Recall@10 vs queries/s (1/p50), %d × %d, one thread", n, benchDim)
+	if err := WriteRecallPlot(f, title, series); err != nil {
+		b.Fatal(err)
+	}
+	logf(b, "plot written to bench/%s", name)
+}
+
+// ratioTable gives, for each recall target, each system's cheapest row
+// reaching it (the smallest p95 among its rows at or above the target) and
+// its latencies against the reference system's at the same target.
+func ratioTable(rows []row, ref string) string {
+	var s strings.Builder
+	s.WriteString("| recall ≥ | system | ef | recall | p50 | p95 | p99 | p50 / p95 / p99 vs " + ref + " |\n|---|---|---|---|---|---|---|---|\n")
+	systems := []string{}
+	for _, r := range rows {
+		if !slices.Contains(systems, r.System) {
+			systems = append(systems, r.System)
+		}
+	}
+	for _, target := range []float64{0.95, 0.99, 0.995, 0.999} {
+		refRow, refOK := cheapest(rows, ref, target)
+		for _, sys := range systems {
+			r, ok := cheapest(rows, sys, target)
+			if !ok || r.Ef == 0 {
+				continue
+			}
+			ratio := "—"
+			if refOK && sys != ref {
+				ratio = fmt.Sprintf("%.2f× / %.2f× / %.2f× faster", refRow.P50/r.P50, refRow.P95/r.P95, refRow.P99/r.P99)
+			}
+			fmt.Fprintf(&s, "| %.3f | %s | %d | %.3f | %.0f µs | %.0f µs | %.0f µs | %s |\n", target, sys, r.Ef, r.Recall, r.P50, r.P95, r.P99, ratio)
+		}
+	}
+	return s.String()
+}
+
+// cheapest is system's row with the smallest p95 among those reaching
+// recall target.
+func cheapest(rows []row, system string, target float64) (row, bool) {
+	var best row
+	found := false
+	for _, r := range rows {
+		if r.System == system && r.Recall >= target && (!found || r.P95 < best.P95) {
+			best, found = r, true
+		}
+	}
+	return best, found
 }
 
 func table(rows []row) string {
@@ -234,33 +301,49 @@ func table(rows []row) string {
 	return s.String()
 }
 
+// benchOurs builds the graph with AddBatch on each worker count of
+// SOSTENUTO_BENCH_WORKERS (default "1,2"), reports build times and memory,
+// and measures the last graph built with the quantized traversal (Search)
+// and the float one (SearchFloat).
 func benchOurs(b *testing.B, ds *dataset) []row {
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	x, _ := vector.New(vector.Config{Dim: benchDim, M: 16, EfConstruction: 64, EfSearch: 40})
-	start := time.Now()
-	for i, v := range ds.data {
-		x.Add(vid(i), v)
+	ids := make([]vector.ID, len(ds.data))
+	for i := range ids {
+		ids[i] = vid(i)
 	}
-	build := time.Since(start).Seconds()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	raw := float64(len(ds.data) * benchDim * 4)
-	logf(b, "ours: %.0f bytes per vector in the graph (raw vector %d bytes; %.2f× raw)",
-		float64(after.HeapAlloc-before.HeapAlloc)/float64(len(ds.data)), benchDim*4, float64(after.HeapAlloc-before.HeapAlloc)/raw)
+	var x *vector.Index
+	var build float64
+	for _, w := range strings.Split(cmp.Or(os.Getenv("SOSTENUTO_BENCH_WORKERS"), "1,2"), ",") {
+		workers, _ := strconv.Atoi(w)
+		x = nil
+		runtime.GC()
+		before := heapInUse()
+		x, _ = vector.New(vector.Config{Dim: benchDim, M: 16, EfConstruction: 64, EfSearch: 40})
+		start := time.Now()
+		if err := x.AddBatch(ids, ds.data, workers); err != nil {
+			b.Fatal(err)
+		}
+		build = time.Since(start).Seconds()
+		perVec := float64(heapInUse()-before) / float64(len(ds.data))
+		logf(b, "ours: build with %d worker(s) %.1f s; %.0f bytes per vector in the graph (raw vector %d bytes; %.2f× raw), of which %d bytes of code",
+			workers, build, perVec, benchDim*4, perVec/float64(benchDim*4), x.CodeBytes())
+	}
 	var rows []row
-	for _, ef := range efs {
-		p50, p95, p99, rec := latencies(ds, 10, func(q []float32) []int32 {
-			res, _ := x.Search(q, 10, ef, nil)
-			out := make([]int32, len(res))
-			for i, r := range res {
-				out[i] = int32(binary.BigEndian.Uint32(r.ID[:4]))
-			}
-			return out
-		})
-		rows = append(rows, row{System: "Sostenuto HNSW (index/vector)", BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})
-		build = 0
+	for _, sys := range []struct {
+		name   string
+		search func(q []float32, k, ef int, f vector.Filter) ([]vector.Result, error)
+	}{{"Sostenuto HNSW, quantized traversal", x.Search}, {"Sostenuto HNSW, float traversal", x.SearchFloat}} {
+		for _, ef := range efs {
+			p50, p95, p99, rec := latencies(ds, 10, func(q []float32) []int32 {
+				res, _ := sys.search(q, 10, ef, nil)
+				out := make([]int32, len(res))
+				for i, r := range res {
+					out[i] = int32(binary.BigEndian.Uint32(r.ID[:4]))
+				}
+				return out
+			})
+			rows = append(rows, row{System: sys.name, BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})
+			build = 0
+		}
 	}
 	return rows
 }
@@ -314,7 +397,11 @@ func benchPython(b *testing.B, ds *dataset) []row {
 		binary.Write(f, binary.LittleEndian, t)
 	}
 	f.Close()
-	args := []string{"peers/ann.py", dir, fmt.Sprint(benchDim), "10"}
+	peers := "hnswlib"
+	if os.Getenv("SOSTENUTO_BENCH_FAISS") != "" {
+		peers = "hnswlib,faiss"
+	}
+	args := []string{"peers/ann.py", dir, fmt.Sprint(benchDim), "10", peers}
 	for _, ef := range efs {
 		args = append(args, fmt.Sprint(ef))
 	}
@@ -352,7 +439,7 @@ func benchPgvector(b *testing.B, ds *dataset) []row {
 		b.Fatal(err)
 	}
 	for _, sql := range []string{
-		"CREATE TABLE bench_vec (id int PRIMARY KEY, embedding vector(768))",
+		fmt.Sprintf("CREATE TABLE bench_vec (id int PRIMARY KEY, embedding vector(%d))", benchDim),
 		"ALTER TABLE bench_vec ALTER COLUMN embedding SET STORAGE PLAIN",
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
@@ -388,7 +475,7 @@ func benchPgvector(b *testing.B, ds *dataset) []row {
 			return ids
 		}
 	}
-	for _, ef := range []int{40, 100, 200} {
+	for _, ef := range []int{20, 40, 60, 100, 200, 400} {
 		conn.Exec(ctx, fmt.Sprintf("SET hnsw.ef_search = %d", ef))
 		p50, p95, p99, rec := latencies(ds, 10, query("SELECT id FROM bench_vec ORDER BY embedding <=> $1 LIMIT 10"))
 		rows = append(rows, row{System: "pgvector 0.8.0 HNSW (pgx, prepared)", BuildS: build, Ef: ef, P50: p50, P95: p95, P99: p99, Recall: rec})

@@ -241,12 +241,11 @@ func (e *Engine) applyIndexes(vec *vector.Index, w *indexWrites) error {
 // held. It is the one place the engine inserts into a graph: a graph that
 // inserts a batch on several cores is called from here.
 func insertAll(vec *vector.Index, upserts []graphOp) error {
-	for _, op := range upserts {
-		if err := vec.Add(op.id, op.vec); err != nil {
-			return err
-		}
+	ids, vecs := make([]vector.ID, len(upserts)), make([][]float32, len(upserts))
+	for i, op := range upserts {
+		ids[i], vecs[i] = op.id, op.vec
 	}
-	return nil
+	return vec.AddBatch(ids, vecs, 0) // linked on every core
 }
 
 // indexWrites is what a run of batches does to the graph and the BM25

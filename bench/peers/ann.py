@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Peers of the vector benchmark, on the same data: hnswlib and faiss HNSW,
 single-threaded, M 16, efConstruction 64, inner product on unit vectors.
-Usage: ann.py DIR DIM K EF... ; DIR holds data.f32, queries.f32, truth.i32.
+Usage: ann.py DIR DIM K PEERS EF... ; DIR holds data.f32, queries.f32, truth.i32;
+PEERS is a comma-separated list of hnswlib and faiss.
 Prints one JSON object per line."""
 import json, sys, time
 import numpy as np
 
 d, dim, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-efs = [int(x) for x in sys.argv[4:]]
+peers = sys.argv[4].split(",")
+efs = [int(x) for x in sys.argv[5:]]
 data = np.fromfile(f"{d}/data.f32", dtype=np.float32).reshape(-1, dim)
 queries = np.fromfile(f"{d}/queries.f32", dtype=np.float32).reshape(-1, dim)
 truth = np.fromfile(f"{d}/truth.i32", dtype=np.int32).reshape(len(queries), -1)[:, :k]
@@ -32,6 +34,8 @@ for ef in efs:
         t = time.perf_counter(); lab, _ = p.knn_query(q, k=k); lat.append(time.perf_counter() - t); found.append(lab[0])
     report("hnswlib", build, ef, lat, found)
 
+if "faiss" not in peers:
+    sys.exit(0)
 import faiss
 faiss.omp_set_num_threads(1)
 f = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
 )
 
 // WriteTo writes the graph (vectors, levels, links, tombstones) so
@@ -89,6 +91,7 @@ func ReadFrom(r io.Reader) (*Index, error) {
 	if err := d.vectors(x); err != nil {
 		return nil, err
 	}
+	x.encodeAll()
 	return x, nil
 }
 
@@ -179,6 +182,24 @@ func (d *graphDecoder) node(x *Index, i int) error {
 		x.byID[x.ids[i]] = int32(i)
 	}
 	return nil
+}
+
+// encodeAll derives every node's code from its vector (the codes are not
+// in the stream), on every core.
+func (x *Index) encodeAll() {
+	n := len(x.ids)
+	x.codes = make([]uint64, n*x.cw)
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			tmp := make([]float32, x.rot.dp)
+			for i := w; i < n; i += workers {
+				x.rot.encode(x.vec(int32(i)), x.code(int32(i)), tmp)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // checkLinks checks that every link names a node of the graph.

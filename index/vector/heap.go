@@ -100,9 +100,30 @@ func (m *maxHeap) sorted() []candidate {
 }
 
 // visitSet marks visited nodes with a generation stamp, so clearing is O(1).
+// It also carries one traversal's scratch (pooled with it): heap storage,
+// a copy of a link list, the prepared query and rotation scratch, and
+// counters of estimated and exact distances (read by the tests).
 type visitSet struct {
 	gen   uint32
 	marks []uint32
+
+	cands, res []candidate
+	links      []int32
+	fresh      []int32
+	query      quantQuery
+	tmp        []float32
+
+	estimated, exact int
+	touched          uint64  // keeps the touching loads alive
+	touchedF         float32 // as above
+}
+
+// scratch returns n floats of scratch.
+func (v *visitSet) scratch(n int) []float32 {
+	if len(v.tmp) < n {
+		v.tmp = make([]float32, n)
+	}
+	return v.tmp[:n]
 }
 
 func (x *Index) visitSet() *visitSet {

@@ -67,6 +67,19 @@ type Index struct {
 	entry    int32
 	maxLevel int
 	visits   sync.Pool
+
+	// Compact codes (quant.go): node i at [i*cw, (i+1)*cw), derived from
+	// vecs and rebuilt on load.
+	rot   *rotation
+	cw    int
+	codes []uint64
+
+	// Parallel insertion (batch.go): while parallel is set (AddBatch, write
+	// lock held), links are read and written under nodeLocks and the entry
+	// point under entryMu.
+	parallel  bool
+	entryMu   sync.Mutex
+	nodeLocks []sync.Mutex
 }
 
 // New returns an empty graph.
@@ -77,7 +90,9 @@ func New(cfg Config) (*Index, error) {
 	if cfg.EfSearch <= 0 {
 		cfg.EfSearch = 40
 	}
-	return &Index{cfg: cfg, m0: 2 * cfg.M, ml: 1 / math.Log(float64(cfg.M)), byID: map[ID]int32{}, entry: -1}, nil
+	rot := newRotation(cfg.Dim)
+	return &Index{cfg: cfg, m0: 2 * cfg.M, ml: 1 / math.Log(float64(cfg.M)), byID: map[ID]int32{}, entry: -1,
+		rot: rot, cw: codeWords(rot.dp)}, nil
 }
 
 // Config returns the graph's configuration.
@@ -89,6 +104,9 @@ func (x *Index) Len() int {
 	defer x.mu.RUnlock()
 	return len(x.byID)
 }
+
+// CodeBytes is the size of one node's compact code (quant.go), in bytes.
+func (x *Index) CodeBytes() int { return x.cw * 8 }
 
 // Tombstones is the number of deleted nodes still in the graph.
 func (x *Index) Tombstones() int {
@@ -103,6 +121,10 @@ func (x *Index) levelFor(id ID) int {
 	h.Write(id[:])
 	u := (float64(h.Sum64()>>11) + 1) / float64(1<<53) // (0, 1]
 	return min(int(-math.Log(u)*x.ml), 30)
+}
+
+func (x *Index) code(i int32) []uint64 {
+	return x.codes[int(i)*x.cw : int(i+1)*x.cw]
 }
 
 func (x *Index) vec(i int32) []float32 {
@@ -136,19 +158,29 @@ func (x *Index) Add(id ID, v []float32) error {
 	nv := normalized(v)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.retire(id)
+	n := x.allocate(id, nv, x.levelFor(id))
+	vs := x.visitSet()
+	defer x.visits.Put(vs)
+	x.link(n, vs)
+	return nil
+}
+
+// retire tombstones id's node, if any, before a new vector replaces it.
+func (x *Index) retire(id ID) {
 	if old, ok := x.byID[id]; ok {
 		x.dead[old] = true
 		x.deadN++
 	}
-	x.insert(id, nv, x.levelFor(id))
-	return nil
 }
 
-// insert links a new node (Algorithm 1); the write lock is held.
-func (x *Index) insert(id ID, v []float32, level int) {
+// allocate appends an unlinked node (its code still zero); the write lock
+// is held.
+func (x *Index) allocate(id ID, v []float32, level int) int32 {
 	n := int32(len(x.ids))
 	x.ids = append(x.ids, id)
 	x.vecs = append(x.vecs, v...)
+	x.codes = append(x.codes, make([]uint64, x.cw)...)
 	x.levels = append(x.levels, uint8(level))
 	x.l0 = append(x.l0, make([]int32, x.m0)...)
 	x.l0n = append(x.l0n, 0)
@@ -162,37 +194,76 @@ func (x *Index) insert(id ID, v []float32, level int) {
 	x.upper = append(x.upper, up)
 	x.dead = append(x.dead, false)
 	x.byID[id] = n
-	if x.entry < 0 {
-		x.entry, x.maxLevel = n, level
+	return n
+}
+
+// link encodes node n and links it into the graph (Algorithm 1). The
+// write lock is held; while parallel, other nodes are linked at the same
+// time and every link list is read and written under its node's lock.
+func (x *Index) link(n int32, vs *visitSet) {
+	x.rot.encode(x.vec(n), x.code(n), vs.scratch(x.rot.dp))
+	level := int(x.levels[n])
+	ep, top, done := x.enter(n, level)
+	defer done()
+	if ep < 0 {
 		return
 	}
-	ep := x.entry
+	v := x.vec(n)
 	epDist := 1 - dot(v, x.vec(ep))
-	for l := x.maxLevel; l > level; l-- {
-		ep, epDist = x.greedy(v, ep, epDist, l)
+	for l := top; l > level; l-- {
+		ep, epDist = x.greedy(v, ep, epDist, l, vs)
 	}
-	vs := x.visitSet()
-	defer x.visits.Put(vs)
 	eps := []candidate{{epDist, ep}}
-	for l := min(level, x.maxLevel); l >= 0; l-- {
-		w := x.searchLayer(v, eps, x.cfg.EfConstruction, l, vs, nil)
-		maxConn := x.cfg.M
-		if l == 0 {
-			maxConn = x.m0
-		}
-		selected := x.selectNeighbors(w, x.cfg.M)
-		ns := make([]int32, len(selected))
-		for i, c := range selected {
-			ns[i] = c.node
-		}
-		x.setLinks(n, l, ns)
-		for _, c := range selected {
-			x.connect(c.node, n, c.dist, l, maxConn)
-		}
+	for l := min(level, top); l >= 0; l-- {
+		w := x.searchLayer(v, eps, x.cfg.EfConstruction, l, vs, nil, nil)
+		x.linkLevel(n, l, w)
 		eps = w
 	}
-	if level > x.maxLevel {
+}
+
+// enter returns the entry point and top level from which node n (at level)
+// is inserted, and the function to call once it is linked: a node above
+// the graph's top level becomes its entry point then. While parallel, such
+// a node holds entryMu for its whole insertion (as hnswlib does), so the
+// top level changes one node at a time.
+func (x *Index) enter(n int32, level int) (int32, int, func()) {
+	if x.parallel {
+		x.entryMu.Lock()
+	}
+	ep, top := x.entry, x.maxLevel
+	if ep >= 0 && level <= top {
+		if x.parallel {
+			x.entryMu.Unlock()
+		}
+		return ep, top, func() {}
+	}
+	return ep, top, func() {
 		x.entry, x.maxLevel = n, level
+		if x.parallel {
+			x.entryMu.Unlock()
+		}
+	}
+}
+
+// linkLevel gives node n its neighbours at level l among the candidates w
+// and links them back to n.
+func (x *Index) linkLevel(n int32, l int, w []candidate) {
+	maxConn := x.cfg.M
+	if l == 0 {
+		maxConn = x.m0
+	}
+	selected := x.selectNeighbors(w, x.cfg.M)
+	ns := make([]int32, len(selected))
+	for i, c := range selected {
+		ns[i] = c.node
+	}
+	x.lockNode(n)
+	x.setLinks(n, l, ns)
+	x.unlockNode(n)
+	for _, c := range selected {
+		x.lockNode(c.node)
+		x.connect(c.node, n, c.dist, l, maxConn)
+		x.unlockNode(c.node)
 	}
 }
 
@@ -254,10 +325,10 @@ func (x *Index) selectNeighbors(sorted []candidate, m int) []candidate {
 }
 
 // greedy walks level l toward q with ef = 1.
-func (x *Index) greedy(q []float32, ep int32, epDist float32, l int) (int32, float32) {
+func (x *Index) greedy(q []float32, ep int32, epDist float32, l int, vs *visitSet) (int32, float32) {
 	for changed := true; changed; {
 		changed = false
-		for _, c := range x.links(ep, l) {
+		for _, c := range x.neighbours(ep, l, vs) {
 			if d := 1 - dot(q, x.vec(c)); d < epDist {
 				ep, epDist, changed = c, d, true
 			}
@@ -268,11 +339,16 @@ func (x *Index) greedy(q []float32, ep int32, epDist float32, l int) (int32, flo
 
 // searchLayer is Algorithm 2: the ef nearest nodes to q at level l reached
 // from eps, sorted by distance. With accept, only accepted nodes enter the
-// result set (all are traversed).
-func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSet, accept func(int32) bool) []candidate {
+// result set (all are traversed). With qq (the query prepared for the
+// codes), once the result set is full a neighbour's distance is first
+// estimated from its code, and the exact distance is computed only when
+// the estimate's bound leaves it a chance to enter the result set: the
+// result set holds exact distances only.
+func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSet, accept func(int32) bool, qq *quantQuery) []candidate {
 	vs.next(len(x.ids))
-	cands := minHeap{}
-	res := maxHeap{}
+	cands := minHeap{h: vs.cands[:0]}
+	res := maxHeap{h: vs.res[:0]}
+	defer func() { vs.cands, vs.res = cands.h, res.h }()
 	for _, e := range eps {
 		vs.visit(e.node)
 		cands.push(e)
@@ -285,10 +361,13 @@ func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSe
 		if res.len() >= ef && c.dist > res.top().dist {
 			break
 		}
-		for _, nb := range x.links(c.node, l) {
-			if vs.visit(nb) {
-				continue
-			}
+		fresh := x.unvisited(c.node, l, vs)
+		if qq != nil && res.len() >= ef {
+			fresh = x.screen(fresh, qq, res.top().dist, vs)
+		}
+		x.touch(fresh, vs)
+		for _, nb := range fresh {
+			vs.exact++
 			d := 1 - dot(q, x.vec(nb))
 			if res.len() < ef || d < res.top().dist {
 				cands.push(candidate{d, nb})
@@ -301,8 +380,57 @@ func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSe
 			}
 		}
 	}
-	out := res.sorted()
+	return res.sorted()
+}
+
+// unvisited marks node's unvisited neighbours at level l visited and
+// returns them, their vectors fetched as a batch: one load per cache line
+// of each, all issued before the first distance needs them, so the
+// fetches overlap instead of each waiting for the last.
+func (x *Index) unvisited(node int32, l int, vs *visitSet) []int32 {
+	out := vs.fresh[:0]
+	for _, nb := range x.neighbours(node, l, vs) {
+		if !vs.visit(nb) {
+			out = append(out, nb)
+		}
+	}
+	vs.fresh = out
 	return out
+}
+
+// touch loads one float per cache line of the nodes' vectors.
+func (x *Index) touch(nodes []int32, vs *visitSet) {
+	var s float32
+	for _, n := range nodes {
+		v := x.vec(n)
+		for i := 0; i < len(v); i += 16 {
+			s += v[i]
+		}
+	}
+	vs.touchedF += s
+}
+
+// screen keeps the nodes whose estimated distance, less its bound, is
+// below limit: the others cannot enter the result set. The codes are
+// fetched as a batch (one load per cache line of each, all issued before
+// the first popcount), then estimated.
+func (x *Index) screen(nodes []int32, qq *quantQuery, limit float32, vs *visitSet) []int32 {
+	var t uint64
+	for _, n := range nodes {
+		code := x.code(n)
+		for i := 0; i < len(code); i += 8 {
+			t += code[i]
+		}
+	}
+	vs.touched += t
+	vs.estimated += len(nodes)
+	keep := nodes[:0]
+	for _, n := range nodes {
+		if ip, width := qq.estimate(x.code(n)); 1-ip-width < limit {
+			keep = append(keep, n)
+		}
+	}
+	return keep
 }
 
 // Filter admits ids into results; nil admits all live ones.
@@ -310,8 +438,19 @@ type Filter func(ID) bool
 
 // Search returns the k nearest live vectors to q admitted by filter, using
 // ef (at least k; 0 for the default). With a filter, ef widens until k
-// admitted vectors are found or the whole graph was reachable.
+// admitted vectors are found or the whole graph was reachable. Level 0 is
+// traversed with the compact codes (quant.go) filtering exact distances.
 func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) {
+	return x.search(q, k, ef, filter, false)
+}
+
+// SearchFloat is Search with exact distances only (no codes): the
+// reference the codes are measured against.
+func (x *Index) SearchFloat(q []float32, k, ef int, filter Filter) ([]Result, error) {
+	return x.search(q, k, ef, filter, true)
+}
+
+func (x *Index) search(q []float32, k, ef int, filter Filter, exact bool) ([]Result, error) {
 	if len(q) != x.cfg.Dim {
 		return nil, fmt.Errorf("%w: %d, want %d", ErrDimension, len(q), x.cfg.Dim)
 	}
@@ -328,16 +467,21 @@ func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) 
 		return nil, nil
 	}
 	accept := func(n int32) bool { return !x.dead[n] && (filter == nil || filter(x.ids[n])) }
+	vs := x.visitSet()
+	defer x.visits.Put(vs)
 	ep := x.entry
 	epDist := 1 - dot(qn, x.vec(ep))
 	for l := x.maxLevel; l > 0; l-- {
-		ep, epDist = x.greedy(qn, ep, epDist, l)
+		ep, epDist = x.greedy(qn, ep, epDist, l, vs)
 	}
-	vs := x.visitSet()
-	defer x.visits.Put(vs)
+	var qq *quantQuery
+	if !exact {
+		qq = &vs.query
+		x.rot.prepare(qn, qq)
+	}
 	ef = max(ef, k)
 	for {
-		w := x.searchLayer(qn, []candidate{{epDist, ep}}, ef, 0, vs, accept)
+		w := x.searchLayer(qn, []candidate{{epDist, ep}}, ef, 0, vs, accept, qq)
 		if len(w) >= k || ef >= len(x.ids) {
 			return x.results(w, k), nil
 		}
@@ -482,11 +626,13 @@ func BuildContext(ctx context.Context, cfg Config, items []Item) (*Index, error)
 	if err != nil {
 		return nil, err
 	}
+	vs := x.visitSet()
+	defer x.visits.Put(vs)
 	for i, it := range items {
 		if i%256 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("vector: build: %w", ctx.Err())
 		}
-		x.insert(it.ID, it.Vec, it.Level)
+		x.insertItem(it, vs)
 	}
 	return x, nil
 }

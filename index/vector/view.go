@@ -20,7 +20,8 @@ func (x *Index) Frozen() *Index {
 	f := &Index{cfg: x.cfg, m0: x.m0, ml: x.ml, deadN: x.deadN, entry: x.entry, maxLevel: x.maxLevel,
 		vecs: x.vecs[: n*d : n*d], ids: x.ids[:n:n], levels: x.levels[:n:n],
 		l0: slices.Clone(x.l0[:n*x.m0]), l0n: slices.Clone(x.l0n[:n]), dead: slices.Clone(x.dead[:n]),
-		upper: make([][][]int32, n), byID: maps.Clone(x.byID)}
+		upper: make([][][]int32, n), byID: maps.Clone(x.byID),
+		rot: x.rot, cw: x.cw, codes: x.codes[: n*x.cw : n*x.cw]} // codes, like vecs, only grow
 	for i, up := range x.upper {
 		if len(up) > 0 {
 			f.upper[i] = make([][]int32, len(up))

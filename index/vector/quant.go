@@ -1,0 +1,216 @@
+package vector
+
+import (
+	"math"
+	"math/bits"
+	"math/rand/v2"
+
+	"github.com/viterin/vek/vek32"
+)
+
+// Compact codes for graph traversal (RaBitQ, Gao & Long, SIGMOD 2024):
+// every stored vector o (unit length) is padded to dp dimensions (a
+// multiple of 64), turned by a fixed random rotation P, and kept as the
+// signs of P·o, one bit per dimension, beside two factors. A query is
+// turned by the same P and quantized to 4 bits per dimension; the inner
+// product ⟨o, q⟩ is then estimated from bit-plane popcounts (math/bits,
+// POPCNT on amd64) with a probabilistic error bound. The search uses the
+// bound to skip exact distances that cannot enter the result set (hnsw.go).
+//
+// The codes derive from the vectors alone (the rotation comes from a fixed
+// seed), so they are rebuilt on load and never written to a snapshot.
+
+// rotation is P: rounds of random sign flips followed by normalised
+// Walsh–Hadamard transforms on the first and the last h coordinates (h the
+// largest power of two ≤ dp; the two blocks overlap when dp is not a power
+// of two, so every coordinate mixes with every other). Orthogonal, O(dp log dp).
+type rotation struct {
+	dp    int
+	h     int
+	signs [][]float32 // one ±1 vector per round
+}
+
+const rotationRounds = 2
+
+func newRotation(dim int) *rotation {
+	dp := (dim + 63) &^ 63
+	h := 1 << (bits.Len(uint(dp)) - 1)
+	r := rand.New(rand.NewPCG(0x5157, 0x1bd1)) // fixed: every replica and every load agree
+	rot := &rotation{dp: dp, h: h, signs: make([][]float32, rotationRounds)}
+	for i := range rot.signs {
+		s := make([]float32, dp)
+		for j := range s {
+			s[j] = 1
+			if r.IntN(2) == 0 {
+				s[j] = -1
+			}
+		}
+		rot.signs[i] = s
+	}
+	return rot
+}
+
+// apply writes P·v (v zero-padded to dp) into out (length dp).
+func (r *rotation) apply(v, out []float32) {
+	var buf [512]float32
+	tmp := buf[:r.h/2]
+	if r.h/2 > len(buf) {
+		tmp = make([]float32, r.h/2)
+	}
+	copy(out, v)
+	clear(out[len(v):])
+	scale := float32(1 / math.Sqrt(float64(r.h)))
+	for _, s := range r.signs {
+		vek32.Mul_Inplace(out, s)
+		fwht(out[:r.h], tmp, scale)
+		if r.dp > r.h {
+			fwht(out[r.dp-r.h:], tmp, scale)
+		}
+	}
+}
+
+// fwht is the in-place Walsh–Hadamard transform of a power-of-two-long
+// vector, multiplied by scale (1/√len makes it orthogonal); tmp is scratch
+// of half its length. Strides of 16 and more run on vek's SIMD kernels.
+func fwht(a, tmp []float32, scale float32) {
+	n := len(a)
+	h := 1
+	for ; h < n && h < 16; h *= 2 {
+		for i := 0; i < n; i += 2 * h {
+			x, y := a[i:i+h], a[i+h:i+2*h]
+			for j := range x {
+				u, v := x[j], y[j]
+				x[j], y[j] = u+v, u-v
+			}
+		}
+	}
+	for ; h < n; h *= 2 {
+		for i := 0; i < n; i += 2 * h {
+			x, y := a[i:i+h], a[i+h:i+2*h]
+			t := vek32.Sub_Into(tmp[:h], x, y)
+			vek32.Add_Inplace(x, y)
+			copy(y, t)
+		}
+	}
+	vek32.MulNumber_Inplace(a, scale)
+}
+
+// codeWords is the number of uint64 words per node in the codes slab: the
+// sign bits of the rotated vector (one per dimension), then a word holding
+// 1/f and the bound's width (float32 each), then popcount of the signs.
+func codeWords(dp int) int { return dp/64 + 2 }
+
+// queryBits is the query's bits per dimension.
+const queryBits = 4
+
+// quantize writes the bit planes of u_i = round((v_i − lo)/Δ), nbits each,
+// interleaved by word, into planes, and returns lo, Δ and Σu.
+func quantize(v []float32, nbits int, planes []uint64) (lo, delta float32, sum int) {
+	lo, hi := v[0], v[0]
+	for _, f := range v {
+		lo, hi = min(lo, f), max(hi, f)
+	}
+	delta = (hi - lo) / float32(int(1)<<nbits-1)
+	if delta == 0 {
+		delta = 1
+	}
+	inv := 1 / delta
+	for w := 0; w < len(v)/64; w++ {
+		var p [8]uint64
+		for bit, f := range v[64*w : 64*w+64] {
+			u := uint64((f-lo)*inv + 0.5)
+			sum += int(u)
+			for j := range nbits {
+				p[j] |= (u >> j & 1) << bit
+			}
+		}
+		copy(planes[nbits*w:nbits*w+nbits], p[:nbits])
+	}
+	return lo, delta, sum
+}
+
+// codeBound is ε0 of RaBitQ's bound |est − ⟨o,q⟩| ≤ ε0·√((1−f²)/f²)/√(dp−1),
+// f = ⟨ō, o⟩ (Theorem 3.2 of the paper, which takes 1.9).
+var codeBound float32 = 1.9
+
+// encode writes the code of the unit vector v into dst (codeWords long);
+// tmp is scratch of length dp.
+func (r *rotation) encode(v []float32, dst []uint64, tmp []float32) {
+	r.apply(v, tmp)
+	w := r.dp / 64
+	var sumAbs float64
+	pc := 0
+	for i := range w {
+		var word uint64
+		for j, f := range tmp[i*64 : (i+1)*64] {
+			if f > 0 {
+				word |= 1 << uint(j)
+			}
+			sumAbs += math.Abs(float64(f))
+		}
+		dst[i] = word
+		pc += bits.OnesCount64(word)
+	}
+	f := sumAbs / math.Sqrt(float64(r.dp)) // ⟨ō, o⟩ for unit o
+	inv, width := float32(0), float32(math.Inf(1))
+	if f > 1e-6 {
+		inv = float32(1 / f)
+		width = float32(float64(codeBound) * math.Sqrt(max(0, 1-f*f)) / (f * math.Sqrt(float64(r.dp-1))))
+	}
+	dst[w] = uint64(math.Float32bits(inv)) | uint64(math.Float32bits(width))<<32
+	dst[w+1] = uint64(pc)
+}
+
+// quantQuery is a query prepared for estimation: its rotation quantized to
+// 4 bits per dimension (u_i = lo + Δ·v_i), as bit planes interleaved by
+// word, with the affine constants of the estimator.
+type quantQuery struct {
+	planes  []uint64
+	a, b, c float32 // ⟨x̄, q'⟩ ≈ a·Σ2^j·popcnt(x∧plane_j) + b·popcnt(x) + c
+	qerr    float32 // the rounding's share of the error, before 1/f
+	rot     []float32
+}
+
+// prepare quantizes the unit query q for r.
+func (r *rotation) prepare(q []float32, qq *quantQuery) {
+	if len(qq.rot) != r.dp {
+		qq.rot = make([]float32, r.dp)
+		qq.planes = make([]uint64, queryBits*r.dp/64)
+	}
+	r.apply(q, qq.rot)
+	lo, delta, sum := quantize(qq.rot, queryBits, qq.planes)
+	sq := float32(math.Sqrt(float64(r.dp)))
+	qq.a = 2 * delta / sq
+	qq.b = 2 * lo / sq
+	qq.c = -(delta*float32(sum) + float32(r.dp)*lo) / sq
+	// Rounding errors are uniform in ±Δ/2 and mixed by the rotation:
+	// ⟨x̄, error⟩ has standard deviation Δ/√12; allow codeBound of them.
+	qq.qerr = codeBound * delta / float32(math.Sqrt(12))
+}
+
+// estimate returns the estimated inner product of the query with the node
+// whose code is code, and the half-width of its error bound.
+func (qq *quantQuery) estimate(code []uint64) (ip, width float32) {
+	w := len(qq.planes) / queryBits
+	code = code[:w+2]
+	dotb := popDot(code[:w], qq.planes[:w*queryBits])
+	fac := code[w]
+	inv := math.Float32frombits(uint32(fac))
+	width = math.Float32frombits(uint32(fac>>32)) + qq.qerr*inv
+	ip = (qq.a*float32(dotb) + qq.b*float32(code[w+1]) + qq.c) * inv
+	return ip, width
+}
+
+// popDot is Σ x_i·v_i for sign bits x and 4-bit query values v in
+// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j).
+func popDot(code, planes []uint64) int {
+	var s0, s1, s2, s3 int
+	for i, x := range code {
+		p := planes[4*i : 4*i+4 : 4*i+4]
+		s0 += bits.OnesCount64(x & p[0])
+		s1 += bits.OnesCount64(x & p[1])
+		s2 += bits.OnesCount64(x & p[2])
+		s3 += bits.OnesCount64(x & p[3])
+	}
+	return s0 + 2*s1 + 4*s2 + 8*s3
+}
