@@ -56,6 +56,7 @@ type inFlight struct {
 // position of the last one settled. With a Pipeliner, up to maxInFlight
 // entries are in flight while more wait in proposals; when none wait, all
 // are settled, so a lone transaction is confirmed as soon as it applies.
+// Any other Proposer gets one entry at a time.
 func (f *Feed) propose(ctx context.Context, proposals <-chan Entry, p Proposer, committed *atomic.Uint64) error {
 	pl, ok := p.(Pipeliner)
 	var q []inFlight
@@ -67,7 +68,7 @@ func (f *Feed) propose(ctx context.Context, proposals <-chan Entry, p Proposer, 
 			it.wait = func() error { return p.Propose(ctx, e) }
 		}
 		q = append(q, it)
-		for len(q) >= maxInFlight || (len(q) > 0 && len(proposals) == 0) {
+		for len(q) > 0 && (!ok || len(q) >= maxInFlight || len(proposals) == 0) {
 			if err := f.settle(q[0], committed); err != nil {
 				return err
 			}
