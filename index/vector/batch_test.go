@@ -91,8 +91,8 @@ func TestConcurrentBatchesAddsDeletesSearches(t *testing.T) {
 	wg.Go(func() {
 		for i := 3000; i < 4000; i++ {
 			x.Add(idOf(i), data[i])
-			if i%4 == 0 {
-				x.Delete(idOf(i - 1000))
+			if i%4 == 0 && i >= 3200 {
+				x.Delete(idOf(i - 200)) // one this goroutine added
 			}
 		}
 	})
@@ -107,7 +107,7 @@ func TestConcurrentBatchesAddsDeletesSearches(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	deleted := func(i int) bool { return i >= 2000 && i < 3000 && i%4 == 0 }
+	deleted := func(i int) bool { return i >= 3000 && i < 3800 && i%4 == 0 }
 	found := 0
 	for i, v := range data {
 		if x.Has(idOf(i)) == deleted(i) {
