@@ -22,9 +22,15 @@ func (a *testAPI) startEdge() string {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	return a.serveEdge(edge.Config{Nodes: []*url.URL{node}, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
+		Blob: a.blob, CacheEntries: 100, HealthInterval: 100 * time.Millisecond, AuthzTTL: time.Second})
+}
+
+// serveEdge runs an edge with cfg in process until the test ends and
+// returns its base URL.
+func (a *testAPI) serveEdge(cfg edge.Config) string {
+	a.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := edge.Config{Nodes: []*url.URL{node}, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
-		Blob: a.blob, CacheEntries: 100, HealthInterval: 100 * time.Millisecond, AuthzTTL: time.Second}
 	e, err := edge.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()

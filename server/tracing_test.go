@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -190,20 +188,8 @@ func (a *testAPI) startTracedEdge(tp trace.TracerProvider) string {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg := edge.Config{Nodes: []*url.URL{node}, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
-		CacheEntries: 100, HealthInterval: 100 * time.Millisecond, Tracer: tp}
-	e, err := edge.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		a.t.Fatal(err)
-	}
-	e.Start(ctx)
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }() //nolint:errcheck // no cache file to save
-	srv := httptest.NewServer(e.Handler())
-	a.t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	return srv.URL
+	return a.serveEdge(edge.Config{Nodes: []*url.URL{node}, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
+		CacheEntries: 100, HealthInterval: 100 * time.Millisecond, Tracer: tp})
 }
 
 // Through the edge a request stays one trace across both processes: the

@@ -2,11 +2,9 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,20 +45,8 @@ func (a *testAPI) startEdgeKind(kind string, nodes ...string) string {
 		}
 		us = append(us, u)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := edge.New(ctx, edge.Config{Nodes: us, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
-		Blob: a.blob, CacheEntries: 100, HealthInterval: 100 * time.Millisecond, AuthzTTL: time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		a.t.Fatal(err)
-	}
-	e.Start(ctx)
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }() //nolint:errcheck // no cache file to save
-	srv := httptest.NewServer(e.Handler())
-	a.t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	return srv.URL
+	return a.serveEdge(edge.Config{Nodes: us, Issuers: []string{"sostenuto"}, Audiences: []string{"sostenuto-api"},
+		Blob: a.blob, CacheEntries: 100, HealthInterval: 100 * time.Millisecond, AuthzTTL: time.Second})
 }
 
 // blobMirror serves the node's blob store read-only with its ETags: the
