@@ -115,7 +115,7 @@ func (e *Engine) preIndex(vec *vector.Index, batch []Ops) (map[vector.ID][]float
 				g, ok = 0, true
 			}
 			if ok {
-				w.upsert(c.ID, c.Vector, text.Doc{Text: c.Title + "\n" + c.Text, Group: g, Language: c.Language})
+				w.upsert(c.ID, c.Vector, textDoc(c.Title, c, g))
 			}
 		}
 	}
@@ -134,7 +134,7 @@ func (w *indexWrites) dropPreIndexed(pre map[vector.ID][]float32) {
 	}
 	kept := w.graph[:0]
 	for _, op := range w.graph {
-		if v, ok := pre[op.id]; ok && op.vec != nil && sameVector(v, op.vec) {
+		if v, ok := pre[op.id]; ok && op.vec != nil && slices.Equal(v, op.vec) {
 			delete(w.texts, text.ID(op.id))
 			continue
 		}
@@ -145,12 +145,6 @@ func (w *indexWrites) dropPreIndexed(pre map[vector.ID][]float32) {
 	for i, op := range w.graph {
 		w.at[op.id] = i
 	}
-}
-
-// sameVector says whether a and b are the same slice or hold the same
-// values.
-func sameVector(a, b []float32) bool {
-	return slices.Equal(a, b)
 }
 
 // advancement is where a run of batches leaves the position.

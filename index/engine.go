@@ -364,7 +364,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	if c.Kind == KindAnnotation {
 		g := e.linkAnnotation(&cc, old, had)
-		w.upsert(c.ID, vec, text.Doc{Text: cc.Title + "\n" + c.Text, Group: g, Language: c.Language})
+		w.upsert(c.ID, vec, textDoc(cc.Title, c, g))
 		return
 	}
 	st := e.doc(c.DocumentID, c.OwnerID)
@@ -376,7 +376,13 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	w.upsert(c.ID, vec, text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language})
+	w.upsert(c.ID, vec, textDoc(c.Title, c, e.group(st)))
+}
+
+// textDoc is what the BM25 index holds of chunk c: the title and its text,
+// in its group and language.
+func textDoc(title string, c Chunk, g text.Group) text.Doc {
+	return text.Doc{Text: title + "\n" + c.Text, Group: g, Language: c.Language}
 }
 
 // deleteChunk removes a chunk from the maps and records its index
