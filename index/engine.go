@@ -80,6 +80,19 @@ type Query struct {
 	Ef int
 	// Timings, when set, receives how long each part of the search took.
 	Timings *Timings
+	// Model, when set, is the model that embedded Vector: a search with
+	// another than the engine's active model is refused (ErrModel).
+	Model string
+	// Served, when set, receives the model and the position the search
+	// was answered at, read under the same lock as the search.
+	Served *Served
+}
+
+// Served is the state a search was answered from: the active embedding
+// model and the applied position.
+type Served struct {
+	Model    string
+	Position Position
 }
 
 // Timings splits a search's time: the vector list, the BM25 list, fusion.
@@ -145,6 +158,11 @@ type Engine struct {
 	// tombstones pass the compaction threshold (compactor.go).
 	compactWanted     chan struct{}
 	compactWantedOnce sync.Once
+	// model names the embedding models held (models.go); build is the
+	// graph of the model being built beside the active one (nil: none).
+	// Both are guarded by mu, changed under wmu.
+	model ModelState
+	build *vector.Index
 }
 
 // graphOp is a write to replay onto a graph built in the background.
@@ -228,6 +246,12 @@ type Ops struct {
 	Deletes    []ID // chunk ids
 	DeleteDocs []ID // documents whose chunks all go
 	Position   Position
+	// Model, when set, is the new state of the embedding models, applied
+	// before anything else of the batch.
+	Model *ModelState
+	// Embeddings are vectors by model (and deletes: nil vectors), applied
+	// after the chunks.
+	Embeddings []Embedding
 }
 
 // ErrDimension marks a chunk vector of the wrong length.
@@ -243,12 +267,23 @@ func (e *Engine) Apply(ops Ops) error {
 	if ops.Position.LSN != 0 && ops.Position.LSN <= e.Position().LSN {
 		return nil
 	}
+	if ops.Model != nil {
+		if err := e.setModel(*ops.Model); err != nil {
+			return err
+		}
+	}
 	if err := e.checkDims(ops.Upserts); err != nil {
+		return err
+	}
+	if err := e.checkEmbeddings(ops.Embeddings); err != nil {
 		return err
 	}
 	w := e.applyMaps(ops)
 	vec := e.graph()
 	if err := e.applyIndexes(vec, w); err != nil {
+		return err
+	}
+	if err := e.applyBuild(w); err != nil {
 		return err
 	}
 	e.advance(ops)
@@ -262,12 +297,19 @@ type indexWrites struct {
 	upserts []graphOp
 	texts   map[text.ID]text.Doc
 	deletes []text.ID // chunks gone from both indexes
+	build   []graphOp // writes to the graph being built
 }
 
 // checkDims refuses a batch holding a vector of the wrong length.
 func (e *Engine) checkDims(upserts []Chunk) error {
+	g := e.graph()
+	if !e.columnToActive() {
+		if g = nil; e.columnToBuild() {
+			g = e.build
+		}
+	}
 	for _, c := range upserts {
-		if c.Vector != nil && len(c.Vector) != e.cfg.Vector.Dim {
+		if g != nil && c.Vector != nil && len(c.Vector) != g.Config().Dim {
 			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
 		}
 	}
@@ -292,6 +334,7 @@ func (e *Engine) applyMaps(ops Ops) indexWrites {
 	for _, id := range deletes {
 		e.deleteChunk(id, &w)
 	}
+	e.applyEmbeddings(ops.Embeddings, &w)
 	for _, d := range ops.DeleteDocs {
 		if st, ok := e.docs[d]; ok {
 			delete(e.docs, d)
@@ -324,7 +367,8 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 		return // already applied
 	}
 	vec := c.Vector
-	if vec == nil {
+	toActive := e.columnToActive()
+	if toActive && vec == nil {
 		// An update that left the embedding alone (PostgreSQL does
 		// not resend an unchanged TOASTed value): keep the stored one.
 		// Without one there is nothing to keep; anti-entropy repairs.
@@ -346,7 +390,12 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
+	switch {
+	case toActive:
+		w.upserts = append(w.upserts, graphOp{id: vector.ID(c.ID), vec: vec})
+	case vec != nil && e.columnToBuild():
+		w.build = append(w.build, graphOp{id: vector.ID(c.ID), vec: vec})
+	}
 	w.texts[text.ID(c.ID)] = text.Doc{Text: c.Title + "\n" + c.Text, Group: e.group(st), Language: c.Language}
 }
 
@@ -407,7 +456,7 @@ func (e *Engine) advance(ops Ops) {
 			e.moved = make(chan struct{})
 		}
 	}
-	if ops.Len() > 0 {
+	if ops.Len() > 0 || ops.Model != nil { // a switch changes every answer
 		e.dataPos = e.pos
 		e.dataVersion++
 	}
@@ -585,9 +634,15 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	// indexes read the chunk and document maps without locking again.
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if q.Served != nil {
+		*q.Served = Served{Model: e.model.Active, Position: e.pos}
+	}
 	if mode == ModeHybrid || mode == ModeVector {
 		if q.Vector == nil {
 			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
+		}
+		if q.Model != "" && q.Model != e.model.Active {
+			return nil, fmt.Errorf("%w: the query was embedded by %s, the index searches %s", ErrModel, q.Model, e.model.Active)
 		}
 		start := time.Now()
 		if vecHits, err = e.searchVector(q, depth); err != nil {

@@ -28,7 +28,8 @@ func ChangesEntry(ops index.Ops, commitMs int64) Entry {
 	return Entry{Kind: logentry.KindChanges, Payload: &logentry.Changes{
 		Lsn: uint64(ops.Position.LSN), CommitTimeMs: commitMs,
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts),
-		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs)}}
+		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs),
+		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
@@ -46,7 +47,8 @@ func BaseBeginEntry() Entry {
 // deletes are not part of a base).
 func BasePartEntry(ops index.Ops) Entry {
 	return Entry{Kind: logentry.KindBasePart, Payload: &logentry.BasePart{
-		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts)}}
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts),
+		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model)}}
 }
 
 // BaseEndEntry completes a base at lsn.
@@ -63,7 +65,8 @@ func MemberEntry(m Member) Entry {
 // (ops' position and document deletes are not part of a repair).
 func RepairEntry(ops index.Ops) Entry {
 	return Entry{Kind: logentry.KindRepair, Payload: &logentry.Repair{
-		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts), Deletes: idsOut(ops.Deletes)}}
+		Documents: documentsOut(ops.Documents), Upserts: chunksOut(ops.Upserts), Deletes: idsOut(ops.Deletes),
+		Embeddings: embeddingsOut(ops.Embeddings)}}
 }
 
 // payloadOf returns e's payload as T, or an error when the kind and the
@@ -83,7 +86,11 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 		return ops, err
 	}
 	ops.Position = index.Position{LSN: index.LSN(c.GetLsn())}
-	ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete")
+	if ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete"); err != nil {
+		return ops, err
+	}
+	ops.Model = modelIn(c.GetModelState())
+	ops.Embeddings, err = embeddingsIn(c.GetEmbeddings())
 	return ops, err
 }
 
@@ -105,11 +112,12 @@ func opsOf(docs []*logentry.Document, upserts []*logentry.Chunk, deletes [][]byt
 func entryOps(e Entry) int {
 	switch p := e.Payload.(type) {
 	case *logentry.Changes:
-		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments()) +
+			len(p.GetEmbeddings()) + modelOps(p.GetModelState())
 	case *logentry.BasePart:
-		return len(p.GetDocuments()) + len(p.GetUpserts())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetEmbeddings()) + modelOps(p.GetModelState())
 	case *logentry.Repair:
-		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetEmbeddings())
 	}
 	return 0
 }
@@ -262,4 +270,87 @@ func memberOut(m Member) *logentry.Member {
 
 func memberIn(m *logentry.Member) Member {
 	return Member{ID: m.GetId(), RaftAddr: m.GetRaftAddress(), HTTPAddr: m.GetHttpAddress()}
+}
+
+// modelOps counts a model state as one operation.
+func modelOps(m *logentry.ModelState) int {
+	if m == nil {
+		return 0
+	}
+	return 1
+}
+
+func modelOut(m *index.ModelState) *logentry.ModelState {
+	if m == nil {
+		return nil
+	}
+	return &logentry.ModelState{Active: m.Active, ActiveDim: int64(m.ActiveDim), Building: m.Building,
+		BuildingDim: int64(m.BuildingDim), Column: m.Column}
+}
+
+func modelIn(m *logentry.ModelState) *index.ModelState {
+	if m == nil {
+		return nil
+	}
+	return &index.ModelState{Active: m.GetActive(), ActiveDim: int(m.GetActiveDim()), Building: m.GetBuilding(),
+		BuildingDim: int(m.GetBuildingDim()), Column: m.GetColumn()}
+}
+
+func embeddingsOut(es []index.Embedding) []*logentry.Embedding {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]*logentry.Embedding, len(es))
+	for i, x := range es {
+		out[i] = &logentry.Embedding{ChunkId: idOut(x.Chunk), Model: x.Model}
+		if x.Vector != nil {
+			out[i].Vector = &logentry.Vector{Values: x.Vector}
+		}
+	}
+	return out
+}
+
+func embeddingsIn(es []*logentry.Embedding) ([]index.Embedding, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	out := make([]index.Embedding, len(es))
+	for i, x := range es {
+		id, err := idIn(x.GetChunkId(), "embedding chunk")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = index.Embedding{Chunk: id, Model: x.GetModel()}
+		if x.GetVector() != nil {
+			// Present but empty stays non-nil: the index refuses its length.
+			out[i].Vector = x.GetVector().GetValues()
+			if out[i].Vector == nil {
+				out[i].Vector = []float32{}
+			}
+		}
+	}
+	return out, nil
+}
+
+// opsOfBasePart reads a base part: documents, chunks, vectors by model
+// and the model state.
+func opsOfBasePart(p *logentry.BasePart) (index.Ops, error) {
+	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), nil)
+	if err != nil {
+		return ops, err
+	}
+	ops.Model = modelIn(p.GetModelState())
+	ops.Embeddings, err = embeddingsIn(p.GetEmbeddings())
+	return ops, err
+}
+
+// opsOfRepair reads a repair: documents, chunk upserts and deletes, and
+// vectors by model.
+func opsOfRepair(p *logentry.Repair) (index.Ops, error) {
+	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
+	if err != nil {
+		return ops, err
+	}
+	ops.Embeddings, err = embeddingsIn(p.GetEmbeddings())
+	return ops, err
 }

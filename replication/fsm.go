@@ -160,7 +160,7 @@ func (f *FSM) applyRepair(e Entry) error {
 	if err != nil {
 		return err
 	}
-	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
+	ops, err := opsOfRepair(p)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (f *FSM) applyBasePart(e Entry) error {
 	if f.staging == nil {
 		return errors.New("replication: base part without a base")
 	}
-	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), nil)
+	ops, err := opsOfBasePart(p)
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,23 @@ func goldenLanguageCases() []goldenCase {
 	}
 }
 
+// goldenModelCases are the chunk-carrying kinds at version 3: vectors by
+// model (one a delete) and a model state.
+func goldenModelCases() []goldenCase {
+	emb := []index.Embedding{{Chunk: gid(4), Model: "sostenuto-hash-v1-256", Vector: []float32{0.5, -0.25, 1e-8}},
+		{Chunk: gid(5), Model: "e5-large"}}
+	model := &index.ModelState{Active: "sostenuto-hash-v1", ActiveDim: 768, Building: "sostenuto-hash-v1-256",
+		BuildingDim: 256, Column: "sostenuto-hash-v1"}
+	changes := index.Ops{Position: index.Position{LSN: 0x1_6B3A_4000}, Upserts: goldenChunks()[:1], Embeddings: emb, Model: model}
+	part := index.Ops{Documents: goldenDocs(), Embeddings: emb[:1], Model: model}
+	repair := index.Ops{Upserts: goldenChunks()[:1], Embeddings: emb[:1]}
+	return []goldenCase{
+		{"changes_v3", ChangesEntry(changes, 1_700_000_004_000), changesBack{changes, 1_700_000_004_000}},
+		{"base_part_v3", BasePartEntry(part), part},
+		{"repair_v3", RepairEntry(repair), repair},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -97,13 +114,13 @@ func readBack(e Entry) (any, error) {
 	case *logentry.BaseBegin:
 		return struct{}{}, nil
 	case *logentry.BasePart:
-		return opsOf(p.GetDocuments(), p.GetUpserts(), nil)
+		return opsOfBasePart(p)
 	case *logentry.BaseEnd:
 		return positionBack{p.GetLsn(), p.GetCommitTimeMs()}, nil
 	case *logentry.Member:
 		return memberIn(p), nil
 	case *logentry.Repair:
-		return opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
+		return opsOfRepair(p)
 	}
 	return nil, fmt.Errorf("no read-back for %T", e.Payload)
 }
@@ -157,7 +174,7 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range append(goldenCases(), goldenLanguageCases()...) {
+	for _, c := range append(append(goldenCases(), goldenLanguageCases()...), goldenModelCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
 			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
@@ -245,7 +262,7 @@ func TestDecodeRefusesWhatItDoesNotKnow(t *testing.T) {
 		{"kind only", []byte{1}, logentry.ErrMalformed},
 		{"unknown kind", append([]byte{99}, changes[1:]...), logentry.ErrUnknownKind},
 		{"kind zero", append([]byte{0}, changes[1:]...), logentry.ErrUnknownKind},
-		{"newer version", append([]byte{changes[0], 3}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"newer version", append([]byte{changes[0], 4}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"version zero", append([]byte{changes[0], 0}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"truncated payload", changes[:len(changes)-3], logentry.ErrMalformed},
 		// How every gob-encoded entry of the old format starts.
@@ -311,5 +328,15 @@ func TestTextsTravelExactly(t *testing.T) {
 	ops, err := opsOfChanges(e.Payload.(*logentry.Changes))
 	if err != nil || ops.Upserts[0].Title != c.Title || ops.Upserts[0].Text != c.Text || ops.Documents[0].Title != doc.Title {
 		t.Fatalf("read back %q %q %q (%v)", ops.Upserts[0].Title, ops.Upserts[0].Text, ops.Documents[0].Title, err)
+	}
+}
+
+// Entries carrying vectors by model or a model state are written at
+// version 3, which nodes from before models refuse.
+func TestModelEntriesAtVersion3(t *testing.T) {
+	for _, c := range goldenModelCases() {
+		if v := c.entry.Version(); v != 3 {
+			t.Errorf("%s: version %d", c.name, v)
+		}
 	}
 }

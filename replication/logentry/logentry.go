@@ -66,26 +66,31 @@ type kindSpec struct {
 // byte what nodes before languages wrote; one carrying a language is
 // written at version 2, which those nodes refuse (ErrUnknownVersion)
 // rather than analyse its text as English.
+//
+// Version 3 adds embedding models (Embedding, ModelState): an entry
+// carrying either is written at version 3, which older nodes refuse
+// rather than drop the vectors of a model being built or miss a switch.
 const (
 	chunkV1 byte = 1
 	chunkV2 byte = 2
+	chunkV3 byte = 3
 )
 
 // spec returns the format of kind k.
 func spec(k Kind) (kindSpec, bool) {
 	switch k {
 	case KindChanges:
-		return kindSpec{"changes", chunkV1, chunkV2, func() proto.Message { return &Changes{} }}, true
+		return kindSpec{"changes", chunkV1, chunkV3, func() proto.Message { return &Changes{} }}, true
 	case KindBaseBegin:
 		return kindSpec{"base-begin", 1, 1, func() proto.Message { return &BaseBegin{} }}, true
 	case KindBasePart:
-		return kindSpec{"base-part", chunkV1, chunkV2, func() proto.Message { return &BasePart{} }}, true
+		return kindSpec{"base-part", chunkV1, chunkV3, func() proto.Message { return &BasePart{} }}, true
 	case KindBaseEnd:
 		return kindSpec{"base-end", 1, 1, func() proto.Message { return &BaseEnd{} }}, true
 	case KindMember:
 		return kindSpec{"member", 1, 1, func() proto.Message { return &Member{} }}, true
 	case KindRepair:
-		return kindSpec{"repair", chunkV1, chunkV2, func() proto.Message { return &Repair{} }}, true
+		return kindSpec{"repair", chunkV1, chunkV3, func() proto.Message { return &Repair{} }}, true
 	case KindKeepalive:
 		return kindSpec{"keepalive", 1, 1, func() proto.Message { return &Keepalive{} }}, true
 	}
@@ -113,14 +118,31 @@ func (k Kind) Version() byte {
 	return s.version
 }
 
-// Version is the version Encode writes e at: its kind's, or the newest
-// when its chunks carry a language.
+// Version is the version Encode writes e at: its kind's; 3 when it
+// carries embedding models; 2 when its chunks carry a language.
 func (e Entry) Version() byte {
 	s, _ := spec(e.Kind)
-	if s.newest > s.version && carriesLanguage(e.Payload) {
-		return s.newest
+	switch {
+	case s.newest >= chunkV3 && carriesModels(e.Payload):
+		return chunkV3
+	case s.newest >= chunkV2 && carriesLanguage(e.Payload):
+		return chunkV2
 	}
 	return s.version
+}
+
+// carriesModels reports whether a payload holds embeddings by model or a
+// model state.
+func carriesModels(p proto.Message) bool {
+	switch m := p.(type) {
+	case *Changes:
+		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
+	case *BasePart:
+		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
+	case *Repair:
+		return len(m.GetEmbeddings()) > 0
+	}
+	return false
 }
 
 // carriesLanguage reports whether a payload holds a chunk with a

@@ -276,6 +276,148 @@ func (x *Chunk) GetLanguage() string {
 	return ""
 }
 
+// Embedding is one chunk's vector by one named embedding model; an absent
+// vector deletes it. Entries carrying one are written at version 3.
+type Embedding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkId       []byte                 `protobuf:"bytes,1,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"` // UUID, 16 bytes
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Vector        *Vector                `protobuf:"bytes,3,opt,name=vector,proto3" json:"vector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_logentry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Embedding) GetChunkId() []byte {
+	if x != nil {
+		return x.ChunkId
+	}
+	return nil
+}
+
+func (x *Embedding) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Embedding) GetVector() *Vector {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+// ModelState names the embedding models the index holds: the active one
+// (searched), the one being built beside it ("" none), and the model whose
+// vectors Chunk.vector carries ("" none). Entries carrying one are written
+// at version 3.
+type ModelState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Active        string                 `protobuf:"bytes,1,opt,name=active,proto3" json:"active,omitempty"`
+	ActiveDim     int64                  `protobuf:"varint,2,opt,name=active_dim,json=activeDim,proto3" json:"active_dim,omitempty"`
+	Building      string                 `protobuf:"bytes,3,opt,name=building,proto3" json:"building,omitempty"`
+	BuildingDim   int64                  `protobuf:"varint,4,opt,name=building_dim,json=buildingDim,proto3" json:"building_dim,omitempty"`
+	Column        string                 `protobuf:"bytes,5,opt,name=column,proto3" json:"column,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelState) Reset() {
+	*x = ModelState{}
+	mi := &file_logentry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelState) ProtoMessage() {}
+
+func (x *ModelState) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelState.ProtoReflect.Descriptor instead.
+func (*ModelState) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ModelState) GetActive() string {
+	if x != nil {
+		return x.Active
+	}
+	return ""
+}
+
+func (x *ModelState) GetActiveDim() int64 {
+	if x != nil {
+		return x.ActiveDim
+	}
+	return 0
+}
+
+func (x *ModelState) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *ModelState) GetBuildingDim() int64 {
+	if x != nil {
+		return x.BuildingDim
+	}
+	return 0
+}
+
+func (x *ModelState) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
 type Changes struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -285,13 +427,16 @@ type Changes struct {
 	Upserts         []*Chunk               `protobuf:"bytes,4,rep,name=upserts,proto3" json:"upserts,omitempty"`
 	Deletes         [][]byte               `protobuf:"bytes,5,rep,name=deletes,proto3" json:"deletes,omitempty"`                                        // chunk ids
 	DeleteDocuments [][]byte               `protobuf:"bytes,6,rep,name=delete_documents,json=deleteDocuments,proto3" json:"delete_documents,omitempty"` // documents whose chunks all go
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Fields 20 and up: embedding models (version 3).
+	Embeddings    []*Embedding `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	ModelState    *ModelState  `protobuf:"bytes,21,opt,name=model_state,json=modelState,proto3" json:"model_state,omitempty"` // applied before the rest
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Changes) Reset() {
 	*x = Changes{}
-	mi := &file_logentry_proto_msgTypes[3]
+	mi := &file_logentry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +448,7 @@ func (x *Changes) String() string {
 func (*Changes) ProtoMessage() {}
 
 func (x *Changes) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[3]
+	mi := &file_logentry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +461,7 @@ func (x *Changes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Changes.ProtoReflect.Descriptor instead.
 func (*Changes) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{3}
+	return file_logentry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Changes) GetLsn() uint64 {
@@ -361,6 +506,20 @@ func (x *Changes) GetDeleteDocuments() [][]byte {
 	return nil
 }
 
+func (x *Changes) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *Changes) GetModelState() *ModelState {
+	if x != nil {
+		return x.ModelState
+	}
+	return nil
+}
+
 // BaseBegin (kind 2) starts a fresh base, built beside the serving index.
 type BaseBegin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -370,7 +529,7 @@ type BaseBegin struct {
 
 func (x *BaseBegin) Reset() {
 	*x = BaseBegin{}
-	mi := &file_logentry_proto_msgTypes[4]
+	mi := &file_logentry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +541,7 @@ func (x *BaseBegin) String() string {
 func (*BaseBegin) ProtoMessage() {}
 
 func (x *BaseBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[4]
+	mi := &file_logentry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +554,7 @@ func (x *BaseBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBegin.ProtoReflect.Descriptor instead.
 func (*BaseBegin) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{4}
+	return file_logentry_proto_rawDescGZIP(), []int{6}
 }
 
 // BasePart (kind 3) carries part of a base.
@@ -403,13 +562,15 @@ type BasePart struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Documents     []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
 	Upserts       []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Embeddings    []*Embedding           `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`                   // version 3
+	ModelState    *ModelState            `protobuf:"bytes,21,opt,name=model_state,json=modelState,proto3" json:"model_state,omitempty"` // version 3, applied first
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BasePart) Reset() {
 	*x = BasePart{}
-	mi := &file_logentry_proto_msgTypes[5]
+	mi := &file_logentry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +582,7 @@ func (x *BasePart) String() string {
 func (*BasePart) ProtoMessage() {}
 
 func (x *BasePart) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[5]
+	mi := &file_logentry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +595,7 @@ func (x *BasePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BasePart.ProtoReflect.Descriptor instead.
 func (*BasePart) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{5}
+	return file_logentry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BasePart) GetDocuments() []*Document {
@@ -451,6 +612,20 @@ func (x *BasePart) GetUpserts() []*Chunk {
 	return nil
 }
 
+func (x *BasePart) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *BasePart) GetModelState() *ModelState {
+	if x != nil {
+		return x.ModelState
+	}
+	return nil
+}
+
 // BaseEnd (kind 4) completes a base at its position; it replaces the
 // serving index.
 type BaseEnd struct {
@@ -463,7 +638,7 @@ type BaseEnd struct {
 
 func (x *BaseEnd) Reset() {
 	*x = BaseEnd{}
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +650,7 @@ func (x *BaseEnd) String() string {
 func (*BaseEnd) ProtoMessage() {}
 
 func (x *BaseEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +663,7 @@ func (x *BaseEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseEnd.ProtoReflect.Descriptor instead.
 func (*BaseEnd) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{6}
+	return file_logentry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BaseEnd) GetLsn() uint64 {
@@ -517,7 +692,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +704,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +717,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{7}
+	return file_logentry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Member) GetId() string {
@@ -573,13 +748,14 @@ type Repair struct {
 	Documents     []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
 	Upserts       []*Chunk               `protobuf:"bytes,2,rep,name=upserts,proto3" json:"upserts,omitempty"`
 	Deletes       [][]byte               `protobuf:"bytes,3,rep,name=deletes,proto3" json:"deletes,omitempty"`
+	Embeddings    []*Embedding           `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"` // version 3
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +767,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +780,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{8}
+	return file_logentry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Repair) GetDocuments() []*Document {
@@ -628,6 +804,13 @@ func (x *Repair) GetDeletes() [][]byte {
 	return nil
 }
 
+func (x *Repair) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
 // Keepalive (kind 7) moves the applied position while nothing is
 // published, so every node can tell the feed is alive.
 type Keepalive struct {
@@ -640,7 +823,7 @@ type Keepalive struct {
 
 func (x *Keepalive) Reset() {
 	*x = Keepalive{}
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +835,7 @@ func (x *Keepalive) String() string {
 func (*Keepalive) ProtoMessage() {}
 
 func (x *Keepalive) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +848,7 @@ func (x *Keepalive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keepalive.ProtoReflect.Descriptor instead.
 func (*Keepalive) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{9}
+	return file_logentry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Keepalive) GetLsn() uint64 {
@@ -697,7 +880,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +892,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +905,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{10}
+	return file_logentry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotHeader) GetBased() bool {
@@ -778,29 +961,54 @@ const file_logentry_proto_rawDesc = "" +
 	"\aversion\x18\b \x01(\x03R\aversion\x12A\n" +
 	"\x06vector\x18\t \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
 	"\blanguage\x18\n" +
-	" \x01(\tR\blanguage\"\x95\x02\n" +
+	" \x01(\tR\blanguage\"\x7f\n" +
+	"\tEmbedding\x12\x19\n" +
+	"\bchunk_id\x18\x01 \x01(\fR\achunkId\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12A\n" +
+	"\x06vector\x18\x03 \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\"\x9a\x01\n" +
+	"\n" +
+	"ModelState\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\tR\x06active\x12\x1d\n" +
+	"\n" +
+	"active_dim\x18\x02 \x01(\x03R\tactiveDim\x12\x1a\n" +
+	"\bbuilding\x18\x03 \x01(\tR\bbuilding\x12!\n" +
+	"\fbuilding_dim\x18\x04 \x01(\x03R\vbuildingDim\x12\x16\n" +
+	"\x06column\x18\x05 \x01(\tR\x06column\"\xb3\x03\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +
 	"\tdocuments\x18\x03 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x04 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12\x18\n" +
 	"\adeletes\x18\x05 \x03(\fR\adeletes\x12)\n" +
-	"\x10delete_documents\x18\x06 \x03(\fR\x0fdeleteDocuments\"\v\n" +
-	"\tBaseBegin\"\x99\x01\n" +
+	"\x10delete_documents\x18\x06 \x03(\fR\x0fdeleteDocuments\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\x12N\n" +
+	"\vmodel_state\x18\x15 \x01(\v2-.sostenuto.replication.logentry.v1.ModelStateR\n" +
+	"modelState\"\v\n" +
+	"\tBaseBegin\"\xb7\x02\n" +
 	"\bBasePart\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
-	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\"A\n" +
+	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\x12N\n" +
+	"\vmodel_state\x18\x15 \x01(\v2-.sostenuto.replication.logentry.v1.ModelStateR\n" +
+	"modelState\"A\n" +
 	"\aBaseEnd\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"^\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
-	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\xb1\x01\n" +
+	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\xff\x01\n" +
 	"\x06Repair\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12\x18\n" +
-	"\adeletes\x18\x03 \x03(\fR\adeletes\"C\n" +
+	"\adeletes\x18\x03 \x03(\fR\adeletes\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\"C\n" +
 	"\tKeepalive\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"\xb6\x01\n" +
@@ -822,34 +1030,42 @@ func file_logentry_proto_rawDescGZIP() []byte {
 	return file_logentry_proto_rawDescData
 }
 
-var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_logentry_proto_goTypes = []any{
 	(*Document)(nil),       // 0: sostenuto.replication.logentry.v1.Document
 	(*Vector)(nil),         // 1: sostenuto.replication.logentry.v1.Vector
 	(*Chunk)(nil),          // 2: sostenuto.replication.logentry.v1.Chunk
-	(*Changes)(nil),        // 3: sostenuto.replication.logentry.v1.Changes
-	(*BaseBegin)(nil),      // 4: sostenuto.replication.logentry.v1.BaseBegin
-	(*BasePart)(nil),       // 5: sostenuto.replication.logentry.v1.BasePart
-	(*BaseEnd)(nil),        // 6: sostenuto.replication.logentry.v1.BaseEnd
-	(*Member)(nil),         // 7: sostenuto.replication.logentry.v1.Member
-	(*Repair)(nil),         // 8: sostenuto.replication.logentry.v1.Repair
-	(*Keepalive)(nil),      // 9: sostenuto.replication.logentry.v1.Keepalive
-	(*SnapshotHeader)(nil), // 10: sostenuto.replication.logentry.v1.SnapshotHeader
+	(*Embedding)(nil),      // 3: sostenuto.replication.logentry.v1.Embedding
+	(*ModelState)(nil),     // 4: sostenuto.replication.logentry.v1.ModelState
+	(*Changes)(nil),        // 5: sostenuto.replication.logentry.v1.Changes
+	(*BaseBegin)(nil),      // 6: sostenuto.replication.logentry.v1.BaseBegin
+	(*BasePart)(nil),       // 7: sostenuto.replication.logentry.v1.BasePart
+	(*BaseEnd)(nil),        // 8: sostenuto.replication.logentry.v1.BaseEnd
+	(*Member)(nil),         // 9: sostenuto.replication.logentry.v1.Member
+	(*Repair)(nil),         // 10: sostenuto.replication.logentry.v1.Repair
+	(*Keepalive)(nil),      // 11: sostenuto.replication.logentry.v1.Keepalive
+	(*SnapshotHeader)(nil), // 12: sostenuto.replication.logentry.v1.SnapshotHeader
 }
 var file_logentry_proto_depIdxs = []int32{
-	1, // 0: sostenuto.replication.logentry.v1.Chunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
-	0, // 1: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 2: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	0, // 3: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 4: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	0, // 5: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2, // 6: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	7, // 7: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: sostenuto.replication.logentry.v1.Chunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
+	1,  // 1: sostenuto.replication.logentry.v1.Embedding.vector:type_name -> sostenuto.replication.logentry.v1.Vector
+	0,  // 2: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 3: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 4: sostenuto.replication.logentry.v1.Changes.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	4,  // 5: sostenuto.replication.logentry.v1.Changes.model_state:type_name -> sostenuto.replication.logentry.v1.ModelState
+	0,  // 6: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 7: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 8: sostenuto.replication.logentry.v1.BasePart.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	4,  // 9: sostenuto.replication.logentry.v1.BasePart.model_state:type_name -> sostenuto.replication.logentry.v1.ModelState
+	0,  // 10: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 11: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 12: sostenuto.replication.logentry.v1.Repair.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	9,  // 13: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_logentry_proto_init() }
@@ -863,7 +1079,7 @@ func file_logentry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logentry_proto_rawDesc), len(file_logentry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

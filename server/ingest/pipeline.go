@@ -42,6 +42,10 @@ type Pipeline struct {
 	YouTube       *YouTubeCaptions
 	Chunker       *Chunker
 	Embedder      embed.Embedder
+	// Models, when set, are the configured embedders by name: a document
+	// is embedded by the model the database names active (Embedder is
+	// then unused).
+	Models *embed.Models
 	// Languages tells each document's language (nil: every document is
 	// DefaultLanguage).
 	Languages *LanguageDetector
@@ -94,6 +98,10 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
 		return st, err
 	}
+	emb, model, err := p.embedder(ctx)
+	if err != nil {
+		return st, err
+	}
 	for start := 0; start < len(chunks); start += StoreBatch {
 		group := chunks[start:min(start+StoreBatch, len(chunks))]
 		texts := make([]string, len(group))
@@ -102,7 +110,7 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 			st.Tokens += c.TokenCount
 		}
 		t = time.Now()
-		vecs, err := embed.Batched(ctx, p.Embedder, texts, nil)
+		vecs, err := embed.Batched(ctx, emb, texts, nil)
 		st.Embed += time.Since(t)
 		if err != nil {
 			return st, err
@@ -112,7 +120,7 @@ func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (Stats, error) {
 		for i, c := range group {
 			staged[i] = store.StagedChunk{Ordinal: c.Ordinal, Text: c.Text, TokenCount: c.TokenCount, PageStart: c.PageStart,
 				PageEnd: c.PageEnd, CharStart: c.CharStart, CharEnd: c.CharEnd, TimeStartMs: c.TimeStartMs,
-				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language}
+				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language, Model: model}
 		}
 		if err := p.Store.StageChunks(ctx, id, staged); err != nil {
 			return st, err
@@ -270,4 +278,25 @@ func (p *Pipeline) GiveUp() jobs.GiveUp {
 			p.Logger.Warn("record ingest failure", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "error", err)
 		}
 	}
+}
+
+// embedder is the embedder of the active model and its name ("" without
+// Models: the one Embedder, as before models were named).
+func (p *Pipeline) embedder(ctx context.Context) (embed.Embedder, string, error) {
+	if p.Models == nil {
+		return p.Embedder, "", nil
+	}
+	st, err := p.Store.EmbeddingState(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.Active == "" {
+		m := p.Models.Default()
+		return m.Embedder, "", nil
+	}
+	m, ok := p.Models.Get(st.Active)
+	if !ok {
+		return nil, "", fmt.Errorf("ingest: the active embedding model %s is not configured on this node", st.Active)
+	}
+	return m.Embedder, m.Name, nil
 }

@@ -116,7 +116,9 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 		return Result{}, err
 	}
 	var tm index.Timings
-	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(), Timings: &tm})
+	var served index.Served
+	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(),
+		Timings: &tm, Model: q.Model, Served: &served})
 	if err != nil {
 		return Result{}, fmt.Errorf("search: index: %w", err)
 	}
@@ -128,7 +130,11 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 			PageStart: h.Chunk.PageStart, PageEnd: h.Chunk.PageEnd, Text: h.Chunk.Text, Score: h.Score,
 			VectorRank: rankPtr(h.VectorRank), BM25Rank: rankPtr(h.BM25Rank), Kind: KindKnowledge}
 	}
-	return Result{Hits: keepKinds(q, out), LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
+	res := Result{Hits: keepKinds(q, out), LSN: served.Position.LSN, Source: SourceLocal, Lagging: x.lagging}
+	if q.Mode != ModeBM25 {
+		res.Model = served.Model
+	}
+	return res, nil
 }
 
 // observe times the engine's lists, by use.

@@ -37,9 +37,12 @@ type Scored struct {
 }
 
 // SearchVector returns the n visible chunks nearest to v, scored by
-// cosine similarity (pgvector HNSW with iterative scans, so filtering by
-// visibility still yields n rows).
-func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int) ([]Scored, error) {
+// cosine similarity: pgvector HNSW with iterative scans (so filtering by
+// visibility still yields n rows) over chunks.embedding when the active
+// model is the column's, an exact scan of chunk_embeddings otherwise.
+// model is the model that made v: another than the active one is
+// index.ErrModel ("" before models are named: not checked).
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, model string, v []float32, n, efSearch int) ([]Scored, error) {
 	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
@@ -48,7 +51,11 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 		if _, err := tx.Exec(ctx, "SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, embedding <=> $1 AS distance FROM chunks ORDER BY embedding <=> $1 LIMIT $2`, pgvector.NewVector(v), n)
+		q, args, err := vectorQuery(ctx, tx, model, v, n)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -162,4 +169,23 @@ func (s *Store) TeachersOf(ctx context.Context, user uuid.UUID) ([]uuid.UUID, er
 		return nil, fmt.Errorf("store: teachers: %w", err)
 	}
 	return ids, nil
+}
+
+// vectorQuery is the vector search over the active model's vectors: the
+// column's (HNSW) or chunk_embeddings' (exact; RLS limits both to visible
+// chunks).
+func vectorQuery(ctx context.Context, tx pgx.Tx, model string, v []float32, n int) (string, []any, error) {
+	st, err := readEmbeddingState(ctx, tx, "")
+	if err != nil {
+		return "", nil, err
+	}
+	if model != "" && st.Active != "" && model != st.Active {
+		return "", nil, fmt.Errorf("store: %w: the query was embedded by %s, the active model is %s", index.ErrModel, model, st.Active)
+	}
+	if st.Active == "" || st.Active == st.Column {
+		return `SELECT id, embedding <=> $1 AS distance FROM chunks ORDER BY embedding <=> $1 LIMIT $2`,
+			[]any{pgvector.NewVector(v), n}, nil
+	}
+	return `SELECT chunk_id AS id, embedding <=> $1 AS distance FROM chunk_embeddings WHERE model = $3
+		ORDER BY embedding <=> $1 LIMIT $2`, []any{pgvector.NewVector(v), n, st.Active}, nil
 }
