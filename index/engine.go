@@ -81,7 +81,8 @@ type Query struct {
 	// Timings, when set, receives how long each part of the search took.
 	Timings *Timings
 	// Model, when set, is the model that embedded Vector: a search with
-	// another than the engine's active model is refused (ErrModel).
+	// another than the engine's active model is refused (ErrModel); an
+	// engine whose models are not named yet accepts any.
 	Model string
 	// Served, when set, receives the model and the position the search
 	// was answered at, read under the same lock as the search.
@@ -641,7 +642,7 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 		if q.Vector == nil {
 			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
 		}
-		if q.Model != "" && q.Model != e.model.Active {
+		if q.Model != "" && e.model.Active != "" && q.Model != e.model.Active {
 			return nil, fmt.Errorf("%w: the query was embedded by %s, the index searches %s", ErrModel, q.Model, e.model.Active)
 		}
 		start := time.Now()

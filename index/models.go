@@ -187,3 +187,20 @@ func (e *Engine) ModelVectors(model string) map[ID][]float32 {
 	}
 	return out
 }
+
+// ModelChunks lists the chunks holding a vector of model (its active or
+// building one) in the engine's graphs; nil when it holds no graph for it.
+func (e *Engine) ModelChunks(model string) []ID {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	g := e.graphOf(model)
+	if g == nil {
+		return nil
+	}
+	ids := g.LiveIDs()
+	out := make([]ID, len(ids))
+	for i, id := range ids {
+		out[i] = ID(id)
+	}
+	return out
+}

@@ -220,3 +220,23 @@ func asVersion2(t *testing.T, b []byte) []byte {
 	out = append(out, b[head+models:len(b)-5]...)
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
+
+// An engine whose models are not named yet (no state replicated) answers
+// a query whatever model it names, as before models were named.
+func TestUnnamedEngineAcceptsAnyModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 6))
+	e, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := Document{ID: idn('d', 1), OwnerID: idn('u', 1), IsPublic: true}
+	if err := e.Apply(Ops{Documents: []Document{doc}, Position: Position{LSN: 1}, Upserts: []Chunk{
+		{ID: idn('c', 1), DocumentID: doc.ID, OwnerID: doc.OwnerID, Text: "scale", Version: 1, Vector: randVec(r, dim)}}}); err != nil {
+		t.Fatal(err)
+	}
+	var served Served
+	hits, err := e.Search(Query{Text: "scale", Vector: randVec(r, dim), K: 1, Model: "anything", Scope: Scope{Admin: true}, Served: &served})
+	if err != nil || len(hits) != 1 || served.Model != "" || served.Position.LSN != 1 {
+		t.Fatalf("%d hits, %v, served %+v", len(hits), err, served)
+	}
+}
