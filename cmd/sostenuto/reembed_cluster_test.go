@@ -29,11 +29,11 @@ func reembedEnv(rate int) []string {
 }
 
 // reembedCLI runs `sostenuto reembed ARGS...` against the cluster's
-// database and returns its output.
-func (c *testCluster) reembedCLI(args ...string) string {
+// database, with embedders configured, and returns its output.
+func (c *testCluster) reembedCLI(embedders string, args ...string) string {
 	c.t.Helper()
 	cmd := exec.Command(c.bin, append([]string{"reembed"}, args...)...)
-	cmd.Env = append(childEnv(), "SOSTENUTO_DATABASE_URL="+c.url, "SOSTENUTO_DATA_DIR="+c.dataDir, "SOSTENUTO_EMBEDDERS=hash256=hash:256")
+	cmd.Env = append(childEnv(), "SOSTENUTO_DATABASE_URL="+c.url, "SOSTENUTO_DATA_DIR="+c.dataDir, "SOSTENUTO_EMBEDDERS="+embedders)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("reembed %v: %v\n%s", args, err, out)
@@ -200,14 +200,14 @@ func TestClusterReembed(t *testing.T) {
 	docs := ingestChunks(t, db.URL, teacher, 100, 30, true, "alpha")
 	c.modelsConverged("before the build", "sostenuto-hash-v1", 768)
 
-	out := c.reembedCLI("start", "hash256")
+	out := c.reembedCLI("hash256=hash:256", "start", "hash256")
 	if !strings.Contains(out, "building: hash256 (256 dimensions)") {
 		t.Fatalf("reembed start said:\n%s", out)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	c.duringBuild(t, teacher, docs)
 	c.waitFor("the switch", 3*time.Minute, func() bool { return !building(t, db.URL, "hash256") })
-	if out := c.reembedCLI("status"); !strings.Contains(out, "active: hash256 (256 dimensions)") {
+	if out := c.reembedCLI("hash256=hash:256", "status"); !strings.Contains(out, "active: hash256 (256 dimensions)") {
 		t.Fatalf("reembed status said:\n%s", out)
 	}
 	c.modelsConverged("after the switch", "hash256", 256)
