@@ -26,6 +26,7 @@ var landed = map[string]string{
 	"00007_document_ocr.sql":        "f02aa9ca9ad2f97f77cb0d54a477b6499459cd10147d748947cf02cee622f2f4",
 	"00008_language.sql":            "81157b1d83451a25a77ac71e24be9ca04b3de2c919cd5e7d76bad650f290723c",
 	"00009_chat_feedback.sql":       "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
+	"00012_embedding_models.sql":    "87a3f1d4c114a63c545b8f3e8cb99111b33c6736eda7b132f1bc1a5f52748ffa",
 }
 
 // changedLanded lists, one sentence each, the landed migrations in fsys that
