@@ -186,6 +186,9 @@ func vectorQuery(ctx context.Context, tx pgx.Tx, model string, v []float32, n in
 		return `SELECT id, embedding <=> $1 AS distance FROM chunks ORDER BY embedding <=> $1 LIMIT $2`,
 			[]any{pgvector.NewVector(v), n}, nil
 	}
-	return `SELECT chunk_id AS id, embedding <=> $1 AS distance FROM chunk_embeddings WHERE model = $3
-		ORDER BY embedding <=> $1 LIMIT $2`, []any{pgvector.NewVector(v), n, st.Active}, nil
+	// Cast to the model's dimension: a partial HNSW index on that
+	// expression for the model (docs/RUNBOOKS.md) serves this search.
+	cast := fmt.Sprintf("::vector(%d)", st.ActiveDim)
+	return `SELECT chunk_id AS id, embedding` + cast + ` <=> $1` + cast + ` AS distance FROM chunk_embeddings WHERE model = $3
+		ORDER BY embedding` + cast + ` <=> $1` + cast + ` LIMIT $2`, []any{pgvector.NewVector(v), n, st.Active}, nil
 }
