@@ -20,27 +20,54 @@ func (e *Engine) ApplyBatch(batch []Ops) []error {
 	errs := make([]error, len(batch))
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
+	// A batch changing the embedding models starts a run of its own: the
+	// model state changes before its operations, and every later batch's
+	// vectors go to the graphs that state names.
+	for start := 0; start < len(batch); {
+		end := start + 1
+		for end < len(batch) && batch[end].Model == nil {
+			end++
+		}
+		e.applyModelRun(batch[start:end], errs[start:end])
+		start = end
+	}
+	return errs
+}
+
+// applyModelRun applies a run whose first batch alone may change the
+// models; wmu is held.
+func (e *Engine) applyModelRun(batch []Ops, errs []error) {
+	if m := batch[0].Model; m != nil && (batch[0].Position.LSN == 0 || batch[0].Position.LSN > e.pos.LSN) {
+		if err := e.setModel(*m); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return
+		}
+	}
 	vec := e.graph()
 	pre, err := e.preIndex(vec, batch)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
+		return
 	}
 	w := newIndexWrites()
 	adv, err := e.applyRunAndIndexes(vec, batch, errs, w, pre)
+	if err == nil {
+		err = e.applyBuild(w)
+	}
 	if err != nil {
 		for i := range errs {
 			if adv.applied[i] {
 				errs[i] = err
 			}
 		}
-		return errs
+		return
 	}
 	e.advance(adv)
 	e.maybeCompact(vec)
-	return errs
 }
 
 // applyRunAndIndexes changes the maps and makes the run's index writes
@@ -62,6 +89,15 @@ func (e *Engine) applyRunAndIndexes(vec *vector.Index, batch []Ops, errs []error
 	adv := e.applyRunLocked(batch, errs, w)
 	w.dropPreIndexed(pre)
 	return adv, e.applyIndexes(vec, w)
+}
+
+// checkOps refuses a batch holding a vector of the wrong length for the
+// graph it goes to; wmu is held.
+func (e *Engine) checkOps(ops Ops) error {
+	if err := e.checkDims(ops.Upserts); err != nil {
+		return err
+	}
+	return e.checkEmbeddings(ops.Embeddings)
 }
 
 // replaces says whether a run removes a chunk or replaces one held. Only
@@ -100,8 +136,11 @@ func (e *Engine) preIndex(vec *vector.Index, batch []Ops) (map[vector.ID][]float
 	}
 	w := newIndexWrites()
 	pos := e.pos.LSN
+	if !e.columnToActive() {
+		return nil, nil // chunk upserts carry no vector of the graph searched
+	}
 	for _, ops := range batch {
-		if ops.Position.LSN != 0 && ops.Position.LSN <= pos || e.checkDims(ops.Upserts) != nil {
+		if ops.Position.LSN != 0 && ops.Position.LSN <= pos || e.checkOps(ops) != nil {
 			continue // skipped or refused by applyRun
 		}
 		pos = max(pos, ops.Position.LSN)
@@ -170,7 +209,7 @@ func (e *Engine) applyRunLocked(batch []Ops, errs []error, w *indexWrites) advan
 		if ops.Position.LSN != 0 && ops.Position.LSN <= adv.pos.LSN {
 			continue
 		}
-		if errs[i] = e.checkDims(ops.Upserts); errs[i] != nil {
+		if errs[i] = e.checkOps(ops); errs[i] != nil {
 			continue
 		}
 		e.applyMaps(ops, w)
@@ -178,7 +217,7 @@ func (e *Engine) applyRunLocked(batch []Ops, errs []error, w *indexWrites) advan
 		if ops.Position.LSN > adv.pos.LSN {
 			adv.pos = ops.Position
 		}
-		if ops.Len() > 0 {
+		if ops.Len() > 0 || ops.Model != nil { // a switch changes every answer
 			adv.dataPos = adv.pos
 			adv.changed++
 		}
@@ -250,6 +289,7 @@ type indexWrites struct {
 	at      map[vector.ID]int // id → its write in graph
 	texts   map[text.ID]text.Doc
 	deletes []text.ID // chunks gone from both indexes
+	build   []graphOp // writes to the graph being built, in order
 }
 
 func newIndexWrites() *indexWrites {
@@ -273,9 +313,11 @@ func (w *indexWrites) upsert(id ID, vec []float32, doc text.Doc) {
 }
 
 // remove records a chunk's delete; an upsert of it earlier in the run is
-// dropped (the BM25 index deletes before it upserts).
+// dropped (the BM25 index deletes before it upserts). The graph being
+// built, if any, takes it in order with its other writes.
 func (w *indexWrites) remove(id ID) {
 	w.set(graphOp{id: vector.ID(id)})
+	w.build = append(w.build, graphOp{id: vector.ID(id)})
 	delete(w.texts, text.ID(id))
 	w.deletes = append(w.deletes, text.ID(id))
 }

@@ -54,6 +54,7 @@ func (e *Engine) maybeCompact(vec *vector.Index) {
 type compaction struct {
 	items []vector.Item
 	log   *[]graphOp
+	src   *vector.Index // the graph compacted
 }
 
 // Compact rebuilds the graph without tombstones when they pass the
@@ -65,7 +66,7 @@ func (e *Engine) Compact(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	fresh, err := vector.BuildContext(ctx, e.cfg.Vector, c.items)
+	fresh, err := vector.BuildContext(ctx, c.src.Config(), c.items)
 	return e.finishCompaction(c, fresh, err)
 }
 
@@ -78,7 +79,7 @@ func (e *Engine) beginCompaction() (*compaction, bool) {
 	if e.compacting != nil || !compactionDue(vec) {
 		return nil, false
 	}
-	c := &compaction{items: vec.LiveItems(), log: &[]graphOp{}}
+	c := &compaction{items: vec.LiveItems(), log: &[]graphOp{}, src: vec}
 	e.compacting = c.log
 	return c, true
 }
@@ -91,6 +92,11 @@ func (e *Engine) finishCompaction(c *compaction, fresh *vector.Index, err error)
 	e.compacting = nil
 	if err != nil {
 		return false, err
+	}
+	if e.graph() != c.src {
+		// The embedding model switched meanwhile: the compacted graph
+		// is of a model no longer searched.
+		return false, nil
 	}
 	for _, op := range *c.log {
 		if op.vec == nil {

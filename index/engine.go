@@ -101,6 +101,20 @@ type Query struct {
 	ProjectID ID
 	// Timings, when set, receives how long each part of the search took.
 	Timings *Timings
+	// Model, when set, is the model that embedded Vector: a search with
+	// another than the engine's active model is refused (ErrModel); an
+	// engine whose models are not named yet accepts any.
+	Model string
+	// Served, when set, receives the model and the position the search
+	// was answered at, read under the same lock as the search.
+	Served *Served
+}
+
+// Served is the state a search was answered from: the active embedding
+// model and the applied position.
+type Served struct {
+	Model    string
+	Position Position
 }
 
 // Timings splits a search's time: the vector list, the BM25 list, fusion.
@@ -173,6 +187,11 @@ type Engine struct {
 	// tombstones pass the compaction threshold (compactor.go).
 	compactWanted     chan struct{}
 	compactWantedOnce sync.Once
+	// model names the embedding models held (models.go); build is the
+	// graph of the model being built beside the active one (nil: none).
+	// Both are guarded by mu, changed under wmu.
+	model ModelState
+	build *vector.Index
 }
 
 // graphOp is a write to replay onto a graph built in the background.
@@ -265,6 +284,13 @@ type Ops struct {
 	Revokes        []Grant
 	DeleteProjects []ID
 	Position       Position
+	// Model, when set, is the new state of the embedding models, applied
+	// before anything else of the batch (a batch carrying one starts a
+	// run of its own in ApplyBatch).
+	Model *ModelState
+	// Embeddings are vectors by model (and deletes: nil vectors), applied
+	// after the chunks.
+	Embeddings []Embedding
 }
 
 // ErrDimension marks a chunk vector of the wrong length.
@@ -281,8 +307,14 @@ func (e *Engine) Apply(ops Ops) error {
 
 // checkDims refuses a batch holding a vector of the wrong length.
 func (e *Engine) checkDims(upserts []Chunk) error {
+	g := e.vec // wmu is held: only the writer replaces it
+	if !e.columnToActive() {
+		if g = nil; e.columnToBuild() {
+			g = e.build
+		}
+	}
 	for _, c := range upserts {
-		if c.Vector != nil && len(c.Vector) != e.cfg.Vector.Dim {
+		if g != nil && c.Vector != nil && len(c.Vector) != g.Config().Dim {
 			return fmt.Errorf("index: chunk %x: %w", c.ID, ErrDimension)
 		}
 	}
@@ -306,6 +338,7 @@ func (e *Engine) applyMaps(ops Ops, w *indexWrites) {
 	for _, id := range deletes {
 		e.deleteChunk(id, w)
 	}
+	e.applyEmbeddings(ops.Embeddings, w)
 	for _, d := range ops.DeleteDocs {
 		if st, ok := e.docs[d]; ok {
 			delete(e.docs, d)
@@ -345,7 +378,8 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 		return // already applied
 	}
 	vec := c.Vector
-	if vec == nil {
+	toActive := e.columnToActive()
+	if toActive && vec == nil {
 		// An update that left the embedding alone (PostgreSQL does
 		// not resend an unchanged TOASTed value): keep the stored one.
 		// Without one there is nothing to keep; anti-entropy repairs.
@@ -364,7 +398,7 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	if c.Kind == KindAnnotation {
 		g := e.linkAnnotation(&cc, old, had)
-		w.upsert(c.ID, vec, textDoc(cc.Title, c, g))
+		e.writeChunk(w, c.ID, vec, toActive, textDoc(cc.Title, c, g))
 		return
 	}
 	st := e.doc(c.DocumentID, c.OwnerID)
@@ -376,7 +410,21 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	w.upsert(c.ID, vec, textDoc(c.Title, c, e.group(st)))
+	e.writeChunk(w, c.ID, vec, toActive, textDoc(c.Title, c, e.group(st)))
+}
+
+// writeChunk records an upserted chunk's index writes: its text, and its
+// vector into the graph of the model chunk vectors carry (the active one,
+// or the one being built; none when the column holds another model's).
+func (e *Engine) writeChunk(w *indexWrites, id ID, vec []float32, toActive bool, doc text.Doc) {
+	switch {
+	case toActive:
+		w.upsert(id, vec, doc)
+		return
+	case vec != nil && e.columnToBuild():
+		w.build = append(w.build, graphOp{id: vector.ID(id), vec: vec})
+	}
+	w.texts[text.ID(id)] = doc
 }
 
 // textDoc is what the BM25 index holds of chunk c: the title and its text,
@@ -522,9 +570,15 @@ func (e *Engine) Search(q Query) ([]Hit, error) {
 	// indexes read the chunk and document maps without locking again.
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if q.Served != nil {
+		*q.Served = Served{Model: e.model.Active, Position: e.pos}
+	}
 	if mode == ModeHybrid || mode == ModeVector {
 		if q.Vector == nil {
 			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
+		}
+		if q.Model != "" && e.model.Active != "" && q.Model != e.model.Active {
+			return nil, fmt.Errorf("%w: the query was embedded by %s, the index searches %s", ErrModel, q.Model, e.model.Active)
 		}
 		start := time.Now()
 		if vecHits, err = e.searchVector(q, depth); err != nil {
@@ -671,5 +725,5 @@ func (e *Engine) ChunkVersions() map[ID]int64 {
 // Len is how many operations the batch holds (its position aside).
 func (o Ops) Len() int {
 	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs) +
-		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects)
+		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects) + len(o.Embeddings)
 }

@@ -15,9 +15,11 @@ import (
 	"github.com/sostenuto/sostenuto/index/vector"
 )
 
-// Snapshot format, version 3, little-endian:
+// Snapshot format, version 4, little-endian:
 //
 //	"SOSTSNAP" u32 version  u64 lsn
+//	the embedding models (v4): u32+active u32 active_dim
+//	  u32+building u32 building_dim u32+column
 //	u32 documents × (id[16] owner[16] u8 public u32+title)
 //	u32 projects × (id[16] owner[16] u32+title u32 grantees × id[16])   (v3)
 //	u32 chunks × (id[16] document[16] owner[16] i64 version i32 page_start
@@ -25,16 +27,20 @@ import (
 //	              u8 kind project[16] author[16])                       (v3)
 //	the HNSW graph (vector.WriteTo), vectors included
 //	the BM25 index (text.WriteTo), postings included
+//	(v4) u8 1 and the graph being built (vector.WriteTo), or u8 0
 //	u32 CRC-32C of everything before
 //
 // Both indexes travel whole, so a restore neither rebuilds the graph nor
-// analyses a text. Version 2 (before annotations: no projects section, no
-// kind, project or author per chunk) is still read: every chunk of it is
-// a knowledge chunk. (Version 1 carried no BM25 index; it is refused.)
+// analyses a text. Version 3 (no models, no graph being built) is still
+// read, as an engine whose models are not named yet; version 2 (before
+// annotations: no projects section, no kind, project or author per chunk)
+// too: every chunk of it is a knowledge chunk. (Version 1 carried no BM25
+// index; it is refused.)
 const (
 	snapMagic   = "SOSTSNAP"
-	snapVersion = 3
+	snapVersion = 4
 	snapOldest  = 2
+	snapModels  = 4 // the first version with the models and the build
 	maxField    = 1 << 24
 )
 
@@ -63,6 +69,9 @@ func (v *ReadView) writeSnapshot(w io.Writer) error {
 	if _, err := v.text.WriteTo(bw); err != nil {
 		return fmt.Errorf("index: snapshot text index: %w", err)
 	}
+	if err := writeBuild(bw, v.build); err != nil {
+		return err
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("index: snapshot: %w", err)
 	}
@@ -86,6 +95,12 @@ func (v *ReadView) writeMaps(bw *bufio.Writer) error {
 	bw.WriteString(snapMagic) //nolint:errcheck // surfaced by Flush
 	put(uint32(snapVersion))
 	put(v.pos.LSN)
+	m := v.model
+	putStr(m.Active)
+	put(uint32(m.ActiveDim))
+	putStr(m.Building)
+	put(uint32(m.BuildingDim))
+	putStr(m.Column)
 	put(uint32(len(v.docs)))
 	for _, d := range v.docs {
 		put(d.ID)
@@ -148,6 +163,9 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sr.version >= snapModels {
+		e.model = sr.model()
+	}
 	sr.documents(e)
 	if sr.version >= 3 {
 		sr.projects(e)
@@ -156,10 +174,11 @@ func ReadSnapshot(cfg Config, r io.Reader) (*Engine, error) {
 	if sr.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, sr.err)
 	}
-	g, tx, err := sr.indexes()
+	g, tx, build, err := sr.indexes()
 	if err != nil {
 		return nil, err
 	}
+	e.build = build
 	if sum, ok := tr.trailer(); !ok || sum != cr.h.Sum32() {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
@@ -216,6 +235,53 @@ func (s *snapReader) header() (lsn LSN, err error) {
 		return 0, fmt.Errorf("%w: version %d, this node reads %d-%d", ErrSnapshot, s.version, snapOldest, snapVersion)
 	}
 	return lsn, nil
+}
+
+// model reads the embedding models (version 4).
+func (s *snapReader) model() ModelState {
+	var m ModelState
+	var ad, bd uint32
+	m.Active = s.getStr()
+	s.get(&ad)
+	m.Building = s.getStr()
+	s.get(&bd)
+	m.Column = s.getStr()
+	m.ActiveDim, m.BuildingDim = int(ad), int(bd)
+	return m
+}
+
+// writeBuild writes the graph being built, if any, after a flag.
+func writeBuild(w io.Writer, build *vector.Index) error {
+	var flag uint8
+	if build != nil {
+		flag = 1
+	}
+	if err := binary.Write(w, binary.LittleEndian, flag); err != nil {
+		return fmt.Errorf("index: snapshot: %w", err)
+	}
+	if build == nil {
+		return nil
+	}
+	if _, err := build.WriteTo(w); err != nil {
+		return fmt.Errorf("index: snapshot building graph: %w", err)
+	}
+	return nil
+}
+
+// readBuild reads the graph being built (version 4): nil when none.
+func (s *snapReader) readBuild() (*vector.Index, error) {
+	var flag uint8
+	if err := binary.Read(s.br, binary.LittleEndian, &flag); err != nil || flag > 1 {
+		return nil, fmt.Errorf("%w: building graph flag: %v", ErrSnapshot, err)
+	}
+	if flag == 0 {
+		return nil, nil
+	}
+	g, err := vector.ReadFrom(s.br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: building graph: %v", ErrSnapshot, err)
+	}
+	return g, nil
 }
 
 // documents reads the documents section into e.
@@ -296,30 +362,41 @@ func (s *snapReader) projects(e *Engine) {
 	}
 }
 
-// indexes reads the HNSW graph and the BM25 index, which end the data.
-func (s *snapReader) indexes() (*vector.Index, *text.Index, error) {
-	g, err := vector.ReadFrom(s.br)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+// indexes reads the HNSW graph, the BM25 index and (version 4) the graph
+// being built, which end the data.
+func (s *snapReader) indexes() (g *vector.Index, tx *text.Index, build *vector.Index, err error) {
+	if g, err = vector.ReadFrom(s.br); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	tx, err := text.ReadFrom(s.br)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	if tx, err = text.ReadFrom(s.br); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	if s.version >= snapModels {
+		if build, err = s.readBuild(); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if _, err := s.br.Peek(1); err != io.EOF {
-		return nil, nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
+		return nil, nil, nil, fmt.Errorf("%w: trailing data", ErrSnapshot)
 	}
-	return g, tx, nil
+	return g, tx, build, nil
 }
 
 // checkIndexes checks that the graph has this node's dimensions and that
 // both indexes hold exactly e's chunks.
 func (e *Engine) checkIndexes(cfg Config, g *vector.Index, tx *text.Index) error {
-	if g.Config().Dim != cfg.Vector.Dim {
-		return fmt.Errorf("%w: %d dimensions, this node uses %d", ErrSnapshot, g.Config().Dim, cfg.Vector.Dim)
+	want := cfg.Vector.Dim
+	if e.model.ActiveDim > 0 {
+		want = e.model.ActiveDim
+	}
+	if g.Config().Dim != want {
+		return fmt.Errorf("%w: %d dimensions, this node uses %d", ErrSnapshot, g.Config().Dim, want)
+	}
+	if (e.build == nil) != (e.model.Building == "") {
+		return fmt.Errorf("%w: building model %q without its graph, or the reverse", ErrSnapshot, e.model.Building)
 	}
 	for id, c := range e.chunks {
-		if !g.Has(vector.ID(id)) {
+		if !g.Has(vector.ID(id)) && e.columnToActive() {
 			return fmt.Errorf("%w: chunk %x has no vector", ErrSnapshot, c.ID)
 		}
 		if !tx.Has(text.ID(id)) {

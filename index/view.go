@@ -24,6 +24,10 @@ type ReadView struct {
 	chunks   map[ID]*Chunk
 	vec      *vector.Index
 	text     *text.Index
+	// model and build are the embedding models and the graph being built
+	// (nil: none), frozen as vec is.
+	model ModelState
+	build *vector.Index
 }
 
 // ReadView captures the engine as it is now, waiting for a batch or a
@@ -33,7 +37,10 @@ func (e *Engine) ReadView() *ReadView {
 	defer e.wmu.Unlock()
 	// wmu excludes every writer of the maps, the indexes and the position.
 	v := &ReadView{pos: e.pos, chunks: maps.Clone(e.chunks), vec: e.vec.Frozen(), text: e.text.Frozen(),
-		docs: make([]Document, 0, len(e.docs))}
+		docs: make([]Document, 0, len(e.docs)), model: e.model}
+	if e.build != nil {
+		v.build = e.build.Frozen()
+	}
 	for _, st := range e.docs {
 		v.docs = append(v.docs, st.Document)
 	}
@@ -61,5 +68,5 @@ func (v *ReadView) WriteSnapshot(w io.Writer) error { return v.writeSnapshot(w) 
 // Release drops what the view holds; it never blocks anything, and a
 // second call does nothing.
 func (v *ReadView) Release() {
-	v.chunks, v.docs, v.projects, v.vec, v.text = nil, nil, nil, nil, nil
+	v.chunks, v.docs, v.projects, v.vec, v.text, v.build = nil, nil, nil, nil, nil, nil
 }

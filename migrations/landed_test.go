@@ -28,6 +28,7 @@ var landed = map[string]string{
 	"00009_chat_feedback.sql":         "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
 	"00010_annotation_chunks.sql":     "1bb2d146bc04eb37d0c5d878b514667e891be96bbe8698193fcc41a2a060f991",
 	"00011_document_content_hash.sql": "43477d9b4a345e7b1c1c68de5b46139719c53cba88f7074a90399c7f810cd02a",
+	"00012_embedding_models.sql":      "7520ab2b9f72a0ae589ea10a4f444987195dcea95a39d8d67709d2dc65db32b5",
 }
 
 // changedLanded lists, one sentence each, the landed migrations in fsys that

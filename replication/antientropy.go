@@ -251,8 +251,17 @@ func (n *Node) RepairFrom(ctx context.Context, url string, ids []index.ID) error
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var ops index.Ops
-	if ops.Upserts, ops.Documents, err = NewSource(conn).Chunks(ctx, ids); err != nil {
+	src := NewSource(conn)
+	if ops.Upserts, ops.Documents, err = src.Chunks(ctx, ids); err != nil {
 		return fmt.Errorf("replication: repair: %w", err)
+	}
+	// The chunks' vectors by the models held apart from the column.
+	if m, err := src.ModelState(ctx); err != nil {
+		return fmt.Errorf("replication: repair: %w", err)
+	} else if m != nil {
+		if ops.Embeddings, err = src.Embeddings(ctx, modelsHeld(*m), ids); err != nil {
+			return fmt.Errorf("replication: repair: %w", err)
+		}
 	}
 	found := map[index.ID]bool{}
 	for _, c := range ops.Upserts {

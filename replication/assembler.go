@@ -98,6 +98,13 @@ func decodeRow(tx *index.Ops, rel *pglogrepl.RelationMessage, tuple *pglogrepl.T
 		return decodeGrant(tx, cols, deleted)
 	case "annotation_chunks":
 		return decodeAnnotationRow(tx, cols, deleted)
+	case "chunk_embeddings", "annotation_embeddings":
+		return decodeEmbedding(tx, cols, deleted)
+	case "embedding_state":
+		if !deleted {
+			tx.Model = decodeModelState(cols)
+		}
+		return nil
 	}
 	id, err := uuidCol(cols, "id")
 	if err != nil {
@@ -199,4 +206,37 @@ func parseVector(s string) ([]float32, error) {
 		v[i] = float32(f)
 	}
 	return v, nil
+}
+
+// decodeEmbedding turns a row of chunk_embeddings (migration 00012) into
+// an embedding of tx: a vector, or a delete. An update that left a
+// TOASTed vector alone changes nothing the index holds.
+func decodeEmbedding(tx *index.Ops, cols map[string]string, deleted bool) error {
+	id, err := uuidCol(cols, "chunk_id")
+	if err != nil {
+		return err
+	}
+	x := index.Embedding{Chunk: id, Model: cols["model"]}
+	if deleted {
+		tx.Embeddings = append(tx.Embeddings, x)
+		return nil
+	}
+	v, ok := cols["embedding"]
+	if !ok {
+		return nil
+	}
+	if x.Vector, err = parseVector(v); err != nil {
+		return err
+	}
+	tx.Embeddings = append(tx.Embeddings, x)
+	return nil
+}
+
+// decodeModelState reads the row of embedding_state (migration 00012):
+// which models the index holds.
+func decodeModelState(cols map[string]string) *index.ModelState {
+	ad, _ := strconv.Atoi(cols["active_dim"])
+	bd, _ := strconv.Atoi(cols["building_dim"])
+	return &index.ModelState{Active: cols["active_model"], ActiveDim: ad, Building: cols["building_model"],
+		BuildingDim: bd, Column: cols["column_model"]}
 }

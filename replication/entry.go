@@ -31,7 +31,8 @@ func ChangesEntry(ops index.Ops, commitMs int64) Entry {
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge),
 		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs),
 		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
-		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes)}}
+		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes),
+		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
@@ -51,7 +52,8 @@ func BasePartEntry(ops index.Ops) Entry {
 	knowledge, notes := splitKinds(ops.Upserts)
 	return Entry{Kind: logentry.KindBasePart, Payload: &logentry.BasePart{
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge),
-		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), AnnotationUpserts: annotationsOut(notes)}}
+		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), AnnotationUpserts: annotationsOut(notes),
+		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model)}}
 }
 
 // BaseEndEntry completes a base at lsn.
@@ -72,7 +74,8 @@ func RepairEntry(ops index.Ops) Entry {
 	return Entry{Kind: logentry.KindRepair, Payload: &logentry.Repair{
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge), Deletes: idsOut(ops.Deletes),
 		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
-		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes)}}
+		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes),
+		Embeddings: embeddingsOut(ops.Embeddings)}}
 }
 
 // payloadOf returns e's payload as T, or an error when the kind and the
@@ -93,6 +96,10 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 	}
 	ops.Position = index.Position{LSN: index.LSN(c.GetLsn())}
 	if ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete"); err != nil {
+		return ops, err
+	}
+	ops.Model = modelIn(c.GetModelState())
+	if ops.Embeddings, err = embeddingsIn(c.GetEmbeddings()); err != nil {
 		return ops, err
 	}
 	p := principals{c.GetProjects(), c.GetGrants(), c.GetRevokes(), c.GetDeleteProjects(), c.GetAnnotationUpserts()}
@@ -118,12 +125,15 @@ func entryOps(e Entry) int {
 	switch p := e.Payload.(type) {
 	case *logentry.Changes:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments()) +
-			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts())
+			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts()) +
+			len(p.GetEmbeddings()) + modelOps(p.GetModelState())
 	case *logentry.BasePart:
-		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetAnnotationUpserts())
+		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetAnnotationUpserts()) +
+			len(p.GetEmbeddings()) + modelOps(p.GetModelState())
 	case *logentry.Repair:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) +
-			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts())
+			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts()) +
+			len(p.GetEmbeddings())
 	}
 	return 0
 }
@@ -276,4 +286,64 @@ func memberOut(m Member) *logentry.Member {
 
 func memberIn(m *logentry.Member) Member {
 	return Member{ID: m.GetId(), RaftAddr: m.GetRaftAddress(), HTTPAddr: m.GetHttpAddress()}
+}
+
+// modelOps counts a model state as one operation.
+func modelOps(m *logentry.ModelState) int {
+	if m == nil {
+		return 0
+	}
+	return 1
+}
+
+func modelOut(m *index.ModelState) *logentry.ModelState {
+	if m == nil {
+		return nil
+	}
+	return &logentry.ModelState{Active: m.Active, ActiveDim: int64(m.ActiveDim), Building: m.Building,
+		BuildingDim: int64(m.BuildingDim), Column: m.Column}
+}
+
+func modelIn(m *logentry.ModelState) *index.ModelState {
+	if m == nil {
+		return nil
+	}
+	return &index.ModelState{Active: m.GetActive(), ActiveDim: int(m.GetActiveDim()), Building: m.GetBuilding(),
+		BuildingDim: int(m.GetBuildingDim()), Column: m.GetColumn()}
+}
+
+func embeddingsOut(es []index.Embedding) []*logentry.Embedding {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]*logentry.Embedding, len(es))
+	for i, x := range es {
+		out[i] = &logentry.Embedding{ChunkId: idOut(x.Chunk), Model: x.Model}
+		if x.Vector != nil {
+			out[i].Vector = &logentry.Vector{Values: x.Vector}
+		}
+	}
+	return out
+}
+
+func embeddingsIn(es []*logentry.Embedding) ([]index.Embedding, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	out := make([]index.Embedding, len(es))
+	for i, x := range es {
+		id, err := idIn(x.GetChunkId(), "embedding chunk")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = index.Embedding{Chunk: id, Model: x.GetModel()}
+		if x.GetVector() != nil {
+			// Present but empty stays non-nil: the index refuses its length.
+			out[i].Vector = x.GetVector().GetValues()
+			if out[i].Vector == nil {
+				out[i].Vector = []float32{}
+			}
+		}
+	}
+	return out, nil
 }

@@ -150,20 +150,28 @@ func annotationsIn(cs []*logentry.AnnotationChunk) ([]index.Chunk, error) {
 	return out, nil
 }
 
-// opsOfBasePart reads a base part's operations.
+// opsOfBasePart reads a base part's operations, vectors by model and the
+// model state included.
 func opsOfBasePart(p *logentry.BasePart) (index.Ops, error) {
 	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), nil)
 	if err != nil {
+		return ops, err
+	}
+	ops.Model = modelIn(p.GetModelState())
+	if ops.Embeddings, err = embeddingsIn(p.GetEmbeddings()); err != nil {
 		return ops, err
 	}
 	pr := principals{projects: p.GetProjects(), grants: p.GetGrants(), notes: p.GetAnnotationUpserts()}
 	return ops, pr.into(&ops)
 }
 
-// opsOfRepair reads a repair's operations.
+// opsOfRepair reads a repair's operations, vectors by model included.
 func opsOfRepair(p *logentry.Repair) (index.Ops, error) {
 	ops, err := opsOf(p.GetDocuments(), p.GetUpserts(), p.GetDeletes())
 	if err != nil {
+		return ops, err
+	}
+	if ops.Embeddings, err = embeddingsIn(p.GetEmbeddings()); err != nil {
 		return ops, err
 	}
 	pr := principals{p.GetProjects(), p.GetGrants(), p.GetRevokes(), p.GetDeleteProjects(), p.GetAnnotationUpserts()}

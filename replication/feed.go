@@ -234,7 +234,8 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 	if err := p.Propose(ctx, BaseBeginEntry()); err != nil {
 		return err
 	}
-	if err := p.Propose(ctx, BasePartEntry(index.Ops{Documents: ops.Documents, Projects: ops.Projects, Grants: ops.Grants})); err != nil {
+	// The models first, so every vector after finds its graph.
+	if err := p.Propose(ctx, BasePartEntry(index.Ops{Documents: ops.Documents, Projects: ops.Projects, Grants: ops.Grants, Model: ops.Model})); err != nil {
 		return err
 	}
 	part := f.BasePart
@@ -244,6 +245,13 @@ func (f *Feed) base(ctx context.Context, p Proposer, snapshot string, at pglogre
 	for i := 0; i < len(ops.Upserts); i += part {
 		chunk := ops.Upserts[i:min(i+part, len(ops.Upserts))]
 		if err := p.Propose(ctx, BasePartEntry(index.Ops{Upserts: chunk})); err != nil {
+			return err
+		}
+	}
+	// Vectors by model after their chunks.
+	for i := 0; i < len(ops.Embeddings); i += part {
+		es := ops.Embeddings[i:min(i+part, len(ops.Embeddings))]
+		if err := p.Propose(ctx, BasePartEntry(index.Ops{Embeddings: es})); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/sostenuto/sostenuto/index"
@@ -110,6 +111,23 @@ func goldenAnnotationCases() []goldenCase {
 	}
 }
 
+// goldenModelCases are the chunk-carrying kinds at version 4: vectors by
+// model (one a delete) and a model state.
+func goldenModelCases() []goldenCase {
+	emb := []index.Embedding{{Chunk: gid(4), Model: "sostenuto-hash-v1-256", Vector: []float32{0.5, -0.25, 1e-8}},
+		{Chunk: gid(5), Model: "e5-large"}}
+	model := &index.ModelState{Active: "sostenuto-hash-v1", ActiveDim: 768, Building: "sostenuto-hash-v1-256",
+		BuildingDim: 256, Column: "sostenuto-hash-v1"}
+	changes := index.Ops{Position: index.Position{LSN: 0x1_6B3A_5000}, Upserts: goldenChunks()[:1], Embeddings: emb, Model: model}
+	part := index.Ops{Documents: goldenDocs(), Embeddings: emb[:1], Model: model}
+	repair := index.Ops{Upserts: goldenChunks()[:1], Embeddings: emb[:1]}
+	return []goldenCase{
+		{"changes_v4", ChangesEntry(changes, 1_700_000_005_000), changesBack{changes, 1_700_000_005_000}},
+		{"base_part_v4", BasePartEntry(part), part},
+		{"repair_v4", RepairEntry(repair), repair},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -182,7 +200,7 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range append(append(goldenCases(), goldenLanguageCases()...), goldenAnnotationCases()...) {
+	for _, c := range slices.Concat(goldenCases(), goldenLanguageCases(), goldenAnnotationCases(), goldenModelCases()) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
 			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
@@ -275,7 +293,7 @@ func TestDecodeRefusesWhatItDoesNotKnow(t *testing.T) {
 		{"kind only", []byte{1}, logentry.ErrMalformed},
 		{"unknown kind", append([]byte{99}, changes[1:]...), logentry.ErrUnknownKind},
 		{"kind zero", append([]byte{0}, changes[1:]...), logentry.ErrUnknownKind},
-		{"newer version", append([]byte{changes[0], 4}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"newer version", append([]byte{changes[0], 5}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"version zero", append([]byte{changes[0], 0}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"truncated payload", changes[:len(changes)-3], logentry.ErrMalformed},
 		// How every gob-encoded entry of the old format starts.
@@ -341,5 +359,15 @@ func TestTextsTravelExactly(t *testing.T) {
 	ops, err := opsOfChanges(e.Payload.(*logentry.Changes))
 	if err != nil || ops.Upserts[0].Title != c.Title || ops.Upserts[0].Text != c.Text || ops.Documents[0].Title != doc.Title {
 		t.Fatalf("read back %q %q %q (%v)", ops.Upserts[0].Title, ops.Upserts[0].Text, ops.Documents[0].Title, err)
+	}
+}
+
+// Entries carrying vectors by model or a model state are written at
+// version 4, which nodes from before models refuse.
+func TestModelEntriesAtVersion4(t *testing.T) {
+	for _, c := range goldenModelCases() {
+		if v := c.entry.Version(); v != 4 {
+			t.Errorf("%s: version %d", c.name, v)
+		}
 	}
 }

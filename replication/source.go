@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -48,7 +49,7 @@ type chunkRow struct {
 	PageEnd    int       `db:"page_end"`
 	Version    int64     `db:"version"`
 	Language   string    `db:"language"`
-	Embedding  string    `db:"embedding"`
+	Embedding  *string   `db:"embedding"` // NULL once its model left the column
 	IsPublic   bool      `db:"is_public"`
 	Title      string    `db:"title"`
 }
@@ -73,8 +74,10 @@ func scanChunk(row pgx.CollectableRow) (chunkWithDocument, error) {
 	}
 	c := index.Chunk{ID: index.ID(r.ID), DocumentID: index.ID(r.DocumentID), OwnerID: index.ID(r.OwnerID),
 		Text: r.Text, PageStart: r.PageStart, PageEnd: r.PageEnd, Version: r.Version, Language: r.Language}
-	if c.Vector, err = parseVector(r.Embedding); err != nil {
-		return chunkWithDocument{}, err
+	if r.Embedding != nil {
+		if c.Vector, err = parseVector(*r.Embedding); err != nil {
+			return chunkWithDocument{}, err
+		}
 	}
 	doc := index.Document{ID: c.DocumentID, OwnerID: c.OwnerID, IsPublic: r.IsPublic, Title: r.Title}
 	return chunkWithDocument{chunk: c, doc: doc}, nil
@@ -208,7 +211,13 @@ func loadBase(ctx context.Context, url, snapshot string) (index.Ops, error) {
 			return err
 		}
 		ops.Projects, ops.Grants = principalOps(projects)
-		ops.Upserts, err = src.AllChunks(ctx)
+		if ops.Upserts, err = src.AllChunks(ctx); err != nil {
+			return err
+		}
+		if ops.Model, err = src.ModelState(ctx); err != nil || ops.Model == nil {
+			return err
+		}
+		ops.Embeddings, err = src.Embeddings(ctx, modelsHeld(*ops.Model), nil)
 		return err
 	})
 	if err != nil {
@@ -243,4 +252,79 @@ func LoadBase(ctx context.Context, url string, cfg index.Config) (*index.Engine,
 		return nil, err
 	}
 	return e, e.Apply(ops)
+}
+
+// ModelState reads which embedding models the index holds (migration
+// 00012); nil while none is named (or in a database without the table).
+func (s Source) ModelState(ctx context.Context) (*index.ModelState, error) {
+	rows, err := s.q.Query(ctx, `SELECT to_regclass('embedding_state') IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("replication: read embedding state: %w", err)
+	}
+	exists, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil || !exists {
+		return nil, err
+	}
+	rows, err = s.q.Query(ctx, `SELECT coalesce(active_model, ''), coalesce(active_dim, 0), coalesce(building_model, ''),
+		coalesce(building_dim, 0), coalesce(column_model, '') FROM embedding_state`)
+	if err != nil {
+		return nil, fmt.Errorf("replication: read embedding state: %w", err)
+	}
+	m, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (index.ModelState, error) {
+		var m index.ModelState
+		return m, r.Scan(&m.Active, &m.ActiveDim, &m.Building, &m.BuildingDim, &m.Column)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replication: read embedding state: %w", err)
+	}
+	if m.Active == "" {
+		return nil, nil
+	}
+	return &m, nil
+}
+
+// modelsHeld lists the models whose vectors are kept apart from the chunks
+// (chunk_embeddings): the active and the building one, unless the column's.
+func modelsHeld(m index.ModelState) []string {
+	var out []string
+	for _, x := range []string{m.Active, m.Building} {
+		if x != "" && x != m.Column {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Embeddings reads the vectors of models, of every chunk (ids nil) or of
+// those of ids.
+func (s Source) Embeddings(ctx context.Context, models []string, ids []index.ID) ([]index.Embedding, error) {
+	if len(models) == 0 {
+		return nil, nil
+	}
+	q, args := `SELECT chunk_id, model, embedding::text FROM chunk_embeddings WHERE model = ANY($1)`, []any{models}
+	if ids != nil {
+		q, args = q+` AND chunk_id = ANY($2)`, append(args, uuids(ids))
+	}
+	rows, err := s.q.Query(ctx, q+` ORDER BY model, chunk_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("replication: read embeddings: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index.Embedding, error) {
+		var id uuid.UUID
+		var x index.Embedding
+		var v string
+		if err := r.Scan(&id, &x.Model, &v); err != nil {
+			return x, err
+		}
+		x.Chunk = index.ID(id)
+		x.Vector, err = parseVector(v)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replication: read embeddings: %w", err)
+	}
+	return out, nil
 }

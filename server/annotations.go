@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sostenuto/sostenuto/server/access"
+	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
@@ -179,26 +180,26 @@ func (s *Server) patchAnnotation(w http.ResponseWriter, r *http.Request) {
 // annotationPatch validates a patch against the annotation's project and
 // type, as stored, and embeds the patched annotation's searchable text
 // (nil when there is none, or the embedder failed).
-func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in patchAnnotationRequest) (store.AnnotationPatch, []float32, error) {
+func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in patchAnnotationRequest) (store.AnnotationPatch, store.ModelVec, error) {
 	var patch store.AnnotationPatch
 	cur, err := s.store.AnnotationByID(r.Context(), actor(r).ID, f.ID)
 	if err != nil {
-		return patch, nil, err
+		return patch, store.ModelVec{}, err
 	}
 	if in.Page != nil {
 		p, err := s.store.ProjectByID(r.Context(), actor(r).ID, f.ProjectID)
 		if err != nil {
-			return patch, nil, err
+			return patch, store.ModelVec{}, err
 		}
 		if err := checkPage(p, *in.Page); err != nil {
-			return patch, nil, err
+			return patch, store.ModelVec{}, err
 		}
 		patch.Page = in.Page
 	}
 	content := cur.Content
 	if in.Content != nil {
 		if content, err = validateContent(cur.Type, in.Content); err != nil {
-			return patch, nil, err
+			return patch, store.ModelVec{}, err
 		}
 		patch.Content = content
 	}
@@ -209,22 +210,26 @@ func (s *Server) annotationPatch(r *http.Request, f store.AnnotationFacts, in pa
 // write; past it, the write goes on and a job indexes the annotation.
 const annotationEmbedWait = 3 * time.Second
 
-// embedAnnotation embeds an annotation's searchable text: nil when it has
-// none, or when the embedder failed or took too long (the store then
-// queues the annotation_index job: nothing acknowledged is lost).
-func (s *Server) embedAnnotation(ctx context.Context, typ string, content json.RawMessage) []float32 {
+// embedAnnotation embeds an annotation's searchable text with the active
+// model, naming it: no vector when it has none, or when the embedder
+// failed or took too long (the store then queues the annotation_index
+// job: nothing acknowledged is lost).
+func (s *Server) embedAnnotation(ctx context.Context, typ string, content json.RawMessage) store.ModelVec {
 	text := store.SearchableText(typ, content)
 	if text == "" || s.embedder == nil {
-		return nil
+		return store.ModelVec{}
 	}
 	ectx, cancel := context.WithTimeout(ctx, annotationEmbedWait)
 	defer cancel()
-	vs, err := s.embedder.Embed(ectx, []string{text})
+	vs, model, err := embed.Named(ectx, s.embedder, []string{text})
 	if err != nil || len(vs) != 1 {
 		s.logger.Warn("annotation embedding failed; indexed later by a job", "component", "api", "error", err)
-		return nil
+		return store.ModelVec{}
 	}
-	return vs[0]
+	if s.models == nil {
+		model = "" // one embedder: its vectors are the column's
+	}
+	return store.ModelVec{Model: model, Vec: vs[0]}
 }
 
 // ifMatchVersion reads If-Match: "<version>" (weak tags and bare numbers

@@ -107,6 +107,11 @@ type apiSettings struct {
 	// database and signing key, its own index fed by a changefeed slot of
 	// its own (engine), its own caches and job runner.
 	peer *testAPI
+	// models, when set, are the node's embedders by name (re-embedding):
+	// queries are embedded with the model the index names active, the
+	// default is adopted, and the build jobs run (at reembedRate).
+	models      *embed.Models
+	reembedRate float64
 }
 
 // fastHash keeps argon2id cheap in tests that make many accounts.
@@ -220,6 +225,15 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 		deps.Engine, deps.EngineReady = live, func() bool { return fsm.State().Based }
 		deps.EngineBased = func() bool { return fsm.State().Based }
 	}
+	if set.models != nil {
+		deps.Models = set.models
+		deps.Embedder = &embed.Active{Models: set.models, Name: func() string {
+			if deps.Engine == nil {
+				return ""
+			}
+			return deps.Engine.Engine().Model().Active
+		}}
+	}
 	s := New(Config{MaxUploadBytes: set.maxUpload, Limits: set.limits, CORSOrigins: set.cors, TrustedProxies: set.trusted, Rerank: set.rerank}, deps)
 	handler = s.Handler()
 	a.handler = handler
@@ -236,10 +250,19 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	}
 	pipeline := &ingest.Pipeline{Store: store.New(workerPool), Blob: a.blob, PDF: checker, OCR: ocr, Fetch: fetcher,
 		YouTube: &ingest.YouTubeCaptions{BaseURL: set.youtubeURL}, Chunker: chunker, Embedder: set.embedder,
-		MaxObjectBytes: 100 << 20, Logger: logger}
+		MaxObjectBytes: 100 << 20, Logger: logger, Models: set.models}
+	handlers := map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler(),
+		store.AnnotationIndexJob: jobs.AnnotationIndex(store.New(workerPool), pipeline.ActiveEmbedder)}
+	if set.models != nil {
+		handlers[store.EmbedBuildJob] = jobs.EmbedBuild(store.New(workerPool), set.models, jobs.EmbedBuildConfig{Batch: 4, Rate: set.reembedRate}, logger)
+		handlers[store.EmbedDropJob] = jobs.EmbedDrop(store.New(workerPool))
+		def := set.models.Default()
+		if _, err := store.New(workerPool).AdoptEmbeddingModel(ctx, def.Name, def.Dim); err != nil {
+			t.Fatal(err)
+		}
+	}
 	runner := jobs.NewRunner(jobs.Config{Lease: 5 * time.Second, Poll: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond},
-		store.New(workerPool), map[string]jobs.Handler{store.BlobDeleteJob: jobs.BlobDelete(a.blob), store.IngestJob: pipeline.Handler(),
-			store.AnnotationIndexJob: jobs.AnnotationIndex(store.New(workerPool), set.embedder)}, logger)
+		store.New(workerPool), handlers, logger)
 	runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
 	// The node's operational metrics, as serve registers them.
 	st.RegisterPoolMetrics(deps.Registry, "app")

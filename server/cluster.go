@@ -82,6 +82,42 @@ type clusterStatusResponse struct {
 	Chunks     int                       `json:"chunks"`
 	Digest     string                    `json:"digest"`
 	Nodes      []replication.ClusterNode `json:"nodes"`
+	// Embedding is the embedding models the index holds: each model's
+	// vectors (how many, and a digest of the chunks holding one).
+	Embedding *clusterEmbedding `json:"embedding,omitempty"`
+}
+
+// clusterEmbedding is what clusterStatus says of the index's models.
+type clusterEmbedding struct {
+	Active          string `json:"active"`
+	ActiveDim       int    `json:"active_dim"`
+	ActiveVectors   int    `json:"active_vectors"`
+	ActiveDigest    string `json:"active_digest"`
+	Building        string `json:"building,omitempty"`
+	BuildingDim     int    `json:"building_dim,omitempty"`
+	BuildingVectors int    `json:"building_vectors,omitempty"`
+	BuildingDigest  string `json:"building_digest,omitempty"`
+}
+
+// embeddingOf describes e's models.
+func embeddingOf(e *index.Engine) *clusterEmbedding {
+	m := e.Model()
+	out := &clusterEmbedding{Active: m.Active, ActiveDim: m.ActiveDim, Building: m.Building, BuildingDim: m.BuildingDim}
+	out.ActiveVectors, out.ActiveDigest = ModelDigest(e.ModelChunks(m.Active))
+	if m.Building != "" {
+		out.BuildingVectors, out.BuildingDigest = ModelDigest(e.ModelChunks(m.Building))
+	}
+	return out
+}
+
+// ModelDigest is how many chunks hold a vector of a model, and the
+// ChunkDigest of their ids (each at version 0).
+func ModelDigest(ids []index.ID) (int, string) {
+	m := make(map[index.ID]int64, len(ids))
+	for _, id := range ids {
+		m[id] = 0
+	}
+	return len(ids), ChunkDigest(m)
 }
 
 func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +147,9 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	if s.engine != nil {
 		e := s.engine.Engine()
 		out.Chunks, out.Digest = e.Len(), ChunkDigest(e.ChunkVersions())
+		if e.Model().Active != "" {
+			out.Embedding = embeddingOf(e)
+		}
 	}
 	noStore(w)
 	WriteJSON(w, http.StatusOK, out)

@@ -34,3 +34,32 @@ func init() {
 				body: map[string]any{"chunk_ids": []string{"6a1f3a52-8c1e-4a0e-9a43-2a4f6f1c2b11"}}}
 		}}
 }
+
+// Matrix rows of the embedding models: administrators only. The admin's
+// POST names a model the test server is not configured with (400), so it
+// starts nothing; no build runs, so the DELETE answers 404.
+func init() {
+	adminOnly := func(status int) func(actorKind, objectKind) int {
+		return func(a actorKind, _ objectKind) int {
+			switch {
+			case a == anonymous:
+				return 401
+			case a != appAdmin:
+				return 403
+			}
+			return status
+		}
+	}
+	matrix["GET /api/admin/embedding"] = routeSpec{objects: []objectKind{noObject}, want: adminOnly(200),
+		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {
+			return matrixRequest{method: "GET", path: "/api/admin/embedding", token: bearer(w, a)}
+		}}
+	matrix["POST /api/admin/embedding"] = routeSpec{objects: []objectKind{noObject}, want: adminOnly(400),
+		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {
+			return matrixRequest{method: "POST", path: "/api/admin/embedding", token: bearer(w, a), body: map[string]any{"model": "no-such-model"}}
+		}}
+	matrix["DELETE /api/admin/embedding/building"] = routeSpec{objects: []objectKind{noObject}, want: adminOnly(404),
+		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {
+			return matrixRequest{method: "DELETE", path: "/api/admin/embedding/building", token: bearer(w, a)}
+		}}
+}

@@ -42,6 +42,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	} else {
 		checks["database"] = "ok"
 	}
+	if err := s.modelProblem(); err != nil {
+		checks["embedding_model"] = "not configured"
+		failed = errors.Join(failed, err)
+	}
 	if s.engine != nil {
 		if s.engineReady() {
 			checks["index"] = "ok"

@@ -57,6 +57,9 @@ type SearchIndex struct {
 	// not_configured).
 	Reranked    *bool  `json:"reranked,omitempty"`
 	RerankError string `json:"rerank_error,omitempty"`
+	// EmbeddingModel is the embedding model whose vectors answered: the
+	// active model at LSN ("" when BM25 alone answered).
+	EmbeddingModel string `json:"embedding_model,omitempty"`
 }
 
 type searchResponse struct {
@@ -188,7 +191,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 
 // searchIndex says who answered res.
 func (s *Server) searchIndex(res search.Result) SearchIndex {
-	out := SearchIndex{Node: s.cfg.NodeID, LSN: res.LSN.String(), Source: res.Source, Lagging: res.Lagging}
+	out := SearchIndex{Node: s.cfg.NodeID, LSN: res.LSN.String(), Source: res.Source, Lagging: res.Lagging, EmbeddingModel: res.Model}
 	if res.Empty {
 		out.LSN = ""
 	}

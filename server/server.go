@@ -94,6 +94,9 @@ type Deps struct {
 	PDF      *pdf.Checker
 	Fetch    *ingest.Fetcher // URL checks of web sources
 	Embedder embed.Embedder
+	// Models are the configured embedders by name (the admin's choice
+	// of a model to re-embed with); nil: Embedder alone, at embed.Dim.
+	Models *embed.Models
 	// Engine is the node's in-memory index; nil until replication feeds
 	// one (searches then answer from PostgreSQL).
 	Engine *index.Live
@@ -153,6 +156,7 @@ type Server struct {
 	pdf         *pdf.Checker
 	fetch       *ingest.Fetcher
 	embedder    embed.Embedder
+	models      *embed.Models
 	engine      *index.Live
 	engineOK    func() bool
 	engineBased func() bool
@@ -212,6 +216,7 @@ func New(cfg Config, deps Deps) *Server {
 		pdf:         deps.PDF,
 		fetch:       deps.Fetch,
 		embedder:    embed.Traced(deps.Embedder, deps.Tracer),
+		models:      deps.Models,
 		engine:      deps.Engine,
 		engineOK:    deps.EngineReady,
 		engineBased: deps.EngineBased,
@@ -271,14 +276,18 @@ func (s *Server) routes() chi.Router {
 			s.knowledgeRoutes(r)
 			s.searchRoutes(r)
 			s.embeddingRoutes(r)
+			s.embeddingModelRoutes(r)
 			s.chatRoutes(r)
 		})
 	})
 	return r
 }
 
-// engineReady reports whether the local engine may answer.
-func (s *Server) engineReady() bool { return s.engineOK != nil && s.engineOK() }
+// engineReady reports whether the local engine may answer: fed, within
+// its lag bound, and searching a model this node can embed queries with.
+func (s *Server) engineReady() bool {
+	return s.engineOK != nil && s.engineOK() && s.modelProblem() == nil
+}
 
 // services builds the search and answer services over the node's parts.
 func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {

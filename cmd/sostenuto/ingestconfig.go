@@ -25,6 +25,7 @@ type ingestConfig struct {
 	embedAccount   string
 	embedDims      int64
 	embedTimeout   time.Duration
+	embedders      string
 	chunkTokens    int64
 	chunkOverlap   int64
 	fetchMaxBytes  int64
@@ -45,6 +46,7 @@ func (c *ingestConfig) settings() []setting {
 		{name: "embed-account-id", usage: "Cloudflare account id (workers-ai)", parse: stringVar(&c.embedAccount)},
 		{name: "embed-dimensions", usage: "dimensions to ask an OpenAI-compatible model for (0: the model's own; must come out 768)", def: "0", parse: intVar(&c.embedDims, 0, 4096)},
 		{name: "embed-timeout", usage: "timeout of one embedding call", def: "30s", parse: durationVar(&c.embedTimeout, time.Second, 10*time.Minute)},
+		{name: "embedders", usage: "more embedding models to re-embed with, beside the embed-* one (the default, named by its model): NAME=PROVIDER:DIM[:MODEL][@URL],... with PROVIDER hash (built in, any DIM) or openai (MODEL at URL, default embed-url; key embed-api-key), e.g. hash256=hash:256,e5=openai:1024:e5-large@http://10.0.0.5:8000", parse: stringVar(&c.embedders)},
 		{name: "chunk-tokens", usage: "chunk size in cl100k tokens", def: "512", parse: intVar(&c.chunkTokens, 32, 8192)},
 		{name: "chunk-overlap", usage: "tokens each chunk repeats of the previous", def: "128", parse: intVar(&c.chunkOverlap, 0, 4096)},
 		{name: "fetch-max-bytes", usage: "largest web page fetched", def: "5242880", parse: intVar(&c.fetchMaxBytes, 1024, 1<<30)},
@@ -109,15 +111,16 @@ func (c *ingestConfig) pipeline(ctx context.Context, worker *store.Store, blobs 
 	if err != nil {
 		return nil, &configError{setting: envName("chunk-overlap"), err: err}
 	}
-	emb, err := c.embedder()
+	models, err := c.models()
 	if err != nil {
 		return nil, err
 	}
+	emb := models.Default().Embedder
 	ocr, err := c.ocr.reader(ctx, checker, logger)
 	if err != nil {
 		return nil, err
 	}
 	return &ingest.Pipeline{Store: worker, Blob: blobs, PDF: checker, OCR: ocr, Fetch: c.fetcher(),
 		YouTube: &ingest.YouTubeCaptions{BaseURL: c.youtubeURL, Lang: c.youtubeLang},
-		Chunker: chunker, Embedder: emb, Languages: ingest.NewLanguageDetector(), MaxObjectBytes: maxUpload, Logger: logger}, nil
+		Chunker: chunker, Embedder: emb, Models: models, Languages: ingest.NewLanguageDetector(), MaxObjectBytes: maxUpload, Logger: logger}, nil
 }

@@ -7,6 +7,7 @@
 //	sostenuto ingest           bulk-load documents into the knowledge base
 //	sostenuto cluster certs    make the Raft transport's CA and node certificates
 //	sostenuto eval             measure retrieval quality on judged queries
+//	sostenuto reembed          re-embed every chunk with another model, switch without downtime
 //	sostenuto recall           check the index's recall against pgvector's exact search
 //	sostenuto doctor           check a node's configuration and dependencies
 //	sostenuto version          print the build and schema versions
@@ -46,6 +47,7 @@ func commands() []command {
 		{"ingest", "bulk-load files, folders (.pdf .txt .md .vtt .srt) and URLs: `ingest --as EMAIL [--public] PATH|URL...`", runIngest, func() []setting { return new(ingestCmdConfig).settings() }},
 		{"cluster", "`cluster certs --dir DIR --nodes n1=10.0.0.1,n2=...`: make the cluster CA (once) and node certificates for the Raft transport's mutual TLS", runCluster, func() []setting { return new(certsConfig).settings() }},
 		{"eval", "measure retrieval (MAP, nDCG@10, recall@50, MRR, latency) of every search mode on judged queries: `eval --docs D --queries Q --qrels R`; or write chat feedback as qrels: `eval --feedback-qrels FILE --api-url U`", runEval, func() []setting { return new(evalConfig).settings() }},
+		{"reembed", "change the embedding model without downtime: `reembed start MODEL [--wait]` (one of --embedders), `reembed status [--wait]` (done/total, chunks/s, time left), `reembed abandon`", runReembed, func() []setting { return new(reembedConfig).settings() }},
 		{"recall", "compare the index's vector top-10 with pgvector's exact top-10 on sampled chunks", runRecall, func() []setting { return new(recallConfig).settings() }},
 		{"doctor", "check the configuration and dependencies (database, migrations, pgvector, wal_level, slot, blob store, Raft peers, embedder, LLM, clock skew); one line per check, exit 1 when one fails", runDoctor, func() []setting { return new(doctorConfig).settings() }},
 		{"version", "print the build and schema versions", runVersion, func() []setting { return nil }},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/cache"
 	"github.com/sostenuto/sostenuto/server/clientip"
 	"github.com/sostenuto/sostenuto/server/cors"
+	"github.com/sostenuto/sostenuto/server/embed"
 	"github.com/sostenuto/sostenuto/server/jobs"
 	"github.com/sostenuto/sostenuto/server/pdf"
 	"github.com/sostenuto/sostenuto/server/rag"
@@ -87,6 +89,8 @@ type serveConfig struct {
 	maxInFlight       int64
 	cacheURL          string
 	cacheEntries      int64
+	reembedRate       int64
+	reembedBatch      int64
 }
 
 func (c *serveConfig) settings() []setting {
@@ -98,6 +102,10 @@ func (c *serveConfig) settings() []setting {
 	s = append(s, c.fusion.settings()...)
 	s = append(s, c.rerank.settings()...)
 	s = append(s, c.trace.settings()...)
+	s = append(s, setting{name: "reembed-rate", usage: "chunks a re-embedding embeds per second at most, on each node that runs its job (0: unbounded)", def: "200",
+		parse: intVar(&c.reembedRate, 0, 1_000_000)},
+		setting{name: "reembed-batch", usage: "chunks a re-embedding embeds and stores together (one transaction, one log entry)", def: "256",
+			parse: intVar(&c.reembedBatch, 1, 10_000)})
 	return append(s,
 		setting{name: "listen", usage: "HTTP listen address", def: ":8080", parse: addrVar(&c.listen)},
 		boolSetting("index", "serve search from the in-memory index fed by the changefeed (else from PostgreSQL)", "true", &c.indexEnabled),
@@ -308,6 +316,7 @@ func (s *serveSetup) build(ctx context.Context, p *serveParts, logOut io.Writer)
 		p.closers = append(p.closers, slots.Close)
 		p.reg.MustRegister(slots)
 	}
+	p.deps.Embedder = activeEmbedder(p, worker)
 	if p.ln, err = net.Listen("tcp", s.cfg.listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.listen, err)
 	}
@@ -390,15 +399,57 @@ func (s *serveSetup) jobRunner(ctx context.Context, p *serveParts, worker *store
 	}
 	jobCfg := jobs.DefaultConfig
 	jobCfg.Lease = s.cfg.jobLease
+	build := jobs.EmbedBuildConfig{Batch: int(s.cfg.reembedBatch), Rate: float64(s.cfg.reembedRate)}
 	p.runner = jobs.NewRunner(jobCfg, worker, map[string]jobs.Handler{
 		store.BlobDeleteJob: jobs.BlobDelete(p.deps.Blob),
 		store.IngestJob:     pipeline.Handler(),
 		// Annotations whose write could not embed their text.
-		store.AnnotationIndexJob: jobs.AnnotationIndex(worker, pipeline.Embedder),
+		store.AnnotationIndexJob: jobs.AnnotationIndex(worker, pipeline.ActiveEmbedder),
+		store.EmbedBuildJob:      jobs.EmbedBuild(worker, pipeline.Models, build, s.logger),
+		store.EmbedDropJob:       jobs.EmbedDrop(worker),
 	}, s.logger)
 	p.runner.OnGiveUp(store.IngestJob, pipeline.GiveUp())
-	p.deps.Fetch, p.deps.Embedder = pipeline.Fetch, pipeline.Embedder
+	p.deps.Fetch, p.deps.Models = pipeline.Fetch, pipeline.Models
+	return adoptModel(ctx, worker, pipeline.Models, s.logger)
+}
+
+// adoptModel names the default embedder the active model when the
+// database names none yet, and logs which one is.
+func adoptModel(ctx context.Context, worker *store.Store, models *embed.Models, logger *slog.Logger) error {
+	def := models.Default()
+	st, err := worker.AdoptEmbeddingModel(ctx, def.Name, def.Dim)
+	if err != nil {
+		return err
+	}
+	if _, ok := models.Get(st.Active); !ok {
+		logger.Warn("the active embedding model is not configured on this node: it will not be ready", "component", "node",
+			"active", st.Active, "configured", models.Names())
+	}
+	logger.Info("embedding models", "component", "node", "active", st.Active, "dim", st.ActiveDim, "building", st.Building,
+		"configured", models.Names())
 	return nil
+}
+
+// activeEmbedder embeds queries with the model the index names active
+// (without the index: the database's, read at most once a second).
+func activeEmbedder(p *serveParts, worker *store.Store) *embed.Active {
+	if p.node != nil {
+		live := p.node.Live
+		return &embed.Active{Models: p.deps.Models, Name: func() string { return live.Engine().Model().Active }}
+	}
+	var mu sync.Mutex
+	var name string
+	var at time.Time
+	return &embed.Active{Models: p.deps.Models, Name: func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > time.Second {
+			if st, err := worker.EmbeddingState(context.Background()); err == nil {
+				name, at = st.Active, time.Now()
+			}
+		}
+		return name
+	}}
 }
 
 // serve runs the job runner, the node and its workers, and the HTTP

@@ -659,3 +659,16 @@ func normalized(v []float32) []float32 {
 	}
 	return out
 }
+
+// LiveIDs lists the live ids (without their vectors).
+func (x *Index) LiveIDs() []ID {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]ID, 0, len(x.byID))
+	for n, id := range x.ids {
+		if !x.dead[n] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -72,27 +72,32 @@ type kindSpec struct {
 // version 3 (nodes before annotations would read it without error and
 // drop the annotations, holding another index than their peers for good);
 // one without them is written as before.
+//
+// Version 4 adds embedding models (Embedding, ModelState): an entry
+// carrying either is written at version 4, which older nodes refuse
+// rather than drop the vectors of a model being built or miss a switch.
 const (
 	chunkV1 byte = 1
 	chunkV2 byte = 2
 	chunkV3 byte = 3
+	chunkV4 byte = 4
 )
 
 // spec returns the format of kind k.
 func spec(k Kind) (kindSpec, bool) {
 	switch k {
 	case KindChanges:
-		return kindSpec{"changes", chunkV1, chunkV3, func() proto.Message { return &Changes{} }}, true
+		return kindSpec{"changes", chunkV1, chunkV4, func() proto.Message { return &Changes{} }}, true
 	case KindBaseBegin:
 		return kindSpec{"base-begin", 1, 1, func() proto.Message { return &BaseBegin{} }}, true
 	case KindBasePart:
-		return kindSpec{"base-part", chunkV1, chunkV3, func() proto.Message { return &BasePart{} }}, true
+		return kindSpec{"base-part", chunkV1, chunkV4, func() proto.Message { return &BasePart{} }}, true
 	case KindBaseEnd:
 		return kindSpec{"base-end", 1, 1, func() proto.Message { return &BaseEnd{} }}, true
 	case KindMember:
 		return kindSpec{"member", 1, 1, func() proto.Message { return &Member{} }}, true
 	case KindRepair:
-		return kindSpec{"repair", chunkV1, chunkV3, func() proto.Message { return &Repair{} }}, true
+		return kindSpec{"repair", chunkV1, chunkV4, func() proto.Message { return &Repair{} }}, true
 	case KindKeepalive:
 		return kindSpec{"keepalive", 1, 1, func() proto.Message { return &Keepalive{} }}, true
 	}
@@ -121,10 +126,13 @@ func (k Kind) Version() byte {
 }
 
 // Version is the version Encode writes e at: its kind's; 2 when its
-// chunks carry a language; 3 when it carries annotations or principals.
+// chunks carry a language; 3 when it carries annotations or principals;
+// 4 when it carries embedding models.
 func (e Entry) Version() byte {
 	s, _ := spec(e.Kind)
 	switch {
+	case s.newest >= chunkV4 && carriesModels(e.Payload):
+		return chunkV4
 	case s.newest >= chunkV3 && carriesAnnotations(e.Payload):
 		return chunkV3
 	case s.newest >= chunkV2 && carriesLanguage(e.Payload):
@@ -143,6 +151,20 @@ func carriesAnnotations(p proto.Message) bool {
 		return len(m.GetProjects())+len(m.GetGrants())+len(m.GetAnnotationUpserts()) > 0
 	case *Repair:
 		return len(m.GetProjects())+len(m.GetGrants())+len(m.GetRevokes())+len(m.GetDeleteProjects())+len(m.GetAnnotationUpserts()) > 0
+	}
+	return false
+}
+
+// carriesModels reports whether a payload holds embeddings by model or a
+// model state.
+func carriesModels(p proto.Message) bool {
+	switch m := p.(type) {
+	case *Changes:
+		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
+	case *BasePart:
+		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
+	case *Repair:
+		return len(m.GetEmbeddings()) > 0
 	}
 	return false
 }

@@ -495,6 +495,149 @@ func (x *AnnotationChunk) GetLanguage() string {
 	return ""
 }
 
+// Embedding is one chunk's (knowledge or annotation) vector by one named
+// embedding model; an absent vector deletes it. Entries carrying one are
+// written at version 4.
+type Embedding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkId       []byte                 `protobuf:"bytes,1,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"` // UUID, 16 bytes
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Vector        *Vector                `protobuf:"bytes,3,opt,name=vector,proto3" json:"vector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_logentry_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Embedding) GetChunkId() []byte {
+	if x != nil {
+		return x.ChunkId
+	}
+	return nil
+}
+
+func (x *Embedding) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Embedding) GetVector() *Vector {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+// ModelState names the embedding models the index holds: the active one
+// (searched), the one being built beside it ("" none), and the model whose
+// vectors Chunk.vector and AnnotationChunk.vector carry ("" none). Entries
+// carrying one are written at version 4.
+type ModelState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Active        string                 `protobuf:"bytes,1,opt,name=active,proto3" json:"active,omitempty"`
+	ActiveDim     int64                  `protobuf:"varint,2,opt,name=active_dim,json=activeDim,proto3" json:"active_dim,omitempty"`
+	Building      string                 `protobuf:"bytes,3,opt,name=building,proto3" json:"building,omitempty"`
+	BuildingDim   int64                  `protobuf:"varint,4,opt,name=building_dim,json=buildingDim,proto3" json:"building_dim,omitempty"`
+	Column        string                 `protobuf:"bytes,5,opt,name=column,proto3" json:"column,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelState) Reset() {
+	*x = ModelState{}
+	mi := &file_logentry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelState) ProtoMessage() {}
+
+func (x *ModelState) ProtoReflect() protoreflect.Message {
+	mi := &file_logentry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelState.ProtoReflect.Descriptor instead.
+func (*ModelState) Descriptor() ([]byte, []int) {
+	return file_logentry_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModelState) GetActive() string {
+	if x != nil {
+		return x.Active
+	}
+	return ""
+}
+
+func (x *ModelState) GetActiveDim() int64 {
+	if x != nil {
+		return x.ActiveDim
+	}
+	return 0
+}
+
+func (x *ModelState) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *ModelState) GetBuildingDim() int64 {
+	if x != nil {
+		return x.BuildingDim
+	}
+	return 0
+}
+
+func (x *ModelState) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
 // Fields 7-11 (annotations and project principals) are written at version
 // 3 of the kind, which nodes before annotations refuse.
@@ -511,13 +654,16 @@ type Changes struct {
 	Revokes           []*Grant               `protobuf:"bytes,9,rep,name=revokes,proto3" json:"revokes,omitempty"`
 	DeleteProjects    [][]byte               `protobuf:"bytes,10,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"` // projects whose annotation chunks and principals all go
 	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,11,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Fields 20 and up: embedding models (version 4).
+	Embeddings    []*Embedding `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	ModelState    *ModelState  `protobuf:"bytes,21,opt,name=model_state,json=modelState,proto3" json:"model_state,omitempty"` // applied before the rest
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Changes) Reset() {
 	*x = Changes{}
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +675,7 @@ func (x *Changes) String() string {
 func (*Changes) ProtoMessage() {}
 
 func (x *Changes) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[6]
+	mi := &file_logentry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +688,7 @@ func (x *Changes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Changes.ProtoReflect.Descriptor instead.
 func (*Changes) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{6}
+	return file_logentry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Changes) GetLsn() uint64 {
@@ -622,6 +768,20 @@ func (x *Changes) GetAnnotationUpserts() []*AnnotationChunk {
 	return nil
 }
 
+func (x *Changes) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *Changes) GetModelState() *ModelState {
+	if x != nil {
+		return x.ModelState
+	}
+	return nil
+}
+
 // BaseBegin (kind 2) starts a fresh base, built beside the serving index.
 type BaseBegin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -631,7 +791,7 @@ type BaseBegin struct {
 
 func (x *BaseBegin) Reset() {
 	*x = BaseBegin{}
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +803,7 @@ func (x *BaseBegin) String() string {
 func (*BaseBegin) ProtoMessage() {}
 
 func (x *BaseBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[7]
+	mi := &file_logentry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +816,7 @@ func (x *BaseBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBegin.ProtoReflect.Descriptor instead.
 func (*BaseBegin) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{7}
+	return file_logentry_proto_rawDescGZIP(), []int{9}
 }
 
 // BasePart (kind 3) carries part of a base.
@@ -667,13 +827,15 @@ type BasePart struct {
 	Projects          []*Project             `protobuf:"bytes,3,rep,name=projects,proto3" json:"projects,omitempty"`                                            // version 3
 	Grants            []*Grant               `protobuf:"bytes,4,rep,name=grants,proto3" json:"grants,omitempty"`                                                // version 3
 	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,5,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"` // version 3
+	Embeddings        []*Embedding           `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`                                       // version 4
+	ModelState        *ModelState            `protobuf:"bytes,21,opt,name=model_state,json=modelState,proto3" json:"model_state,omitempty"`                     // version 4, applied first
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *BasePart) Reset() {
 	*x = BasePart{}
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +847,7 @@ func (x *BasePart) String() string {
 func (*BasePart) ProtoMessage() {}
 
 func (x *BasePart) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[8]
+	mi := &file_logentry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +860,7 @@ func (x *BasePart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BasePart.ProtoReflect.Descriptor instead.
 func (*BasePart) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{8}
+	return file_logentry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BasePart) GetDocuments() []*Document {
@@ -736,6 +898,20 @@ func (x *BasePart) GetAnnotationUpserts() []*AnnotationChunk {
 	return nil
 }
 
+func (x *BasePart) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *BasePart) GetModelState() *ModelState {
+	if x != nil {
+		return x.ModelState
+	}
+	return nil
+}
+
 // BaseEnd (kind 4) completes a base at its position; it replaces the
 // serving index.
 type BaseEnd struct {
@@ -748,7 +924,7 @@ type BaseEnd struct {
 
 func (x *BaseEnd) Reset() {
 	*x = BaseEnd{}
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +936,7 @@ func (x *BaseEnd) String() string {
 func (*BaseEnd) ProtoMessage() {}
 
 func (x *BaseEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[9]
+	mi := &file_logentry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +949,7 @@ func (x *BaseEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseEnd.ProtoReflect.Descriptor instead.
 func (*BaseEnd) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{9}
+	return file_logentry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BaseEnd) GetLsn() uint64 {
@@ -802,7 +978,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +990,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[10]
+	mi := &file_logentry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1003,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{10}
+	return file_logentry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Member) GetId() string {
@@ -863,13 +1039,14 @@ type Repair struct {
 	Revokes           []*Grant               `protobuf:"bytes,6,rep,name=revokes,proto3" json:"revokes,omitempty"`                                              // version 3
 	DeleteProjects    [][]byte               `protobuf:"bytes,7,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"`          // version 3
 	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,8,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"` // version 3
+	Embeddings        []*Embedding           `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`                                       // version 4
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Repair) Reset() {
 	*x = Repair{}
-	mi := &file_logentry_proto_msgTypes[11]
+	mi := &file_logentry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1058,7 @@ func (x *Repair) String() string {
 func (*Repair) ProtoMessage() {}
 
 func (x *Repair) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[11]
+	mi := &file_logentry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1071,7 @@ func (x *Repair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repair.ProtoReflect.Descriptor instead.
 func (*Repair) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{11}
+	return file_logentry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Repair) GetDocuments() []*Document {
@@ -953,6 +1130,13 @@ func (x *Repair) GetAnnotationUpserts() []*AnnotationChunk {
 	return nil
 }
 
+func (x *Repair) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
 // Keepalive (kind 7) moves the applied position while nothing is
 // published, so every node can tell the feed is alive.
 type Keepalive struct {
@@ -965,7 +1149,7 @@ type Keepalive struct {
 
 func (x *Keepalive) Reset() {
 	*x = Keepalive{}
-	mi := &file_logentry_proto_msgTypes[12]
+	mi := &file_logentry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1161,7 @@ func (x *Keepalive) String() string {
 func (*Keepalive) ProtoMessage() {}
 
 func (x *Keepalive) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[12]
+	mi := &file_logentry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1174,7 @@ func (x *Keepalive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keepalive.ProtoReflect.Descriptor instead.
 func (*Keepalive) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{12}
+	return file_logentry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Keepalive) GetLsn() uint64 {
@@ -1022,7 +1206,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_logentry_proto_msgTypes[13]
+	mi := &file_logentry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1218,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_logentry_proto_msgTypes[13]
+	mi := &file_logentry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1231,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_logentry_proto_rawDescGZIP(), []int{13}
+	return file_logentry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotHeader) GetBased() bool {
@@ -1121,7 +1305,19 @@ const file_logentry_proto_rawDesc = "" +
 	"\x04page\x18\x05 \x01(\x03R\x04page\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12A\n" +
 	"\x06vector\x18\a \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
-	"\blanguage\x18\b \x01(\tR\blanguage\"\xef\x04\n" +
+	"\blanguage\x18\b \x01(\tR\blanguage\"\x7f\n" +
+	"\tEmbedding\x12\x19\n" +
+	"\bchunk_id\x18\x01 \x01(\fR\achunkId\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12A\n" +
+	"\x06vector\x18\x03 \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\"\x9a\x01\n" +
+	"\n" +
+	"ModelState\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\tR\x06active\x12\x1d\n" +
+	"\n" +
+	"active_dim\x18\x02 \x01(\x03R\tactiveDim\x12\x1a\n" +
+	"\bbuilding\x18\x03 \x01(\tR\bbuilding\x12!\n" +
+	"\fbuilding_dim\x18\x04 \x01(\x03R\vbuildingDim\x12\x16\n" +
+	"\x06column\x18\x05 \x01(\tR\x06column\"\x8d\x06\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +
@@ -1134,21 +1330,31 @@ const file_logentry_proto_rawDesc = "" +
 	"\arevokes\x18\t \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
 	"\x0fdelete_projects\x18\n" +
 	" \x03(\fR\x0edeleteProjects\x12a\n" +
-	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"\v\n" +
-	"\tBaseBegin\"\x86\x03\n" +
+	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\x12N\n" +
+	"\vmodel_state\x18\x15 \x01(\v2-.sostenuto.replication.logentry.v1.ModelStateR\n" +
+	"modelState\"\v\n" +
+	"\tBaseBegin\"\xa4\x04\n" +
 	"\bBasePart\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12F\n" +
 	"\bprojects\x18\x03 \x03(\v2*.sostenuto.replication.logentry.v1.ProjectR\bprojects\x12@\n" +
 	"\x06grants\x18\x04 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\x06grants\x12a\n" +
-	"\x12annotation_upserts\x18\x05 \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"A\n" +
+	"\x12annotation_upserts\x18\x05 \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\x12N\n" +
+	"\vmodel_state\x18\x15 \x01(\v2-.sostenuto.replication.logentry.v1.ModelStateR\n" +
+	"modelState\"A\n" +
 	"\aBaseEnd\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"^\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
-	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\x8b\x04\n" +
+	"\fhttp_address\x18\x03 \x01(\tR\vhttpAddress\"\xd9\x04\n" +
 	"\x06Repair\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +
 	"\aupserts\x18\x02 \x03(\v2(.sostenuto.replication.logentry.v1.ChunkR\aupserts\x12\x18\n" +
@@ -1157,7 +1363,10 @@ const file_logentry_proto_rawDesc = "" +
 	"\x06grants\x18\x05 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\x06grants\x12B\n" +
 	"\arevokes\x18\x06 \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
 	"\x0fdelete_projects\x18\a \x03(\fR\x0edeleteProjects\x12a\n" +
-	"\x12annotation_upserts\x18\b \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"C\n" +
+	"\x12annotation_upserts\x18\b \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12L\n" +
+	"\n" +
+	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
+	"embeddings\"C\n" +
 	"\tKeepalive\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\"\xb6\x01\n" +
@@ -1179,7 +1388,7 @@ func file_logentry_proto_rawDescGZIP() []byte {
 	return file_logentry_proto_rawDescData
 }
 
-var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_logentry_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_logentry_proto_goTypes = []any{
 	(*Document)(nil),        // 0: sostenuto.replication.logentry.v1.Document
 	(*Vector)(nil),          // 1: sostenuto.replication.logentry.v1.Vector
@@ -1187,41 +1396,49 @@ var file_logentry_proto_goTypes = []any{
 	(*Project)(nil),         // 3: sostenuto.replication.logentry.v1.Project
 	(*Grant)(nil),           // 4: sostenuto.replication.logentry.v1.Grant
 	(*AnnotationChunk)(nil), // 5: sostenuto.replication.logentry.v1.AnnotationChunk
-	(*Changes)(nil),         // 6: sostenuto.replication.logentry.v1.Changes
-	(*BaseBegin)(nil),       // 7: sostenuto.replication.logentry.v1.BaseBegin
-	(*BasePart)(nil),        // 8: sostenuto.replication.logentry.v1.BasePart
-	(*BaseEnd)(nil),         // 9: sostenuto.replication.logentry.v1.BaseEnd
-	(*Member)(nil),          // 10: sostenuto.replication.logentry.v1.Member
-	(*Repair)(nil),          // 11: sostenuto.replication.logentry.v1.Repair
-	(*Keepalive)(nil),       // 12: sostenuto.replication.logentry.v1.Keepalive
-	(*SnapshotHeader)(nil),  // 13: sostenuto.replication.logentry.v1.SnapshotHeader
+	(*Embedding)(nil),       // 6: sostenuto.replication.logentry.v1.Embedding
+	(*ModelState)(nil),      // 7: sostenuto.replication.logentry.v1.ModelState
+	(*Changes)(nil),         // 8: sostenuto.replication.logentry.v1.Changes
+	(*BaseBegin)(nil),       // 9: sostenuto.replication.logentry.v1.BaseBegin
+	(*BasePart)(nil),        // 10: sostenuto.replication.logentry.v1.BasePart
+	(*BaseEnd)(nil),         // 11: sostenuto.replication.logentry.v1.BaseEnd
+	(*Member)(nil),          // 12: sostenuto.replication.logentry.v1.Member
+	(*Repair)(nil),          // 13: sostenuto.replication.logentry.v1.Repair
+	(*Keepalive)(nil),       // 14: sostenuto.replication.logentry.v1.Keepalive
+	(*SnapshotHeader)(nil),  // 15: sostenuto.replication.logentry.v1.SnapshotHeader
 }
 var file_logentry_proto_depIdxs = []int32{
 	1,  // 0: sostenuto.replication.logentry.v1.Chunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
 	1,  // 1: sostenuto.replication.logentry.v1.AnnotationChunk.vector:type_name -> sostenuto.replication.logentry.v1.Vector
-	0,  // 2: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2,  // 3: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	3,  // 4: sostenuto.replication.logentry.v1.Changes.projects:type_name -> sostenuto.replication.logentry.v1.Project
-	4,  // 5: sostenuto.replication.logentry.v1.Changes.grants:type_name -> sostenuto.replication.logentry.v1.Grant
-	4,  // 6: sostenuto.replication.logentry.v1.Changes.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
-	5,  // 7: sostenuto.replication.logentry.v1.Changes.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
-	0,  // 8: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2,  // 9: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	3,  // 10: sostenuto.replication.logentry.v1.BasePart.projects:type_name -> sostenuto.replication.logentry.v1.Project
-	4,  // 11: sostenuto.replication.logentry.v1.BasePart.grants:type_name -> sostenuto.replication.logentry.v1.Grant
-	5,  // 12: sostenuto.replication.logentry.v1.BasePart.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
-	0,  // 13: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
-	2,  // 14: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
-	3,  // 15: sostenuto.replication.logentry.v1.Repair.projects:type_name -> sostenuto.replication.logentry.v1.Project
-	4,  // 16: sostenuto.replication.logentry.v1.Repair.grants:type_name -> sostenuto.replication.logentry.v1.Grant
-	4,  // 17: sostenuto.replication.logentry.v1.Repair.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
-	5,  // 18: sostenuto.replication.logentry.v1.Repair.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
-	10, // 19: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	1,  // 2: sostenuto.replication.logentry.v1.Embedding.vector:type_name -> sostenuto.replication.logentry.v1.Vector
+	0,  // 3: sostenuto.replication.logentry.v1.Changes.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 4: sostenuto.replication.logentry.v1.Changes.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 5: sostenuto.replication.logentry.v1.Changes.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 6: sostenuto.replication.logentry.v1.Changes.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	4,  // 7: sostenuto.replication.logentry.v1.Changes.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 8: sostenuto.replication.logentry.v1.Changes.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	6,  // 9: sostenuto.replication.logentry.v1.Changes.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	7,  // 10: sostenuto.replication.logentry.v1.Changes.model_state:type_name -> sostenuto.replication.logentry.v1.ModelState
+	0,  // 11: sostenuto.replication.logentry.v1.BasePart.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 12: sostenuto.replication.logentry.v1.BasePart.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 13: sostenuto.replication.logentry.v1.BasePart.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 14: sostenuto.replication.logentry.v1.BasePart.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 15: sostenuto.replication.logentry.v1.BasePart.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	6,  // 16: sostenuto.replication.logentry.v1.BasePart.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	7,  // 17: sostenuto.replication.logentry.v1.BasePart.model_state:type_name -> sostenuto.replication.logentry.v1.ModelState
+	0,  // 18: sostenuto.replication.logentry.v1.Repair.documents:type_name -> sostenuto.replication.logentry.v1.Document
+	2,  // 19: sostenuto.replication.logentry.v1.Repair.upserts:type_name -> sostenuto.replication.logentry.v1.Chunk
+	3,  // 20: sostenuto.replication.logentry.v1.Repair.projects:type_name -> sostenuto.replication.logentry.v1.Project
+	4,  // 21: sostenuto.replication.logentry.v1.Repair.grants:type_name -> sostenuto.replication.logentry.v1.Grant
+	4,  // 22: sostenuto.replication.logentry.v1.Repair.revokes:type_name -> sostenuto.replication.logentry.v1.Grant
+	5,  // 23: sostenuto.replication.logentry.v1.Repair.annotation_upserts:type_name -> sostenuto.replication.logentry.v1.AnnotationChunk
+	6,  // 24: sostenuto.replication.logentry.v1.Repair.embeddings:type_name -> sostenuto.replication.logentry.v1.Embedding
+	12, // 25: sostenuto.replication.logentry.v1.SnapshotHeader.members:type_name -> sostenuto.replication.logentry.v1.Member
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_logentry_proto_init() }
@@ -1235,7 +1452,7 @@ func file_logentry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logentry_proto_rawDesc), len(file_logentry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -41,15 +41,18 @@ func Normalize(v []float32) {
 	}
 }
 
-// checkVectors validates a provider's answer: one vector per text, Dim
-// long, finite; it normalizes them.
-func checkVectors(vs [][]float32, n int) ([][]float32, error) {
+// checkVectors validates a provider's answer: one vector per text, dim
+// long (Dim when 0), finite; it normalizes them.
+func checkVectors(vs [][]float32, n, dim int) ([][]float32, error) {
 	if len(vs) != n {
 		return nil, fmt.Errorf("embed: %d vectors for %d texts", len(vs), n)
 	}
+	if dim == 0 {
+		dim = Dim
+	}
 	for i, v := range vs {
-		if len(v) != Dim {
-			return nil, fmt.Errorf("embed: vector %d has %d dimensions, want %d (configure a %d-dimensional model)", i, len(v), Dim, Dim)
+		if len(v) != dim {
+			return nil, fmt.Errorf("embed: vector %d has %d dimensions, want %d (configure a %d-dimensional model)", i, len(v), dim, dim)
 		}
 		for _, x := range v {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {

@@ -2,6 +2,7 @@ package embed
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"strings"
@@ -15,11 +16,28 @@ import (
 // (stop words weigh little), then L2-normalized. Texts that share wording
 // are near each other; texts that share only meaning are not. It needs no
 // network, no model files and no GPU, and gives the same vector on every
-// node forever.
-type Hash struct{}
+// node forever. Dims sets the dimension (0: Dim, 768); each dimension is
+// its own model (sostenuto-hash-v1 at 768, sostenuto-hash-v1-<dims>
+// otherwise).
+type Hash struct {
+	Dims int
+}
 
 // Model implements Embedder.
-func (Hash) Model() string { return "sostenuto-hash-v1" }
+func (h Hash) Model() string {
+	if h.dim() == Dim {
+		return "sostenuto-hash-v1"
+	}
+	return fmt.Sprintf("sostenuto-hash-v1-%d", h.dim())
+}
+
+// dim is the hash's dimension.
+func (h Hash) dim() int {
+	if h.Dims <= 0 {
+		return Dim
+	}
+	return h.Dims
+}
 
 // Feature weights.
 const (
@@ -42,7 +60,7 @@ func (h Hash) Embed(_ context.Context, texts []string) ([][]float32, error) {
 	return out, nil
 }
 
-func (Hash) vector(text string) ([]float32, error) {
+func (h Hash) vector(text string) ([]float32, error) {
 	words := Words(text)
 	if len(words) == 0 {
 		return nil, ErrEmpty
@@ -65,12 +83,13 @@ func (Hash) vector(text string) ([]float32, error) {
 			}
 		}
 	}
-	v := make([]float32, Dim)
+	dim := uint64(h.dim())
+	v := make([]float32, dim)
 	for f, c := range counts {
-		h := fnv.New64a()
-		h.Write([]byte(f))
-		x := h.Sum64()
-		idx := x % Dim
+		fh := fnv.New64a()
+		fh.Write([]byte(f))
+		x := fh.Sum64()
+		idx := x % dim
 		sign := float32(1)
 		if x>>63 == 1 {
 			sign = -1

@@ -15,8 +15,11 @@ type OpenAI struct {
 	APIKey     string // optional
 	ModelName  string
 	Dimensions int // sent when set, for models that can shorten vectors
-	Client     *http.Client
-	Retry      RetryPolicy
+	// Dim is the length every vector must have (0: Dimensions when set,
+	// else Dim).
+	Dim    int
+	Client *http.Client
+	Retry  RetryPolicy
 }
 
 // Model implements Embedder.
@@ -49,5 +52,9 @@ func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	for i, d := range ans.Data {
 		vs[i] = d.Embedding
 	}
-	return checkVectors(vs, len(texts))
+	want := o.Dim
+	if want == 0 {
+		want = o.Dimensions
+	}
+	return checkVectors(vs, len(texts), want)
 }

@@ -38,3 +38,24 @@ func (t *traced) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	}
 	return vs, err
 }
+
+// EmbedNamed embeds with the wrapped embedder, naming the model that did
+// (the wrapped one's EmbedNamed when it has one: embed.Active).
+func (t *traced) EmbedNamed(ctx context.Context, texts []string) ([][]float32, string, error) {
+	ne, ok := t.Embedder.(interface {
+		EmbedNamed(ctx context.Context, texts []string) ([][]float32, string, error)
+	})
+	if !ok {
+		vs, err := t.Embed(ctx, texts)
+		return vs, t.Model(), err
+	}
+	ctx, span := t.tr.Start(ctx, "embed", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	vs, name, err := ne.EmbedNamed(ctx, texts)
+	span.SetAttributes(attribute.String("embed.model", name), attribute.Int("embed.texts", len(texts)))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "embedding failed")
+	}
+	return vs, name, err
+}

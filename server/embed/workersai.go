@@ -64,7 +64,7 @@ func (w *WorkersAI) Embed(ctx context.Context, texts []string) ([][]float32, err
 		}
 		return nil, errors.New("embed: workers ai: " + msg)
 	}
-	return checkVectors(ans.Result.Data, len(texts))
+	return checkVectors(ans.Result.Data, len(texts), Dim)
 }
 
 func clientOr(c *http.Client) *http.Client {

@@ -42,6 +42,10 @@ type Pipeline struct {
 	YouTube       *YouTubeCaptions
 	Chunker       *Chunker
 	Embedder      embed.Embedder
+	// Models, when set, are the configured embedders by name: a document
+	// is embedded by the model the database names active (Embedder is
+	// then unused).
+	Models *embed.Models
 	// Languages tells each document's language (nil: every document is
 	// DefaultLanguage).
 	Languages *LanguageDetector
@@ -99,7 +103,11 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, refresh bool) (Sta
 	if err != nil {
 		return st, err
 	}
-	st.Hash = ContentHash(segs, p.Chunker, p.Embedder.Model())
+	emb, model, err := p.ActiveEmbedder(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Hash = ContentHash(segs, p.Chunker, emb.Model())
 	if refresh && src.ChunkCount > 0 && src.ContentHash != nil && *src.ContentHash == st.Hash {
 		st.Unchanged, st.Chunks = true, src.ChunkCount
 		return st, p.Store.KeepIngest(ctx, id)
@@ -111,7 +119,7 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, refresh bool) (Sta
 	if len(chunks) == 0 {
 		return st, permanentFailure(CodeNoText, "The source has no text to index.", ErrNoText)
 	}
-	if err := p.stage(ctx, id, chunks, &st); err != nil {
+	if err := p.stage(ctx, id, chunks, emb, model, &st); err != nil {
 		return st, err
 	}
 	t = time.Now()
@@ -120,8 +128,9 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, refresh bool) (Sta
 	return st, err
 }
 
-// stage embeds the chunks in batches and stages them, recording progress.
-func (p *Pipeline) stage(ctx context.Context, id uuid.UUID, chunks []Chunk, st *Stats) error {
+// stage embeds the chunks in batches with emb (the active model, named
+// model: "" before models are named) and stages them, recording progress.
+func (p *Pipeline) stage(ctx context.Context, id uuid.UUID, chunks []Chunk, emb embed.Embedder, model string, st *Stats) error {
 	if err := p.Store.IngestProgress(ctx, id, 0, len(chunks)); err != nil {
 		return err
 	}
@@ -133,7 +142,7 @@ func (p *Pipeline) stage(ctx context.Context, id uuid.UUID, chunks []Chunk, st *
 			st.Tokens += c.TokenCount
 		}
 		t := time.Now()
-		vecs, err := embed.Batched(ctx, p.Embedder, texts, nil)
+		vecs, err := embed.Batched(ctx, emb, texts, nil)
 		st.Embed += time.Since(t)
 		if err != nil {
 			return err
@@ -143,7 +152,7 @@ func (p *Pipeline) stage(ctx context.Context, id uuid.UUID, chunks []Chunk, st *
 		for i, c := range group {
 			staged[i] = store.StagedChunk{Ordinal: c.Ordinal, Text: c.Text, TokenCount: c.TokenCount, PageStart: c.PageStart,
 				PageEnd: c.PageEnd, CharStart: c.CharStart, CharEnd: c.CharEnd, TimeStartMs: c.TimeStartMs,
-				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language}
+				TimeEndMs: c.TimeEndMs, Embedding: vecs[i], Language: st.Language, Model: model}
 		}
 		if err := p.Store.StageChunks(ctx, id, staged); err != nil {
 			return err
@@ -303,4 +312,25 @@ func (p *Pipeline) GiveUp() jobs.GiveUp {
 			p.Logger.Warn("record ingest failure", "component", "ingest", "document", pl.DocumentID, "job", job.ID, "error", err)
 		}
 	}
+}
+
+// ActiveEmbedder is the embedder of the active model and its name ("" without
+// Models: the one Embedder, as before models were named).
+func (p *Pipeline) ActiveEmbedder(ctx context.Context) (embed.Embedder, string, error) {
+	if p.Models == nil {
+		return p.Embedder, "", nil
+	}
+	st, err := p.Store.EmbeddingState(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.Active == "" {
+		m := p.Models.Default()
+		return m.Embedder, "", nil
+	}
+	m, ok := p.Models.Get(st.Active)
+	if !ok {
+		return nil, "", fmt.Errorf("ingest: the active embedding model %s is not configured on this node", st.Active)
+	}
+	return m.Embedder, m.Name, nil
 }

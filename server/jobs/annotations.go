@@ -15,7 +15,7 @@ import (
 // annotation's searchable text as it is now and writes its chunk (if the
 // annotation is still at the version read); retried while the embedder
 // fails. An annotation deleted meanwhile needs nothing.
-func AnnotationIndex(st *store.Store, emb embed.Embedder) Handler {
+func AnnotationIndex(st *store.Store, active func(context.Context) (embed.Embedder, string, error)) Handler {
 	return func(ctx context.Context, job store.Job) error {
 		var p store.AnnotationIndexPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -30,7 +30,11 @@ func AnnotationIndex(st *store.Store, emb embed.Embedder) Handler {
 		}
 		text := store.SearchableText(a.Type, a.Content)
 		if text == "" {
-			return st.IndexAnnotation(ctx, a, nil)
+			return st.IndexAnnotation(ctx, a, store.ModelVec{})
+		}
+		emb, model, err := active(ctx)
+		if err != nil {
+			return fmt.Errorf("jobs: embed annotation: %w", err)
 		}
 		vs, err := emb.Embed(ctx, []string{text})
 		if err != nil {
@@ -39,6 +43,6 @@ func AnnotationIndex(st *store.Store, emb embed.Embedder) Handler {
 		if len(vs) != 1 || vs[0] == nil {
 			return fmt.Errorf("jobs: embed annotation: %d vectors for one text", len(vs))
 		}
-		return st.IndexAnnotation(ctx, a, vs[0])
+		return st.IndexAnnotation(ctx, a, store.ModelVec{Model: model, Vec: vs[0]})
 	}
 }

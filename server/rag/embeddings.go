@@ -54,31 +54,56 @@ func (x *Embeddings) Model() string { return x.embedder.Model() }
 // timing tells that another user asked. A text with no words is
 // embed.ErrEmpty; the model's failures wrap fault.ErrEmbeddingModel.
 func (x *Embeddings) Embed(ctx context.Context, user uuid.UUID, text string) (vec []float32, cached bool, err error) {
+	vec, _, cached, err = x.EmbedModel(ctx, user, text)
+	return vec, cached, err
+}
+
+// namedEmbedder says which model made its vectors (embed.Active).
+type namedEmbedder interface {
+	EmbedNamed(ctx context.Context, texts []string) ([][]float32, string, error)
+}
+
+// EmbedModel is Embed that names the model that made the vector: the
+// active one when the embedder follows the index's (a vector computed
+// while the model switched is not cached under the old name).
+func (x *Embeddings) EmbedModel(ctx context.Context, user uuid.UUID, text string) (vec []float32, model string, cached bool, err error) {
 	model, norm := x.embedder.Model(), cache.Normalize(text)
 	key, mine := cache.Key("embed", model, norm), cache.Key("asker", user.String(), model, norm)
 	var hit embedEntry
 	if x.vectors.Get(ctx, key, &hit) && len(hit.Vec) > 0 {
 		var asked bool
 		if x.asked.Get(ctx, mine, &asked) && asked {
-			return hit.Vec, true, nil
+			return hit.Vec, model, true, nil
 		}
 		if err := sleepCtx(ctx, min(hit.Cost, maxSharedHitWait)); err != nil {
-			return nil, false, err
+			return nil, "", false, err
 		}
 		x.asked.Set(ctx, mine, true)
-		return hit.Vec, false, nil
+		return hit.Vec, model, false, nil
 	}
 	start := time.Now()
-	vs, err := x.embedder.Embed(ctx, []string{text})
+	vs, got, err := x.compute(ctx, model, text)
 	if err != nil && !errors.Is(err, embed.ErrEmpty) && ctx.Err() == nil {
-		return nil, false, fmt.Errorf("rag: embed: %w: %w", fault.ErrEmbeddingModel, err)
+		return nil, "", false, fmt.Errorf("rag: embed: %w: %w", fault.ErrEmbeddingModel, err)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
-	x.vectors.Set(ctx, key, embedEntry{Vec: vs[0], Cost: time.Since(start)})
-	x.asked.Set(ctx, mine, true)
-	return vs[0], false, nil
+	if got == model {
+		x.vectors.Set(ctx, key, embedEntry{Vec: vs[0], Cost: time.Since(start)})
+		x.asked.Set(ctx, mine, true)
+	}
+	return vs[0], got, false, nil
+}
+
+// compute embeds text, naming the model that did (model, unless the
+// embedder names another).
+func (x *Embeddings) compute(ctx context.Context, model, text string) ([][]float32, string, error) {
+	if ne, ok := x.embedder.(namedEmbedder); ok {
+		return ne.EmbedNamed(ctx, []string{text})
+	}
+	vs, err := x.embedder.Embed(ctx, []string{text})
+	return vs, model, err
 }
 
 // sleepCtx waits d or until ctx ends.

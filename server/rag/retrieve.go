@@ -28,6 +28,8 @@ type retrieved struct {
 	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on every hit
 	// Rerank is what came of a requested rerank (nil: none asked).
 	Rerank *search.RerankStatus `json:"rerank,omitempty"`
+	// EmbeddingModel is the model whose vectors answered ("" BM25 only).
+	EmbeddingModel string `json:"embedding_model,omitempty"`
 }
 
 // retrieve finds the passages for a question: only chunks the asker may
@@ -69,6 +71,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 	}
 	t.SearchMs += time.Since(start).Milliseconds()
 	got = assemble(res.Hits, visible)
+	got.EmbeddingModel = res.Model
 	if got.Rerank = res.Rerank; got.Rerank != nil && !got.Rerank.Reranked {
 		key = "" // a failed rerank is neither kept nor answered from the cache: the next may succeed
 	}
@@ -103,7 +106,7 @@ func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) 
 func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t *Timings) (search.Result, error) {
 	start := time.Now()
 	mode := search.ModeHybrid
-	vec, _, err := s.embeddings.Embed(ctx, scope.User, q.Text)
+	vec, model, _, err := s.embeddings.EmbedModel(ctx, scope.User, q.Text)
 	switch {
 	case errors.Is(err, embed.ErrEmpty):
 		mode, vec = search.ModeBM25, nil
@@ -113,7 +116,7 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 	t.EmbedMs = time.Since(start).Milliseconds()
 	start = time.Now()
 	res, err := s.searcher.Search(ctx, search.Query{Scope: scope, Text: q.Text, Vector: vec, K: q.K, Mode: mode, Use: "chat", Rerank: q.Rerank,
-		Kinds: q.Kinds, ProjectID: q.ProjectID, MinLSN: q.MinLSN})
+		Kinds: q.Kinds, ProjectID: q.ProjectID, MinLSN: q.MinLSN, Model: model})
 	t.SearchMs = time.Since(start).Milliseconds()
 	return res, err
 }

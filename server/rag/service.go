@@ -145,6 +145,9 @@ type Reply struct {
 	// why the fused order was kept.
 	Reranked    *bool  `json:"reranked,omitempty"`
 	RerankError string `json:"rerank_error,omitempty"`
+	// EmbeddingModel is the embedding model whose vectors retrieved the
+	// sources ("" when BM25 alone did).
+	EmbeddingModel string `json:"embedding_model,omitempty"`
 	// Kept: the reply is the one cached under its key (an answer of the
 	// configured model, not a fallback's), so it may be revalidated.
 	Kept bool `json:"-"`
@@ -211,7 +214,7 @@ func (s *Service) answer(ctx context.Context, q Question, got retrieved, key str
 		return Reply{}, fmt.Errorf("rag: answer: %w: %w", fault.ErrLanguageModel, err)
 	}
 	out := Reply{Content: Sanitize(ans.Content, s.allow), StandaloneQuery: q.Text, Sources: got.Sources,
-		Confidence: Confidence(ans, got.Passages), Model: ans.Model, Timings: t}
+		Confidence: Confidence(ans, got.Passages), Model: ans.Model, Timings: t, EmbeddingModel: got.EmbeddingModel}
 	out.rerankStatus(got.Rerank)
 	if key != "" && ans.Model == model {
 		s.answers.Set(ctx, key, out)

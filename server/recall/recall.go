@@ -41,11 +41,15 @@ func Check(ctx context.Context, url string, e *index.Engine, n int) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	probes, err := activeVectors(ctx, conn, samples)
+	if err != nil {
+		return Result{}, err
+	}
 	r := Result{Min: 1}
 	if len(samples) == 0 {
 		r.Min = 0
 	}
-	for _, c := range samples {
+	for _, c := range probes {
 		rc, err := one(ctx, conn, e, c)
 		if err != nil {
 			return Result{}, err
@@ -73,14 +77,51 @@ func sample(ctx context.Context, conn *pgx.Conn, n int) ([]index.Chunk, error) {
 	return replication.NewSource(conn).SampleChunks(ctx, rand.IntN(max(1, total-n+1)), n)
 }
 
-// one is the recall@10 of e for the query vector of chunk c.
-func one(ctx context.Context, conn *pgx.Conn, e *index.Engine, c index.Chunk) (float64, error) {
-	exact, err := exactTop10(ctx, conn, c.ID)
+// probe is a query: a chunk's stored vector of the active model, kept in
+// chunks.embedding (model "") or in chunk_embeddings (model named).
+type probe struct {
+	id    index.ID
+	vec   []float32
+	model string
+}
+
+// activeVectors turns the sampled chunks into probes of the active model.
+func activeVectors(ctx context.Context, conn *pgx.Conn, samples []index.Chunk) ([]probe, error) {
+	src := replication.NewSource(conn)
+	m, err := src.ModelState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recall: %w", err)
+	}
+	if m == nil || m.Active == m.Column {
+		out := make([]probe, len(samples))
+		for i, c := range samples {
+			out[i] = probe{id: c.ID, vec: c.Vector}
+		}
+		return out, nil
+	}
+	ids := make([]index.ID, len(samples))
+	for i, c := range samples {
+		ids[i] = c.ID
+	}
+	es, err := src.Embeddings(ctx, []string{m.Active}, ids)
+	if err != nil {
+		return nil, fmt.Errorf("recall: %w", err)
+	}
+	out := make([]probe, len(es))
+	for i, x := range es {
+		out[i] = probe{id: x.Chunk, vec: x.Vector, model: x.Model}
+	}
+	return out, nil
+}
+
+// one is the recall@10 of e for the query vector of a probe.
+func one(ctx context.Context, conn *pgx.Conn, e *index.Engine, c probe) (float64, error) {
+	exact, err := exactTop10(ctx, conn, c.id, c.model)
 	if err != nil {
 		return 0, err
 	}
 	// Knowledge chunks only: the exact scan reads chunks, not annotation_chunks.
-	hits, err := e.Search(index.Query{K: 10, Mode: index.ModeVector, Vector: c.Vector, Scope: index.Scope{Admin: true},
+	hits, err := e.Search(index.Query{K: 10, Mode: index.ModeVector, Vector: c.vec, Scope: index.Scope{Admin: true},
 		Kinds: []index.Kind{index.KindKnowledge}})
 	if err != nil {
 		return 0, fmt.Errorf("recall: %w", err)
@@ -104,15 +145,22 @@ func one(ctx context.Context, conn *pgx.Conn, e *index.Engine, c index.Chunk) (f
 // exactTop10 runs a true exact scan for the stored vector of chunk id:
 // index scans off inside the transaction, and the simple protocol so no
 // cached plan is reused.
-func exactTop10(ctx context.Context, conn *pgx.Conn, id index.ID) ([]uuid.UUID, error) {
+// With model set (a model kept in chunk_embeddings), its vectors are
+// compared.
+func exactTop10(ctx context.Context, conn *pgx.Conn, id index.ID, model string) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
+	q, args := `SELECT id FROM chunks
+			ORDER BY embedding <=> (SELECT embedding FROM chunks WHERE id = $1) LIMIT 10 /* exact */`, []any{uuid.UUID(id)}
+	if model != "" {
+		q, args = `SELECT chunk_id FROM chunk_embeddings WHERE model = $2
+			ORDER BY embedding <=> (SELECT embedding FROM chunk_embeddings WHERE chunk_id = $1 AND model = $2) LIMIT 10 /* exact */`,
+			append(args, model)
+	}
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL enable_indexscan = off"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id FROM chunks
-			ORDER BY embedding <=> (SELECT embedding FROM chunks WHERE id = $1) LIMIT 10 /* exact */`,
-			pgx.QueryExecModeSimpleProtocol, uuid.UUID(id))
+		rows, err := tx.Query(ctx, q, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
 		if err != nil {
 			return err
 		}

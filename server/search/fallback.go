@@ -15,6 +15,13 @@ type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 }
 
+// NamedEmbedder is an Embedder that says which model made its vectors
+// (embed.Active): the query carries the name, and a backend searching
+// another model refuses it.
+type NamedEmbedder interface {
+	EmbedNamed(ctx context.Context, texts []string) ([][]float32, string, error)
+}
+
 // Fallback is how the node answers: from the local index when it is ready
 // and holds MinLSN (after its bounded wait); else from PostgreSQL, which
 // holds every committed write; else, when PostgreSQL is too busy, from the
@@ -36,8 +43,19 @@ type Fallback struct {
 }
 
 // Search implements Searcher. A query whose text has nothing to embed
-// answers an Empty result.
+// answers an Empty result. A query embedded by a model that is no longer
+// the active one (the model switched in between) is embedded again, once.
 func (f *Fallback) Search(ctx context.Context, q Query) (Result, error) {
+	res, err := f.search(ctx, q)
+	if errors.Is(err, index.ErrModel) {
+		q.Vector, q.Model = nil, ""
+		res, err = f.search(ctx, q)
+	}
+	return res, err
+}
+
+// search is one attempt of Search.
+func (f *Fallback) search(ctx context.Context, q Query) (Result, error) {
 	q.Fusion = Fill(q.Fusion, f.Fusion)
 	e, err := f.Index.WaitApplied(ctx, q.MinLSN)
 	if errors.Is(err, ErrBehind) {
@@ -86,7 +104,13 @@ func (f *Fallback) embed(ctx context.Context, q Query) (Query, error) {
 	if q.Vector != nil || q.Mode == ModeBM25 {
 		return q, nil
 	}
-	vs, err := f.Embedder.Embed(ctx, []string{q.Text})
+	var vs [][]float32
+	var err error
+	if ne, ok := f.Embedder.(NamedEmbedder); ok {
+		vs, q.Model, err = ne.EmbedNamed(ctx, []string{q.Text})
+	} else {
+		vs, err = f.Embedder.Embed(ctx, []string{q.Text})
+	}
 	if errors.Is(err, embed.ErrEmpty) {
 		return q, nil
 	}

@@ -124,8 +124,9 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 		return Result{}, err
 	}
 	var tm index.Timings
+	var served index.Served
 	hits, err := e.Search(index.Query{Text: q.Text, Vector: q.Vector, K: q.K, Mode: q.Mode, Fusion: q.Fusion, Scope: q.Scope.index(),
-		Kinds: q.indexKinds(), ProjectID: q.indexProject(), Timings: &tm})
+		Kinds: q.indexKinds(), ProjectID: q.indexProject(), Timings: &tm, Model: q.Model, Served: &served})
 	if err != nil {
 		return Result{}, fmt.Errorf("search: index: %w", err)
 	}
@@ -135,7 +136,11 @@ func (x *Index) searchEngine(ctx context.Context, e *index.Engine, q Query) (Res
 	for i, h := range hits {
 		out[i] = hitOf(h)
 	}
-	return Result{Hits: out, LSN: index.LSN(e.Position().LSN), Source: SourceLocal, Lagging: x.lagging}, nil
+	res := Result{Hits: out, LSN: served.Position.LSN, Source: SourceLocal, Lagging: x.lagging}
+	if q.Mode != ModeBM25 {
+		res.Model = served.Model
+	}
+	return res, nil
 }
 
 // observe times the engine's lists, by use.

@@ -15,7 +15,7 @@ import (
 // runs as the acting user, under Row Level Security.
 type Store interface {
 	WALPosition(ctx context.Context) (index.LSN, error)
-	SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int, f store.SearchFilter) ([]store.Scored, error)
+	SearchVector(ctx context.Context, user uuid.UUID, model string, v []float32, n, efSearch int, f store.SearchFilter) ([]store.Scored, error)
 	SearchText(ctx context.Context, user uuid.UUID, query string, n int, f store.SearchFilter) ([]store.Scored, error)
 	SearchChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]store.SearchChunk, error)
 }
@@ -58,7 +58,7 @@ func (p *Postgres) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Hits: hits, LSN: at, Source: SourcePostgres}, nil
+	return Result{Hits: hits, LSN: at, Source: SourcePostgres, Model: modelOf(q)}, nil
 }
 
 // take waits up to slotWait for a search slot.
@@ -94,7 +94,7 @@ func (p *Postgres) fuse(ctx context.Context, q Query) ([]index.Fused, error) {
 	n := max(q.K, depth)
 	var lists [2][]index.Scored
 	if q.Mode != ModeBM25 {
-		hits, err := p.store.SearchVector(ctx, q.Scope.User, q.Vector, n, 2*n, q.filter())
+		hits, err := p.store.SearchVector(ctx, q.Scope.User, q.Model, q.Vector, n, 2*n, q.filter())
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}

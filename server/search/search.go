@@ -69,6 +69,10 @@ type Query struct {
 	// error it returns ends the search and is returned as is: a
 	// conditional request answers 304 this way without searching.
 	OnLocal func(version string, scope Scope) error
+	// Model is the embedding model that made Vector (set by whoever
+	// embedded it): a backend whose active model is another refuses the
+	// query (index.ErrModel) instead of comparing vectors of two models.
+	Model string
 }
 
 // Hit is one result.
@@ -122,6 +126,17 @@ type Result struct {
 	Empty bool
 	// Rerank is what came of a requested rerank; nil when none was asked.
 	Rerank *RerankStatus
+	// Model is the embedding model whose vectors answered ("" for BM25
+	// alone): the active model at LSN.
+	Model string
+}
+
+// modelOf is the model a query's vectors answer with ("" for BM25).
+func modelOf(q Query) string {
+	if q.Mode == ModeBM25 {
+		return ""
+	}
+	return q.Model
 }
 
 var (

@@ -64,7 +64,7 @@ func oneAnnotation(rows pgx.Rows, err error) (Annotation, error) {
 // transaction, its chunk (vec is its searchable text's embedding; nil: a
 // job makes the chunk later). It returns the WAL position after the
 // commit (X-Index-LSN).
-func (s *Store) CreateAnnotation(ctx context.Context, a Annotation, vec []float32) (Annotation, index.LSN, error) {
+func (s *Store) CreateAnnotation(ctx context.Context, a Annotation, vec ModelVec) (Annotation, index.LSN, error) {
 	var out Annotation
 	err := s.AsUser(ctx, a.AuthorID, func(tx pgx.Tx) error {
 		var err error
@@ -131,7 +131,7 @@ type AnnotationPatch struct {
 // in the same transaction (vec: the embedding of the patched annotation's
 // searchable text; nil: a job makes the chunk later). It returns the WAL
 // position after the commit.
-func (s *Store) UpdateAnnotation(ctx context.Context, user, id uuid.UUID, version int, patch AnnotationPatch, vec []float32) (Annotation, index.LSN, error) {
+func (s *Store) UpdateAnnotation(ctx context.Context, user, id uuid.UUID, version int, patch AnnotationPatch, vec ModelVec) (Annotation, index.LSN, error) {
 	var a Annotation
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		var err error

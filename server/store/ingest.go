@@ -79,6 +79,9 @@ type StagedChunk struct {
 	TimeEndMs   *int64
 	Embedding   []float32
 	Language    string // the document's, ISO 639-1 ("" is English)
+	// Model is the embedding model that made Embedding ("": the one
+	// active before models were named).
+	Model string
 }
 
 // StageChunks writes a batch of chunks of a document in one transaction.
@@ -87,10 +90,10 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 		b := &pgx.Batch{}
 		for _, c := range batch {
 			b.Queue(`INSERT INTO chunk_staging (document_id, ordinal, text, token_count, page_start, page_end,
-				char_start, char_end, time_start_ms, time_end_ms, embedding, language)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce(nullif($12, ''), 'en'))`,
+				char_start, char_end, time_start_ms, time_end_ms, embedding, language, model)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce(nullif($12, ''), 'en'), nullif($13, ''))`,
 				doc, c.Ordinal, c.Text, c.TokenCount, c.PageStart, c.PageEnd, c.CharStart, c.CharEnd,
-				c.TimeStartMs, c.TimeEndMs, pgvector.NewVector(c.Embedding), c.Language)
+				c.TimeStartMs, c.TimeEndMs, pgvector.NewVector(c.Embedding), c.Language, c.Model)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: stage chunks: %w", err)
@@ -108,6 +111,10 @@ func (s *Store) StageChunks(ctx context.Context, doc uuid.UUID, batch []StagedCh
 func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport, hash string) (index.LSN, error) {
 	pages = pages.orEmpty()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		inColumn, err := stagedModelActive(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
 			return err
 		}
@@ -120,10 +127,13 @@ func (s *Store) FinishIngest(ctx context.Context, id uuid.UUID, pages PageReport
 		tag, err := tx.Exec(ctx, `INSERT INTO chunks (document_id, owner_id, ordinal, text, token_count, page_start,
 				page_end, char_start, char_end, time_start_ms, time_end_ms, embedding, language)
 			SELECT s.document_id, d.owner_id, s.ordinal, s.text, s.token_count, s.page_start, s.page_end,
-				s.char_start, s.char_end, s.time_start_ms, s.time_end_ms, s.embedding, s.language
+				s.char_start, s.char_end, s.time_start_ms, s.time_end_ms, CASE WHEN $2 THEN s.embedding END, s.language
 			FROM chunk_staging s JOIN documents d ON d.id = s.document_id
-			WHERE s.document_id = $1 ORDER BY s.ordinal`, id)
+			WHERE s.document_id = $1 ORDER BY s.ordinal`, id, inColumn)
 		if err != nil {
+			return err
+		}
+		if err := stagedEmbeddings(ctx, tx, id, inColumn); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM chunk_staging WHERE document_id = $1`, id); err != nil {
@@ -191,4 +201,44 @@ func (s *Store) ChunkCount(ctx context.Context, doc uuid.UUID) (int, error) {
 	var n int
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE document_id = $1`, doc).Scan(&n)
 	return n, err
+}
+
+// ErrStaleModel marks a document embedded by a model that is no longer the
+// active one (the model switched while it was processed): the job retries
+// and embeds it again.
+var ErrStaleModel = errors.New("store: the document was embedded by a model no longer active")
+
+// stagedModelActive checks, under a share lock of embedding_state (a switch
+// waits for the ingest, or the ingest for the switch), that a document's
+// staged vectors are the active model's; inColumn tells whether they go in
+// chunks.embedding (the column's model, or no model named yet) or in
+// chunk_embeddings.
+func stagedModelActive(ctx context.Context, tx pgx.Tx, doc uuid.UUID) (inColumn bool, err error) {
+	st, err := readEmbeddingState(ctx, tx, "FOR SHARE")
+	if err != nil || st.Active == "" {
+		return true, err
+	}
+	var stale bool
+	err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chunk_staging WHERE document_id = $1
+		AND coalesce(model, $3) <> $2)`, doc, st.Active, st.Column).Scan(&stale)
+	if err != nil {
+		return false, err
+	}
+	if stale {
+		return false, fmt.Errorf("%w (active: %s)", ErrStaleModel, st.Active)
+	}
+	return st.Active == st.Column, nil
+}
+
+// stagedEmbeddings copies a document's staged vectors into chunk_embeddings
+// when they are not the column's.
+func stagedEmbeddings(ctx context.Context, tx pgx.Tx, doc uuid.UUID, inColumn bool) error {
+	if inColumn {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO chunk_embeddings (chunk_id, model, embedding)
+		SELECT c.id, s.model, s.embedding FROM chunk_staging s
+		JOIN chunks c ON c.document_id = s.document_id AND c.ordinal = s.ordinal
+		WHERE s.document_id = $1`, doc)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -52,9 +53,14 @@ type Scored struct {
 }
 
 // SearchVector returns the n visible chunks nearest to v, scored by
-// cosine similarity (pgvector HNSW with iterative scans, so filtering by
-// visibility still yields n rows).
-func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n, efSearch int, f SearchFilter) ([]Scored, error) {
+// cosine similarity: pgvector HNSW with iterative scans (so filtering by
+// visibility still yields n rows) over chunks.embedding and
+// annotation_chunks.embedding when the active model is the column's, over
+// chunk_embeddings and annotation_embeddings otherwise (through the
+// model's own HNSW index, made before the switch: sostenuto_index_model).
+// model is the model that made v: another than the active one is
+// index.ErrModel ("" before models are named: not checked).
+func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, model string, v []float32, n, efSearch int, f SearchFilter) ([]Scored, error) {
 	var ids []Scored
 	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(efSearch, n))); err != nil {
@@ -63,7 +69,11 @@ func (s *Store) SearchVector(ctx context.Context, user uuid.UUID, v []float32, n
 		if _, err := tx.Exec(ctx, "SET LOCAL hnsw.iterative_scan = relaxed_order"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, searchVectorSQL, pgvector.NewVector(v), n, f.Knowledge, f.Annotations, f.ProjectID)
+		q, args, err := vectorQuery(ctx, tx, model, v, n, f)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -201,3 +211,35 @@ func (s *Store) TeachersOf(ctx context.Context, user uuid.UUID) ([]uuid.UUID, er
 	}
 	return ids, nil
 }
+
+// vectorQuery is the vector search over the active model's vectors: the
+// columns' (searchVectorSQL) or the tables of vectors by model
+// (searchModelSQL); Row Level Security limits both to visible chunks.
+func vectorQuery(ctx context.Context, tx pgx.Tx, model string, v []float32, n int, f SearchFilter) (string, []any, error) {
+	st, err := readEmbeddingState(ctx, tx, "")
+	if err != nil {
+		return "", nil, err
+	}
+	if model != "" && st.Active != "" && model != st.Active {
+		return "", nil, fmt.Errorf("store: %w: the query was embedded by %s, the active model is %s", index.ErrModel, model, st.Active)
+	}
+	args := []any{pgvector.NewVector(v), n, f.Knowledge, f.Annotations, f.ProjectID}
+	if st.Active == "" || st.Active == st.Column {
+		return searchVectorSQL, args, nil
+	}
+	// Cast to the model's dimension: the model's partial HNSW indexes on
+	// that expression (sostenuto_index_model) serve this search.
+	return strings.ReplaceAll(searchModelSQL, "::vector", fmt.Sprintf("::vector(%d)", st.ActiveDim)), append(args, st.Active), nil
+}
+
+// searchModelSQL: searchVectorSQL over the vectors of model $6.
+const searchModelSQL = `
+	SELECT id, distance FROM (
+		(SELECT chunk_id AS id, embedding::vector <=> $1::vector AS distance FROM chunk_embeddings
+			WHERE $3 AND model = $6 ORDER BY embedding::vector <=> $1::vector LIMIT $2)
+		UNION ALL
+		(SELECT e.chunk_id, e.embedding::vector <=> $1::vector FROM annotation_embeddings e
+			JOIN annotation_chunks a ON a.annotation_id = e.chunk_id
+			WHERE $4 AND e.model = $6 AND ($5::uuid IS NULL OR a.project_id = $5)
+			ORDER BY e.embedding::vector <=> $1::vector LIMIT $2)) u
+	ORDER BY distance, id LIMIT $2`
