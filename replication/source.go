@@ -299,12 +299,15 @@ func modelsHeld(m index.ModelState) []string {
 }
 
 // Embeddings reads the vectors of models, of every chunk (ids nil) or of
-// those of ids.
+// those of ids; teachers' notes' too (annotation_embeddings).
 func (s Source) Embeddings(ctx context.Context, models []string, ids []index.ID) ([]index.Embedding, error) {
 	if len(models) == 0 {
 		return nil, nil
 	}
-	q, args := `SELECT chunk_id, model, embedding::text FROM chunk_embeddings WHERE model = ANY($1)`, []any{models}
+	q, args := `SELECT chunk_id, model, embedding::text FROM (
+			SELECT chunk_id, model, embedding FROM chunk_embeddings
+			UNION ALL SELECT chunk_id, model, embedding FROM annotation_embeddings) e
+		WHERE model = ANY($1)`, []any{models}
 	if ids != nil {
 		q, args = q+` AND chunk_id = ANY($2)`, append(args, uuids(ids))
 	}
