@@ -65,9 +65,13 @@ func pgModelDigest(t *testing.T, url, model string) (int, string, bool) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	// The column's model keeps its vectors in chunks.embedding.
+	// The column's model keeps its vectors in chunks.embedding (and
+	// annotation_chunks.embedding: teachers' notes).
 	rows, _ := conn.Query(context.Background(), `SELECT chunk_id FROM chunk_embeddings WHERE model = $1
-		UNION ALL SELECT id FROM chunks WHERE embedding IS NOT NULL AND (SELECT column_model FROM embedding_state) = $1`, model)
+		UNION ALL SELECT chunk_id FROM annotation_embeddings WHERE model = $1
+		UNION ALL SELECT id FROM chunks WHERE embedding IS NOT NULL AND (SELECT column_model FROM embedding_state) = $1
+		UNION ALL SELECT annotation_id FROM annotation_chunks
+			WHERE embedding IS NOT NULL AND (SELECT column_model FROM embedding_state) = $1`, model)
 	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index.ID, error) {
 		var id uuid.UUID
 		return index.ID(id), r.Scan(&id)
@@ -76,7 +80,7 @@ func pgModelDigest(t *testing.T, url, model string) (int, string, bool) {
 		t.Fatal(err)
 	}
 	n, d := server.ModelDigest(ids)
-	return n, d, n == pgCount(t, url, `SELECT count(*) FROM chunks`)
+	return n, d, n == pgCount(t, url, `SELECT (SELECT count(*) FROM chunks) + (SELECT count(*) FROM annotation_chunks)`)
 }
 
 // modelsConverged waits until every running node holds PostgreSQL's
@@ -223,8 +227,8 @@ func TestClusterReembed(t *testing.T) {
 	}
 }
 
-// duringBuild kills the leader, restarts a follower and changes documents,
-// each while the build runs.
+// duringBuild kills the leader, restarts a follower and changes documents
+// and writes teachers' notes, each while the build runs.
 func (c *testCluster) duringBuild(t *testing.T, teacher uuid.UUID, docs []uuid.UUID) {
 	if !building(t, c.url, "hash256") {
 		t.Fatal("the build ended before the leader was killed: slow it down")
@@ -258,6 +262,7 @@ func (c *testCluster) duringBuild(t *testing.T, teacher uuid.UUID, docs []uuid.U
 		docs = docs[3:]
 	}
 	ingestChunks(t, c.url, teacher, 10, 30, true, "bravo")
+	writeNotes(t, c.url, teacher, 20)
 	c.start(f)
 	c.ready(f)
 	if !building(t, c.url, "hash256") {
@@ -277,4 +282,26 @@ func pgCount(t *testing.T, url, q string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// writeNotes writes n teachers' notes on a project of owner's, each with
+// its chunk and a vector of the column's model, as a note's write does.
+func writeNotes(t *testing.T, url string, owner uuid.UUID, n int) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), `WITH p AS (INSERT INTO projects (owner_id, title, filename, object_key, status, page_count)
+			VALUES ($1, 'Nocturne', 'nocturne.pdf', 'projects/' || gen_random_uuid(), 'ready', 4) RETURNING id),
+		a AS (INSERT INTO annotations (project_id, author_id, page, type, content)
+			SELECT p.id, $1, 1 + g % 4, 'note', jsonb_build_object('text', 'pedal note ' || g, 'x', 0.1, 'y', 0.1)
+			FROM p, generate_series(1, $2) g RETURNING id, project_id, author_id, page, content)
+		INSERT INTO annotation_chunks (annotation_id, project_id, author_id, page, text, embedding, version)
+		SELECT a.id, a.project_id, a.author_id, a.page, a.content->>'text',
+			('[' || array_to_string(array_fill((a.page + 1)::real, ARRAY[768]), ',') || ']')::vector, 1 FROM a`, owner, n)
+	if err != nil {
+		t.Fatalf("notes: %v", err)
+	}
 }
