@@ -293,8 +293,8 @@ func writeNotes(t *testing.T, url string, owner uuid.UUID, n int) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(context.Background(), `WITH p AS (INSERT INTO projects (owner_id, title, filename, object_key, status, page_count)
-			VALUES ($1, 'Nocturne', 'nocturne.pdf', 'projects/' || gen_random_uuid(), 'ready', 4) RETURNING id),
+	_, err = conn.Exec(context.Background(), `WITH p AS (INSERT INTO projects (owner_id, title, filename, object_key, status, page_count, file_size_bytes)
+			VALUES ($1, 'Nocturne', 'nocturne.pdf', 'projects/' || gen_random_uuid(), 'ready', 4, 1000) RETURNING id),
 		a AS (INSERT INTO annotations (project_id, author_id, page, type, content)
 			SELECT p.id, $1, 1 + g % 4, 'note', jsonb_build_object('text', 'pedal note ' || g, 'x', 0.1, 'y', 0.1)
 			FROM p, generate_series(1, $2) g RETURNING id, project_id, author_id, page, content)
