@@ -270,7 +270,7 @@ func TestReembedBench(t *testing.T) {
 	}
 	conn.QueryRow(context.Background(), `SELECT id FROM users WHERE email = 'student@example.com'`).Scan(&student)
 	conn.Close(context.Background())
-	fallbackLatency(t, db.URL, student, "sostenuto-hash-v1", embed.Hash{}, 768, false)
+	fallbackLatency(t, db.URL, student, "sostenuto-hash-v1", embed.Hash{}, 768)
 	for _, step := range []struct{ from, to string }{{"sostenuto-hash-v1", "hash256"}, {"hash256", "e5"}} {
 		t.Run(step.to, func(t *testing.T) {
 			defer c.use(t)()
@@ -278,7 +278,7 @@ func TestReembedBench(t *testing.T) {
 		})
 	}
 	fmt.Printf("OpenAI-compatible server: %d /v1/embeddings calls\n", *calls)
-	fallbackLatency(t, db.URL, student, "e5", embed.Hash{Dims: 384}, 384, true)
+	fallbackLatency(t, db.URL, student, "e5", embed.Hash{Dims: 384}, 384)
 }
 
 // switchTimes are the moments of one switch.
@@ -374,11 +374,10 @@ func (c *testCluster) report(t *testing.T, answers []answer, ts switchTimes, fro
 
 // fallbackLatency times PostgreSQL's vector search as the product runs it
 // (store.SearchVector as user, Row Level Security on) for the active
-// model: pgvector's HNSW over chunks.embedding for the column's model, an
-// exact scan of chunk_embeddings otherwise. With expr set it also times the
-// same search over a per-model partial HNSW expression index built for the
-// occasion, as the owner, for comparison.
-func fallbackLatency(t *testing.T, url string, user uuid.UUID, model string, emb embed.Embedder, dim int, expr bool) {
+// model: pgvector's HNSW over chunks.embedding for the column's model, the
+// model's partial HNSW expression index over chunk_embeddings otherwise
+// (made by the build before its switch).
+func fallbackLatency(t *testing.T, url string, user uuid.UUID, model string, emb embed.Embedder, dim int) {
 	ctx := context.Background()
 	pool, err := store.OpenPool(ctx, url, store.AppRole)
 	if err != nil {
@@ -399,39 +398,4 @@ func fallbackLatency(t *testing.T, url string, user uuid.UUID, model string, emb
 		ds = append(ds, time.Since(start))
 	}
 	fmt.Printf("PostgreSQL vector search (%s, %d dims, as a user): p50 %v p95 %v\n", model, dim, pct(ds, 0.5).Round(10*time.Microsecond), pct(ds, 0.95).Round(10*time.Microsecond))
-	if expr {
-		exprIndexLatency(t, url, model, emb, dim)
-	}
-}
-
-// exprIndexLatency builds a partial HNSW index on one model's vectors cast
-// to its dimension and times the search that uses it (as the owner).
-func exprIndexLatency(t *testing.T, url, model string, emb embed.Embedder, dim int) {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	start := time.Now()
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX bench_model_idx ON chunk_embeddings USING hnsw ((embedding::vector(%d)) vector_cosine_ops)
-		WHERE model = '%s'`, dim, model)); err != nil {
-		t.Fatal(err)
-	}
-	built := time.Since(start)
-	var ds []time.Duration
-	for i := range 30 {
-		v, _ := emb.Embed(ctx, []string{benchWords[i%24] + " " + benchWords[(i*5)%24]})
-		start := time.Now()
-		rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT chunk_id FROM chunk_embeddings WHERE model = $1
-			ORDER BY embedding::vector(%d) <=> $2::vector(%d) LIMIT 50`, dim, dim), model, pgvector.NewVector(v[0]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-		ds = append(ds, time.Since(start))
-	}
-	fmt.Printf("  with a partial HNSW expression index (built in %v): p50 %v p95 %v (as the owner)\n", built.Round(time.Millisecond),
-		pct(ds, 0.5).Round(10*time.Microsecond), pct(ds, 0.95).Round(10*time.Microsecond))
-	conn.Exec(ctx, `DROP INDEX bench_model_idx`)
 }

@@ -76,9 +76,11 @@ func (b *builder) run(ctx context.Context) error {
 		}
 		if len(batch) == 0 {
 			// The fallback's index of the model, before searches need it.
+			t := time.Now()
 			if err := b.st.IndexEmbeddingModel(ctx, b.m.Name, b.m.Dim); err != nil {
 				return err
 			}
+			b.logger.Info("re-embedding indexed the model for the PostgreSQL fallback", "took", time.Since(t).Round(time.Millisecond))
 			switched, err := b.st.SwitchEmbeddingModel(ctx, b.m.Name)
 			if err != nil || switched {
 				b.logger.Info("re-embedding switched the active model", "chunks", b.done,
