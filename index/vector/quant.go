@@ -103,28 +103,32 @@ func codeWords(dp int) int { return dp/64 + 2 }
 // queryBits is the query's bits per dimension.
 const queryBits = 4
 
-// quantize writes the bit planes of u_i = round((v_i − lo)/Δ), nbits each,
-// interleaved by word, into planes, and returns lo, Δ and Σu.
-func quantize(v []float32, nbits int, planes []uint64) (lo, delta float32, sum int) {
+// quantize writes the bit planes of u_i = round((v_i − lo)/Δ), queryBits
+// (4) each, interleaved by word, into planes, and returns lo, Δ and Σu.
+func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
 	lo, hi := v[0], v[0]
 	for _, f := range v {
 		lo, hi = min(lo, f), max(hi, f)
 	}
-	delta = (hi - lo) / float32(int(1)<<nbits-1)
+	delta = (hi - lo) / float32(1<<queryBits-1)
 	if delta == 0 {
 		delta = 1
 	}
 	inv := 1 / delta
 	for w := 0; w < len(v)/64; w++ {
-		var p [8]uint64
+		var p0, p1, p2, p3 uint64
+		var s uint64
 		for bit, f := range v[64*w : 64*w+64] {
 			u := uint64((f-lo)*inv + 0.5)
-			sum += int(u)
-			for j := range nbits {
-				p[j] |= (u >> j & 1) << bit
-			}
+			s += u
+			p0 |= (u & 1) << bit
+			p1 |= (u >> 1 & 1) << bit
+			p2 |= (u >> 2 & 1) << bit
+			p3 |= (u >> 3 & 1) << bit
 		}
-		copy(planes[nbits*w:nbits*w+nbits], p[:nbits])
+		sum += int(s)
+		p := planes[4*w : 4*w+4 : 4*w+4]
+		p[0], p[1], p[2], p[3] = p0, p1, p2, p3
 	}
 	return lo, delta, sum
 }
@@ -178,7 +182,7 @@ func (r *rotation) prepare(q []float32, qq *quantQuery) {
 		qq.planes = make([]uint64, queryBits*r.dp/64)
 	}
 	r.apply(q, qq.rot)
-	lo, delta, sum := quantize(qq.rot, queryBits, qq.planes)
+	lo, delta, sum := quantize(qq.rot, qq.planes)
 	sq := float32(math.Sqrt(float64(r.dp)))
 	qq.a = 2 * delta / sq
 	qq.b = 2 * lo / sq
@@ -202,15 +206,15 @@ func (qq *quantQuery) estimate(code []uint64) (ip, width float32) {
 }
 
 // popDot is Σ x_i·v_i for sign bits x and 4-bit query values v in
-// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j).
+// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j). One sum per word
+// keeps few values live across the popcounts (which Go guards with a
+// POPCNT feature check unless built with GOAMD64=v2 or later).
 func popDot(code, planes []uint64) int {
-	var s0, s1, s2, s3 int
+	s := 0
+	planes = planes[:4*len(code)]
 	for i, x := range code {
 		p := planes[4*i : 4*i+4 : 4*i+4]
-		s0 += bits.OnesCount64(x & p[0])
-		s1 += bits.OnesCount64(x & p[1])
-		s2 += bits.OnesCount64(x & p[2])
-		s3 += bits.OnesCount64(x & p[3])
+		s += bits.OnesCount64(x&p[0]) + 2*bits.OnesCount64(x&p[1]) + 4*bits.OnesCount64(x&p[2]) + 8*bits.OnesCount64(x&p[3])
 	}
-	return s0 + 2*s1 + 4*s2 + 8*s3
+	return s
 }
