@@ -75,6 +75,12 @@ func (r *rotation) apply(v, out []float32) {
 func fwht(a, tmp []float32, scale float32) {
 	n := len(a)
 	h := 1
+	if n%16 == 0 {
+		for i := 0; i < n; i += 16 {
+			fwht16((*[16]float32)(a[i : i+16]))
+		}
+		h = 16
+	}
 	for ; h < n && h < 16; h *= 2 {
 		for i := 0; i < n; i += 2 * h {
 			x, y := a[i:i+h], a[i+h:i+2*h]
@@ -95,6 +101,45 @@ func fwht(a, tmp []float32, scale float32) {
 	vek32.MulNumber_Inplace(a, scale)
 }
 
+// fwht16 is the unnormalised Walsh–Hadamard transform of 16 values (the
+// strides 1–8 of fwht) on locals: one load and one store per value.
+func fwht16(a *[16]float32) {
+	v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]
+	v0, v1 = v0+v1, v0-v1
+	v2, v3 = v2+v3, v2-v3
+	v4, v5 = v4+v5, v4-v5
+	v6, v7 = v6+v7, v6-v7
+	v8, v9 = v8+v9, v8-v9
+	v10, v11 = v10+v11, v10-v11
+	v12, v13 = v12+v13, v12-v13
+	v14, v15 = v14+v15, v14-v15
+	v0, v2 = v0+v2, v0-v2
+	v1, v3 = v1+v3, v1-v3
+	v4, v6 = v4+v6, v4-v6
+	v5, v7 = v5+v7, v5-v7
+	v8, v10 = v8+v10, v8-v10
+	v9, v11 = v9+v11, v9-v11
+	v12, v14 = v12+v14, v12-v14
+	v13, v15 = v13+v15, v13-v15
+	v0, v4 = v0+v4, v0-v4
+	v1, v5 = v1+v5, v1-v5
+	v2, v6 = v2+v6, v2-v6
+	v3, v7 = v3+v7, v3-v7
+	v8, v12 = v8+v12, v8-v12
+	v9, v13 = v9+v13, v9-v13
+	v10, v14 = v10+v14, v10-v14
+	v11, v15 = v11+v15, v11-v15
+	v0, v8 = v0+v8, v0-v8
+	v1, v9 = v1+v9, v1-v9
+	v2, v10 = v2+v10, v2-v10
+	v3, v11 = v3+v11, v3-v11
+	v4, v12 = v4+v12, v4-v12
+	v5, v13 = v5+v13, v5-v13
+	v6, v14 = v6+v14, v6-v14
+	v7, v15 = v7+v15, v7-v15
+	a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15] = v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15
+}
+
 // codeWords is the number of uint64 words per node in the codes slab: the
 // sign bits of the rotated vector (one per dimension), then a word holding
 // 1/f and the bound's width (float32 each), then popcount of the signs.
@@ -106,10 +151,7 @@ const queryBits = 4
 // quantize writes the bit planes of u_i = round((v_i − lo)/Δ), queryBits
 // (4) each, interleaved by word, into planes, and returns lo, Δ and Σu.
 func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
-	lo, hi := v[0], v[0]
-	for _, f := range v {
-		lo, hi = min(lo, f), max(hi, f)
-	}
+	lo, hi := vek32.Min(v), vek32.Max(v)
 	delta = (hi - lo) / float32(1<<queryBits-1)
 	if delta == 0 {
 		delta = 1
@@ -119,7 +161,7 @@ func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
 		var p0, p1, p2, p3 uint64
 		var s uint64
 		for bit, f := range v[64*w : 64*w+64] {
-			u := uint64((f-lo)*inv + 0.5)
+			u := uint64(int32((f-lo)*inv + 0.5)) // via int32: one instruction, unlike float→uint64
 			s += u
 			p0 |= (u & 1) << bit
 			p1 |= (u >> 1 & 1) << bit
