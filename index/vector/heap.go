@@ -110,6 +110,7 @@ type visitSet struct {
 	cands, res []candidate
 	links      []int32
 	fresh      []int32
+	ests       []estimated
 	query      quantQuery
 	tmp        []float32
 

@@ -215,7 +215,7 @@ func (x *Index) link(n int32, vs *visitSet) {
 	}
 	eps := []candidate{{epDist, ep}}
 	for l := min(level, top); l >= 0; l-- {
-		w := x.searchLayer(v, eps, x.cfg.EfConstruction, l, vs, nil, nil)
+		w := x.searchLayer(v, eps, x.cfg.EfConstruction, l, vs, nil)
 		x.linkLevel(n, l, w)
 		eps = w
 	}
@@ -329,6 +329,7 @@ func (x *Index) greedy(q []float32, ep int32, epDist float32, l int, vs *visitSe
 	for changed := true; changed; {
 		changed = false
 		for _, c := range x.neighbours(ep, l, vs) {
+			vs.exact++
 			if d := 1 - dot(q, x.vec(c)); d < epDist {
 				ep, epDist, changed = c, d, true
 			}
@@ -339,12 +340,9 @@ func (x *Index) greedy(q []float32, ep int32, epDist float32, l int, vs *visitSe
 
 // searchLayer is Algorithm 2: the ef nearest nodes to q at level l reached
 // from eps, sorted by distance. With accept, only accepted nodes enter the
-// result set (all are traversed). With qq (the query prepared for the
-// codes), once the result set is full a neighbour's distance is first
-// estimated from its code, and the exact distance is computed only when
-// the estimate's bound leaves it a chance to enter the result set: the
-// result set holds exact distances only.
-func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSet, accept func(int32) bool, qq *quantQuery) []candidate {
+// result set (all are traversed). Every distance is exact: construction
+// and SearchFloat use it; Search's level 0 is searchCodes (traverse.go).
+func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSet, accept func(int32) bool) []candidate {
 	vs.next(len(x.ids))
 	cands := minHeap{h: vs.cands[:0]}
 	res := maxHeap{h: vs.res[:0]}
@@ -362,9 +360,6 @@ func (x *Index) searchLayer(q []float32, eps []candidate, ef, l int, vs *visitSe
 			break
 		}
 		fresh := x.unvisited(c.node, l, vs)
-		if qq != nil && res.len() >= ef {
-			fresh = x.screen(fresh, qq, res.top().dist, vs)
-		}
 		x.touch(fresh, vs)
 		for _, nb := range fresh {
 			vs.exact++
@@ -410,36 +405,14 @@ func (x *Index) touch(nodes []int32, vs *visitSet) {
 	vs.touchedF += s
 }
 
-// screen keeps the nodes whose estimated distance, less its bound, is
-// below limit: the others cannot enter the result set. The codes are
-// fetched as a batch (one load per cache line of each, all issued before
-// the first popcount), then estimated.
-func (x *Index) screen(nodes []int32, qq *quantQuery, limit float32, vs *visitSet) []int32 {
-	var t uint64
-	for _, n := range nodes {
-		code := x.code(n)
-		for i := 0; i < len(code); i += 8 {
-			t += code[i]
-		}
-	}
-	vs.touched += t
-	vs.estimated += len(nodes)
-	keep := nodes[:0]
-	for _, n := range nodes {
-		if ip, width := qq.estimate(x.code(n)); 1-ip-width < limit {
-			keep = append(keep, n)
-		}
-	}
-	return keep
-}
-
 // Filter admits ids into results; nil admits all live ones.
 type Filter func(ID) bool
 
 // Search returns the k nearest live vectors to q admitted by filter, using
 // ef (at least k; 0 for the default). With a filter, ef widens until k
-// admitted vectors are found or the whole graph was reachable. Level 0 is
-// traversed with the compact codes (quant.go) filtering exact distances.
+// admitted vectors are found or the whole graph was reachable. The graph
+// is traversed on estimates from the compact codes (traverse.go, quant.go);
+// exact distances are computed for the nodes expanded only.
 func (x *Index) Search(q []float32, k, ef int, filter Filter) ([]Result, error) {
 	return x.search(q, k, ef, filter, false)
 }
@@ -466,26 +439,47 @@ func (x *Index) search(q []float32, k, ef int, filter Filter, exact bool) ([]Res
 	if x.entry < 0 {
 		return nil, nil
 	}
-	accept := func(n int32) bool { return !x.dead[n] && (filter == nil || filter(x.ids[n])) }
 	vs := x.visitSet()
 	defer x.visits.Put(vs)
+	return x.searchWith(vs, qn, k, max(ef, k), filter, exact), nil
+}
+
+// searchWith is search on the normalized qn with vs as scratch (the tests
+// read its counters); the read lock is held and the graph is not empty.
+func (x *Index) searchWith(vs *visitSet, qn []float32, k, ef int, filter Filter, exact bool) []Result {
+	accept := func(n int32) bool { return !x.dead[n] && (filter == nil || filter(x.ids[n])) }
+	if exact {
+		return x.searchExact(qn, k, ef, vs, accept)
+	}
+	qq := &vs.query
+	x.rot.prepare(qn, qq)
+	ep := x.entry
+	epDist := 1 - dot(qn, x.vec(ep))
+	for l := x.maxLevel; l > 0; l-- {
+		ep, epDist = x.greedyCodes(qn, qq, ep, epDist, l, vs)
+	}
+	for {
+		w := x.searchCodes(qn, ep, ef, vs, accept, qq)
+		if len(w) >= k || ef >= len(x.ids) {
+			return x.results(w, k)
+		}
+		ef *= 4 // too few admitted: widen (the filter is selective)
+	}
+}
+
+// searchExact is the float traversal: exact distances at every level.
+func (x *Index) searchExact(qn []float32, k, ef int, vs *visitSet, accept func(int32) bool) []Result {
 	ep := x.entry
 	epDist := 1 - dot(qn, x.vec(ep))
 	for l := x.maxLevel; l > 0; l-- {
 		ep, epDist = x.greedy(qn, ep, epDist, l, vs)
 	}
-	var qq *quantQuery
-	if !exact {
-		qq = &vs.query
-		x.rot.prepare(qn, qq)
-	}
-	ef = max(ef, k)
 	for {
-		w := x.searchLayer(qn, []candidate{{epDist, ep}}, ef, 0, vs, accept, qq)
+		w := x.searchLayer(qn, []candidate{{epDist, ep}}, ef, 0, vs, accept)
 		if len(w) >= k || ef >= len(x.ids) {
-			return x.results(w, k), nil
+			return x.results(w, k)
 		}
-		ef *= 4 // too few admitted: widen (the filter is selective)
+		ef *= 4
 	}
 }
 

@@ -75,6 +75,12 @@ func (r *rotation) apply(v, out []float32) {
 func fwht(a, tmp []float32, scale float32) {
 	n := len(a)
 	h := 1
+	if n%16 == 0 {
+		for i := 0; i < n; i += 16 {
+			fwht16((*[16]float32)(a[i : i+16]))
+		}
+		h = 16
+	}
 	for ; h < n && h < 16; h *= 2 {
 		for i := 0; i < n; i += 2 * h {
 			x, y := a[i:i+h], a[i+h:i+2*h]
@@ -95,6 +101,45 @@ func fwht(a, tmp []float32, scale float32) {
 	vek32.MulNumber_Inplace(a, scale)
 }
 
+// fwht16 is the unnormalised Walsh–Hadamard transform of 16 values (the
+// strides 1–8 of fwht) on locals: one load and one store per value.
+func fwht16(a *[16]float32) {
+	v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]
+	v0, v1 = v0+v1, v0-v1
+	v2, v3 = v2+v3, v2-v3
+	v4, v5 = v4+v5, v4-v5
+	v6, v7 = v6+v7, v6-v7
+	v8, v9 = v8+v9, v8-v9
+	v10, v11 = v10+v11, v10-v11
+	v12, v13 = v12+v13, v12-v13
+	v14, v15 = v14+v15, v14-v15
+	v0, v2 = v0+v2, v0-v2
+	v1, v3 = v1+v3, v1-v3
+	v4, v6 = v4+v6, v4-v6
+	v5, v7 = v5+v7, v5-v7
+	v8, v10 = v8+v10, v8-v10
+	v9, v11 = v9+v11, v9-v11
+	v12, v14 = v12+v14, v12-v14
+	v13, v15 = v13+v15, v13-v15
+	v0, v4 = v0+v4, v0-v4
+	v1, v5 = v1+v5, v1-v5
+	v2, v6 = v2+v6, v2-v6
+	v3, v7 = v3+v7, v3-v7
+	v8, v12 = v8+v12, v8-v12
+	v9, v13 = v9+v13, v9-v13
+	v10, v14 = v10+v14, v10-v14
+	v11, v15 = v11+v15, v11-v15
+	v0, v8 = v0+v8, v0-v8
+	v1, v9 = v1+v9, v1-v9
+	v2, v10 = v2+v10, v2-v10
+	v3, v11 = v3+v11, v3-v11
+	v4, v12 = v4+v12, v4-v12
+	v5, v13 = v5+v13, v5-v13
+	v6, v14 = v6+v14, v6-v14
+	v7, v15 = v7+v15, v7-v15
+	a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15] = v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15
+}
+
 // codeWords is the number of uint64 words per node in the codes slab: the
 // sign bits of the rotated vector (one per dimension), then a word holding
 // 1/f and the bound's width (float32 each), then popcount of the signs.
@@ -103,28 +148,29 @@ func codeWords(dp int) int { return dp/64 + 2 }
 // queryBits is the query's bits per dimension.
 const queryBits = 4
 
-// quantize writes the bit planes of u_i = round((v_i − lo)/Δ), nbits each,
-// interleaved by word, into planes, and returns lo, Δ and Σu.
-func quantize(v []float32, nbits int, planes []uint64) (lo, delta float32, sum int) {
-	lo, hi := v[0], v[0]
-	for _, f := range v {
-		lo, hi = min(lo, f), max(hi, f)
-	}
-	delta = (hi - lo) / float32(int(1)<<nbits-1)
+// quantize writes the bit planes of u_i = round((v_i − lo)/Δ), queryBits
+// (4) each, interleaved by word, into planes, and returns lo, Δ and Σu.
+func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
+	lo, hi := vek32.Min(v), vek32.Max(v)
+	delta = (hi - lo) / float32(1<<queryBits-1)
 	if delta == 0 {
 		delta = 1
 	}
 	inv := 1 / delta
 	for w := 0; w < len(v)/64; w++ {
-		var p [8]uint64
+		var p0, p1, p2, p3 uint64
+		var s uint64
 		for bit, f := range v[64*w : 64*w+64] {
-			u := uint64((f-lo)*inv + 0.5)
-			sum += int(u)
-			for j := range nbits {
-				p[j] |= (u >> j & 1) << bit
-			}
+			u := uint64(int32((f-lo)*inv + 0.5)) // via int32: one instruction, unlike float→uint64
+			s += u
+			p0 |= (u & 1) << bit
+			p1 |= (u >> 1 & 1) << bit
+			p2 |= (u >> 2 & 1) << bit
+			p3 |= (u >> 3 & 1) << bit
 		}
-		copy(planes[nbits*w:nbits*w+nbits], p[:nbits])
+		sum += int(s)
+		p := planes[4*w : 4*w+4 : 4*w+4]
+		p[0], p[1], p[2], p[3] = p0, p1, p2, p3
 	}
 	return lo, delta, sum
 }
@@ -178,7 +224,7 @@ func (r *rotation) prepare(q []float32, qq *quantQuery) {
 		qq.planes = make([]uint64, queryBits*r.dp/64)
 	}
 	r.apply(q, qq.rot)
-	lo, delta, sum := quantize(qq.rot, queryBits, qq.planes)
+	lo, delta, sum := quantize(qq.rot, qq.planes)
 	sq := float32(math.Sqrt(float64(r.dp)))
 	qq.a = 2 * delta / sq
 	qq.b = 2 * lo / sq
@@ -202,15 +248,15 @@ func (qq *quantQuery) estimate(code []uint64) (ip, width float32) {
 }
 
 // popDot is Σ x_i·v_i for sign bits x and 4-bit query values v in
-// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j).
+// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j). One sum per word
+// keeps few values live across the popcounts (which Go guards with a
+// POPCNT feature check unless built with GOAMD64=v2 or later).
 func popDot(code, planes []uint64) int {
-	var s0, s1, s2, s3 int
+	s := 0
+	planes = planes[:4*len(code)]
 	for i, x := range code {
 		p := planes[4*i : 4*i+4 : 4*i+4]
-		s0 += bits.OnesCount64(x & p[0])
-		s1 += bits.OnesCount64(x & p[1])
-		s2 += bits.OnesCount64(x & p[2])
-		s3 += bits.OnesCount64(x & p[3])
+		s += bits.OnesCount64(x&p[0]) + 2*bits.OnesCount64(x&p[1]) + 4*bits.OnesCount64(x&p[2]) + 8*bits.OnesCount64(x&p[3])
 	}
-	return s0 + 2*s1 + 4*s2 + 8*s3
+	return s
 }

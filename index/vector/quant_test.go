@@ -165,3 +165,117 @@ func TestCodesFollowUpdatesAndDeletes(t *testing.T) {
 		t.Error("codes derived at load differ from the codes built by inserts")
 	}
 }
+
+// looseClustered makes data shaped like the benchmark's: unit vectors
+// around c random centres with noise of norm 0.8 (cluster mates about 0.6
+// apart in cosine, where a 1-bit estimate's error is a large share of the
+// gaps between neighbours).
+func looseClustered(r *rand.Rand, n, q, dim, c int) (data, queries [][]float32) {
+	centres := make([][]float32, c)
+	for i := range centres {
+		centres[i] = randVec(r, dim, nil, 0)
+	}
+	gen := func(m int) [][]float32 {
+		out := make([][]float32, m)
+		for i := range out {
+			out[i] = randVec(r, dim, centres[r.IntN(c)], 0.8/math.Sqrt(float64(dim)))
+		}
+		return out
+	}
+	return gen(n), gen(q)
+}
+
+// The traversal on estimates (Search) finds at least what the float
+// traversal (SearchFloat) finds at the same ef, on tight and on loose
+// clusters, while computing fewer exact distances.
+func TestEstimateTraversalRecallAtLeastFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	tight, tq := clustered(r, 4000, 100, 128, 40)
+	loose, lq := looseClustered(r, 6000, 100, 256, 30)
+	for _, set := range []struct {
+		name          string
+		data, queries [][]float32
+	}{{"tight", tight, tq}, {"loose", loose, lq}} {
+		x := build(t, set.data)
+		for _, ef := range []int{10, 20, 40, 80} {
+			var exact [2]int
+			rec := [2]float64{}
+			vs := &visitSet{}
+			for i, float := range []bool{false, true} {
+				vs.exact = 0
+				rec[i] = recallOf(set.data, set.queries, 10, func(q []float32) []Result {
+					x.mu.RLock()
+					defer x.mu.RUnlock()
+					return x.searchWith(vs, normalized(q), 10, ef, nil, float)
+				})
+				exact[i] = vs.exact
+			}
+			t.Logf("%s, ef %d: recall@10 estimates %.4f, float %.4f; exact distances %d against %d",
+				set.name, ef, rec[0], rec[1], exact[0]/len(set.queries), exact[1]/len(set.queries))
+			if rec[0] < rec[1] {
+				t.Errorf("%s, ef %d: recall %.4f on estimates, below the float traversal's %.4f", set.name, ef, rec[0], rec[1])
+			}
+			if exact[0] >= exact[1] {
+				t.Errorf("%s, ef %d: %d exact distances on estimates, %d in the float traversal", set.name, ef, exact[0], exact[1])
+			}
+		}
+	}
+}
+
+// The batched estimator (estimateAll, what the traversal calls) gives each
+// node's estimate, within the RaBitQ bound of the exact inner product for
+// all but a few per cent, and popDot is Σ x_i·u_i of bits and 4-bit values.
+func TestEstimateAllWithinBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	for _, dim := range []int{96, 768} {
+		data, queries := looseClustered(r, 600, 20, dim, 10)
+		x := build(t, data)
+		nodes := make([]int32, len(data))
+		for i := range nodes {
+			nodes[i] = x.byID[idOf(i)]
+		}
+		vs := x.visitSet()
+		var qq quantQuery
+		outside, n := 0, 0
+		for _, q := range queries {
+			x.rot.prepare(q, &qq)
+			ests := x.estimateAll(&qq, nodes, nil, vs)
+			for i, e := range ests {
+				ip, width := qq.estimate(x.code(nodes[i]))
+				if e.node != nodes[i] || e.dist != 1-ip || e.width != width {
+					t.Fatalf("dim %d: batch estimate %+v, single %v ± %v", dim, e, 1-ip, width)
+				}
+				if math.Abs(float64(1-e.dist-dotGo(q, data[i]))) > float64(e.width) {
+					outside++
+				}
+				n++
+			}
+		}
+		x.visits.Put(vs)
+		t.Logf("dim %d: %d of %d estimates outside their bound", dim, outside, n)
+		if outside > n*3/100 {
+			t.Errorf("dim %d: %d of %d estimates outside their bound", dim, outside, n)
+		}
+	}
+	for range 100 {
+		code, planes := make([]uint64, 12), make([]uint64, 48)
+		for i := range code {
+			code[i] = r.Uint64()
+		}
+		for i := range planes {
+			planes[i] = r.Uint64()
+		}
+		want := 0
+		for i := range 768 {
+			w, b := i/64, uint(i%64)
+			if code[w]>>b&1 == 1 {
+				for j := range 4 {
+					want += int(planes[4*w+j]>>b&1) << j
+				}
+			}
+		}
+		if got := popDot(code, planes); got != want {
+			t.Fatalf("popDot %d, want %d", got, want)
+		}
+	}
+}
