@@ -31,7 +31,8 @@ func ChangesEntry(ops index.Ops, commitMs int64) Entry {
 		Documents: documentsOut(ops.Documents), Upserts: chunksOut(knowledge),
 		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs),
 		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
-		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes)}}
+		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes),
+		ScopeChanges: idsOut(ops.ScopeChanges)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
@@ -95,6 +96,9 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 	if ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete"); err != nil {
 		return ops, err
 	}
+	if ops.ScopeChanges, err = idsIn(c.GetScopeChanges(), "scope change"); err != nil {
+		return ops, err
+	}
 	p := principals{c.GetProjects(), c.GetGrants(), c.GetRevokes(), c.GetDeleteProjects(), c.GetAnnotationUpserts()}
 	return ops, p.into(&ops)
 }
@@ -118,7 +122,8 @@ func entryOps(e Entry) int {
 	switch p := e.Payload.(type) {
 	case *logentry.Changes:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments()) +
-			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts())
+			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts()) +
+			len(p.GetScopeChanges())
 	case *logentry.BasePart:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetAnnotationUpserts())
 	case *logentry.Repair:

@@ -291,9 +291,10 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	answerer, rewriter = rag.TracedProvider(answerer, s.tracer), rag.TracedRewriter(rewriter, s.tracer)
 	m := search.Metrics{Limited: s.metrics.limited, Vector: s.metrics.vector, Text: s.metrics.bm25}
+	scopes := search.NewScopeCache(s.engine, s.engineReady, s.store, 0)
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
-		Teachers: s.store, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
+		Teachers: scopes, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
 	if s.embedder != nil {
 		s.fusion = s.cfg.Fusion.For(s.embedder.Model())
 	}
@@ -303,7 +304,7 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 		Logger: s.logger, Outcomes: s.metrics.rerank})
 	s.searcher, s.rerankID = search.Traced(rerank, s.tracer), rerank.Identity()
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
-	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
+	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Teachers: scopes, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
 		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity()})
 }

@@ -72,17 +72,23 @@ type kindSpec struct {
 // version 3 (nodes before annotations would read it without error and
 // drop the annotations, holding another index than their peers for good);
 // one without them is written as before.
+//
+// Version 4 of changes adds scope changes (Changes.scope_changes): an
+// entry carrying any is written at version 4 (nodes before it would drop
+// them and keep serving a revoked student's cached scope); one without
+// them is written as before (scopeVersion).
 const (
 	chunkV1 byte = 1
 	chunkV2 byte = 2
 	chunkV3 byte = 3
+	chunkV4 byte = 4
 )
 
 // spec returns the format of kind k.
 func spec(k Kind) (kindSpec, bool) {
 	switch k {
 	case KindChanges:
-		return kindSpec{"changes", chunkV1, chunkV3, func() proto.Message { return &Changes{} }}, true
+		return kindSpec{"changes", chunkV1, chunkV4, func() proto.Message { return &Changes{} }}, true
 	case KindBaseBegin:
 		return kindSpec{"base-begin", 1, 1, func() proto.Message { return &BaseBegin{} }}, true
 	case KindBasePart:
@@ -121,9 +127,13 @@ func (k Kind) Version() byte {
 }
 
 // Version is the version Encode writes e at: its kind's; 2 when its
-// chunks carry a language; 3 when it carries annotations or principals.
+// chunks carry a language; 3 when it carries annotations or principals;
+// 4 when it carries scope changes (scopeVersion).
 func (e Entry) Version() byte {
 	s, _ := spec(e.Kind)
+	if v := scopeVersion(e.Payload); v != 0 && s.newest >= v {
+		return v
+	}
 	switch {
 	case s.newest >= chunkV3 && carriesAnnotations(e.Payload):
 		return chunkV3
@@ -131,6 +141,15 @@ func (e Entry) Version() byte {
 		return chunkV2
 	}
 	return s.version
+}
+
+// scopeVersion is the version a payload's scope changes need: 4 when it
+// carries any, 0 when it needs none.
+func scopeVersion(p proto.Message) byte {
+	if m, ok := p.(*Changes); ok && len(m.GetScopeChanges()) > 0 {
+		return chunkV4
+	}
+	return 0
 }
 
 // carriesAnnotations reports whether a payload holds anything of version

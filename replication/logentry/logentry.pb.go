@@ -497,7 +497,8 @@ func (x *AnnotationChunk) GetLanguage() string {
 
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
 // Fields 7-11 (annotations and project principals) are written at version
-// 3 of the kind, which nodes before annotations refuse.
+// 3 of the kind, which nodes before annotations refuse; field 12 (scope
+// changes) at version 4, which nodes before it refuse.
 type Changes struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Lsn               uint64                 `protobuf:"varint,1,opt,name=lsn,proto3" json:"lsn,omitempty"`
@@ -511,8 +512,12 @@ type Changes struct {
 	Revokes           []*Grant               `protobuf:"bytes,9,rep,name=revokes,proto3" json:"revokes,omitempty"`
 	DeleteProjects    [][]byte               `protobuf:"bytes,10,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"` // projects whose annotation chunks and principals all go
 	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,11,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Users (UUIDs, 16 bytes) whose teachers changed: the student of each
+	// teacher–student relationship made, changed or removed (version 4).
+	// Nodes forget what they cached of those users' scopes.
+	ScopeChanges  [][]byte `protobuf:"bytes,12,rep,name=scope_changes,json=scopeChanges,proto3" json:"scope_changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Changes) Reset() {
@@ -618,6 +623,13 @@ func (x *Changes) GetDeleteProjects() [][]byte {
 func (x *Changes) GetAnnotationUpserts() []*AnnotationChunk {
 	if x != nil {
 		return x.AnnotationUpserts
+	}
+	return nil
+}
+
+func (x *Changes) GetScopeChanges() [][]byte {
+	if x != nil {
+		return x.ScopeChanges
 	}
 	return nil
 }
@@ -1121,7 +1133,7 @@ const file_logentry_proto_rawDesc = "" +
 	"\x04page\x18\x05 \x01(\x03R\x04page\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12A\n" +
 	"\x06vector\x18\a \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
-	"\blanguage\x18\b \x01(\tR\blanguage\"\xef\x04\n" +
+	"\blanguage\x18\b \x01(\tR\blanguage\"\x94\x05\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +
@@ -1134,7 +1146,8 @@ const file_logentry_proto_rawDesc = "" +
 	"\arevokes\x18\t \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
 	"\x0fdelete_projects\x18\n" +
 	" \x03(\fR\x0edeleteProjects\x12a\n" +
-	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\"\v\n" +
+	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12#\n" +
+	"\rscope_changes\x18\f \x03(\fR\fscopeChanges\"\v\n" +
 	"\tBaseBegin\"\x86\x03\n" +
 	"\bBasePart\x12I\n" +
 	"\tdocuments\x18\x01 \x03(\v2+.sostenuto.replication.logentry.v1.DocumentR\tdocuments\x12B\n" +

@@ -23,9 +23,8 @@ const (
 
 // retrieved is what a retrieval found, and what the searches layer keeps.
 type retrieved struct {
-	Passages []Passage   `json:"passages"`
-	Sources  []Source    `json:"sources"`
-	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on every hit
+	Passages []Passage `json:"passages"`
+	Sources  []Source  `json:"sources"`
 	// Rerank is what came of a requested rerank (nil: none asked).
 	Rerank *search.RerankStatus `json:"rerank,omitempty"`
 }
@@ -34,7 +33,7 @@ type retrieved struct {
 // see, checked in the index and again in PostgreSQL, deduplicated and
 // within the context budget, numbered from 1. key names the retrieval in
 // the cache; "" when the index does not answer (PostgreSQL's answers are
-// not cached).
+// not cached). A kept retrieval is served as it was kept (cachedSearch).
 func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, t *Timings) (got retrieved, key string, err error) {
 	start := time.Now()
 	version, cachable := s.index.Version()
@@ -44,14 +43,14 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		version, cachable = s.index.VersionAt(ctx, q.MinLSN)
 	}
 	if cachable {
-		if scope, err = scope.Resolve(ctx, s.store); err != nil {
+		if scope, err = scope.Resolve(ctx, s.teachers); err != nil {
 			return got, "", err
 		}
 		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank), s.shape,
 			search.KindsKey(q.Kinds, q.ProjectID))
-		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
+		if got, ok := s.cachedSearch(ctx, key); ok {
 			t.SearchMs = time.Since(start).Milliseconds()
-			return got, key, err
+			return got, key, nil
 		}
 	}
 	res, err := s.search(ctx, q, scope, t)
@@ -78,24 +77,20 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 	return got, key, nil
 }
 
-// cachedSearch is the retrieval kept at key, when every chunk of it is
-// still visible to user; when one is not, the answer kept for it is
-// dropped too.
-func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
+// cachedSearch is the retrieval kept at key, served without asking
+// PostgreSQL: the key names the index's data version (and the asker's
+// scope), so the retrieval was kept from an index holding exactly what the
+// local one holds now, and its chunks were re-checked in PostgreSQL then.
+// Whatever the index applied since (a document hidden or deleted, a grant
+// or a relationship revoked) made another version: a miss, searched and
+// re-checked afresh. What PostgreSQL changed and the index has not applied
+// yet is at most the index's lag bound old (it answers only while ready),
+// and a question whose min_lsn is at or past it waits for the index to
+// apply it first (docs/SECURITY.md "Chat cache hits").
+func (s *Service) cachedSearch(ctx context.Context, key string) (retrieved, bool) {
 	var hit retrieved
-	if !s.searches.Get(ctx, key, &hit) {
-		return hit, false, nil
-	}
-	visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
-	if err != nil {
-		return hit, false, fmt.Errorf("rag: re-check: %w", err)
-	}
-	if len(visible) == len(hit.ChunkIDs) {
-		return hit, true, nil
-	}
-	// Something was hidden since: search again, answer afresh.
-	s.answers.Set(ctx, cache.Key("answer", key, s.Model()), nil)
-	return retrieved{}, false, nil
+	ok := s.searches.Get(ctx, key, &hit)
+	return hit, ok
 }
 
 // search embeds the question (a question with no words searches BM25
@@ -122,11 +117,6 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 // within the context budget, as numbered passages and their sources.
 func assemble(hits []search.Hit, visible map[uuid.UUID]bool) retrieved {
 	got := retrieved{Passages: []Passage{}, Sources: []Source{}}
-	for _, h := range hits {
-		if visible[h.ChunkID] {
-			got.ChunkIDs = append(got.ChunkIDs, h.ChunkID)
-		}
-	}
 	seen := map[string]bool{}
 	budget := contextBudget
 	for _, h := range hits {

@@ -25,6 +25,7 @@ type Service struct {
 	searcher   search.Searcher
 	index      Versioner
 	store      Store
+	teachers   search.Teachers
 	embeddings *Embeddings
 	answerer   Provider
 	searches   *cache.Layer
@@ -53,9 +54,11 @@ type Store interface {
 
 // Config holds a Service's parts.
 type Config struct {
-	Searcher   search.Searcher
-	Index      Versioner
-	Store      Store
+	Searcher search.Searcher
+	Index    Versioner
+	Store    Store
+	// Teachers resolves scopes (a search.ScopeCache); nil: Store.
+	Teachers   search.Teachers
 	Embeddings *Embeddings
 	Answerer   Provider
 	// Searches and Answers are the cache layers (nil: no caching).
@@ -80,6 +83,9 @@ func NewService(cfg Config) *Service {
 	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
 		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
 		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker}
+	if s.teachers = cfg.Teachers; s.teachers == nil {
+		s.teachers = cfg.Store
+	}
 	if s.rewriter == nil {
 		if rule, err := NewRule(); err == nil { // the analyzer is compiled in
 			s.rewriter = rule
