@@ -61,6 +61,9 @@ type Config struct {
 	// turns caching off); the TTLs are those of its three layers
 	// (embeddings 24 h, searches 5 min, answers 10 min by default).
 	CacheEntries int
+	// ChatRecheckHits re-checks every cached chat retrieval in PostgreSQL
+	// (one round trip a hit; rag.Config.RecheckHits).
+	ChatRecheckHits bool
 	// TrustedProxies are the proxies (the edge) whose X-Forwarded-For
 	// names the client.
 	TrustedProxies clientip.Trusted
@@ -306,7 +309,7 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Teachers: scopes, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
-		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity()})
+		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity(), RecheckHits: s.cfg.ChatRecheckHits})
 }
 
 // newCaches builds the three cache layers over the configured store.

@@ -23,8 +23,9 @@ const (
 
 // retrieved is what a retrieval found, and what the searches layer keeps.
 type retrieved struct {
-	Passages []Passage `json:"passages"`
-	Sources  []Source  `json:"sources"`
+	Passages []Passage   `json:"passages"`
+	Sources  []Source    `json:"sources"`
+	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on a hit when RecheckHits
 	// Rerank is what came of a requested rerank (nil: none asked).
 	Rerank *search.RerankStatus `json:"rerank,omitempty"`
 }
@@ -48,9 +49,9 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		}
 		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank), s.shape,
 			search.KindsKey(q.Kinds, q.ProjectID))
-		if got, ok := s.cachedSearch(ctx, key); ok {
+		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
 			t.SearchMs = time.Since(start).Milliseconds()
-			return got, key, nil
+			return got, key, err
 		}
 	}
 	res, err := s.search(ctx, q, scope, t)
@@ -86,11 +87,26 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 // re-checked afresh. What PostgreSQL changed and the index has not applied
 // yet is at most the index's lag bound old (it answers only while ready),
 // and a question whose min_lsn is at or past it waits for the index to
-// apply it first (docs/SECURITY.md "Chat cache hits").
-func (s *Service) cachedSearch(ctx context.Context, key string) (retrieved, bool) {
+// apply it first (docs/SECURITY.md "Chat cache hits"). With RecheckHits,
+// every hit is re-checked too (one round trip), and one holding a chunk
+// hidden since is dropped with its answer.
+func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
 	var hit retrieved
-	ok := s.searches.Get(ctx, key, &hit)
-	return hit, ok
+	if !s.searches.Get(ctx, key, &hit) {
+		return hit, false, nil
+	}
+	if !s.recheckHits {
+		return hit, true, nil
+	}
+	visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
+	if err != nil {
+		return hit, false, fmt.Errorf("rag: re-check: %w", err)
+	}
+	if len(visible) == len(hit.ChunkIDs) {
+		return hit, true, nil
+	}
+	s.answers.Set(ctx, cache.Key("answer", key, s.Model()), nil)
+	return retrieved{}, false, nil
 }
 
 // search embeds the question (a question with no words searches BM25
@@ -117,6 +133,11 @@ func (s *Service) search(ctx context.Context, q Question, scope search.Scope, t 
 // within the context budget, as numbered passages and their sources.
 func assemble(hits []search.Hit, visible map[uuid.UUID]bool) retrieved {
 	got := retrieved{Passages: []Passage{}, Sources: []Source{}}
+	for _, h := range hits {
+		if visible[h.ChunkID] {
+			got.ChunkIDs = append(got.ChunkIDs, h.ChunkID)
+		}
+	}
 	seen := map[string]bool{}
 	budget := contextBudget
 	for _, h := range hits {

@@ -37,10 +37,17 @@ func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQ
 
 func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
-// A question answered from the cache costs no PostgreSQL round trip; a
-// new question in a known scope costs one (the batched visibility
-// re-check); the first question of a user one more (their teachers).
+// A question answered from the cache costs no PostgreSQL round trip (one,
+// the batched re-check, with RecheckHits); a new question in a known scope
+// costs one (the batched visibility re-check); the first question of a
+// user one more (their teachers).
 func TestAskRoundTrips(t *testing.T) {
+	for _, recheck := range []bool{false, true} {
+		askRoundTrips(t, recheck)
+	}
+}
+
+func askRoundTrips(t *testing.T, recheck bool) {
 	w := searchtest.New(t)
 	tr := &roundTrips{}
 	cfg, err := store.PoolConfig(w.DB.URL, store.AppRole)
@@ -55,7 +62,7 @@ func TestAskRoundTrips(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
-	svc, _ := newServiceOn(t, w, store.New(pool), layers, index.Fusion{}, nil)
+	svc, _ := newServiceOn(t, w, store.New(pool), layers, index.Fusion{}, nil, recheck)
 	_, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", false)
 	w.WaitIndexed(t, lsn)
 	ask := func(text string) int64 {
@@ -68,18 +75,22 @@ func TestAskRoundTrips(t *testing.T) {
 		return tr.n.Load() - before
 	}
 	ask("warm the statement cache: thumb scales") // prepared statements, the connection's role
-	svc, _ = newServiceOn(t, w, store.New(pool), layers, index.Fusion{}, nil)
+	svc, _ = newServiceOn(t, w, store.New(pool), layers, index.Fusion{}, nil, recheck)
+	hit := int64(0)
+	if recheck {
+		hit = 1
+	}
 	for _, c := range []struct {
 		what, text string
 		want       int64
 	}{
 		{"a user's first question", "How should the thumb be in scales?", 2},
-		{"the same question (a hit)", "How should the thumb be in scales?", 0},
+		{"the same question (a hit)", "How should the thumb be in scales?", hit},
 		{"a new question in a known scope", "relax thumb while playing scales", 1},
-		{"that one again (a hit)", "relax thumb while playing scales", 0},
+		{"that one again (a hit)", "relax thumb while playing scales", hit},
 	} {
 		if got := ask(c.text); got != c.want {
-			t.Errorf("%s: %d round trips, want %d", c.what, got, c.want)
+			t.Errorf("recheck %v, %s: %d round trips, want %d", recheck, c.what, got, c.want)
 		}
 	}
 }

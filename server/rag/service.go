@@ -34,6 +34,8 @@ type Service struct {
 	llm        *prometheus.HistogramVec
 	rewriter   Rewriter
 	shape      string // the fusion and reranker, in every retrieval's key
+	// recheckHits: kept retrievals are re-checked in PostgreSQL too.
+	recheckHits bool
 }
 
 // Versioner tells what the local index holds (its data version), and
@@ -76,13 +78,18 @@ type Config struct {
 	// configured otherwise never share them.
 	Fusion   index.Fusion
 	Reranker string
+	// RecheckHits re-checks every kept retrieval's chunks in PostgreSQL
+	// before use (one round trip per hit): a document hidden is dropped
+	// from cached answers at its commit rather than once the index applies
+	// it (within its lag bound). Off: a hit costs no round trip.
+	RecheckHits bool
 }
 
 // NewService returns the service.
 func NewService(cfg Config) *Service {
 	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
 		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
-		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker}
+		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker, recheckHits: cfg.RecheckHits}
 	if s.teachers = cfg.Teachers; s.teachers == nil {
 		s.teachers = cfg.Store
 	}

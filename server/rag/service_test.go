@@ -53,12 +53,12 @@ func newService(t *testing.T, w *searchtest.World) (*rag.Service, *atomic.Bool) 
 // with fusion and reranking (when rr is not nil) with rr.
 func newServiceWith(t *testing.T, w *searchtest.World, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig) (*rag.Service, *atomic.Bool) {
 	t.Helper()
-	return newServiceOn(t, w, w.Store, layers, fusion, rr)
+	return newServiceOn(t, w, w.Store, layers, fusion, rr, false)
 }
 
 // newServiceOn is newServiceWith reading PostgreSQL through st, scopes
-// through a ScopeCache over st.
-func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig) (*rag.Service, *atomic.Bool) {
+// through a ScopeCache over st, re-checking cache hits when recheck.
+func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig, recheck bool) (*rag.Service, *atomic.Bool) {
 	t.Helper()
 	ready := &atomic.Bool{}
 	ready.Store(true)
@@ -77,7 +77,8 @@ func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cac
 		t.Fatal(err)
 	}
 	return rag.NewService(rag.Config{Searcher: searcher, Index: idx, Store: st, Teachers: scopes, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
-		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity}), ready
+		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity,
+		RecheckHits: recheck}), ready
 }
 
 func cites(sources []rag.Source, doc uuid.UUID) bool {
@@ -122,31 +123,40 @@ func TestAskAnswersAndCaches(t *testing.T) {
 
 // A chunk the index still serves but PostgreSQL now hides (the feed
 // stopped before the change reached the index) never reaches a fresh
-// answer (every miss is re-checked in PostgreSQL); a cached answer is
-// served, without PostgreSQL, only while the index is ready: once the
+// answer (every miss is re-checked in PostgreSQL). A cached answer is
+// served without PostgreSQL only while the index is ready: once the
 // node's lag bound passes with nothing applied (the feed stopped) it is
-// not, and neither is the cached answer.
+// not, and neither is the cached answer. With RecheckHits, the cached
+// answer goes at once.
 func TestAskRechecksVisibility(t *testing.T) {
-	w := searchtest.New(t)
-	svc, ready := newService(t, w)
-	doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
-	w.WaitIndexed(t, lsn)
-	ctx := context.Background()
-	q := rag.Question{Text: "How should the thumb be in scales?", K: 5}
-	first, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
-	if err != nil || !cites(first.Sources, doc) {
-		t.Fatalf("before hiding: %v %+v", err, first)
-	}
-	w.Stop()
-	w.Hide(t, doc)
-	out, err := svc.Ask(ctx, rag.Question{Text: "thumb scales relax", K: 4}, search.Scope{User: w.Stranger}, &recorder{})
-	if err != nil || cites(out.Sources, doc) || out.Cached {
-		t.Errorf("fresh, after hiding: %v %+v", err, out)
-	}
-	ready.Store(false) // the lag bound passed
-	out, err = svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
-	if err != nil || cites(out.Sources, doc) || out.Cached {
-		t.Errorf("cached, after hiding, index not ready: %v %+v", err, out)
+	for _, recheck := range []bool{false, true} {
+		w := searchtest.New(t)
+		layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+		svc, ready := newServiceOn(t, w, w.Store, layers, index.Fusion{}, nil, recheck)
+		doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+		w.WaitIndexed(t, lsn)
+		ctx := context.Background()
+		q := rag.Question{Text: "How should the thumb be in scales?", K: 5}
+		first, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || !cites(first.Sources, doc) {
+			t.Fatalf("before hiding: %v %+v", err, first)
+		}
+		w.Stop()
+		w.Hide(t, doc)
+		out, err := svc.Ask(ctx, rag.Question{Text: "thumb scales relax", K: 4}, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || cites(out.Sources, doc) || out.Cached {
+			t.Errorf("recheck %v, fresh, after hiding: %v %+v", recheck, err, out)
+		}
+		if recheck {
+			if out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{}); err != nil || cites(out.Sources, doc) || out.Cached {
+				t.Errorf("re-checked hit, after hiding: %v %+v", err, out)
+			}
+		}
+		ready.Store(false) // the lag bound passed
+		out, err = svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || cites(out.Sources, doc) || out.Cached {
+			t.Errorf("recheck %v, cached, after hiding, index not ready: %v %+v", recheck, err, out)
+		}
 	}
 }
 
