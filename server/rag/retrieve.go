@@ -87,9 +87,9 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 // re-checked afresh. What PostgreSQL changed and the index has not applied
 // yet is at most the index's lag bound old (it answers only while ready),
 // and a question whose min_lsn is at or past it waits for the index to
-// apply it first (docs/SECURITY.md "Chat cache hits"). With RecheckHits,
-// every hit is re-checked too (one round trip), and one holding a chunk
-// hidden since is dropped with its answer.
+// apply it first (docs/SECURITY.md "Chat cache hits and the scope
+// cache"). With RecheckHits, every hit is re-checked too (one round trip),
+// and one holding a chunk hidden since is dropped with its answer.
 func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
 	var hit retrieved
 	if !s.searches.Get(ctx, key, &hit) {

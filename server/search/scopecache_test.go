@@ -55,8 +55,9 @@ func relate(t *testing.T, w *searchtest.World, on bool) index.LSN {
 }
 
 // The scope cache answers a known user without PostgreSQL, forgets a
-// user as soon as the engine applies a change of their relationships, and
-// reads PostgreSQL while the index is not ready.
+// user as soon as the engine applies a change of their relationships,
+// reads PostgreSQL while the index is not ready, and forgets everything
+// when the engine is replaced.
 func TestScopeCacheInvalidatedByChangefeed(t *testing.T) {
 	w := searchtest.New(t)
 	ctx := context.Background()
@@ -87,6 +88,20 @@ func TestScopeCacheInvalidatedByChangefeed(t *testing.T) {
 	get()
 	if src.reads.Load() != 4 {
 		t.Fatalf("not ready: %d reads, want 4", src.reads.Load())
+	}
+	ready.Store(true)
+	get()
+	if src.reads.Load() != 4 {
+		t.Fatalf("ready again: %d reads, want the entry kept before (4)", src.reads.Load())
+	}
+	fresh, err := index.New(index.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Live.Swap(fresh) // a restore or a new base: another engine
+	get()
+	if src.reads.Load() != 5 {
+		t.Fatalf("after a swap: %d reads, want 5", src.reads.Load())
 	}
 }
 
