@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
@@ -87,17 +89,78 @@ func chatLoad(b *testing.B) {
 		}
 		// Warm-up, not reported: a fresh node's first seconds (heap growth,
 		// cold caches, a just-restored snapshot) are not its steady state.
-		runLoad(b, base, tokens[:20], questions, 20, 5*time.Second, cacheOn, false)
+		runLoad(b, base, tokens[:20], questions, 20, 5*time.Second, cacheOn, nil)
 		for _, users := range []int{50, 100, 200} {
-			runLoad(b, base, tokens[:users], questions, users, time.Duration(seconds)*time.Second, cacheOn, true)
+			runLoad(b, base, tokens[:users], questions, users, time.Duration(seconds)*time.Second, cacheOn, transactions(b, db.URL))
 		}
 		stop()
 	}
 }
 
+// transactions reads how many transactions the database has committed and
+// rolled back (pg_stat_database: every statement outside a transaction,
+// and a pipelined batch, is one; a round trip each on the request path),
+// after waiting out the statistics' flush (idle backends flush within 10 s).
+func transactions(b *testing.B, url string) func() int64 {
+	return func() int64 {
+		time.Sleep(11 * time.Second)
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+}
+
+// loadStats is what one load phase saw.
+type loadStats struct {
+	lat, hitLat, missLat            []float64
+	embedMs, searchMs, llmMs, srvMs float64
+	errs, hits, answers             int
+}
+
+// take records one response.
+func (st *loadStats) take(res *vegeta.Result) {
+	ms := float64(res.Latency.Microseconds()) / 1000
+	st.lat = append(st.lat, ms)
+	if res.Code != 200 {
+		st.errs++
+		return
+	}
+	var a struct {
+		Cached  bool `json:"cached"`
+		Timings struct {
+			Embed  float64 `json:"embed_ms"`
+			Search float64 `json:"search_ms"`
+			LLM    float64 `json:"llm_ms"`
+		} `json:"timings"`
+	}
+	if json.Unmarshal(res.Body, &a) != nil {
+		return
+	}
+	st.answers++
+	if a.Cached {
+		st.hits++
+		st.hitLat = append(st.hitLat, ms)
+	} else {
+		st.missLat = append(st.missLat, ms)
+	}
+	st.embedMs += a.Timings.Embed
+	st.searchMs += a.Timings.Search
+	st.llmMs += a.Timings.LLM
+	st.srvMs += ms
+}
+
 // runLoad sends users requests a second (each user one question a second)
-// for d and, when report is set, reports.
-func runLoad(b *testing.B, base string, tokens, questions []string, users int, d time.Duration, cacheOn, report bool) {
+// for d and, when xacts is set (it reads the database's transaction count),
+// reports.
+func runLoad(b *testing.B, base string, tokens, questions []string, users int, d time.Duration, cacheOn bool, xacts func() int64) {
 	r := rand.New(rand.NewPCG(uint64(users), 1))
 	targeter := func(t *vegeta.Target) error {
 		i := r.IntN(len(tokens))
@@ -109,48 +172,40 @@ func runLoad(b *testing.B, base string, tokens, questions []string, users int, d
 		t.Header = http.Header{"Authorization": {"Bearer " + tokens[i]}, "Content-Type": {"application/json"}}
 		return nil
 	}
+	var before int64
+	if xacts != nil {
+		before = xacts()
+	}
 	attacker := vegeta.NewAttacker(vegeta.Timeout(30*time.Second), vegeta.KeepAlive(true), vegeta.MaxWorkers(uint64(4*users)))
-	var lat []float64
-	var embedMs, searchMs, llmMs, serverMs float64
-	errs, hits, answers := 0, 0, 0
+	var st loadStats
 	for res := range attacker.Attack(targeter, vegeta.Rate{Freq: users, Per: time.Second}, d, "chat") {
-		lat = append(lat, float64(res.Latency.Microseconds())/1000)
-		if res.Code != 200 {
-			errs++
-			continue
-		}
-		var a struct {
-			Cached  bool `json:"cached"`
-			Timings struct {
-				Embed  float64 `json:"embed_ms"`
-				Search float64 `json:"search_ms"`
-				LLM    float64 `json:"llm_ms"`
-			} `json:"timings"`
-		}
-		if json.Unmarshal(res.Body, &a) == nil {
-			answers++
-			if a.Cached {
-				hits++
-			}
-			embedMs += a.Timings.Embed
-			searchMs += a.Timings.Search
-			llmMs += a.Timings.LLM
-			serverMs += float64(res.Latency.Microseconds()) / 1000
-		}
+		st.take(res)
 	}
-	if !report {
-		return
+	if xacts != nil {
+		st.report(b, users, cacheOn, float64(xacts()-before))
 	}
-	sort.Float64s(lat)
-	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+}
+
+// report logs a phase's row: latency percentiles (of hits and misses apart
+// when the cache is on), errors, hit rate, transactions per request and
+// where the time went.
+func (st *loadStats) report(b *testing.B, users int, cacheOn bool, xacts float64) {
+	pct := func(lat []float64) string {
+		if len(lat) == 0 {
+			return "—"
+		}
+		sort.Float64s(lat)
+		q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		return fmt.Sprintf("%.1f / %.1f / %.1f", q(0.5), q(0.95), q(0.99))
+	}
 	cache := "off"
 	if cacheOn {
 		cache = "on"
 	}
-	per := func(v float64) float64 { return v / float64(max(answers, 1)) }
-	logf(b, "| %d | %s | %d | %.1f | %.1f | %.1f | %d | %.0f %% | embed %.2f, search %.2f, answer %.2f, rest %.2f |",
-		users, cache, len(lat), q(0.5), q(0.95), q(0.99), errs, 100*float64(hits)/float64(max(answers, 1)),
-		per(embedMs), per(searchMs), per(llmMs), per(serverMs-embedMs-searchMs-llmMs))
+	per := func(v float64) float64 { return v / float64(max(st.answers, 1)) }
+	logf(b, "| %d | %s | %d | %s | %s | %s | %d | %.0f %% | %.2f | embed %.2f, search %.2f, answer %.2f, rest %.2f |",
+		users, cache, len(st.lat), pct(st.lat), pct(st.hitLat), pct(st.missLat), st.errs, 100*float64(st.hits)/float64(max(st.answers, 1)),
+		xacts/float64(max(len(st.lat), 1)), per(st.embedMs), per(st.searchMs), per(st.llmMs), per(st.srvMs-st.embedMs-st.searchMs-st.llmMs))
 }
 
 func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string, func()) {

@@ -163,6 +163,9 @@ type Engine struct {
 	// inverted map a scope is computed from, projects.go).
 	projects   map[ID]*projState
 	principals map[ID]map[ID]bool
+	// scopes holds, per user, the position of the last change to their
+	// teachers (scopes.go).
+	scopes map[ID]LSN
 	// groups numbers each owner's private documents for the BM25 index's
 	// scoped statistics; public documents are group 0, and each project
 	// has its own (projState.group). nextGroup is the last number given.
@@ -222,7 +225,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{cfg: cfg, vec: v, text: t, chunks: map[ID]*Chunk{}, docs: map[ID]*docState{},
 		owners: map[ID]map[ID]bool{}, groups: map[ID]text.Group{}, projects: map[ID]*projState{},
-		principals: map[ID]map[ID]bool{}, moved: make(chan struct{})}, nil
+		principals: map[ID]map[ID]bool{}, scopes: map[ID]LSN{}, moved: make(chan struct{})}, nil
 }
 
 // Close releases the engine (nothing is held outside the Go heap) and
@@ -283,7 +286,10 @@ type Ops struct {
 	Grants         []Grant
 	Revokes        []Grant
 	DeleteProjects []ID
-	Position       Position
+	// ScopeChanges are users whose teachers changed (a relationship made
+	// or removed): the engine notes the position (scopes.go).
+	ScopeChanges []ID
+	Position     Position
 	// Model, when set, is the new state of the embedding models, applied
 	// before anything else of the batch (a batch carrying one starts a
 	// run of its own in ApplyBatch).
@@ -346,6 +352,7 @@ func (e *Engine) applyMaps(ops Ops, w *indexWrites) {
 		}
 	}
 	e.removePrincipals(ops)
+	e.noteScopes(ops)
 }
 
 // chunksToDelete lists the batch's chunk deletes and the chunks of its
@@ -725,5 +732,5 @@ func (e *Engine) ChunkVersions() map[ID]int64 {
 // Len is how many operations the batch holds (its position aside).
 func (o Ops) Len() int {
 	return len(o.Documents) + len(o.Upserts) + len(o.Deletes) + len(o.DeleteDocs) +
-		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects) + len(o.Embeddings)
+		len(o.Projects) + len(o.Grants) + len(o.Revokes) + len(o.DeleteProjects) + len(o.Embeddings) + len(o.ScopeChanges)
 }

@@ -17,18 +17,19 @@ import (
 // leave them with a schema no file describes. Add a line here when a new
 // migration lands; never change one.
 var landed = map[string]string{
-	"00001_schema.sql":                "ce7f7d5da67f5430b05e3a92c3aa7e80dc426463430b1ecb7f9f0cf89c5360a5",
-	"00002_access.sql":                "cbfe986ddf09ad97f09c8e01309ab329301b22c379448dba20f2eddc5507249a",
-	"00003_ingest.sql":                "bbc3758cfd6d02a9d3fad350c06000aa2ce3827557c11998d2abb3d6feb693a3",
-	"00004_publication.sql":           "abfebea5c97cecd9a91b58ef00c5ab3e625fbd0021a76ff79f22b1de59c6402f",
-	"00005_document_error_code.sql":   "1cdf4e7ef8f44a075b9f6849d994c2f46ef13b3135b6bc97db909858ea907115",
-	"00006_signin_throttle.sql":       "0004810b1b46d69a058279c5f36d8ae8ccc071328f13c0d35812ea8241430eca",
-	"00007_document_ocr.sql":          "f02aa9ca9ad2f97f77cb0d54a477b6499459cd10147d748947cf02cee622f2f4",
-	"00008_language.sql":              "81157b1d83451a25a77ac71e24be9ca04b3de2c919cd5e7d76bad650f290723c",
-	"00009_chat_feedback.sql":         "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
-	"00010_annotation_chunks.sql":     "1bb2d146bc04eb37d0c5d878b514667e891be96bbe8698193fcc41a2a060f991",
-	"00011_document_content_hash.sql": "43477d9b4a345e7b1c1c68de5b46139719c53cba88f7074a90399c7f810cd02a",
-	"00012_embedding_models.sql":      "7520ab2b9f72a0ae589ea10a4f444987195dcea95a39d8d67709d2dc65db32b5",
+	"00001_schema.sql":                   "ce7f7d5da67f5430b05e3a92c3aa7e80dc426463430b1ecb7f9f0cf89c5360a5",
+	"00002_access.sql":                   "cbfe986ddf09ad97f09c8e01309ab329301b22c379448dba20f2eddc5507249a",
+	"00003_ingest.sql":                   "bbc3758cfd6d02a9d3fad350c06000aa2ce3827557c11998d2abb3d6feb693a3",
+	"00004_publication.sql":              "abfebea5c97cecd9a91b58ef00c5ab3e625fbd0021a76ff79f22b1de59c6402f",
+	"00005_document_error_code.sql":      "1cdf4e7ef8f44a075b9f6849d994c2f46ef13b3135b6bc97db909858ea907115",
+	"00006_signin_throttle.sql":          "0004810b1b46d69a058279c5f36d8ae8ccc071328f13c0d35812ea8241430eca",
+	"00007_document_ocr.sql":             "f02aa9ca9ad2f97f77cb0d54a477b6499459cd10147d748947cf02cee622f2f4",
+	"00008_language.sql":                 "81157b1d83451a25a77ac71e24be9ca04b3de2c919cd5e7d76bad650f290723c",
+	"00009_chat_feedback.sql":            "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
+	"00010_annotation_chunks.sql":        "1bb2d146bc04eb37d0c5d878b514667e891be96bbe8698193fcc41a2a060f991",
+	"00011_document_content_hash.sql":    "43477d9b4a345e7b1c1c68de5b46139719c53cba88f7074a90399c7f810cd02a",
+	"00012_embedding_models.sql":         "7520ab2b9f72a0ae589ea10a4f444987195dcea95a39d8d67709d2dc65db32b5",
+	"00013_relationships_changefeed.sql": "8a9a2b4a1a397d0a18921b650851723343c9f7c47741b2389696a17bd578a8d8",
 }
 
 // changedLanded lists, one sentence each, the landed migrations in fsys that

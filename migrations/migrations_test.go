@@ -56,7 +56,7 @@ func TestUpFromEmptyDatabase(t *testing.T) {
 	var pubTables []string
 	err = pool.QueryRow(ctx, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_publication_tables
 		WHERE pubname = 'sostenuto_changefeed'`).Scan(&pubTables)
-	if err != nil || strings.Join(pubTables, ",") != "annotation_chunks,annotation_embeddings,chunk_embeddings,chunks,documents,embedding_state,project_grants,projects" {
+	if err != nil || strings.Join(pubTables, ",") != "annotation_chunks,annotation_embeddings,chunk_embeddings,chunks,documents,embedding_state,project_grants,projects,relationships" {
 		t.Errorf("publication tables = %v, %v", pubTables, err)
 	}
 	var idx string

@@ -55,6 +55,9 @@ func (a *Assembler) Add(msg pglogrepl.Message) (*Tx, error) {
 	case *pglogrepl.InsertMessage:
 		return nil, a.row(m.RelationID, m.Tuple, false)
 	case *pglogrepl.UpdateMessage:
+		if err := a.movedRelationship(m); err != nil {
+			return nil, err
+		}
 		return nil, a.row(m.RelationID, m.NewTuple, false)
 	case *pglogrepl.DeleteMessage:
 		return nil, a.row(m.RelationID, m.OldTuple, true)
@@ -83,6 +86,16 @@ func (a *Assembler) commit(m *pglogrepl.CommitMessage) *Tx {
 	return tx
 }
 
+// movedRelationship notes the old student of a relationship an update
+// moved to another pair (PostgreSQL sends the old key only then).
+func (a *Assembler) movedRelationship(m *pglogrepl.UpdateMessage) error {
+	rel := a.relations[m.RelationID]
+	if a.tx == nil || rel == nil || rel.RelationName != "relationships" || m.OldTuple == nil {
+		return nil
+	}
+	return decodeRelationship(a.tx, textColumns(rel, m.OldTuple))
+}
+
 func (a *Assembler) row(relation uint32, tuple *pglogrepl.TupleData, deleted bool) error {
 	return decodeRow(a.tx, a.relations[relation], tuple, deleted)
 }
@@ -105,6 +118,8 @@ func decodeRow(tx *index.Ops, rel *pglogrepl.RelationMessage, tuple *pglogrepl.T
 			tx.Model = decodeModelState(cols)
 		}
 		return nil
+	case "relationships":
+		return decodeRelationship(tx, cols)
 	}
 	id, err := uuidCol(cols, "id")
 	if err != nil {

@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/sostenuto/sostenuto/index"
@@ -84,4 +85,20 @@ func decodeAnnotationChunk(id index.ID, cols map[string]string) (index.Chunk, er
 	}
 	c.Vector, err = parseVector(emb)
 	return c, err
+}
+
+// decodeRelationship reads a relationships row (teacher_id, student_id:
+// the columns published, and the replica identity, so a delete sends them
+// too, migration 00013): whether made, changed or removed, the student's
+// teachers changed. An update that moves the row to another pair sends
+// the old key as well (Assembler.movedRelationship).
+func decodeRelationship(tx *index.Ops, cols map[string]string) error {
+	u, err := uuidCol(cols, "student_id")
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(tx.ScopeChanges, u) {
+		tx.ScopeChanges = append(tx.ScopeChanges, u)
+	}
+	return nil
 }

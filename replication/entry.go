@@ -32,7 +32,8 @@ func ChangesEntry(ops index.Ops, commitMs int64) Entry {
 		Deletes: idsOut(ops.Deletes), DeleteDocuments: idsOut(ops.DeleteDocs),
 		Projects: projectsOut(ops.Projects), Grants: grantsOut(ops.Grants), Revokes: grantsOut(ops.Revokes),
 		DeleteProjects: idsOut(ops.DeleteProjects), AnnotationUpserts: annotationsOut(notes),
-		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model)}}
+		Embeddings: embeddingsOut(ops.Embeddings), ModelState: modelOut(ops.Model),
+		ScopeChanges: idsOut(ops.ScopeChanges)}}
 }
 
 // KeepaliveEntry moves the applied position to lsn; atMs is the server's
@@ -98,6 +99,9 @@ func opsOfChanges(c *logentry.Changes) (index.Ops, error) {
 	if ops.DeleteDocs, err = idsIn(c.GetDeleteDocuments(), "document delete"); err != nil {
 		return ops, err
 	}
+	if ops.ScopeChanges, err = idsIn(c.GetScopeChanges(), "scope change"); err != nil {
+		return ops, err
+	}
 	ops.Model = modelIn(c.GetModelState())
 	if ops.Embeddings, err = embeddingsIn(c.GetEmbeddings()); err != nil {
 		return ops, err
@@ -126,7 +130,7 @@ func entryOps(e Entry) int {
 	case *logentry.Changes:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetDeletes()) + len(p.GetDeleteDocuments()) +
 			len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetRevokes()) + len(p.GetDeleteProjects()) + len(p.GetAnnotationUpserts()) +
-			len(p.GetEmbeddings()) + modelOps(p.GetModelState())
+			len(p.GetEmbeddings()) + modelOps(p.GetModelState()) + len(p.GetScopeChanges())
 	case *logentry.BasePart:
 		return len(p.GetDocuments()) + len(p.GetUpserts()) + len(p.GetProjects()) + len(p.GetGrants()) + len(p.GetAnnotationUpserts()) +
 			len(p.GetEmbeddings()) + modelOps(p.GetModelState())

@@ -128,6 +128,18 @@ func goldenModelCases() []goldenCase {
 	}
 }
 
+// goldenScopeCases are changes at version 4: scope changes (users whose
+// teachers changed), alone and beside the fields of earlier versions.
+func goldenScopeCases() []goldenCase {
+	alone := index.Ops{Position: index.Position{LSN: 0x1_6B3A_5000}, ScopeChanges: []index.ID{gid(13), gid(18)}}
+	mixed := index.Ops{Position: index.Position{LSN: 0x1_6B3A_6000}, Documents: goldenDocs()[:1], Upserts: goldenChunks()[:1],
+		Grants: []index.Grant{{ProjectID: gid(11), UserID: gid(13)}}, ScopeChanges: []index.ID{gid(13)}}
+	return []goldenCase{
+		{"changes_v4_scope", ChangesEntry(alone, 1_700_000_005_000), changesBack{alone, 1_700_000_005_000}},
+		{"changes_v4_mixed", ChangesEntry(mixed, 1_700_000_006_000), changesBack{mixed, 1_700_000_006_000}},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -200,7 +212,7 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range slices.Concat(goldenCases(), goldenLanguageCases(), goldenAnnotationCases(), goldenModelCases()) {
+	for _, c := range slices.Concat(goldenCases(), goldenLanguageCases(), goldenAnnotationCases(), goldenModelCases(), goldenScopeCases()) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
 			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
@@ -259,6 +271,11 @@ func TestEnglishEntriesUnchangedByLanguages(t *testing.T) {
 	}
 	for _, c := range goldenAnnotationCases() {
 		if v := c.entry.Version(); v != 3 {
+			t.Errorf("%s: version %d", c.name, v)
+		}
+	}
+	for _, c := range goldenScopeCases() {
+		if v := c.entry.Version(); v != 4 {
 			t.Errorf("%s: version %d", c.name, v)
 		}
 	}

@@ -271,14 +271,24 @@ func TestChatCache(t *testing.T) {
 	if res := waitAnswer(stranger, func(r cachedResult) bool { return len(r.Sources) > 0 }); len(res.Sources) == 0 {
 		t.Errorf("after the change: %+v", res)
 	}
-	// Made private again: cached answers that cite it go at once (every
-	// hit is re-checked against PostgreSQL), before the index even knows.
-	ask(stranger, "When do I change the damper pedal?") // cached now
+	// Made private again: a cached answer that cites it goes as soon as
+	// the index applies the change (within the lag bound), at once for a
+	// question whose min_lsn is the change's position; a new question is
+	// re-checked in PostgreSQL, before the index even knows.
+	if res := ask(stranger, "When do I change the damper pedal?"); !res.Cached { // cached now
+		t.Fatalf("not cached: %+v", res)
+	}
 	if _, err := a.db.Pool.Exec(t0(), `UPDATE documents SET is_public = false WHERE id = $1`, d.Document.ID); err != nil {
 		t.Fatal(err)
 	}
-	if res := ask(stranger, "When do I change the damper pedal?"); len(res.Sources) != 0 {
-		t.Errorf("a cached answer outlived the document's visibility: %+v", res)
+	var lsn string
+	if err := a.db.Pool.QueryRow(t0(), `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	var res cachedResult
+	a.mustStatus(a.call("POST", "/api/chat/query", stranger, map[string]any{"query": "When do I change the damper pedal?", "min_lsn": lsn}), 200).decode(t, &res)
+	if len(res.Sources) != 0 || res.Cached {
+		t.Errorf("a cached answer outlived the document's visibility (min_lsn %s): %+v", lsn, res)
 	}
 	// Embeddings are cached too.
 	var e1, e2 embeddingResponse

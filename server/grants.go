@@ -65,7 +65,8 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 // setIndexLSN answers, after a committed write that changes who sees
-// annotation chunks (a grant, a revoke, a project deleted), the WAL
+// annotation chunks (a grant, a revoke, a project deleted) or a student's
+// teachers (a relationship made or removed), the WAL
 // position from which every node's index holds it (X-Index-LSN; omitted
 // when the position cannot be read).
 func (s *Server) setIndexLSN(w http.ResponseWriter, r *http.Request) {

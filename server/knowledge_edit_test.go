@@ -66,8 +66,8 @@ func with(body map[string]any, key string, value any) map[string]any {
 // found a stranger teacher's public document (in search and chat, kept by
 // the node and by the edge in front of it) finds it renamed from the
 // title change's position, and never again from the position of its
-// making private — not even in a chat answer kept before, asked again
-// without min_lsn right after the PATCH.
+// making private; a chat answer kept before, asked again without min_lsn
+// after the PATCH, goes within the node's lag bound.
 func TestDocumentEditReachesEveryNode(t *testing.T) {
 	a := newAPIWith(t, apiSettings{engine: true})
 	b := newAPIWith(t, apiSettings{engine: true, peer: a})
@@ -136,17 +136,24 @@ func TestDocumentEditReachesEveryNode(t *testing.T) {
 	if patched.IsPublic || patched.Title != "Voicing chords" || lsn == "" {
 		t.Fatalf("PATCH is_public: %+v, X-Index-LSN %q", patched, lsn)
 	}
-	// At once, whatever B has applied: the kept chat answers (B's cache,
-	// the edge's) are not served, and no answer cites the document.
-	if rep, _ := b.ask(b.url, student, chat); len(sourceTitles(rep, doc)) != 0 {
-		t.Errorf("chat on B right after: %+v", rep)
-	}
-	rep, er = b.ask(edge, student, chat)
-	if er.header.Get("X-Edge-Cache") == "" {
-		t.Errorf("the edge did not keep the chat: %v", er.header)
-	}
-	if len(sourceTitles(rep, doc)) != 0 || er.header.Get("X-Edge-Cache") == "hit" {
-		t.Errorf("chat through the edge right after (%s): %+v", er.header.Get("X-Edge-Cache"), rep)
+	// Without min_lsn, within B's lag bound (5 s): the kept chat answers
+	// (B's cache, the edge's) are not served, and no answer cites the
+	// document (a kept answer is served without PostgreSQL until B applies
+	// the change; docs/SECURITY.md "Chat cache hits and the scope cache").
+	start := time.Now()
+	for {
+		rep, _ := b.ask(b.url, student, chat)
+		rep2, er := b.ask(edge, student, chat)
+		if er.header.Get("X-Edge-Cache") == "" {
+			t.Errorf("the edge did not keep the chat: %v", er.header)
+		}
+		if len(sourceTitles(rep, doc)) == 0 && len(sourceTitles(rep2, doc)) == 0 {
+			break // (the edge may keep the new answer from an earlier round)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("chat on B and through the edge %s after: %+v, %+v", time.Since(start), rep, rep2)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// From the PATCH's position: B's index does not find it, and the tags
 	// kept before no longer hold.

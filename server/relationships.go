@@ -51,6 +51,7 @@ func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	s.setIndexLSN(w, r) // the student's scope changed (scope caches)
 	WriteJSON(w, http.StatusCreated, newRelationshipResponse(rel))
 }
 
@@ -130,6 +131,7 @@ func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	s.setIndexLSN(w, r) // from there, no node answers from the old scope
 	w.WriteHeader(http.StatusNoContent)
 }
 

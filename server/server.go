@@ -61,6 +61,9 @@ type Config struct {
 	// turns caching off); the TTLs are those of its three layers
 	// (embeddings 24 h, searches 5 min, answers 10 min by default).
 	CacheEntries int
+	// ChatRecheckHits re-checks every cached chat retrieval in PostgreSQL
+	// (one round trip a hit; rag.Config.RecheckHits).
+	ChatRecheckHits bool
 	// TrustedProxies are the proxies (the edge) whose X-Forwarded-For
 	// names the client.
 	TrustedProxies clientip.Trusted
@@ -300,9 +303,10 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	answerer, rewriter = rag.TracedProvider(answerer, s.tracer), rag.TracedRewriter(rewriter, s.tracer)
 	m := search.Metrics{Limited: s.metrics.limited, Vector: s.metrics.vector, Text: s.metrics.bm25}
+	scopes := search.NewScopeCache(s.engine, s.engineReady, s.store, 0)
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
-		Teachers: s.store, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
+		Teachers: scopes, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})
 	if s.embedder != nil {
 		s.fusion = s.cfg.Fusion.For(s.embedder.Model())
 	}
@@ -312,9 +316,9 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 		Logger: s.logger, Outcomes: s.metrics.rerank})
 	s.searcher, s.rerankID = search.Traced(rerank, s.tracer), rerank.Identity()
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
-	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Embeddings: s.embeddings,
+	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Teachers: scopes, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
-		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity()})
+		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity(), RecheckHits: s.cfg.ChatRecheckHits})
 }
 
 // newCaches builds the three cache layers over the configured store.

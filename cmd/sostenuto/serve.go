@@ -91,6 +91,7 @@ type serveConfig struct {
 	cacheEntries      int64
 	reembedRate       int64
 	reembedBatch      int64
+	chatHitRecheck    bool
 }
 
 func (c *serveConfig) settings() []setting {
@@ -140,6 +141,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "max-in-flight", usage: "requests worked on at once; past it requests are shed with 503 (health checks excepted)", def: "512", parse: intVar(&c.maxInFlight, 8, 1_000_000)},
 		setting{name: "cache-url", secret: true, usage: "Redis URL (redis://[:password@]host:port/db) of a cache the nodes share; without it each node caches in process", parse: stringVar(&c.cacheURL)},
 		setting{name: "cache-entries", usage: "entries of the in-process cache of embeddings, searches and answers (0: no caching)", def: "10000", parse: intVar(&c.cacheEntries, 0, 10_000_000)},
+		boolSetting("chat-hit-recheck", "re-check every cached chat answer's sources in PostgreSQL (one round trip a hit): a hidden document leaves cached answers at its commit, not within the lag bound", "false", &c.chatHitRecheck),
 		setting{name: "lag-bound", usage: "a node whose index applied nothing for this long is not ready (searches then answer from PostgreSQL)", def: "5s", parse: durationVar(&c.lagBound, time.Second, time.Hour)},
 		setting{name: "anti-entropy-every", usage: "how often the index's chunk ids and versions are compared with PostgreSQL's (0s: never)", def: "5m", parse: durationVar(&c.antiEntropyEvery, 0, 24*time.Hour)},
 		boolSetting("auto-migrate", "apply pending migrations at start (under an advisory lock)", "true", &c.autoMigrate),
@@ -227,7 +229,7 @@ func (c *serveConfig) apiConfig() (server.Config, error) {
 	}
 	return server.Config{Fusion: fusion, TrustedProxies: trusted, CORSOrigins: origins, Limits: limits, MaxBodyBytes: c.maxBodyBytes, MaxUploadBytes: c.blob.maxUpload,
 		MaxDocumentBytes: c.ingest.maxDocumentLen, Version: buildVersion(), NodeID: c.node, ClusterSecret: c.clusterSecret,
-		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries, Rerank: c.rerank.apiConfig()}, nil
+		LinkAllowlist: hostList(c.linkAllowlist), CacheEntries: entries, ChatRecheckHits: c.chatHitRecheck, Rerank: c.rerank.apiConfig()}, nil
 }
 
 // limits are the API's timeouts, concurrency bounds and rate limits.

@@ -73,9 +73,11 @@ type kindSpec struct {
 // drop the annotations, holding another index than their peers for good);
 // one without them is written as before.
 //
-// Version 4 adds embedding models (Embedding, ModelState): an entry
-// carrying either is written at version 4, which older nodes refuse
-// rather than drop the vectors of a model being built or miss a switch.
+// Version 4 adds embedding models (Embedding, ModelState) and, for
+// changes, scope changes (Changes.scope_changes): an entry carrying any is
+// written at version 4, which older nodes refuse rather than drop the
+// vectors of a model being built, miss a switch, or keep serving a revoked
+// student's cached scope; one without them is written as before.
 const (
 	chunkV1 byte = 1
 	chunkV2 byte = 2
@@ -127,11 +129,11 @@ func (k Kind) Version() byte {
 
 // Version is the version Encode writes e at: its kind's; 2 when its
 // chunks carry a language; 3 when it carries annotations or principals;
-// 4 when it carries embedding models.
+// 4 when it carries embedding models or scope changes.
 func (e Entry) Version() byte {
 	s, _ := spec(e.Kind)
 	switch {
-	case s.newest >= chunkV4 && carriesModels(e.Payload):
+	case s.newest >= chunkV4 && carriesVersion4(e.Payload):
 		return chunkV4
 	case s.newest >= chunkV3 && carriesAnnotations(e.Payload):
 		return chunkV3
@@ -155,12 +157,12 @@ func carriesAnnotations(p proto.Message) bool {
 	return false
 }
 
-// carriesModels reports whether a payload holds embeddings by model or a
-// model state.
-func carriesModels(p proto.Message) bool {
+// carriesVersion4 reports whether a payload holds embeddings by model, a
+// model state or scope changes.
+func carriesVersion4(p proto.Message) bool {
 	switch m := p.(type) {
 	case *Changes:
-		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
+		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil || len(m.GetScopeChanges()) > 0
 	case *BasePart:
 		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
 	case *Repair:

@@ -640,7 +640,8 @@ func (x *ModelState) GetColumn() string {
 
 // Changes (kind 1) is one committed PostgreSQL transaction at its commit LSN.
 // Fields 7-11 (annotations and project principals) are written at version
-// 3 of the kind, which nodes before annotations refuse.
+// 3 of the kind, which nodes before annotations refuse; field 12 (scope
+// changes) at version 4, which nodes before it refuse.
 type Changes struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Lsn               uint64                 `protobuf:"varint,1,opt,name=lsn,proto3" json:"lsn,omitempty"`
@@ -654,6 +655,10 @@ type Changes struct {
 	Revokes           []*Grant               `protobuf:"bytes,9,rep,name=revokes,proto3" json:"revokes,omitempty"`
 	DeleteProjects    [][]byte               `protobuf:"bytes,10,rep,name=delete_projects,json=deleteProjects,proto3" json:"delete_projects,omitempty"` // projects whose annotation chunks and principals all go
 	AnnotationUpserts []*AnnotationChunk     `protobuf:"bytes,11,rep,name=annotation_upserts,json=annotationUpserts,proto3" json:"annotation_upserts,omitempty"`
+	// Users (UUIDs, 16 bytes) whose teachers changed: the student of each
+	// teacher–student relationship made, changed or removed (version 4).
+	// Nodes forget what they cached of those users' scopes.
+	ScopeChanges [][]byte `protobuf:"bytes,12,rep,name=scope_changes,json=scopeChanges,proto3" json:"scope_changes,omitempty"`
 	// Fields 20 and up: embedding models (version 4).
 	Embeddings    []*Embedding `protobuf:"bytes,20,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
 	ModelState    *ModelState  `protobuf:"bytes,21,opt,name=model_state,json=modelState,proto3" json:"model_state,omitempty"` // applied before the rest
@@ -764,6 +769,13 @@ func (x *Changes) GetDeleteProjects() [][]byte {
 func (x *Changes) GetAnnotationUpserts() []*AnnotationChunk {
 	if x != nil {
 		return x.AnnotationUpserts
+	}
+	return nil
+}
+
+func (x *Changes) GetScopeChanges() [][]byte {
+	if x != nil {
+		return x.ScopeChanges
 	}
 	return nil
 }
@@ -1317,7 +1329,7 @@ const file_logentry_proto_rawDesc = "" +
 	"active_dim\x18\x02 \x01(\x03R\tactiveDim\x12\x1a\n" +
 	"\bbuilding\x18\x03 \x01(\tR\bbuilding\x12!\n" +
 	"\fbuilding_dim\x18\x04 \x01(\x03R\vbuildingDim\x12\x16\n" +
-	"\x06column\x18\x05 \x01(\tR\x06column\"\x8d\x06\n" +
+	"\x06column\x18\x05 \x01(\tR\x06column\"\xb2\x06\n" +
 	"\aChanges\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12$\n" +
 	"\x0ecommit_time_ms\x18\x02 \x01(\x03R\fcommitTimeMs\x12I\n" +
@@ -1330,7 +1342,8 @@ const file_logentry_proto_rawDesc = "" +
 	"\arevokes\x18\t \x03(\v2(.sostenuto.replication.logentry.v1.GrantR\arevokes\x12'\n" +
 	"\x0fdelete_projects\x18\n" +
 	" \x03(\fR\x0edeleteProjects\x12a\n" +
-	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12L\n" +
+	"\x12annotation_upserts\x18\v \x03(\v22.sostenuto.replication.logentry.v1.AnnotationChunkR\x11annotationUpserts\x12#\n" +
+	"\rscope_changes\x18\f \x03(\fR\fscopeChanges\x12L\n" +
 	"\n" +
 	"embeddings\x18\x14 \x03(\v2,.sostenuto.replication.logentry.v1.EmbeddingR\n" +
 	"embeddings\x12N\n" +

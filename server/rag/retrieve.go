@@ -25,7 +25,7 @@ const (
 type retrieved struct {
 	Passages []Passage   `json:"passages"`
 	Sources  []Source    `json:"sources"`
-	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on every hit
+	ChunkIDs []uuid.UUID `json:"chunk_ids"` // re-checked on a hit when RecheckHits
 	// Rerank is what came of a requested rerank (nil: none asked).
 	Rerank *search.RerankStatus `json:"rerank,omitempty"`
 	// EmbeddingModel is the model whose vectors answered ("" BM25 only).
@@ -36,7 +36,7 @@ type retrieved struct {
 // see, checked in the index and again in PostgreSQL, deduplicated and
 // within the context budget, numbered from 1. key names the retrieval in
 // the cache; "" when the index does not answer (PostgreSQL's answers are
-// not cached).
+// not cached). A kept retrieval is served as it was kept (cachedSearch).
 func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, t *Timings) (got retrieved, key string, err error) {
 	start := time.Now()
 	version, cachable := s.index.Version()
@@ -46,7 +46,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		version, cachable = s.index.VersionAt(ctx, q.MinLSN)
 	}
 	if cachable {
-		if scope, err = scope.Resolve(ctx, s.store); err != nil {
+		if scope, err = scope.Resolve(ctx, s.teachers); err != nil {
 			return got, "", err
 		}
 		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank), s.shape,
@@ -81,13 +81,25 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 	return got, key, nil
 }
 
-// cachedSearch is the retrieval kept at key, when every chunk of it is
-// still visible to user; when one is not, the answer kept for it is
-// dropped too.
+// cachedSearch is the retrieval kept at key, served without asking
+// PostgreSQL: the key names the index's data version (and the asker's
+// scope), so the retrieval was kept from an index holding exactly what the
+// local one holds now, and its chunks were re-checked in PostgreSQL then.
+// Whatever the index applied since (a document hidden or deleted, a grant
+// or a relationship revoked) made another version: a miss, searched and
+// re-checked afresh. What PostgreSQL changed and the index has not applied
+// yet is at most the index's lag bound old (it answers only while ready),
+// and a question whose min_lsn is at or past it waits for the index to
+// apply it first (docs/SECURITY.md "Chat cache hits and the scope
+// cache"). With RecheckHits, every hit is re-checked too (one round trip),
+// and one holding a chunk hidden since is dropped with its answer.
 func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
 	var hit retrieved
 	if !s.searches.Get(ctx, key, &hit) {
 		return hit, false, nil
+	}
+	if !s.recheckHits {
+		return hit, true, nil
 	}
 	visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
 	if err != nil {
@@ -96,7 +108,6 @@ func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) 
 	if len(visible) == len(hit.ChunkIDs) {
 		return hit, true, nil
 	}
-	// Something was hidden since: search again, answer afresh.
 	s.answers.Set(ctx, cache.Key("answer", key, s.Model()), nil)
 	return retrieved{}, false, nil
 }

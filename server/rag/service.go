@@ -25,6 +25,7 @@ type Service struct {
 	searcher   search.Searcher
 	index      Versioner
 	store      Store
+	teachers   search.Teachers
 	embeddings *Embeddings
 	answerer   Provider
 	searches   *cache.Layer
@@ -33,6 +34,8 @@ type Service struct {
 	llm        *prometheus.HistogramVec
 	rewriter   Rewriter
 	shape      string // the fusion and reranker, in every retrieval's key
+	// recheckHits: kept retrievals are re-checked in PostgreSQL too.
+	recheckHits bool
 }
 
 // Versioner tells what the local index holds (its data version), and
@@ -53,9 +56,11 @@ type Store interface {
 
 // Config holds a Service's parts.
 type Config struct {
-	Searcher   search.Searcher
-	Index      Versioner
-	Store      Store
+	Searcher search.Searcher
+	Index    Versioner
+	Store    Store
+	// Teachers resolves scopes (a search.ScopeCache); nil: Store.
+	Teachers   search.Teachers
 	Embeddings *Embeddings
 	Answerer   Provider
 	// Searches and Answers are the cache layers (nil: no caching).
@@ -73,13 +78,21 @@ type Config struct {
 	// configured otherwise never share them.
 	Fusion   index.Fusion
 	Reranker string
+	// RecheckHits re-checks every kept retrieval's chunks in PostgreSQL
+	// before use (one round trip per hit): a document hidden is dropped
+	// from cached answers at its commit rather than once the index applies
+	// it (within its lag bound). Off: a hit costs no round trip.
+	RecheckHits bool
 }
 
 // NewService returns the service.
 func NewService(cfg Config) *Service {
 	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
 		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
-		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker}
+		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker, recheckHits: cfg.RecheckHits}
+	if s.teachers = cfg.Teachers; s.teachers == nil {
+		s.teachers = cfg.Store
+	}
 	if s.rewriter == nil {
 		if rule, err := NewRule(); err == nil { // the analyzer is compiled in
 			s.rewriter = rule

@@ -20,6 +20,7 @@ import (
 	"github.com/sostenuto/sostenuto/server/rerank"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/search/searchtest"
+	"github.com/sostenuto/sostenuto/server/store"
 )
 
 // recorder is an Emitter that keeps what it hears.
@@ -52,11 +53,19 @@ func newService(t *testing.T, w *searchtest.World) (*rag.Service, *atomic.Bool) 
 // with fusion and reranking (when rr is not nil) with rr.
 func newServiceWith(t *testing.T, w *searchtest.World, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig) (*rag.Service, *atomic.Bool) {
 	t.Helper()
+	return newServiceOn(t, w, w.Store, layers, fusion, rr, false)
+}
+
+// newServiceOn is newServiceWith reading PostgreSQL through st, scopes
+// through a ScopeCache over st, re-checking cache hits when recheck.
+func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig, recheck bool) (*rag.Service, *atomic.Bool) {
+	t.Helper()
 	ready := &atomic.Bool{}
 	ready.Store(true)
+	scopes := search.NewScopeCache(w.Live, ready.Load, st, 0)
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: w.Live, Ready: ready.Load, Based: w.Based,
-		Teachers: w.Store, Waiters: search.NewSlots(4), Wait: 2 * time.Second})
-	fb := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(w.Store, search.NewSlots(2)), Embedder: embed.Hash{}, Fusion: fusion}
+		Teachers: scopes, Waiters: search.NewSlots(4), Wait: 2 * time.Second})
+	fb := &search.Fallback{Index: idx, Lagging: lagging, Postgres: search.NewPostgres(st, search.NewSlots(2)), Embedder: embed.Hash{}, Fusion: fusion}
 	var searcher search.Searcher = fb
 	identity := ""
 	if rr != nil {
@@ -67,8 +76,9 @@ func newServiceWith(t *testing.T, w *searchtest.World, layers cache.Layers, fusi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rag.NewService(rag.Config{Searcher: searcher, Index: idx, Store: w.Store, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
-		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity}), ready
+	return rag.NewService(rag.Config{Searcher: searcher, Index: idx, Store: st, Teachers: scopes, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
+		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity,
+		RecheckHits: recheck}), ready
 }
 
 func cites(sources []rag.Source, doc uuid.UUID) bool {
@@ -112,27 +122,94 @@ func TestAskAnswersAndCaches(t *testing.T) {
 }
 
 // A chunk the index still serves but PostgreSQL now hides (the feed
-// stopped before the change reached the index) never reaches an answer,
-// fresh or cached.
+// stopped before the change reached the index) never reaches a fresh
+// answer (every miss is re-checked in PostgreSQL). A cached answer is
+// served without PostgreSQL only while the index is ready: once the
+// node's lag bound passes with nothing applied (the feed stopped) it is
+// not, and neither is the cached answer. With RecheckHits, the cached
+// answer goes at once.
 func TestAskRechecksVisibility(t *testing.T) {
+	for _, recheck := range []bool{false, true} {
+		w := searchtest.New(t)
+		layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+		svc, ready := newServiceOn(t, w, w.Store, layers, index.Fusion{}, nil, recheck)
+		doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+		w.WaitIndexed(t, lsn)
+		ctx := context.Background()
+		q := rag.Question{Text: "How should the thumb be in scales?", K: 5}
+		first, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || !cites(first.Sources, doc) {
+			t.Fatalf("before hiding: %v %+v", err, first)
+		}
+		w.Stop()
+		w.Hide(t, doc)
+		out, err := svc.Ask(ctx, rag.Question{Text: "thumb scales relax", K: 4}, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || cites(out.Sources, doc) || out.Cached {
+			t.Errorf("recheck %v, fresh, after hiding: %v %+v", recheck, err, out)
+		}
+		if recheck {
+			if out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{}); err != nil || cites(out.Sources, doc) || out.Cached {
+				t.Errorf("re-checked hit, after hiding: %v %+v", err, out)
+			}
+		}
+		ready.Store(false) // the lag bound passed
+		out, err = svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || cites(out.Sources, doc) || out.Cached {
+			t.Errorf("recheck %v, cached, after hiding, index not ready: %v %+v", recheck, err, out)
+		}
+	}
+}
+
+// A cached answer is served without PostgreSQL while the index holds
+// what it held when it was kept; a question whose min_lsn is the change's
+// position (a document hidden, a relationship removed) is never answered
+// from before it: the cached answer goes at once, on this node or any.
+func TestAskCachedHonoursMinLSN(t *testing.T) {
 	w := searchtest.New(t)
 	svc, _ := newService(t, w)
-	doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
+	doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", false)
 	w.WaitIndexed(t, lsn)
 	ctx := context.Background()
 	q := rag.Question{Text: "How should the thumb be in scales?", K: 5}
-	first, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
-	if err != nil || !cites(first.Sources, doc) {
-		t.Fatalf("before hiding: %v %+v", err, first)
-	}
-	w.Stop()
-	w.Hide(t, doc)
-	for name, q := range map[string]rag.Question{"cached": q, "fresh": {Text: "thumb scales relax", K: 4}} {
-		out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
-		if err != nil || cites(out.Sources, doc) || out.Cached {
-			t.Errorf("%s, after hiding: %v %+v", name, err, out)
+	for i, want := range []bool{false, true} {
+		out, err := svc.Ask(ctx, q, search.Scope{User: w.Student}, &recorder{})
+		if err != nil || !cites(out.Sources, doc) || out.Cached != want {
+			t.Fatalf("ask %d: cached %v, %v %+v", i, out.Cached, err, out)
 		}
 	}
+	q.MinLSN = relate(t, w, false) // the student loses the teacher
+	out, err := svc.Ask(ctx, q, search.Scope{User: w.Student}, &recorder{})
+	if err != nil || cites(out.Sources, doc) || out.Cached {
+		t.Fatalf("after the relationship's removal, with its min_lsn: %v %+v", err, out)
+	}
+	// A public document hidden: the stranger's cached answer goes too.
+	pub, _, lsn := w.Document(t, w.Teacher, "Arpeggios", "Arpeggios want a loose wrist and a quiet thumb.", true)
+	w.WaitIndexed(t, lsn)
+	q = rag.Question{Text: "How should the wrist be in arpeggios?", K: 5}
+	for i, want := range []bool{false, true} {
+		out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{})
+		if err != nil || !cites(out.Sources, pub) || out.Cached != want {
+			t.Fatalf("stranger's ask %d: cached %v, %v %+v", i, out.Cached, err, out)
+		}
+	}
+	q.MinLSN = w.Hide(t, pub)
+	if out, err := svc.Ask(ctx, q, search.Scope{User: w.Stranger}, &recorder{}); err != nil || cites(out.Sources, pub) || out.Cached {
+		t.Errorf("after hiding, with its min_lsn: %v %+v", err, out)
+	}
+}
+
+// relate makes or removes the world's teacher–student relationship in
+// PostgreSQL and answers the position after it.
+func relate(t *testing.T, w *searchtest.World, on bool) index.LSN {
+	t.Helper()
+	sql := `DELETE FROM relationships WHERE teacher_id = $1 AND student_id = $2`
+	if on {
+		sql = `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2)`
+	}
+	if _, err := w.DB.Pool.Exec(context.Background(), sql, w.Teacher, w.Student); err != nil {
+		t.Fatal(err)
+	}
+	return w.Position(t)
 }
 
 // Without the index, answers come from PostgreSQL and nothing is cached

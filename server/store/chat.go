@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -250,18 +251,22 @@ func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UU
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := s.AsUser(ctx, user, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id FROM chunks WHERE id = ANY($1)
-			UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, ids)
-		if err != nil {
-			return err
-		}
+	if user == uuid.Nil {
+		return nil, errors.New("store: visible chunks: the nil user")
+	}
+	// One round trip: the batch runs as one implicit transaction, so the
+	// Row Level Security user set locally holds for the query after it.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('sostenuto.user_id', $1, true)`, user.String())
+	b.Queue(`SELECT id FROM chunks WHERE id = ANY($1)
+		UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 		seen, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 		for _, id := range seen {
 			out[id] = true
 		}
 		return err
 	})
+	err := s.pool.SendBatch(ctx, b).Close()
 	if err != nil {
 		return nil, fmt.Errorf("store: visible chunks: %w", err)
 	}
