@@ -66,7 +66,7 @@ func (s *Server) createAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 	writeAnnotation(w, http.StatusCreated, a)
 }
 
@@ -173,7 +173,7 @@ func (s *Server) patchAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 	writeAnnotation(w, http.StatusOK, a)
 }
 
@@ -262,7 +262,7 @@ func (s *Server) deleteAnnotation(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 	w.WriteHeader(http.StatusNoContent)
 }
 

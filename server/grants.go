@@ -75,7 +75,7 @@ func (s *Server) setIndexLSN(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("read the WAL position", "component", "api", "error", err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 }
 
 // grantee resolves the user named by id or email; exactly one is given.

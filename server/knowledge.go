@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/blob"
 	"github.com/sostenuto/sostenuto/server/ingest"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -20,6 +21,28 @@ const captionContentType = "text/vtt"
 
 // HeaderIndexLSN carries the changefeed position a write reached.
 const HeaderIndexLSN = "X-Index-LSN"
+
+// ackWrite answers a committed write's position (X-Index-LSN) and
+// remembers the newest this node acknowledged: until the local index has
+// applied it, cached chat retrievals are re-checked in PostgreSQL
+// (indexBehindWrites), so a write made through this node reaches its
+// cached answers at once, whatever the replication lag.
+func (s *Server) ackWrite(w http.ResponseWriter, lsn index.LSN) {
+	w.Header().Set(HeaderIndexLSN, lsn.String())
+	for {
+		old := s.acked.Load()
+		if uint64(lsn) <= old || s.acked.CompareAndSwap(old, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// indexBehindWrites reports whether the local index has yet to apply a
+// write this node acknowledged.
+func (s *Server) indexBehindWrites() bool {
+	acked := s.acked.Load()
+	return acked != 0 && (s.engine == nil || uint64(s.engine.Engine().Position().LSN) < acked)
+}
 
 func (s *Server) knowledgeRoutes(r chi.Router) {
 	r.Post("/knowledge", s.createDocument)
@@ -231,7 +254,7 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -97,7 +97,7 @@ func (s *Server) patchDocument(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set(HeaderIndexLSN, lsn.String())
+	s.ackWrite(w, lsn)
 	WriteJSON(w, http.StatusOK, newDocumentResponse(d))
 }
 

@@ -163,23 +163,26 @@ type Server struct {
 	engine      *index.Live
 	engineOK    func() bool
 	engineBased func() bool
-	cluster     Cluster
-	caches      cache.Layers
-	limiters    limiters
-	streams     *streamSlots
-	pages       *pageImages
-	fallback    search.Slots // PostgreSQL search slots
-	waiters     search.Slots // read-your-writes wait slots
-	searcher    search.Searcher
-	fusion      index.Fusion // the default of this node's embedder
-	reranker    search.Reranker
-	rerankID    string // the rerank stage's identity, for tags (search.Rerank.Identity)
-	embeddings  *rag.Embeddings
-	rag         *rag.Service
-	inflight    atomic.Int64
-	tracer      trace.TracerProvider // nil: off
-	router      chi.Router
-	handler     http.Handler
+	// acked is the newest write position this node answered
+	// (X-Index-LSN: ackWrite).
+	acked      atomic.Uint64
+	cluster    Cluster
+	caches     cache.Layers
+	limiters   limiters
+	streams    *streamSlots
+	pages      *pageImages
+	fallback   search.Slots // PostgreSQL search slots
+	waiters    search.Slots // read-your-writes wait slots
+	searcher   search.Searcher
+	fusion     index.Fusion // the default of this node's embedder
+	reranker   search.Reranker
+	rerankID   string // the rerank stage's identity, for tags (search.Rerank.Identity)
+	embeddings *rag.Embeddings
+	rag        *rag.Service
+	inflight   atomic.Int64
+	tracer     trace.TracerProvider // nil: off
+	router     chi.Router
+	handler    http.Handler
 }
 
 // New builds the API and its routes.
@@ -318,7 +321,8 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	s.embeddings = rag.NewEmbeddings(s.embedder, s.caches.Embeddings, s.caches.Askers)
 	s.rag = rag.NewService(rag.Config{Searcher: s.searcher, Index: idx, Store: s.store, Teachers: scopes, Embeddings: s.embeddings,
 		Answerer: answerer, Searches: s.caches.Searches, Answers: s.caches.Answers, Allow: s.cfg.LinkAllowlist, LLM: s.metrics.llm,
-		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity(), RecheckHits: s.cfg.ChatRecheckHits})
+		Rewriter: rewriter, Fusion: search.Fill(index.Fusion{}, s.fusion), Reranker: rerank.Identity(), RecheckHits: s.cfg.ChatRecheckHits,
+		Behind: s.indexBehindWrites})
 }
 
 // newCaches builds the three cache layers over the configured store.

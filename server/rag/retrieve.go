@@ -92,13 +92,15 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 // and a question whose min_lsn is at or past it waits for the index to
 // apply it first (docs/SECURITY.md "Chat cache hits and the scope
 // cache"). With RecheckHits, every hit is re-checked too (one round trip),
-// and one holding a chunk hidden since is dropped with its answer.
+// and one holding a chunk hidden since is dropped with its answer; so is
+// every hit while the local index is behind a write this node
+// acknowledged (Behind).
 func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
 	var hit retrieved
 	if !s.searches.Get(ctx, key, &hit) {
 		return hit, false, nil
 	}
-	if !s.recheckHits {
+	if !s.recheckHits && (s.behind == nil || !s.behind()) {
 		return hit, true, nil
 	}
 	visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)

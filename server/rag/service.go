@@ -34,8 +34,10 @@ type Service struct {
 	llm        *prometheus.HistogramVec
 	rewriter   Rewriter
 	shape      string // the fusion and reranker, in every retrieval's key
-	// recheckHits: kept retrievals are re-checked in PostgreSQL too.
+	// recheckHits: kept retrievals are re-checked in PostgreSQL too;
+	// behind: only while it reports true (nil: never).
 	recheckHits bool
+	behind      func() bool
 }
 
 // Versioner tells what the local index holds (its data version), and
@@ -83,13 +85,17 @@ type Config struct {
 	// from cached answers at its commit rather than once the index applies
 	// it (within its lag bound). Off: a hit costs no round trip.
 	RecheckHits bool
+	// Behind, when set, reports whether the local index has yet to apply
+	// a write this node acknowledged (its X-Index-LSN); a hit is then
+	// re-checked in PostgreSQL as with RecheckHits.
+	Behind func() bool
 }
 
 // NewService returns the service.
 func NewService(cfg Config) *Service {
 	s := &Service{searcher: cfg.Searcher, index: cfg.Index, store: cfg.Store, embeddings: cfg.Embeddings,
 		answerer: cfg.Answerer, searches: cfg.Searches, answers: cfg.Answers, allow: cfg.Allow, llm: cfg.LLM,
-		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker, recheckHits: cfg.RecheckHits}
+		rewriter: cfg.Rewriter, shape: "fusion=" + cfg.Fusion.String() + " reranker=" + cfg.Reranker, recheckHits: cfg.RecheckHits, behind: cfg.Behind}
 	if s.teachers = cfg.Teachers; s.teachers == nil {
 		s.teachers = cfg.Store
 	}

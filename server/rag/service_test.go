@@ -53,12 +53,21 @@ func newService(t *testing.T, w *searchtest.World) (*rag.Service, *atomic.Bool) 
 // with fusion and reranking (when rr is not nil) with rr.
 func newServiceWith(t *testing.T, w *searchtest.World, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig) (*rag.Service, *atomic.Bool) {
 	t.Helper()
-	return newServiceOn(t, w, w.Store, layers, fusion, rr, false)
+	return newServiceOn(t, w, w.Store, layers, fusion, rr, hitsTrusted)
 }
 
 // newServiceOn is newServiceWith reading PostgreSQL through st, scopes
 // through a ScopeCache over st, re-checking cache hits when recheck.
-func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig, recheck bool) (*rag.Service, *atomic.Bool) {
+// hitMode is how a test's service treats its cache hits.
+type hitMode int
+
+const (
+	hitsTrusted   hitMode = iota // served without PostgreSQL
+	hitsRechecked                // RecheckHits
+	hitsBehind                   // the index behind a write this node acknowledged (Behind)
+)
+
+func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cache.Layers, fusion index.Fusion, rr *search.RerankConfig, hits hitMode) (*rag.Service, *atomic.Bool) {
 	t.Helper()
 	ready := &atomic.Bool{}
 	ready.Store(true)
@@ -78,7 +87,7 @@ func newServiceOn(t *testing.T, w *searchtest.World, st *store.Store, layers cac
 	}
 	return rag.NewService(rag.Config{Searcher: searcher, Index: idx, Store: st, Teachers: scopes, Embeddings: rag.NewEmbeddings(embed.Hash{}, layers.Embeddings, layers.Askers),
 		Answerer: x, Searches: layers.Searches, Answers: layers.Answers, Allow: []string{"example.com"}, Fusion: fusion, Reranker: identity,
-		RecheckHits: recheck}), ready
+		RecheckHits: hits == hitsRechecked, Behind: func() bool { return hits == hitsBehind }}), ready
 }
 
 func cites(sources []rag.Source, doc uuid.UUID) bool {
@@ -132,7 +141,7 @@ func TestAskRechecksVisibility(t *testing.T) {
 	for _, recheck := range []bool{false, true} {
 		w := searchtest.New(t)
 		layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
-		svc, ready := newServiceOn(t, w, w.Store, layers, index.Fusion{}, nil, recheck)
+		svc, ready := newServiceOn(t, w, w.Store, layers, index.Fusion{}, nil, map[bool]hitMode{false: hitsTrusted, true: hitsRechecked}[recheck])
 		doc, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", true)
 		w.WaitIndexed(t, lsn)
 		ctx := context.Background()
