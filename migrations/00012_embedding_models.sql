@@ -74,11 +74,14 @@ ALTER TABLE chunk_embeddings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY chunk_embeddings_select ON chunk_embeddings FOR SELECT TO sostenuto_app
     USING (EXISTS (SELECT 1 FROM chunks c WHERE c.id = chunk_id));
 -- Row Level Security would hide private chunks' vectors from that delete:
--- it runs as the tables' owner.
+-- it runs as the tables' owner, and never deletes the active model's.
 -- +goose StatementBegin
 CREATE FUNCTION sostenuto_clear_embeddings(m text) RETURNS void
     LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$ DELETE FROM chunk_embeddings WHERE model = m; DELETE FROM annotation_embeddings WHERE model = m $$;
+    AS $$
+        DELETE FROM chunk_embeddings WHERE model = m AND m IS DISTINCT FROM (SELECT active_model FROM embedding_state);
+        DELETE FROM annotation_embeddings WHERE model = m AND m IS DISTINCT FROM (SELECT active_model FROM embedding_state)
+    $$;
 -- +goose StatementEnd
 REVOKE ALL ON FUNCTION sostenuto_clear_embeddings(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sostenuto_clear_embeddings(text) TO sostenuto_app, sostenuto_worker;

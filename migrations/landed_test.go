@@ -28,7 +28,7 @@ var landed = map[string]string{
 	"00009_chat_feedback.sql":            "a5e87b2fa441923c998e105c8964ad5a141a4c16360b827e2eaed521339bb191",
 	"00010_annotation_chunks.sql":        "1bb2d146bc04eb37d0c5d878b514667e891be96bbe8698193fcc41a2a060f991",
 	"00011_document_content_hash.sql":    "43477d9b4a345e7b1c1c68de5b46139719c53cba88f7074a90399c7f810cd02a",
-	"00012_embedding_models.sql":         "7520ab2b9f72a0ae589ea10a4f444987195dcea95a39d8d67709d2dc65db32b5",
+	"00012_embedding_models.sql":         "cacb9e385f4d4c952cb41011136a41f56ec181c8ee86bec1a1763a2dd19bbc5d",
 	"00013_relationships_changefeed.sql": "8a9a2b4a1a397d0a18921b650851723343c9f7c47741b2389696a17bd578a8d8",
 }
 

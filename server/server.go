@@ -306,7 +306,9 @@ func (s *Server) services(answerer rag.Provider, rewriter rag.Rewriter) {
 	}
 	answerer, rewriter = rag.TracedProvider(answerer, s.tracer), rag.TracedRewriter(rewriter, s.tracer)
 	m := search.Metrics{Limited: s.metrics.limited, Vector: s.metrics.vector, Text: s.metrics.bm25}
-	scopes := search.NewScopeCache(s.engine, s.engineReady, s.store, 0)
+	// Not while the index is behind a write this node acknowledged: a
+	// relationship removed here is read afresh until the index has it.
+	scopes := search.NewScopeCache(s.engine, func() bool { return s.engineReady() && !s.indexBehindWrites() }, s.store, 0)
 	idx, lagging := search.NewIndex(search.IndexConfig{Live: s.engine, Ready: s.engineReady,
 		Based:    func() bool { return s.engineBased != nil && s.engineBased() },
 		Teachers: scopes, Waiters: s.waiters, Wait: s.cfg.MinLSNWait, Metrics: m})

@@ -433,16 +433,14 @@ func adoptModel(ctx context.Context, worker *store.Store, models *embed.Models, 
 }
 
 // activeEmbedder embeds queries with the model the index names active
-// (without the index: the database's, read at most once a second).
+// while it is ready; otherwise (no index, or one behind: searches then go
+// to PostgreSQL, which refuses another model) with the database's, read at
+// most once a second.
 func activeEmbedder(p *serveParts, worker *store.Store) *embed.Active {
-	if p.node != nil {
-		live := p.node.Live
-		return &embed.Active{Models: p.deps.Models, Name: func() string { return live.Engine().Model().Active }}
-	}
 	var mu sync.Mutex
 	var name string
 	var at time.Time
-	return &embed.Active{Models: p.deps.Models, Name: func() string {
+	database := func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		if time.Since(at) > time.Second {
@@ -451,6 +449,16 @@ func activeEmbedder(p *serveParts, worker *store.Store) *embed.Active {
 			}
 		}
 		return name
+	}
+	if p.node == nil {
+		return &embed.Active{Models: p.deps.Models, Name: database}
+	}
+	node := p.node
+	return &embed.Active{Models: p.deps.Models, Name: func() string {
+		if node.Ready() {
+			return node.Live.Engine().Model().Active
+		}
+		return database()
 	}}
 }
 

@@ -102,7 +102,8 @@ func (s *Store) AdoptEmbeddingModel(ctx context.Context, model string, dim int) 
 		column := &model
 		if dim != ColumnDim {
 			var stored int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE embedding IS NOT NULL`).Scan(&stored); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM chunks WHERE embedding IS NOT NULL)
+				+ (SELECT count(*) FROM annotation_chunks WHERE embedding IS NOT NULL)`).Scan(&stored); err != nil {
 				return err
 			}
 			if stored > 0 {
