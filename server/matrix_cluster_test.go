@@ -1,20 +1,23 @@
 package server
 
+// adminOnly is the expectation of a route for administrators: 401
+// anonymous, 403 for anyone else, status for an administrator.
+func adminOnly(status int) func(actorKind, objectKind) int {
+	return func(a actorKind, _ objectKind) int {
+		switch {
+		case a == anonymous:
+			return 401
+		case a != appAdmin:
+			return 403
+		}
+		return status
+	}
+}
+
 // Matrix rows of cluster operations: administrators only (a node may also
 // present the cluster secret, tested in cluster tests). The test API runs
 // without the replicated index, so membership changes answer 409.
 func init() {
-	adminOnly := func(status int) func(actorKind, objectKind) int {
-		return func(a actorKind, _ objectKind) int {
-			switch {
-			case a == anonymous:
-				return 401
-			case a != appAdmin:
-				return 403
-			}
-			return status
-		}
-	}
 	matrix["GET /api/cluster/status"] = routeSpec{objects: []objectKind{noObject}, want: adminOnly(200),
 		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {
 			return matrixRequest{method: "GET", path: "/api/cluster/status", token: bearer(w, a)}
@@ -39,17 +42,6 @@ func init() {
 // POST names a model the test server is not configured with (400), so it
 // starts nothing; no build runs, so the DELETE answers 404.
 func init() {
-	adminOnly := func(status int) func(actorKind, objectKind) int {
-		return func(a actorKind, _ objectKind) int {
-			switch {
-			case a == anonymous:
-				return 401
-			case a != appAdmin:
-				return 403
-			}
-			return status
-		}
-	}
 	matrix["GET /api/admin/embedding"] = routeSpec{objects: []objectKind{noObject}, want: adminOnly(200),
 		request: func(w *matrixWorld, a actorKind, _ objectKind) matrixRequest {
 			return matrixRequest{method: "GET", path: "/api/admin/embedding", token: bearer(w, a)}

@@ -171,18 +171,7 @@ func TestCodesFollowUpdatesAndDeletes(t *testing.T) {
 // apart in cosine, where a 1-bit estimate's error is a large share of the
 // gaps between neighbours).
 func looseClustered(r *rand.Rand, n, q, dim, c int) (data, queries [][]float32) {
-	centres := make([][]float32, c)
-	for i := range centres {
-		centres[i] = randVec(r, dim, nil, 0)
-	}
-	gen := func(m int) [][]float32 {
-		out := make([][]float32, m)
-		for i := range out {
-			out[i] = randVec(r, dim, centres[r.IntN(c)], 0.8/math.Sqrt(float64(dim)))
-		}
-		return out
-	}
-	return gen(n), gen(q)
+	return clusteredNoise(r, n, q, dim, c, 0.8)
 }
 
 // The traversal on estimates (Search) finds at least what the float
