@@ -44,8 +44,16 @@ func (x *Index) AddBatch(ids []ID, vectors [][]float32, workers int) error {
 		x.allocate(id, norm[i], x.levelFor(id))
 	}
 	x.linkRange(first, int32(len(x.ids)), workers)
+	if len(ids) >= settleBatch {
+		x.settle()
+	}
 	return nil
 }
+
+// settleBatch is the batch size from which AddBatch settles the slabs
+// into huge pages (slab.go): a bulk load, not a replicated run of a few
+// hundred.
+const settleBatch = 4096
 
 // linkRange links the allocated nodes [from, to) on up to workers
 // goroutines, in order of their numbers. The write lock is held.

@@ -92,6 +92,7 @@ func ReadFrom(r io.Reader) (*Index, error) {
 		return nil, err
 	}
 	x.encodeAll()
+	x.settle()
 	return x, nil
 }
 
@@ -135,7 +136,7 @@ func (d *graphDecoder) header() (*Index, error) {
 	x.levels = make([]uint8, n)
 	x.dead = make([]bool, n)
 	x.l0n = make([]uint8, n)
-	x.l0 = make([]int32, int(n)*x.m0)
+	x.l0 = makeSlab[int32](int(n)*x.m0, int(n)*x.m0)
 	x.upper = make([][][]int32, n)
 	return x, nil
 }
@@ -188,7 +189,10 @@ func (d *graphDecoder) node(x *Index, i int) error {
 // in the stream), on every core.
 func (x *Index) encodeAll() {
 	n := len(x.ids)
-	x.codes = make([]uint64, n*x.cw)
+	x.codes = makeSlab[uint64](n*x.cw, n*x.cw)
+	if x.useFine {
+		x.fine, x.fineMeta = makeSlab[int8](n*x.rot.dp, n*x.rot.dp), make([]fineMeta, n)
+	}
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -196,6 +200,7 @@ func (x *Index) encodeAll() {
 			tmp := make([]float32, x.rot.dp)
 			for i := w; i < n; i += workers {
 				x.rot.encode(x.vec(int32(i)), x.code(int32(i)), tmp)
+				x.encodeNodeFine(int32(i), tmp)
 			}
 		})
 	}
@@ -225,7 +230,7 @@ func (x *Index) checkLinks() error {
 // vectors reads the vectors block, raw little-endian float32, into x.
 func (d *graphDecoder) vectors(x *Index) error {
 	n, dim := len(x.ids), x.cfg.Dim
-	x.vecs = make([]float32, n*dim)
+	x.vecs = makeSlab[float32](n*dim, n*dim)
 	buf := make([]byte, 4*dim)
 	for i := 0; i < n; i++ {
 		if _, err := io.ReadFull(d.br, buf); err != nil {

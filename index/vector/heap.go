@@ -112,11 +112,13 @@ type visitSet struct {
 	fresh      []int32
 	ests       []estimated
 	query      quantQuery
+	fineq      fineQuery
 	tmp        []float32
+	bounds     []float32
 
-	estimated, exact int
-	touched          uint64  // keeps the touching loads alive
-	touchedF         float32 // as above
+	estimated, fined, exact int
+	touched                 uint64  // keeps the touching loads alive
+	touchedF                float32 // as above
 }
 
 // scratch returns n floats of scratch.

@@ -74,6 +74,12 @@ type Index struct {
 	cw    int
 	codes []uint64
 
+	// Fine codes (quant8.go): node i's at [i*dp, (i+1)*dp), kept only
+	// where dot8 runs on SIMD (useFine); derived like the codes.
+	useFine  bool
+	fine     []int8
+	fineMeta []fineMeta
+
 	// Parallel insertion (batch.go): while parallel is set (AddBatch, write
 	// lock held), links are read and written under nodeLocks and the entry
 	// point under entryMu.
@@ -92,7 +98,7 @@ func New(cfg Config) (*Index, error) {
 	}
 	rot := newRotation(cfg.Dim)
 	return &Index{cfg: cfg, m0: 2 * cfg.M, ml: 1 / math.Log(float64(cfg.M)), byID: map[ID]int32{}, entry: -1,
-		rot: rot, cw: codeWords(rot.dp)}, nil
+		rot: rot, cw: codeWords(rot.dp), useFine: dot8Fast}, nil
 }
 
 // Config returns the graph's configuration.
@@ -179,10 +185,15 @@ func (x *Index) retire(id ID) {
 func (x *Index) allocate(id ID, v []float32, level int) int32 {
 	n := int32(len(x.ids))
 	x.ids = append(x.ids, id)
-	x.vecs = append(x.vecs, v...)
-	x.codes = append(x.codes, make([]uint64, x.cw)...)
+	x.vecs = growSlab(x.vecs, len(v))
+	copy(x.vecs[len(x.vecs)-len(v):], v)
+	x.codes = growSlab(x.codes, x.cw)
+	if x.useFine {
+		x.fine = growSlab(x.fine, x.rot.dp)
+		x.fineMeta = append(x.fineMeta, fineMeta{})
+	}
 	x.levels = append(x.levels, uint8(level))
-	x.l0 = append(x.l0, make([]int32, x.m0)...)
+	x.l0 = growSlab(x.l0, x.m0)
 	x.l0n = append(x.l0n, 0)
 	var up [][]int32
 	if level > 0 {
@@ -201,7 +212,9 @@ func (x *Index) allocate(id ID, v []float32, level int) int32 {
 // write lock is held; while parallel, other nodes are linked at the same
 // time and every link list is read and written under its node's lock.
 func (x *Index) link(n int32, vs *visitSet) {
-	x.rot.encode(x.vec(n), x.code(n), vs.scratch(x.rot.dp))
+	tmp := vs.scratch(x.rot.dp)
+	x.rot.encode(x.vec(n), x.code(n), tmp)
+	x.encodeNodeFine(n, tmp)
 	level := int(x.levels[n])
 	ep, top, done := x.enter(n, level)
 	defer done()
@@ -453,15 +466,18 @@ func (x *Index) searchWith(vs *visitSet, qn []float32, k, ef int, filter Filter,
 	}
 	qq := &vs.query
 	x.rot.prepare(qn, qq)
+	if x.useFine {
+		prepareFine(qq.rot, &vs.fineq)
+	}
 	ep := x.entry
-	epDist := 1 - dot(qn, x.vec(ep))
+	epDist := x.expandDist(qn, ep, vs)
 	for l := x.maxLevel; l > 0; l-- {
 		ep, epDist = x.greedyCodes(qn, qq, ep, epDist, l, vs)
 	}
 	for {
 		w := x.searchCodes(qn, ep, ef, vs, accept, qq)
 		if len(w) >= k || ef >= len(x.ids) {
-			return x.results(w, k)
+			return x.results(x.rerank(qn, w, k, vs), k)
 		}
 		ef *= 4 // too few admitted: widen (the filter is selective)
 	}
@@ -627,6 +643,9 @@ func BuildContext(ctx context.Context, cfg Config, items []Item) (*Index, error)
 			return nil, fmt.Errorf("vector: build: %w", ctx.Err())
 		}
 		x.insertItem(it, vs)
+	}
+	if len(items) >= settleBatch {
+		x.settle()
 	}
 	return x, nil
 }

@@ -1,5 +1,7 @@
 package vector
 
+import "slices"
+
 // The traversal driven by the compact codes (quant.go), used by Search.
 //
 // Upper levels: the greedy descent estimates every neighbour and computes
@@ -60,8 +62,7 @@ func (x *Index) greedyCodes(q []float32, qq *quantQuery, ep int32, epDist float3
 			if e.dist-e.width >= epDist {
 				continue
 			}
-			vs.exact++
-			if d := 1 - dot(q, x.vec(e.node)); d < epDist {
+			if d := x.expandDist(q, e.node, vs); d < epDist {
 				ep, epDist, changed = e.node, d, true
 			}
 		}
@@ -84,10 +85,12 @@ func (x *Index) searchCodes(q []float32, ep int32, ef int, vs *visitSet, accept 
 		if full && c.dist > res.top().dist {
 			break
 		}
-		vs.exact++
-		d := 1 - dot(q, x.vec(c.node))
-		if full && d >= res.top().dist {
-			continue
+		if cands.len() > 0 {
+			x.touchNext(cands.h[0].node, vs)
+		}
+		d := x.expandDist(q, c.node, vs)
+		if full && d-x.expandWidth(c.node, vs) >= res.top().dist {
+			continue // surely no nearer than the worst result: not expanded
 		}
 		if accept == nil || accept(c.node) {
 			res.push(candidate{d, c.node})
@@ -103,4 +106,72 @@ func (x *Index) searchCodes(q []float32, ep int32, ef int, vs *visitSet, accept 
 		}
 	}
 	return res.sorted()
+}
+
+// expandDist is the distance of node to the query that the traversal
+// expands on: the fine estimate where the fine codes are kept (quant8.go;
+// rerank settles the results), else the exact distance.
+func (x *Index) expandDist(q []float32, node int32, vs *visitSet) float32 {
+	if x.useFine {
+		vs.fined++
+		return x.fineDist(&vs.fineq, node)
+	}
+	vs.exact++
+	return 1 - dot(q, x.vec(node))
+}
+
+// touchNext loads one word per cache line of what expanding node will
+// read (its fine code and level-0 links) while the current node is
+// worked on, so the misses of the likely next expansion overlap this one.
+func (x *Index) touchNext(node int32, vs *visitSet) {
+	var t uint64
+	if x.useFine {
+		f := x.fineCode(node)
+		for i := 0; i < len(f); i += 64 {
+			t += uint64(f[i])
+		}
+	}
+	l := x.l0[int(node)*x.m0 : int(node+1)*x.m0]
+	for i := 0; i < len(l); i += 16 {
+		t += uint64(l[i])
+	}
+	vs.touched += t
+}
+
+// expandWidth is the half-width of expandDist's bound on node: 0 for an
+// exact distance.
+func (x *Index) expandWidth(node int32, vs *visitSet) float32 {
+	if x.useFine {
+		return x.fineWidth(&vs.fineq, node)
+	}
+	return 0
+}
+
+// rerank turns results sorted by fine estimate (w) into the ones that can
+// be among the k nearest, sorted by exact distance. T is the k-th smallest
+// upper bound (estimate plus width): at least k nodes are within T, so a
+// node whose lower bound is beyond T cannot be among the k nearest and is
+// dropped; the others get their exact distance.
+func (x *Index) rerank(q []float32, w []candidate, k int, vs *visitSet) []candidate {
+	if !x.useFine || len(w) == 0 {
+		return w
+	}
+	n := len(w)
+	vs.bounds = slices.Grow(vs.bounds[:0], 2*n)[:2*n]
+	widths, ups := vs.bounds[:n], vs.bounds[n:]
+	for i, c := range w {
+		widths[i] = x.fineWidth(&vs.fineq, c.node)
+		ups[i] = c.dist + widths[i]
+	}
+	slices.Sort(ups)
+	t := ups[min(k, n)-1]
+	out := w[:0]
+	for i, c := range w {
+		if c.dist-widths[i] <= t {
+			vs.exact++
+			out = append(out, candidate{1 - dot(q, x.vec(c.node)), c.node})
+		}
+	}
+	sortCandidates(out)
+	return out
 }

@@ -1,0 +1,101 @@
+package vector
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// The graph's slabs (vectors, codes, fine codes, level-0 links) are read
+// at random by every search: at 100k × 768 they span ~400 MB, so nearly
+// every node a search visits costs a TLB miss and a page walk (two
+// dimensional under a hypervisor). Slabs of hugeMin bytes or more are
+// therefore allocated into memory advised for transparent huge pages
+// (2 MiB: one TLB entry where 4 KiB pages need 512), before anything is
+// written to them, so the kernel backs them with huge pages as they are
+// first touched (huge_linux.go; a no-op elsewhere, and where THP is off).
+
+// hugeMin is the smallest slab advised for huge pages.
+const hugeMin = 4 << 20
+
+// makeSlab returns a slab of n zeroed elements (capacity c ≥ n).
+func makeSlab[T any](n, c int) []T {
+	s := make([]T, n, c)
+	if bytes := c * int(unsafe.Sizeof(*new(T))); bytes >= hugeMin {
+		adviseHuge(unsafe.Pointer(unsafe.SliceData(s)), bytes)
+	}
+	return s
+}
+
+// growSlab appends n zero elements to s, doubling its capacity into a
+// fresh slab when it is full (see makeSlab).
+func growSlab[T any](s []T, n int) []T {
+	if len(s)+n > cap(s) {
+		ns := makeSlab[T](len(s), max(len(s)+n, 2*cap(s), 1024))
+		copy(ns, s)
+		s = ns
+	}
+	s = s[:len(s)+n]
+	clear(s[len(s)-n:])
+	return s
+}
+
+// settled remembers how much of a slab (by its first element's address)
+// has been collapsed into huge pages.
+type settled struct {
+	mu   sync.Mutex
+	done map[unsafe.Pointer]int // slab → bytes collapsed from its start
+}
+
+var slabsSettled = settled{done: map[unsafe.Pointer]int{}}
+
+// settleAfter is the number of new bytes in a slab that makes settle
+// collapse it again.
+const settleAfter = 32 << 20
+
+// settle collapses, in the background, the written part of the graph's
+// large slabs into huge pages (collapseHuge: MADV_COLLAPSE). Slabs whose
+// memory the Go heap had used before were already backed by small pages
+// when makeSlab advised them, and the kernel's khugepaged collapses such
+// memory only slowly (16 MiB every 10 s by default); this does it once
+// after a load or a large batch. Searches go on meanwhile: the kernel
+// swaps each 2 MiB in place. x.mu must be held (read or write).
+func (x *Index) settle() {
+	var work [][]byte
+	add := func(p unsafe.Pointer, bytes int) {
+		if p == nil || bytes < hugeMin {
+			return
+		}
+		done := slabsSettled.get(p)
+		if done > bytes {
+			done = 0 // a new, shorter slab where a freed one was
+		}
+		if done == 0 || bytes-done >= settleAfter {
+			work = append(work, unsafe.Slice((*byte)(p), bytes))
+		}
+	}
+	add(unsafe.Pointer(unsafe.SliceData(x.vecs)), 4*len(x.vecs))
+	add(unsafe.Pointer(unsafe.SliceData(x.codes)), 8*len(x.codes))
+	add(unsafe.Pointer(unsafe.SliceData(x.fine)), len(x.fine))
+	add(unsafe.Pointer(unsafe.SliceData(x.l0)), 4*len(x.l0))
+	if len(work) > 0 {
+		go slabsSettled.collapse(work)
+	}
+}
+
+func (s *settled) get(p unsafe.Pointer) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done[p]
+}
+
+// collapse runs collapseHuge over each slab, one collapse at a time in
+// the process, and records what it did. It keeps the slabs reachable
+// while it works.
+func (s *settled) collapse(work [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range work {
+		collapseHuge(b)
+		s.done[unsafe.Pointer(unsafe.SliceData(b))] = len(b)
+	}
+}
