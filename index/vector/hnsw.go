@@ -111,8 +111,14 @@ func (x *Index) Len() int {
 	return len(x.byID)
 }
 
-// CodeBytes is the size of one node's compact code (quant.go), in bytes.
-func (x *Index) CodeBytes() int { return x.cw * 8 }
+// CodeBytes is the size of one node's compact codes, in bytes: the
+// one-bit code (quant.go) and, where kept, the fine code (quant8.go).
+func (x *Index) CodeBytes() int {
+	if x.useFine {
+		return x.cw*8 + x.rot.dp + 8
+	}
+	return x.cw * 8
+}
 
 // Tombstones is the number of deleted nodes still in the graph.
 func (x *Index) Tombstones() int {

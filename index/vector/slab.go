@@ -26,11 +26,16 @@ func makeSlab[T any](n, c int) []T {
 	return s
 }
 
-// growSlab appends n zero elements to s, doubling its capacity into a
-// fresh slab when it is full (see makeSlab).
+// growSlab appends n zero elements to s, moving it to a fresh slab (see
+// makeSlab) a quarter larger (doubling while small, as append does) when
+// it is full.
 func growSlab[T any](s []T, n int) []T {
 	if len(s)+n > cap(s) {
-		ns := makeSlab[T](len(s), max(len(s)+n, 2*cap(s), 1024))
+		c := 2 * cap(s)
+		if cap(s) >= 1<<16 {
+			c = cap(s) + cap(s)/4
+		}
+		ns := makeSlab[T](len(s), max(len(s)+n, c, 1024))
 		copy(ns, s)
 		s = ns
 	}
