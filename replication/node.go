@@ -491,6 +491,9 @@ func (t *timedFSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fs, ok := s.(*fsmSnapshot); ok {
+		fs.stream = inBackground
+	}
 	return &timedSnapshot{FSMSnapshot: s, n: t.n}, nil
 }
 
@@ -511,14 +514,11 @@ type timedSnapshot struct {
 	n *Node
 }
 
-// Persist writes the snapshot on a thread of lower priority (snapwrite.go),
-// written back to disk as it streams: the applies that go on meanwhile
-// keep the CPU and the Raft log keeps its fsyncs short.
+// Persist writes the snapshot (streamed on a thread of lower priority:
+// timedFSM.Snapshot) written back to disk as it streams (snapwrite.go):
+// the applies that go on meanwhile keep the CPU, and the Raft log its
+// short fsyncs.
 func (s *timedSnapshot) Persist(sink raft.SnapshotSink) error {
-	return inBackground(func() error { return s.persist(sink) })
-}
-
-func (s *timedSnapshot) persist(sink raft.SnapshotSink) error {
 	start := time.Now()
 	cs := &countingSink{SnapshotSink: newPacedSink(sink, s.n.cfg.Dir)}
 	err := s.FSMSnapshot.Persist(cs)
