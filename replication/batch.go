@@ -209,7 +209,9 @@ func (t *timedFSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	start := time.Now()
 	errs := t.n.FSM.ApplyRun(run)
-	share := time.Since(start).Seconds() / float64(max(len(run), 1))
+	applied := time.Since(start)
+	t.n.logRun(run, start, applied)
+	share := applied.Seconds() / float64(max(len(run), 1))
 	for i, l := range run {
 		out[at[i]] = errs[i]
 		endApply(spans[i], errs[i])

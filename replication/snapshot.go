@@ -44,14 +44,26 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // entries meanwhile). The header carries the index of the last entry the
 // engine holds, and the FSM skips entries up to it after a restore, so
 // nothing is applied twice.
-type fsmSnapshot struct{ fsm *FSM }
+type fsmSnapshot struct {
+	fsm *FSM
+	// stream runs the writing of the captured view (nil: on the calling
+	// goroutine). The node writes on a thread of lower priority
+	// (inBackground); the capture, which holds the FSM's and the engine's
+	// locks the applies wait for, always runs at the caller's.
+	stream func(func() error) error
+}
 
 // Persist writes the header and the engine. Applies wait only while the
 // view is captured, not while it streams; searches go on.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	view, header, err := s.fsm.readView()
 	if err == nil {
-		err = writeSnapshot(sink, header, view)
+		write := func() error { return writeSnapshot(sink, header, view) }
+		if s.stream != nil {
+			err = s.stream(write)
+		} else {
+			err = write()
+		}
 		view.Release()
 	}
 	if err != nil {

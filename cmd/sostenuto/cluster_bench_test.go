@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ func TestClusterBench(t *testing.T) {
 	db := pgtest.NewEmptyDB(t, "")
 	c := newTestCluster(t, db.URL)
 	c.converge, c.poll = 30*time.Minute, time.Second
+	if dir := os.Getenv("SOSTENUTO_BENCH_LOG_DIR"); dir != "" {
+		t.Cleanup(func() { saveLogs(t, c, dir) })
+	}
 	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info"))
 	n1 := c.add("n1", opts...)
 	c.ready(n1)
@@ -149,6 +153,13 @@ func TestClusterBench(t *testing.T) {
 		h := "sostenuto_index_commit_to_apply_seconds"
 		fmt.Printf("%s: steady ingest (%d chunks/s in %d-chunk transactions): commit-to-searchable p50 %.1f ms, p95 %.1f ms, p99 %.1f ms over %.0f transactions; %.0f snapshots written\n",
 			id, 10*perSteady, perSteady, histQuantile(diff, h, 0.5)*1000, histQuantile(diff, h, 0.95)*1000, histQuantile(diff, h, 0.99)*1000, diff[h+"_count"], diff["sostenuto_raft_snapshots_total"])
+		ls := "sostenuto_raft_log_store_seconds"
+		fmt.Printf("%s: steady: raft log store p50 %.1f ms, p99 %.1f ms, max bucket %.0f ms over %.0f writes\n",
+			id, histQuantile(diff, ls, 0.5)*1000, histQuantile(diff, ls, 0.99)*1000, histQuantile(diff, ls, 1)*1000, diff[ls+"_count"])
+	}
+
+	if dir := os.Getenv("SOSTENUTO_BENCH_LOG_DIR"); dir != "" {
+		saveLogs(t, c, filepath.Join(dir, "steady")) // before a restart empties a node's log
 	}
 
 	// Snapshot install: a fourth node joins the loaded cluster.
@@ -192,6 +203,20 @@ func snapshotOpts() []string {
 		return nil
 	default:
 		return []string{"SOSTENUTO_SNAPSHOT_THRESHOLD=" + v, "SOSTENUTO_SNAPSHOT_INTERVAL=2s"}
+	}
+}
+
+// saveLogs writes every node's log to dir (SOSTENUTO_BENCH_LOG_DIR), to
+// correlate slow entries with snapshots, slow log stores and GC.
+func saveLogs(t *testing.T, c *testCluster, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	for id, n := range c.nodes {
+		if err := os.WriteFile(filepath.Join(dir, id+".log"), []byte(n.logs.String()), 0o644); err != nil {
+			t.Log(err)
+		}
 	}
 }
 

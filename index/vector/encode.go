@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // WriteTo writes the graph (vectors, levels, links, tombstones) so
@@ -37,13 +38,7 @@ func (x *Index) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	// Vectors last, in one block, as raw little-endian float32.
-	buf := make([]byte, 4*x.cfg.Dim)
-	for n := range x.ids {
-		for j, f := range x.vec(int32(n)) {
-			binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(f))
-		}
-		bw.Write(buf) //nolint:errcheck // as above
-	}
+	writeVectors(bw, x.vecs[:len(x.ids)*x.cfg.Dim])
 	if bw.err == nil {
 		bw.err = bw.w.(*bufio.Writer).Flush()
 	}
@@ -242,4 +237,28 @@ func (d *graphDecoder) vectors(x *Index) error {
 		}
 	}
 	return nil
+}
+
+// writeVectors writes vs as little-endian float32, in blocks of at most
+// 1 MiB (a writer downstream may pace itself by what it was handed). On
+// a little-endian machine the floats' memory is written as it is, with no
+// conversion and no copy.
+func writeVectors(w io.Writer, vs []float32) {
+	const block = 1 << 18 // floats
+	one := uint16(1)
+	native := *(*byte)(unsafe.Pointer(&one)) == 1
+	buf := []byte(nil)
+	for len(vs) > 0 {
+		b := vs[:min(block, len(vs))]
+		vs = vs[len(b):]
+		if native {
+			w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), 4*len(b))) //nolint:errcheck // the caller's writer records the first error
+			continue
+		}
+		buf = buf[:0]
+		for _, f := range b {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(f))
+		}
+		w.Write(buf) //nolint:errcheck // as above
+	}
 }
