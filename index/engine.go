@@ -166,6 +166,9 @@ type Engine struct {
 	// scopes holds, per user, the position of the last change to their
 	// teachers (scopes.go).
 	scopes map[ID]LSN
+	// scopesAll is the position of the last change to every user's
+	// teachers (EveryScope).
+	scopesAll LSN
 	// groups numbers each owner's private documents for the BM25 index's
 	// scoped statistics; public documents are group 0, and each project
 	// has its own (projState.group). nextGroup is the last number given.

@@ -9,6 +9,10 @@ package index
 // (server/search.ScopeCache). A fresh engine (a base, a restore) remembers
 // nothing: such caches are tied to one engine.
 
+// EveryScope, as a scope change, stands for every user's (a TRUNCATE of
+// the relationships: replication's assembler).
+var EveryScope ID
+
 // changedAlways stands for a scope change of unknown position (a batch
 // without one): every cached read of that user is outdated.
 const changedAlways = ^LSN(0)
@@ -20,6 +24,10 @@ func (e *Engine) noteScopes(ops Ops) {
 		at = changedAlways
 	}
 	for _, u := range ops.ScopeChanges {
+		if u == EveryScope {
+			e.scopesAll = max(e.scopesAll, at)
+			continue
+		}
 		e.scopes[u] = max(e.scopes[u], at)
 	}
 }
@@ -31,5 +39,5 @@ func (e *Engine) noteScopes(ops Ops) {
 func (e *Engine) ScopeChangedAt(user ID) LSN {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.scopes[user]
+	return max(e.scopes[user], e.scopesAll)
 }

@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,9 @@ import (
 // transactions: a pure function of the messages it is given, without I/O
 // or clocks. Relations are remembered as they arrive; rows between Begin
 // and Commit become operations; Commit hands the transaction back.
-// Messages it has no use for (Truncate, Type, Origin) change nothing.
+// A TRUNCATE of the relationships changes every user's scope; other
+// messages it has no use for (other truncations, Type, Origin) change
+// nothing.
 type Assembler struct {
 	relations map[uint32]*pglogrepl.RelationMessage
 	tx        *index.Ops
@@ -61,10 +64,28 @@ func (a *Assembler) Add(msg pglogrepl.Message) (*Tx, error) {
 		return nil, a.row(m.RelationID, m.NewTuple, false)
 	case *pglogrepl.DeleteMessage:
 		return nil, a.row(m.RelationID, m.OldTuple, true)
+	case *pglogrepl.TruncateMessage:
+		a.truncated(m)
 	case *pglogrepl.CommitMessage:
 		return a.commit(m), nil
 	}
 	return nil, nil
+}
+
+// truncated turns a TRUNCATE of the relationships into a change of every
+// user's scope (index.EveryScope): cached teachers are read again. A
+// TRUNCATE of another published table changes nothing here; anti-entropy
+// finds the chunks and projects it removed.
+func (a *Assembler) truncated(m *pglogrepl.TruncateMessage) {
+	if a.tx == nil {
+		return
+	}
+	for _, id := range m.RelationIDs {
+		if rel := a.relations[id]; rel != nil && rel.RelationName == "relationships" &&
+			!slices.Contains(a.tx.ScopeChanges, index.EveryScope) {
+			a.tx.ScopeChanges = append(a.tx.ScopeChanges, index.EveryScope)
+		}
+	}
 }
 
 // AddWAL parses one XLogData payload and adds it.

@@ -62,4 +62,10 @@ func TestFeedCarriesScopeChanges(t *testing.T) {
 	step("removed", []uuid.UUID{s2}, `DELETE FROM relationships WHERE student_id = $1`, s2)
 	step("made again", []uuid.UUID{s1}, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2)`, teacher, s1)
 	step("teacher deleted", []uuid.UUID{s1}, `DELETE FROM users WHERE id = $1`, teacher) // the relationship goes by cascade
+	t2 := uuid.New()
+	lsnOf(`INSERT INTO users (id, email, display_name, role, password_hash) VALUES ($1, 't2@example.com', 'T2', 'teacher', 'x')`, t2)
+	step("made for two", []uuid.UUID{s1, s2}, `INSERT INTO relationships (teacher_id, student_id) VALUES ($1, $2), ($1, $3)`, t2, s1, s2)
+	// A TRUNCATE names no rows: every user's scope changed, even one that
+	// never had a teacher.
+	step("truncated", []uuid.UUID{s1, s2, uuid.New()}, `TRUNCATE relationships`)
 }
