@@ -434,8 +434,9 @@ func adoptModel(ctx context.Context, worker *store.Store, models *embed.Models, 
 
 // activeEmbedder embeds queries with the model the index names active
 // while it is ready; otherwise (no index, or one behind: searches then go
-// to PostgreSQL, which refuses another model) with the database's, read at
-// most once a second.
+// to PostgreSQL, which refuses another model), and for any search
+// PostgreSQL answers (a min_lsn the index did not reach in time), with
+// the database's, read at most once a second.
 func activeEmbedder(p *serveParts, worker *store.Store) *embed.Active {
 	var mu sync.Mutex
 	var name string
@@ -454,7 +455,7 @@ func activeEmbedder(p *serveParts, worker *store.Store) *embed.Active {
 		return &embed.Active{Models: p.deps.Models, Name: database}
 	}
 	node := p.node
-	return &embed.Active{Models: p.deps.Models, Name: func() string {
+	return &embed.Active{Models: p.deps.Models, Stored: database, Name: func() string {
 		if node.Ready() {
 			return node.Live.Engine().Model().Active
 		}

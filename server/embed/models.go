@@ -65,15 +65,29 @@ func (m *Models) Names() []string {
 type Active struct {
 	Models *Models
 	Name   func() string
+	// Stored, when set, names the database's active model: it embeds
+	// for a search PostgreSQL answers (a context from ForStore), since
+	// PostgreSQL refuses a vector of any other model, and a node whose
+	// index lags a model switch would otherwise embed with the old one.
+	Stored func() string
 }
+
+type storeKey struct{}
+
+// ForStore marks ctx as embedding for a search PostgreSQL answers (see
+// Active.Stored).
+func ForStore(ctx context.Context) context.Context { return context.WithValue(ctx, storeKey{}, true) }
 
 // ErrUnknownModel marks an active model this node is not configured with.
 var ErrUnknownModel = errors.New("embed: the active embedding model is not configured on this node")
 
-// current is the active model.
-func (a *Active) current() (Model, error) {
+// current is the active model: the database's for a search PostgreSQL
+// answers (ForStore), the index's otherwise.
+func (a *Active) current(ctx context.Context) (Model, error) {
 	name := ""
-	if a.Name != nil {
+	if forStore, _ := ctx.Value(storeKey{}).(bool); forStore && a.Stored != nil {
+		name = a.Stored()
+	} else if a.Name != nil {
 		name = a.Name()
 	}
 	if name == "" {
@@ -88,7 +102,7 @@ func (a *Active) current() (Model, error) {
 
 // Model implements Embedder: the active model's name.
 func (a *Active) Model() string {
-	m, err := a.current()
+	m, err := a.current(context.Background())
 	if err != nil {
 		return a.Name()
 	}
@@ -103,7 +117,7 @@ func (a *Active) Embed(ctx context.Context, texts []string) ([][]float32, error)
 
 // EmbedNamed embeds with the active model and names it.
 func (a *Active) EmbedNamed(ctx context.Context, texts []string) ([][]float32, string, error) {
-	m, err := a.current()
+	m, err := a.current(ctx)
 	if err != nil {
 		return nil, "", err
 	}

@@ -80,7 +80,7 @@ func (f *Fallback) search(ctx context.Context, q Query) (Result, error) {
 
 // notLocal answers when the index is not ready or behind MinLSN.
 func (f *Fallback) notLocal(ctx context.Context, q Query) (Result, error) {
-	q, err := f.embed(ctx, q)
+	q, err := f.embed(embed.ForStore(ctx), q)
 	if err != nil || q.Vector == nil && q.Mode != ModeBM25 {
 		return Result{Hits: []Hit{}, Source: SourcePostgres, Empty: true}, err
 	}

@@ -241,3 +241,45 @@ func TestFallbackOnLocal(t *testing.T) {
 		t.Errorf("scope keys: %s", seen.Key())
 	}
 }
+
+// modelRecorder is PostgreSQL's search as far as models go: it refuses a
+// vector of any model but the database's active one, and records the
+// models it was asked with.
+type modelRecorder struct {
+	active string
+	asked  []string
+}
+
+func (m *modelRecorder) Search(_ context.Context, q search.Query) (search.Result, error) {
+	m.asked = append(m.asked, q.Model)
+	if q.Model != m.active {
+		return search.Result{}, index.ErrModel
+	}
+	return search.Result{Hits: []search.Hit{}, Source: search.SourcePostgres}, nil
+}
+
+// A search PostgreSQL answers is embedded with the database's active
+// model, even while the index names another (a node whose index lags a
+// model switch, or whose min_lsn wait ran out): PostgreSQL refuses any
+// other model's vector.
+func TestFallbackEmbedsForPostgresWithTheDatabasesModel(t *testing.T) {
+	w := searchtest.New(t)
+	n := newNode(t, w)
+	n.ready.Store(false)
+	models, err := embed.NewModels(embed.Model{Name: "old", Dim: embed.Dim, Embedder: embed.Hash{}},
+		embed.Model{Name: "new", Dim: 256, Embedder: embed.Hash{Dims: 256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := &modelRecorder{active: "new"}
+	f := *n.fallback
+	f.Postgres = pg
+	f.Embedder = &embed.Active{Models: models, Name: func() string { return "old" }, Stored: func() string { return "new" }}
+	res, err := f.Search(context.Background(), query(w.Stranger, "relaxed thumb", 0))
+	if err != nil {
+		t.Fatalf("search: %v (PostgreSQL was asked with %v)", err, pg.asked)
+	}
+	if res.Source != search.SourcePostgres || len(pg.asked) != 1 || pg.asked[0] != "new" {
+		t.Fatalf("source %q; PostgreSQL was asked with %v, want [new]", res.Source, pg.asked)
+	}
+}
