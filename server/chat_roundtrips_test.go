@@ -83,7 +83,9 @@ func TestChatRoundTripsPerRequest(t *testing.T) {
 		}
 		return trips.of(id)
 	}
-	ask("thumb scales, to warm the node up")
+	if got := ask("thumb scales, to warm the node up"); got != 3 {
+		t.Errorf("a user's first question: %d round trips, want 3 (the session, the teachers, the re-check)", got)
+	}
 	for _, c := range []struct {
 		what, q string
 		want    int
