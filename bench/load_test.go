@@ -82,7 +82,7 @@ func chatLoad(b *testing.B) {
 		if cacheOn {
 			entries = "10000"
 		}
-		base, stop := startNode(b, bin, db.URL, dataDir, "SOSTENUTO_CACHE_ENTRIES="+entries)
+		base, node, stop := startNodeProc(b, bin, db.URL, dataDir, "SOSTENUTO_CACHE_ENTRIES="+entries)
 		tokens := make([]string, len(students))
 		for i := range students {
 			tokens[i] = login(b, base, fmt.Sprintf("student%d@example.com", i))
@@ -91,18 +91,20 @@ func chatLoad(b *testing.B) {
 		// cold caches, a just-restored snapshot) are not its steady state.
 		runLoad(b, base, tokens[:20], questions, 20, 5*time.Second, cacheOn, nil)
 		for _, users := range []int{50, 100, 200} {
-			runLoad(b, base, tokens[:users], questions, users, time.Duration(seconds)*time.Second, cacheOn, transactions(b, db.URL))
+			runLoad(b, base, tokens[:users], questions, users, time.Duration(seconds)*time.Second, cacheOn, meter(b, db.URL, node))
 		}
 		stop()
 	}
 }
 
-// transactions reads how many transactions the database has committed and
+// meter reads how many transactions the database has committed and
 // rolled back (pg_stat_database: every statement outside a transaction,
 // and a pipelined batch, is one; a round trip each on the request path),
-// after waiting out the statistics' flush (idle backends flush within 10 s).
-func transactions(b *testing.B, url string) func() int64 {
-	return func() int64 {
+// after waiting out the statistics' flush (idle backends flush within 10 s),
+// and the CPU time the node (pid) and the database's backends have used
+// (cpu_test.go).
+func meter(b *testing.B, url string, pid int) func() reading {
+	return func() reading {
 		time.Sleep(11 * time.Second)
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, url)
@@ -110,11 +112,11 @@ func transactions(b *testing.B, url string) func() int64 {
 			b.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		var n int64
-		if err := conn.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		r := reading{node: cpuTicks(pid), backends: backendTicks(ctx, b, conn)}
+		if err := conn.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&r.xacts); err != nil {
 			b.Fatal(err)
 		}
-		return n
+		return r
 	}
 }
 
@@ -160,7 +162,7 @@ func (st *loadStats) take(res *vegeta.Result) {
 // runLoad sends users requests a second (each user one question a second)
 // for d and, when xacts is set (it reads the database's transaction count),
 // reports.
-func runLoad(b *testing.B, base string, tokens, questions []string, users int, d time.Duration, cacheOn bool, xacts func() int64) {
+func runLoad(b *testing.B, base string, tokens, questions []string, users int, d time.Duration, cacheOn bool, xacts func() reading) {
 	r := rand.New(rand.NewPCG(uint64(users), 1))
 	targeter := func(t *vegeta.Target) error {
 		i := r.IntN(len(tokens))
@@ -172,7 +174,7 @@ func runLoad(b *testing.B, base string, tokens, questions []string, users int, d
 		t.Header = http.Header{"Authorization": {"Bearer " + tokens[i]}, "Content-Type": {"application/json"}}
 		return nil
 	}
-	var before int64
+	var before reading
 	if xacts != nil {
 		before = xacts()
 	}
@@ -182,14 +184,15 @@ func runLoad(b *testing.B, base string, tokens, questions []string, users int, d
 		st.take(res)
 	}
 	if xacts != nil {
-		st.report(b, users, cacheOn, float64(xacts()-before))
+		st.report(b, users, cacheOn, xacts().since(before))
 	}
 }
 
 // report logs a phase's row: latency percentiles (of hits and misses apart
 // when the cache is on), errors, hit rate, transactions per request and
-// where the time went.
-func (st *loadStats) report(b *testing.B, users int, cacheOn bool, xacts float64) {
+// where the time went; then the CPU the node and the database's backends
+// used per request.
+func (st *loadStats) report(b *testing.B, users int, cacheOn bool, used reading) {
 	pct := func(lat []float64) string {
 		if len(lat) == 0 {
 			return "—"
@@ -205,10 +208,18 @@ func (st *loadStats) report(b *testing.B, users int, cacheOn bool, xacts float64
 	per := func(v float64) float64 { return v / float64(max(st.answers, 1)) }
 	logf(b, "| %d | %s | %d | %s | %s | %s | %d | %.0f %% | %.2f | embed %.2f, search %.2f, answer %.2f, rest %.2f |",
 		users, cache, len(st.lat), pct(st.lat), pct(st.hitLat), pct(st.missLat), st.errs, 100*float64(st.hits)/float64(max(st.answers, 1)),
-		xacts/float64(max(len(st.lat), 1)), per(st.embedMs), per(st.searchMs), per(st.llmMs), per(st.srvMs-st.embedMs-st.searchMs-st.llmMs))
+		float64(used.xacts)/float64(max(len(st.lat), 1)), per(st.embedMs), per(st.searchMs), per(st.llmMs), per(st.srvMs-st.embedMs-st.searchMs-st.llmMs))
+	logf(b, "  CPU per request (ms): node %.3f, PostgreSQL backends %.3f", used.nodeMs()/float64(max(len(st.lat), 1)),
+		used.backendsMs()/float64(max(len(st.lat), 1)))
 }
 
 func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string, func()) {
+	base, _, stop := startNodeProc(b, bin, dbURL, dataDir, env...)
+	return base, stop
+}
+
+// startNodeProc is startNode, also returning the node's process id.
+func startNodeProc(b *testing.B, bin, dbURL, dataDir string, env ...string) (string, int, func()) {
 	port := freePort()
 	raft := fmt.Sprintf("127.0.0.1:%d", freePort())
 	cmd := exec.Command(bin, "serve")
@@ -238,7 +249,7 @@ func startNode(b *testing.B, bin, dbURL, dataDir string, env ...string) (string,
 		time.Sleep(200 * time.Millisecond)
 	}
 	logf(b, "node ready in %v", time.Since(started).Round(time.Second))
-	return base, stop
+	return base, cmd.Process.Pid, stop
 }
 
 func login(b *testing.B, base, email string) string {

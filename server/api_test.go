@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
@@ -103,6 +104,8 @@ type apiSettings struct {
 	rerank   RerankConfig
 	// tracer records the node's spans (nil: tracing off).
 	tracer trace.TracerProvider
+	// pgTracer traces the node's pool (nil: none).
+	pgTracer pgx.QueryTracer
 	// peer, when set, makes this API a second node of peer's: the same
 	// database and signing key, its own index fed by a changefeed slot of
 	// its own (engine), its own caches and job runner.
@@ -127,7 +130,12 @@ func newAPIWith(t *testing.T, set apiSettings, opts ...apiOption) *testAPI {
 	db, keyPath, slot := set.database(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	pool, err := store.OpenPool(ctx, db.URL, store.AppRole)
+	pcfg, err := store.PoolConfig(db.URL, store.AppRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.ConnConfig.Tracer = set.pgTracer
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

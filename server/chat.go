@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,12 +18,13 @@ import (
 	"github.com/sostenuto/sostenuto/server/store"
 )
 
+// chatRoutes registers the chat routes but POST /chat/query, which
+// routes registers under requireAuthDeferred.
 func (s *Server) chatRoutes(r chi.Router) {
 	r.Post("/chat/sessions", s.createChatSession)
 	r.Get("/chat/sessions", s.listChatSessions)
 	r.Get("/chat/sessions/{id}", s.getChatSession)
 	r.Delete("/chat/sessions/{id}", s.deleteChatSession)
-	r.With(s.limitChat).Post("/chat/query", s.chatQuery)
 	s.feedbackRoutes(r)
 }
 
@@ -166,18 +168,29 @@ func (in chatRequest) validate() (chatParams, error) {
 // retrieval in the caller's scope re-checked in PostgreSQL, the answerer,
 // the confidence rule); stored in the session when one is named. JSON, or
 // SSE when the client accepts text/event-stream.
+//
+// The caller may be pending (requireAuthDeferred): nothing is answered,
+// read from its session or stored before its session is confirmed live in
+// PostgreSQL, by rag.Ask with its re-check or by s.confirm.
 func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 	reply := s.newChatReply(w, r)
 	defer reply.close()
+	asker := pendingAsker(r)
 	var in chatRequest
 	if err := DecodeJSON(w, r, s.bodyLimit(queryBody), &in); err != nil {
-		s.WriteError(w, r, err)
+		s.WriteError(w, r, s.confirm(r, asker, err))
 		return
 	}
 	p, err := in.validate()
 	if err != nil {
-		s.WriteError(w, r, err)
+		s.WriteError(w, r, s.confirm(r, asker, err))
 		return
+	}
+	if p.session != uuid.Nil {
+		if err := s.confirm(r, asker, nil); err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
 	}
 	history, err := s.chatHistory(r, reply.user.ID, p.session)
 	if err != nil {
@@ -185,14 +198,28 @@ func (s *Server) chatQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply.session, reply.query = p.session, p.query
-	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
-	out, err := s.rag.Ask(r.Context(), rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank),
-		Kinds: p.kinds, ProjectID: p.project, MinLSN: p.minLSN}, scope, reply)
+	out, err := s.ask(r, reply, p, history, asker)
 	if err != nil {
-		reply.fail(err)
+		reply.fail(s.confirm(r, asker, err))
 		return
 	}
 	reply.finish(p.query, out)
+}
+
+// ask asks rag in the caller's scope; again, once, in the scope of its
+// role as stored, when the asker's role changed since the node saw it.
+func (s *Server) ask(r *http.Request, reply *chatReply, p chatParams, history []rag.Turn, asker *rag.Pending) (rag.Reply, error) {
+	scope := search.Scope{User: reply.user.ID, Admin: reply.user.IsAdmin()}
+	q := rag.Question{Text: p.query, K: p.k, History: history, Rerank: s.rerankDefault(p.rerank),
+		Kinds: p.kinds, ProjectID: p.project, MinLSN: p.minLSN, Asker: asker}
+	out, err := s.rag.Ask(r.Context(), q, scope, reply)
+	if errors.Is(err, rag.ErrRoleChanged) {
+		s.auth.Forget(asker.User, asker.Session)
+		reply.user.Role = asker.Role
+		scope.Admin = reply.user.IsAdmin()
+		return s.rag.Ask(r.Context(), q, scope, reply)
+	}
+	return out, err
 }
 
 // chatHistory loads the last turns of the asker's session (404 for a

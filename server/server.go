@@ -285,6 +285,12 @@ func (s *Server) routes() chi.Router {
 			s.embeddingModelRoutes(r)
 			s.chatRoutes(r)
 		})
+		r.Group(func(r chi.Router) {
+			// Authenticated too, its session confirmed in the answer's own
+			// round trip (chat.go chatQuery).
+			r.Use(s.requireAuthDeferred, s.limitUser)
+			r.With(s.limitChat).Post("/chat/query", s.chatQuery)
+		})
 	})
 	return r
 }

@@ -512,7 +512,10 @@ func (x *Index) top(acc *accumulator, n int, scope Scope) hitHeap {
 		if !inScope(groups, in, x.group[doc]) {
 			continue
 		}
-		if len(h) == n && !better(s, x.ids[doc], h[0].score, h[0].id) {
+		// Against a full selection, the score decides alone unless it
+		// ties (most documents): the id, a likely cache miss, is read
+		// only then. !(s > worst) also drops a NaN, as better does.
+		if len(h) == n && !(s > h[0].score) && (s != h[0].score || !better(s, x.ids[doc], h[0].score, h[0].id)) {
 			continue
 		}
 		if keep != nil && !keep(x.ids[doc]) {

@@ -363,3 +363,54 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The top n are the first n of the whole ranking (score, then the smaller
+// id), ties across the selection's edge included: many documents share
+// each score, so the selection keeps deciding ties by id.
+func TestTopNIsThePrefixOfTheRanking(t *testing.T) {
+	x, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	words := []string{"pedal", "scale", "chord", "legato"}
+	docs := map[ID]Doc{}
+	for i := range 600 {
+		var id ID
+		for j := range id {
+			id[j] = byte(r.IntN(256))
+		}
+		// Few distinct texts: many documents tie.
+		docs[id] = Doc{Text: strings.Repeat(words[i%4]+" ", 1+r.IntN(2)) + words[r.IntN(4)], Group: Group(r.IntN(3))}
+	}
+	// Two batches: the second's documents are numbered after the first's
+	// whatever their ids, so ties do not arrive in id order.
+	first, second := map[ID]Doc{}, map[ID]Doc{}
+	for id, d := range docs {
+		if len(first) < len(docs)/2 {
+			first[id] = d
+		} else {
+			second[id] = d
+		}
+	}
+	for _, b := range []map[ID]Doc{first, second} {
+		if err := x.Batch(b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, scope := range []Scope{{}, {Groups: []Group{0, 2}}} {
+		all, err := x.Search("pedal chord", len(docs), scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 7, 50, 199} {
+			top, err := x.Search("pedal chord", n, scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(top, all[:n]) {
+				t.Fatalf("scope %v, top %d is not the ranking's prefix", scope.Groups, n)
+			}
+		}
+	}
+}

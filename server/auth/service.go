@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/store"
@@ -88,7 +89,16 @@ type Service struct {
 	supabase  *Supabase
 	logger    *slog.Logger
 	dummyHash string
+	// known remembers the users of sessions found live, for
+	// AuthenticateDeferred; never trusted without a check in PostgreSQL.
+	known *lru.Cache[sessionKey, store.User]
 }
+
+// sessionKey names a login session of a user.
+type sessionKey struct{ user, session uuid.UUID }
+
+// knownSessions bounds the sessions remembered (about 200 bytes each).
+const knownSessions = 10000
 
 // NewService builds the service; supabase may be nil.
 func NewService(cfg Config, st *store.Store, tokens *Tokens, supabase *Supabase, logger *slog.Logger) (*Service, error) {
@@ -98,7 +108,11 @@ func NewService(cfg Config, st *store.Store, tokens *Tokens, supabase *Supabase,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: st, tokens: tokens, supabase: supabase, logger: logger, dummyHash: dummy}, nil
+	known, err := lru.New[sessionKey, store.User](knownSessions)
+	if err != nil {
+		return nil, fmt.Errorf("auth: known sessions: %w", err)
+	}
+	return &Service{cfg: cfg, store: st, tokens: tokens, supabase: supabase, logger: logger, dummyHash: dummy, known: known}, nil
 }
 
 // Registration is a sign-up request.
@@ -346,10 +360,38 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		return Principal{}, err
 	}
 	if !live {
+		s.known.Remove(sessionKey{v.UserID, v.SessionID})
 		return Principal{}, fmt.Errorf("auth: session ended: %w", fault.ErrUnauthenticated)
 	}
+	s.known.Add(sessionKey{v.UserID, v.SessionID}, u)
 	return Principal{User: u, SessionID: v.SessionID}, nil
 }
+
+// AuthenticateDeferred is Authenticate without its round trip when this
+// node found the token's session live before: the token is verified, and
+// the principal is the user as stored then, pending (true) until the
+// caller has read the session and the role in PostgreSQL
+// (rag.Pending: in the same round trip as its own query) before it
+// answers anything or changes anything. Otherwise it is Authenticate.
+func (s *Service) AuthenticateDeferred(ctx context.Context, bearer string) (Principal, bool, error) {
+	if s.supabase != nil && UnverifiedIssuer(bearer) == s.supabase.Issuer() {
+		p, err := s.authenticateSupabase(ctx, bearer)
+		return p, false, err
+	}
+	v, err := s.tokens.VerifyAccess(bearer)
+	if err != nil {
+		return Principal{}, false, fmt.Errorf("auth: %w: %w", fault.ErrUnauthenticated, err)
+	}
+	if u, ok := s.known.Get(sessionKey{v.UserID, v.SessionID}); ok {
+		return Principal{User: u, SessionID: v.SessionID}, true, nil
+	}
+	p, err := s.Authenticate(ctx, bearer)
+	return p, false, err
+}
+
+// Forget drops what the node remembers of a session (one a pending check
+// found ended, or of a role that changed): its next use is checked in full.
+func (s *Service) Forget(user, session uuid.UUID) { s.known.Remove(sessionKey{user, session}) }
 
 // authenticateSupabase verifies a Supabase token and provisions its user on
 // first sight, only when the token says its email is confirmed. A sub seen

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // ErrInvalidToken marks a token that must not be accepted; the wrapped
@@ -48,7 +50,17 @@ type Tokens struct {
 	byKID   map[string]Key
 	algs    []string
 	now     func() time.Time
+	// verified keeps the tokens whose signature and claims checked out,
+	// so a token presented again is not verified again (an Ed25519 check
+	// is most of a request's authentication); its times are checked anew
+	// on every use (verifiedAccess.usable).
+	verified *lru.Cache[string, verifiedAccess]
+	// keyLookups counts full verifications (keyFor calls), for tests.
+	keyLookups atomic.Int64
 }
+
+// verifiedTokens bounds the verified tokens kept (about 1 KiB each).
+const verifiedTokens = 10000
 
 // NewTokens builds the token service. previous keys only verify, each until
 // its NotAfter.
@@ -65,7 +77,11 @@ func NewTokens(cfg TokenConfig, signing Key, previous []Key, now func() time.Tim
 	if now == nil {
 		now = time.Now
 	}
-	t := &Tokens{cfg: cfg, signing: signing, byKID: map[string]Key{signing.KID: signing}, now: now}
+	verified, err := lru.New[string, verifiedAccess](verifiedTokens)
+	if err != nil {
+		return nil, fmt.Errorf("auth: verified tokens: %w", err)
+	}
+	t := &Tokens{cfg: cfg, signing: signing, byKID: map[string]Key{signing.KID: signing}, now: now, verified: verified}
 	seen := map[string]bool{signing.Method.Alg(): true}
 	t.algs = []string{signing.Method.Alg()}
 	for _, k := range previous {
@@ -117,9 +133,50 @@ type VerifiedAccess struct {
 	ExpiresAt time.Time
 }
 
+// verifiedAccess is a token that verified, with the times that bound its
+// use: what a token's bytes establish does not change (the keys are fixed
+// for the life of Tokens), only whether now is within those times.
+type verifiedAccess struct {
+	access      VerifiedAccess
+	nbf, iat    time.Time // zero: absent
+	keyNotAfter time.Time // zero: the key never retires
+}
+
+// usable reports whether a token verified before would verify at now: the
+// time checks of VerifyAccess (jwt's, with the leeway) and its key's
+// retirement, as keyFor makes them.
+func (v verifiedAccess) usable(now time.Time, leeway time.Duration) bool {
+	if !now.Add(-leeway).Before(v.access.ExpiresAt) {
+		return false
+	}
+	if !v.nbf.IsZero() && now.Add(leeway).Before(v.nbf) {
+		return false
+	}
+	if !v.iat.IsZero() && now.Add(leeway).Before(v.iat) {
+		return false
+	}
+	return v.keyNotAfter.IsZero() || !now.After(v.keyNotAfter)
+}
+
 // VerifyAccess checks signature (the algorithm pinned to the key named by
-// kid), typ, iss, aud, exp (required), nbf and iat within the leeway.
+// kid), typ, iss, aud, exp (required), nbf and iat within the leeway. A
+// token verified before is not verified again: only its times are checked
+// (verifiedAccess.usable), and one no longer usable is verified in full,
+// which fails it with jwt's reason.
 func (t *Tokens) VerifyAccess(raw string) (VerifiedAccess, error) {
+	if v, ok := t.verified.Get(raw); ok && v.usable(t.now(), t.cfg.Leeway) {
+		return v.access, nil
+	}
+	v, err := t.verifyAccess(raw)
+	if err != nil {
+		return VerifiedAccess{}, err
+	}
+	t.verified.Add(raw, v)
+	return v.access, nil
+}
+
+// verifyAccess is VerifyAccess in full: the signature and every claim.
+func (t *Tokens) verifyAccess(raw string) (verifiedAccess, error) {
 	var claims AccessClaims
 	tok, err := jwt.ParseWithClaims(raw, &claims, t.keyFor,
 		jwt.WithValidMethods(t.algs),
@@ -131,26 +188,37 @@ func (t *Tokens) VerifyAccess(raw string) (VerifiedAccess, error) {
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return VerifiedAccess{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return verifiedAccess{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if typ, _ := tok.Header["typ"].(string); typ != AccessTokenType {
-		return VerifiedAccess{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, typ)
+		return verifiedAccess{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, typ)
 	}
 	user, err := uuid.Parse(claims.Subject)
 	if err != nil {
-		return VerifiedAccess{}, fmt.Errorf("%w: sub is not a user id", ErrInvalidToken)
+		return verifiedAccess{}, fmt.Errorf("%w: sub is not a user id", ErrInvalidToken)
 	}
 	sid, err := uuid.Parse(claims.Sid)
 	if err != nil {
-		return VerifiedAccess{}, fmt.Errorf("%w: sid is not a session id", ErrInvalidToken)
+		return verifiedAccess{}, fmt.Errorf("%w: sid is not a session id", ErrInvalidToken)
 	}
-	return VerifiedAccess{UserID: user, SessionID: sid, ExpiresAt: claims.ExpiresAt.Time}, nil
+	kid, _ := tok.Header["kid"].(string)
+	return verifiedAccess{access: VerifiedAccess{UserID: user, SessionID: sid, ExpiresAt: claims.ExpiresAt.Time},
+		nbf: timeOf(claims.NotBefore), iat: timeOf(claims.IssuedAt), keyNotAfter: t.byKID[kid].NotAfter}, nil
+}
+
+// timeOf is a claim's time; zero when the claim is absent.
+func timeOf(d *jwt.NumericDate) time.Time {
+	if d == nil {
+		return time.Time{}
+	}
+	return d.Time
 }
 
 // keyFor returns the verification key the token's kid names, only when the
 // token's algorithm is that key's: an RS256 key is never used as an HS256
 // secret, nor the reverse.
 func (t *Tokens) keyFor(tok *jwt.Token) (any, error) {
+	t.keyLookups.Add(1)
 	kid, _ := tok.Header["kid"].(string)
 	k, ok := t.byKID[kid]
 	if !ok {

@@ -316,3 +316,34 @@ func TestJWKS(t *testing.T) {
 		t.Errorf("HS256 set %s", set)
 	}
 }
+
+// A token verified once is not verified again (one key lookup, the
+// signature check's first step, for three uses), but its times are: moved
+// before its nbf/iat (a clock set back) or past its exp, it is refused,
+// cached or not (TestLeewayBounds and TestKeyRotation check exp and a
+// retired key on the second use too).
+func TestVerifiedTokenKeptWithItsTimes(t *testing.T) {
+	tk, clk := newTokens(t, mustEd25519(t))
+	issued := clk.t
+	raw, _, _ := tk.IssueAccess(uuid.New(), uuid.New())
+	for range 3 {
+		if _, err := tk.VerifyAccess(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tk.keyLookups.Load(); n != 1 {
+		t.Errorf("three uses verified %d times in full, want 1", n)
+	}
+	clk.t = issued.Add(-time.Minute) // before nbf and iat, past the 30 s leeway
+	if _, err := tk.VerifyAccess(raw); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a kept token used before its nbf: %v", err)
+	}
+	clk.t = issued.Add(time.Hour + 31*time.Second)
+	if _, err := tk.VerifyAccess(raw); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a kept token used after its exp: %v", err)
+	}
+	clk.t = issued.Add(time.Minute)
+	if _, err := tk.VerifyAccess(raw); err != nil {
+		t.Errorf("back within its times: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package rag
 
 import (
 	"context"
+	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -124,5 +126,24 @@ func TestExtractiveAnswersFromATeachersNote(t *testing.T) {
 		Passages: []Passage{{N: 1, Title: "Nocturne op. 9 no. 2", Page: 3, Text: note}}}, func(string) error { return nil })
 	if err != nil || !strings.Contains(a.Content, "every new harmony") || !strings.Contains(a.Content, "[1]") {
 		t.Fatalf("answer %+v, %v", a, err)
+	}
+}
+
+// splitEnds splits as the regular expression it replaced did, on random
+// texts of sentence ends, white space, NULs and letters.
+func TestSplitEndsAsTheRegexp(t *testing.T) {
+	re := regexp.MustCompile(`([.!?])\s+`)
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{".", "!", "?", " ", "\t", "\r", "\f", "\x00", "a", "é", "B", ",", "\v"}
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(24) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		s := b.String()
+		want := strings.Split(re.ReplaceAllString(s, "$1\x00"), "\x00")
+		if got := splitEnds(s); !slices.Equal(got, want) {
+			t.Fatalf("splitEnds(%q) = %q, want %q", s, got, want)
+		}
 	}
 }

@@ -51,7 +51,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 		}
 		key = cache.Key("search", scope.Key(), version, s.embeddings.Model(), cache.Normalize(q.Text), fmt.Sprint(q.K), fmt.Sprint(q.Rerank), s.shape,
 			search.KindsKey(q.Kinds, q.ProjectID))
-		if got, ok, err := s.cachedSearch(ctx, scope.User, key); err != nil || ok {
+		if got, ok, err := s.cachedSearch(ctx, q.Asker, scope.User, key); err != nil || ok {
 			t.SearchMs = time.Since(start).Milliseconds()
 			return got, key, err
 		}
@@ -65,7 +65,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 	for i, h := range res.Hits {
 		ids[i] = h.ChunkID
 	}
-	visible, err := s.store.VisibleChunks(ctx, scope.User, ids)
+	visible, err := s.visible(ctx, q.Asker, scope.User, ids)
 	if err != nil {
 		return got, "", fmt.Errorf("rag: re-check: %w", err)
 	}
@@ -95,7 +95,7 @@ func (s *Service) retrieve(ctx context.Context, q Question, scope search.Scope, 
 // and one holding a chunk hidden since is dropped with its answer; so is
 // every hit while the local index is behind a write this node
 // acknowledged (Behind).
-func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) (retrieved, bool, error) {
+func (s *Service) cachedSearch(ctx context.Context, asker *Pending, user uuid.UUID, key string) (retrieved, bool, error) {
 	var hit retrieved
 	if !s.searches.Get(ctx, key, &hit) {
 		return hit, false, nil
@@ -103,7 +103,7 @@ func (s *Service) cachedSearch(ctx context.Context, user uuid.UUID, key string) 
 	if !s.recheckHits && (s.behind == nil || !s.behind()) {
 		return hit, true, nil
 	}
-	visible, err := s.store.VisibleChunks(ctx, user, hit.ChunkIDs)
+	visible, err := s.visible(ctx, asker, user, hit.ChunkIDs)
 	if err != nil {
 		return hit, false, fmt.Errorf("rag: re-check: %w", err)
 	}

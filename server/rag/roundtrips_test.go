@@ -2,15 +2,18 @@ package rag_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/server/cache"
+	"github.com/sostenuto/sostenuto/server/fault"
 	"github.com/sostenuto/sostenuto/server/rag"
 	"github.com/sostenuto/sostenuto/server/search"
 	"github.com/sostenuto/sostenuto/server/search/searchtest"
@@ -92,6 +95,68 @@ func askRoundTrips(t *testing.T, hits hitMode) {
 	} {
 		if got := ask(c.text); got != c.want {
 			t.Errorf("hit mode %d, %s: %d round trips, want %d", hits, c.what, got, c.want)
+		}
+	}
+}
+
+// An asker authenticated from the node's memory (a Pending asker) is
+// confirmed in the same round trip as the re-check: a miss still costs one
+// round trip in all (before, authentication made one of its own), a kept
+// retrieval one (the session alone), and neither emits anything for a
+// session that ended or a role that changed.
+func TestAskRoundTripsPendingAsker(t *testing.T) {
+	w := searchtest.New(t)
+	tr := &roundTrips{}
+	cfg, err := store.PoolConfig(w.DB.URL, store.AppRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = tr
+	cfg.MinConns, cfg.MaxConns = 1, 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := store.New(pool)
+	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
+	svc, _ := newServiceOn(t, w, st, layers, index.Fusion{}, nil, hitsTrusted)
+	_, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", false)
+	w.WaitIndexed(t, lsn)
+	session, hash := uuid.New(), []byte("a refresh token's hash, 32 bytes")
+	if err := st.CreateRefreshToken(context.Background(), w.Student, session, hash, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(text, role string) (int64, *rag.Pending, *recorder, error) {
+		t.Helper()
+		a := &rag.Pending{User: w.Student, Session: session, Role: role}
+		rec := &recorder{}
+		before := tr.n.Load()
+		_, err := svc.Ask(context.Background(), rag.Question{Text: text, K: 5, Asker: a}, search.Scope{User: w.Student}, rec)
+		return tr.n.Load() - before, a, rec, err
+	}
+	ask("warm the statement cache and the scope: thumb scales", "student")
+	for _, c := range []struct {
+		what, text string
+		want       int64
+	}{
+		{"a new question", "How should the thumb be in scales?", 1},
+		{"the same question (a hit)", "How should the thumb be in scales?", 1},
+	} {
+		n, a, rec, err := ask(c.text, "student")
+		if err != nil || !a.Confirmed || len(rec.sources) != 1 || n != c.want {
+			t.Errorf("%s: %d round trips (want %d), confirmed %v, %d sources, %v", c.what, n, c.want, a.Confirmed, len(rec.sources), err)
+		}
+	}
+	if _, a, rec, err := ask("playing scales slowly", "admin"); !errors.Is(err, rag.ErrRoleChanged) || a.Role != "student" || rec.sources != nil {
+		t.Errorf("a role that changed: %v, role %q, emitted %v", err, a.Role, rec.sources)
+	}
+	if err := st.RevokeRefreshFamily(context.Background(), hash); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"How should the thumb be in scales?", "thumb while playing"} { // a hit, a miss
+		if _, _, rec, err := ask(q, "student"); !errors.Is(err, fault.ErrUnauthenticated) || rec.sources != nil || rec.deltas != nil {
+			t.Errorf("%q after sign-out: %v, emitted %v %v", q, err, rec.sources, rec.deltas)
 		}
 	}
 }

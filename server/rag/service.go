@@ -54,6 +54,10 @@ type Store interface {
 	search.Teachers
 	// VisibleChunks reports which of ids user may see now.
 	VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, error)
+	// SessionVisibleChunks is VisibleChunks that also reads, in the same
+	// round trip (even with no ids), whether user's login session sid is
+	// live and the user's role.
+	SessionVisibleChunks(ctx context.Context, user, sid uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, string, bool, error)
 }
 
 // Config holds a Service's parts.
@@ -121,6 +125,10 @@ type Question struct {
 	// MinLSN: the retrieval (and any kept answer) is of an index that
 	// applied this changefeed position, as search's min_lsn (0: none).
 	MinLSN index.LSN
+	// Asker, when set and not Confirmed, is confirmed in PostgreSQL
+	// before anything is emitted (session.go); nil: the caller
+	// authenticated the asker in full.
+	Asker *Pending
 }
 
 // Source is a passage an answer may cite as [n]: a knowledge document's
@@ -193,6 +201,9 @@ func (s *Service) Ask(ctx context.Context, q Question, scope search.Scope, emit 
 	q.Text = s.standalone(ctx, q)
 	got, key, err := s.retrieve(ctx, q, scope, &t)
 	if err != nil {
+		return Reply{}, err
+	}
+	if err := s.confirm(ctx, q.Asker); err != nil { // a kept retrieval: no re-check made
 		return Reply{}, err
 	}
 	answerKey := ""

@@ -241,6 +241,39 @@ func (s *Store) RecentTurns(ctx context.Context, user, session uuid.UUID, n int)
 	return turns, nil
 }
 
+// SessionVisibleChunks is VisibleChunks for user in login session sid,
+// whose liveness and role it reads in the same round trip (the query of
+// UserInSession, run before the Row Level Security user is set, as it is
+// alone): live is false when the session ended or the user is gone (role
+// ""). The session is read even when ids is empty.
+func (s *Store) SessionVisibleChunks(ctx context.Context, user, sid uuid.UUID, ids []uuid.UUID) (visible map[uuid.UUID]bool, role string, live bool, err error) {
+	if user == uuid.Nil {
+		return nil, "", false, errors.New("store: session visible chunks: the nil user")
+	}
+	visible = make(map[uuid.UUID]bool, len(ids))
+	b := &pgx.Batch{}
+	b.Queue(userInSessionSQL, user, sid).QueryRow(func(row pgx.Row) error {
+		var r userRow
+		err := row.Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &live)
+		if errors.Is(err, pgx.ErrNoRows) {
+			live = false
+			return nil
+		}
+		role = r.Role
+		return err
+	})
+	if len(ids) > 0 {
+		queueVisible(b, user, ids, visible)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, "", false, fmt.Errorf("store: session visible chunks: %w", err)
+	}
+	if !live {
+		return nil, "", false, nil
+	}
+	return visible, role, true, nil
+}
+
 // VisibleChunks reports which of ids user may see now (as user, under Row
 // Level Security): the last check before a chunk reaches an answer. Ids
 // of both kinds are checked in one query: knowledge chunks by their
@@ -254,9 +287,19 @@ func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UU
 	if user == uuid.Nil {
 		return nil, errors.New("store: visible chunks: the nil user")
 	}
-	// One round trip: the batch runs as one implicit transaction, so the
-	// Row Level Security user set locally holds for the query after it.
 	b := &pgx.Batch{}
+	queueVisible(b, user, ids, out)
+	err := s.pool.SendBatch(ctx, b).Close()
+	if err != nil {
+		return nil, fmt.Errorf("store: visible chunks: %w", err)
+	}
+	return out, nil
+}
+
+// queueVisible queues VisibleChunks' statements, which mark in out the ids
+// user may see. One round trip: a batch runs as one implicit transaction,
+// so the Row Level Security user set locally holds for the query after it.
+func queueVisible(b *pgx.Batch, user uuid.UUID, ids []uuid.UUID, out map[uuid.UUID]bool) {
 	b.Queue(`SELECT set_config('sostenuto.user_id', $1, true)`, user.String())
 	b.Queue(`SELECT id FROM chunks WHERE id = ANY($1)
 		UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
@@ -266,9 +309,4 @@ func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UU
 		}
 		return err
 	})
-	err := s.pool.SendBatch(ctx, b).Close()
-	if err != nil {
-		return nil, fmt.Errorf("store: visible chunks: %w", err)
-	}
-	return out, nil
 }

@@ -126,15 +126,19 @@ func (s *Store) Credentials(ctx context.Context, email string) (User, string, er
 	return r.user(), *hash, nil
 }
 
+// userInSessionSQL reads a user ($1) and whether its login session ($2, a
+// refresh-token family) is live.
+const userInSessionSQL = `SELECT id, email, display_name, role, created_at,
+		EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND t.user_id = users.id AND t.revoked_at IS NULL)
+	FROM users WHERE id = $1`
+
 // UserInSession loads the user of an access token and reports whether its
 // login session (refresh-token family sid) is still live: logout and replay
 // revocation end it.
 func (s *Store) UserInSession(ctx context.Context, id, sid uuid.UUID) (User, bool, error) {
 	var r userRow
 	var live bool
-	err := s.pool.QueryRow(ctx, `SELECT id, email, display_name, role, created_at,
-			EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $2 AND t.user_id = users.id AND t.revoked_at IS NULL)
-		FROM users WHERE id = $1`, id, sid).
+	err := s.pool.QueryRow(ctx, userInSessionSQL, id, sid).
 		Scan(&r.ID, &r.Email, &r.DisplayName, &r.Role, &r.CreatedAt, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, false, fmt.Errorf("store: user in session: %w", fault.ErrNotFound)
