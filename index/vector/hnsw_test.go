@@ -98,16 +98,7 @@ func recall(t *testing.T, x *Index, data [][]float32, alive func(int) bool, quer
 
 func build(t *testing.T, data [][]float32) *Index {
 	t.Helper()
-	x, err := New(Config{Dim: len(data[0]), M: 16, EfConstruction: 64, EfSearch: 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range data {
-		if err := x.Add(idOf(i), v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return x
+	return buildFine(t, data, dot8Fast) // as New leaves it
 }
 
 func TestRecall(t *testing.T) {

@@ -1,7 +1,6 @@
 package vector
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -119,15 +118,7 @@ func TestFineCodesFollowUpdatesAndLoad(t *testing.T) {
 	if !dot8Fast {
 		t.Skip("this build keeps no fine codes on load (no SIMD kernel)")
 	}
-	var buf bytes.Buffer
-	if _, err := x.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	y, err := ReadFrom(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(x.fine, y.fine) || !slices.Equal(x.fineMeta, y.fineMeta) {
+	if y := reloaded(t, x); !slices.Equal(x.fine, y.fine) || !slices.Equal(x.fineMeta, y.fineMeta) {
 		t.Error("fine codes derived at load differ from the ones built by inserts")
 	}
 }

@@ -153,15 +153,7 @@ func TestCodesFollowUpdatesAndDeletes(t *testing.T) {
 			}
 		}
 	}
-	var buf bytes.Buffer
-	if _, err := x.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	y, err := ReadFrom(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(x.codes, y.codes) {
+	if y := reloaded(t, x); !slices.Equal(x.codes, y.codes) {
 		t.Error("codes derived at load differ from the codes built by inserts")
 	}
 }
@@ -267,4 +259,18 @@ func TestEstimateAllWithinBound(t *testing.T) {
 			t.Fatalf("popDot %d, want %d", got, want)
 		}
 	}
+}
+
+// reloaded is x written to a stream and read back.
+func reloaded(t *testing.T, x *Index) *Index {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := x.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	y, err := ReadFrom(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
 }

@@ -51,8 +51,10 @@ func TestAskRoundTrips(t *testing.T) {
 	}
 }
 
-func askRoundTrips(t *testing.T, hits hitMode) {
-	w := searchtest.New(t)
+// tracedPool is a one-connection pool of the application role on w's
+// database whose round trips tr counts.
+func tracedPool(t *testing.T, w *searchtest.World) (*pgxpool.Pool, *roundTrips) {
+	t.Helper()
 	tr := &roundTrips{}
 	cfg, err := store.PoolConfig(w.DB.URL, store.AppRole)
 	if err != nil {
@@ -65,6 +67,12 @@ func askRoundTrips(t *testing.T, hits hitMode) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	return pool, tr
+}
+
+func askRoundTrips(t *testing.T, hits hitMode) {
+	w := searchtest.New(t)
+	pool, tr := tracedPool(t, w)
 	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
 	svc, _ := newServiceOn(t, w, store.New(pool), layers, index.Fusion{}, nil, hits)
 	_, _, lsn := w.Document(t, w.Teacher, "Scales", "Relax the thumb while playing scales slowly.", false)
@@ -106,18 +114,7 @@ func askRoundTrips(t *testing.T, hits hitMode) {
 // session that ended or a role that changed.
 func TestAskRoundTripsPendingAsker(t *testing.T) {
 	w := searchtest.New(t)
-	tr := &roundTrips{}
-	cfg, err := store.PoolConfig(w.DB.URL, store.AppRole)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = tr
-	cfg.MinConns, cfg.MaxConns = 1, 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, tr := tracedPool(t, w)
 	st := store.New(pool)
 	layers := cache.NewLayers(cache.NewMemory(1000, time.Hour), time.Hour, time.Hour, time.Hour, nil, nil)
 	svc, _ := newServiceOn(t, w, st, layers, index.Fusion{}, nil, hitsTrusted)
