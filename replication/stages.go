@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,6 +41,9 @@ const slowStage = 50 * time.Millisecond
 // between its oldest commit and the start of its apply, and how long the
 // apply took.
 func (n *Node) logRun(run []Logged, start time.Time, applied time.Duration) {
+	if !n.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		return // nothing to count on the apply path
+	}
 	var oldest int64
 	upserts := 0
 	for _, l := range run {

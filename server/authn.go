@@ -25,23 +25,7 @@ const maxBearerLen = 8 << 10
 
 // requireAuth authenticates the bearer token and puts the caller, as stored
 // now, into the request context. Without a valid token: 401.
-func (s *Server) requireAuth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearerToken(r)
-		if !ok {
-			s.WriteError(w, r, fault.ErrUnauthenticated)
-			return
-		}
-		p, err := s.auth.Authenticate(r.Context(), token)
-		if err != nil {
-			s.logger.DebugContext(r.Context(), "authentication failed", "component", "auth",
-				"request_id", RequestID(r.Context()), "error", err)
-			s.WriteError(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
-	})
-}
+func (s *Server) requireAuth(next http.Handler) http.Handler { return s.authenticate(next, false) }
 
 // requireAuthDeferred is requireAuth for a handler that confirms the
 // caller's session itself: a caller this node found live before is let
@@ -49,13 +33,25 @@ func (s *Server) requireAuth(next http.Handler) http.Handler {
 // *rag.Pending the handler must settle (rag.Ask, Server.confirm) before it
 // answers, reads the caller's data or changes anything.
 func (s *Server) requireAuthDeferred(next http.Handler) http.Handler {
+	return s.authenticate(next, true)
+}
+
+// authenticate is requireAuth, or requireAuthDeferred when deferred.
+func (s *Server) authenticate(next http.Handler, deferred bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r)
 		if !ok {
 			s.WriteError(w, r, fault.ErrUnauthenticated)
 			return
 		}
-		p, pending, err := s.auth.AuthenticateDeferred(r.Context(), token)
+		var p auth.Principal
+		var pending bool
+		var err error
+		if deferred {
+			p, pending, err = s.auth.AuthenticateDeferred(r.Context(), token)
+		} else {
+			p, err = s.auth.Authenticate(r.Context(), token)
+		}
 		if err != nil {
 			s.logger.DebugContext(r.Context(), "authentication failed", "component", "auth",
 				"request_id", RequestID(r.Context()), "error", err)

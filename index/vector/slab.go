@@ -1,9 +1,6 @@
 package vector
 
-import (
-	"sync"
-	"unsafe"
-)
+import "unsafe"
 
 // The graph's slabs (vectors, codes, fine codes, level-0 links) are read
 // at random by every search: at 100k × 768 they span ~400 MB, so nearly
@@ -44,37 +41,19 @@ func growSlab[T any](s []T, n int) []T {
 	return s
 }
 
-// settled remembers how much of a slab (by its first element's address)
-// has been collapsed into huge pages.
-type settled struct {
-	mu   sync.Mutex
-	done map[unsafe.Pointer]int // slab → bytes collapsed from its start
-}
-
-var slabsSettled = settled{done: map[unsafe.Pointer]int{}}
-
-// settleAfter is the number of new bytes in a slab that makes settle
-// collapse it again.
-const settleAfter = 32 << 20
-
 // settle collapses, in the background, the written part of the graph's
 // large slabs into huge pages (collapseHuge: MADV_COLLAPSE). Slabs whose
 // memory the Go heap had used before were already backed by small pages
 // when makeSlab advised them, and the kernel's khugepaged collapses such
-// memory only slowly (16 MiB every 10 s by default); this does it once
-// after a load or a large batch. Searches go on meanwhile: the kernel
-// swaps each 2 MiB in place. x.mu must be held (read or write).
+// memory only slowly (16 MiB every 10 s by default); this does it after a
+// load or a large batch. What is huge already costs the kernel a walk of
+// the page tables (about 20 µs for 320 MiB). Searches go on meanwhile:
+// the kernel swaps each 2 MiB in place. The goroutine keeps the slabs
+// reachable while it works. x.mu must be held (read or write).
 func (x *Index) settle() {
 	var work [][]byte
 	add := func(p unsafe.Pointer, bytes int) {
-		if p == nil || bytes < hugeMin {
-			return
-		}
-		done := slabsSettled.get(p)
-		if done > bytes {
-			done = 0 // a new, shorter slab where a freed one was
-		}
-		if done == 0 || bytes-done >= settleAfter {
+		if p != nil && bytes >= hugeMin {
 			work = append(work, unsafe.Slice((*byte)(p), bytes))
 		}
 	}
@@ -83,24 +62,10 @@ func (x *Index) settle() {
 	add(unsafe.Pointer(unsafe.SliceData(x.fine)), len(x.fine))
 	add(unsafe.Pointer(unsafe.SliceData(x.l0)), 4*len(x.l0))
 	if len(work) > 0 {
-		go slabsSettled.collapse(work)
-	}
-}
-
-func (s *settled) get(p unsafe.Pointer) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done[p]
-}
-
-// collapse runs collapseHuge over each slab, one collapse at a time in
-// the process, and records what it did. It keeps the slabs reachable
-// while it works.
-func (s *settled) collapse(work [][]byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range work {
-		collapseHuge(b)
-		s.done[unsafe.Pointer(unsafe.SliceData(b))] = len(b)
+		go func() {
+			for _, b := range work {
+				collapseHuge(b)
+			}
+		}()
 	}
 }
