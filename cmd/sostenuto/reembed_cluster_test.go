@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sostenuto/sostenuto/index"
 	"github.com/sostenuto/sostenuto/migrations/pgtest"
@@ -255,9 +257,7 @@ func (c *testCluster) duringBuild(t *testing.T, teacher uuid.UUID, docs []uuid.U
 	for _, q := range []string{`DELETE FROM documents WHERE id = $1`, `UPDATE documents SET is_public = false, title = 'Private' WHERE id = $1`,
 		`UPDATE chunks SET text = text || ' revised', version = version + 1 WHERE document_id = $1`} {
 		for _, d := range docs[:3] {
-			if _, err := conn.Exec(context.Background(), q, d); err != nil {
-				t.Fatal(err)
-			}
+			execRetryingDeadlocks(t, conn, q, d)
 		}
 		docs = docs[3:]
 	}
@@ -303,5 +303,22 @@ func writeNotes(t *testing.T, url string, owner uuid.UUID, n int) {
 			('[' || array_to_string(array_fill((a.page + 1)::real, ARRAY[768]), ',') || ']')::vector, 1 FROM a`, owner, n)
 	if err != nil {
 		t.Fatalf("notes: %v", err)
+	}
+}
+
+// execRetryingDeadlocks runs q as a client of PostgreSQL must: again when
+// PostgreSQL chose it as a deadlock's victim (40P01; here against the
+// build's batch writing the same documents' rows in another order).
+func execRetryingDeadlocks(t *testing.T, conn *pgx.Conn, q string, args ...any) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		_, err := conn.Exec(context.Background(), q, args...)
+		var pe *pgconn.PgError
+		if err == nil {
+			return
+		}
+		if !errors.As(err, &pe) || pe.Code != "40P01" || attempt == 4 {
+			t.Fatal(err)
+		}
 	}
 }
