@@ -376,6 +376,7 @@ func benchOurs(b *testing.B, ds *dataset) []row {
 			b.Fatal(err)
 		}
 		build = time.Since(start).Seconds()
+		x.WaitSettled() // measure the settled index a serving node has (huge pages collapsed)
 		perVec := float64(heapInUse()-before) / float64(len(ds.data))
 		logf(b, "ours: build with %d worker(s) %.1f s; %.0f bytes per vector in the graph (raw vector %d bytes; %.2f× raw), of which %d bytes of code",
 			workers, build, perVec, benchDim*4, perVec/float64(benchDim*4), x.CodeBytes())

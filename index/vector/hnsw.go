@@ -67,6 +67,7 @@ type Index struct {
 	entry    int32
 	maxLevel int
 	visits   sync.Pool
+	settling sync.WaitGroup // settle's collapses in flight
 
 	// Compact codes (quant.go): node i at [i*cw, (i+1)*cw), derived from
 	// vecs and rebuilt on load.

@@ -62,10 +62,16 @@ func (x *Index) settle() {
 	add(unsafe.Pointer(unsafe.SliceData(x.fine)), len(x.fine))
 	add(unsafe.Pointer(unsafe.SliceData(x.l0)), 4*len(x.l0))
 	if len(work) > 0 {
-		go func() {
+		x.settling.Go(func() {
 			for _, b := range work {
 				collapseHuge(b)
 			}
-		}()
+		})
 	}
 }
+
+// WaitSettled waits for the huge-page collapses that a load, a large
+// batch or a build started in the background (settle). Searches need not
+// wait; a benchmark does, so that it measures the settled index a serving
+// node has, not the kernel copying its pages.
+func (x *Index) WaitSettled() { x.settling.Wait() }
