@@ -256,6 +256,14 @@ var ErrNotBuilding = errors.New("store: the model is not being built")
 // PutEmbeddings stores vectors of model, the one being built, of chunks
 // (vecs[i] embeds chunks[i].Text), in one transaction; chunks deleted
 // meanwhile, and notes whose text changed meanwhile, are passed by.
+//
+// It first locks the rows it writes for (FOR SHARE SKIP LOCKED): a chunk
+// or note that a user's write holds (a document deleted or re-ingested, a
+// note edited) is passed by too, and ChunksWithout returns it to a later
+// batch if it is still there. So the build never waits for a user's
+// write while holding rows that write needs next: without this the two
+// deadlocked, and PostgreSQL failed one of them (40P01), possibly the
+// user's request.
 func (s *Store) PutEmbeddings(ctx context.Context, model string, chunks []ChunkText, vecs [][]float32) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		st, err := readEmbeddingState(ctx, tx, "FOR SHARE")
@@ -265,21 +273,61 @@ func (s *Store) PutEmbeddings(ctx context.Context, model string, chunks []ChunkT
 		if st.Building != model {
 			return ErrNotBuilding
 		}
-		b := &pgx.Batch{}
+		ids := make([]uuid.UUID, len(chunks))
 		for i, c := range chunks {
-			id := c.ID
-			b.Queue(`INSERT INTO chunk_embeddings (chunk_id, model, embedding)
-				SELECT id, $2, $3 FROM chunks WHERE id = $1 ON CONFLICT DO NOTHING`, id, model, pgvector.NewVector(vecs[i]))
-			b.Queue(`INSERT INTO annotation_embeddings (chunk_id, model, embedding)
-				SELECT annotation_id, $2, $3 FROM annotation_chunks WHERE annotation_id = $1 AND text = $4 ON CONFLICT DO NOTHING`,
-				id, model, pgvector.NewVector(vecs[i]), c.Text)
+			ids[i] = c.ID
 		}
-		return tx.SendBatch(ctx, b).Close()
+		knowledge, err := lockFree(ctx, tx, `SELECT id FROM chunks WHERE id = ANY($1) ORDER BY id FOR SHARE SKIP LOCKED`, ids)
+		if err != nil {
+			return err
+		}
+		notes, err := lockFree(ctx, tx, `SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)
+			ORDER BY annotation_id FOR SHARE SKIP LOCKED`, ids)
+		if err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, embeddingWrites(model, chunks, vecs, knowledge, notes)).Close()
 	})
 	if err != nil {
 		return fmt.Errorf("store: put embeddings: %w", err)
 	}
 	return nil
+}
+
+// lockFree runs q, a SELECT of ids … FOR SHARE SKIP LOCKED, and returns
+// the ids it locked.
+func lockFree(ctx context.Context, tx pgx.Tx, q string, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// embeddingWrites queues the inserts of the vectors of the chunks and
+// notes PutEmbeddings locked.
+func embeddingWrites(model string, chunks []ChunkText, vecs [][]float32, knowledge, notes map[uuid.UUID]bool) *pgx.Batch {
+	b := &pgx.Batch{}
+	for i, c := range chunks {
+		if knowledge[c.ID] {
+			b.Queue(`INSERT INTO chunk_embeddings (chunk_id, model, embedding)
+				VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, c.ID, model, pgvector.NewVector(vecs[i]))
+		}
+		if notes[c.ID] {
+			b.Queue(`INSERT INTO annotation_embeddings (chunk_id, model, embedding)
+				SELECT annotation_id, $2, $3 FROM annotation_chunks WHERE annotation_id = $1 AND text = $4 ON CONFLICT DO NOTHING`,
+				c.ID, model, pgvector.NewVector(vecs[i]), c.Text)
+		}
+	}
+	return b
 }
 
 // IndexEmbeddingModel makes the HNSW indexes the PostgreSQL fallback
