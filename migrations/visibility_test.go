@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,4 +119,72 @@ func deref(s *string) string {
 		return "NULL"
 	}
 	return *s
+}
+
+// permBefore00014 is sostenuto_project_perm as 00002 defined it.
+const permBefore00014 = `CREATE FUNCTION perm_before_00014(p uuid) RETURNS integer
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$
+    SELECT CASE
+        WHEN sostenuto_uid() IS NULL THEN 0
+        WHEN sostenuto_is_admin() THEN 3
+        WHEN EXISTS (SELECT 1 FROM projects WHERE id = p AND owner_id = sostenuto_uid()) THEN 3
+        ELSE coalesce((SELECT CASE permission WHEN 'admin' THEN 3 WHEN 'edit' THEN 2 ELSE 1 END
+                       FROM project_grants WHERE project_id = p AND user_id = sostenuto_uid()), 0)
+    END $$`
+
+// TestProjectPermAsBefore checks that sostenuto_project_perm (PL/pgSQL
+// since 00014) answers as 00002's SQL body for every user (an admin, two
+// owners, grantees with view, edit and admin on the first's project and
+// one with view on both, a stranger, a user who does not exist, none) and
+// every project (both, one that does not exist, NULL).
+func TestProjectPermAsBefore(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewDB(t).Pool
+	mustExec(t, pool, permBefore00014)
+	mustExec(t, pool, `INSERT INTO users (id, email, display_name, role, password_hash) VALUES
+		('00000000-0000-0000-0000-000000000001', 't1@example.com', 'T1', 'teacher', 'x'),
+		('00000000-0000-0000-0000-000000000002', 't2@example.com', 'T2', 'teacher', 'x'),
+		('00000000-0000-0000-0000-000000000003', 'gv@example.com', 'GV', 'student', 'x'),
+		('00000000-0000-0000-0000-000000000004', 'ge@example.com', 'GE', 'student', 'x'),
+		('00000000-0000-0000-0000-000000000005', 'ga@example.com', 'GA', 'teacher', 'x'),
+		('00000000-0000-0000-0000-000000000006', 'gb@example.com', 'GB', 'student', 'x'),
+		('00000000-0000-0000-0000-000000000007', 'st@example.com', 'ST', 'student', 'x'),
+		('00000000-0000-0000-0000-000000000008', 'ad@example.com', 'Ad', 'admin', 'x')`)
+	mustExec(t, pool, `INSERT INTO projects (id, owner_id, title, filename, object_key) VALUES
+		('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000001', 'P1', 'p1.pdf', 'k1'),
+		('00000000-0000-0000-0000-0000000000a2', '00000000-0000-0000-0000-000000000002', 'P2', 'p2.pdf', 'k2')`)
+	mustExec(t, pool, `INSERT INTO project_grants (project_id, user_id, permission) VALUES
+		('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000003', 'view'),
+		('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000004', 'edit'),
+		('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000005', 'admin'),
+		('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000006', 'view'),
+		('00000000-0000-0000-0000-0000000000a2', '00000000-0000-0000-0000-000000000006', 'view'),
+		('00000000-0000-0000-0000-0000000000a2', '00000000-0000-0000-0000-000000000008', 'edit')`)
+	users := []string{"", "00000000-0000-0000-0000-0000000000ff"}
+	for i := 1; i <= 8; i++ {
+		users = append(users, fmt.Sprintf("00000000-0000-0000-0000-%012d", i))
+	}
+	projects := []*string{nil, ptr("00000000-0000-0000-0000-0000000000a1"), ptr("00000000-0000-0000-0000-0000000000a2"),
+		ptr("00000000-0000-0000-0000-0000000000dd")}
+	seen := map[int]int{}
+	for _, u := range users {
+		for _, p := range projects {
+			var now, before int
+			err := pool.QueryRow(ctx, `SELECT set_config('sostenuto.user_id', $1, true) IS NULL,
+				sostenuto_project_perm($2::uuid), perm_before_00014($2::uuid)`, u, p).Scan(new(bool), &now, &before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if now != before {
+				t.Errorf("user %q, project %v: permission %d, 00002's body says %d", u, deref(p), now, before)
+			}
+			seen[now]++
+		}
+	}
+	for perm := range 4 {
+		if seen[perm] == 0 {
+			t.Errorf("no pair has permission %d (%v): the test does not cover it", perm, seen)
+		}
+	}
 }
