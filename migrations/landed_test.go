@@ -30,6 +30,7 @@ var landed = map[string]string{
 	"00011_document_content_hash.sql":    "43477d9b4a345e7b1c1c68de5b46139719c53cba88f7074a90399c7f810cd02a",
 	"00012_embedding_models.sql":         "cacb9e385f4d4c952cb41011136a41f56ec181c8ee86bec1a1763a2dd19bbc5d",
 	"00013_relationships_changefeed.sql": "8a9a2b4a1a397d0a18921b650851723343c9f7c47741b2389696a17bd578a8d8",
+	"00014_visibility_plpgsql.sql":       "b3ef1dec4015a4513e206b9cb38c6800ae5fbddd559ccf13de1024b8147268db",
 }
 
 // changedLanded lists, one sentence each, the landed migrations in fsys that

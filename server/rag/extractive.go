@@ -238,7 +238,7 @@ func (x *Extractive) candidates(q map[string]bool, passages []Passage) ([]candid
 		for si, s := range sentences(p.Text) {
 			ts := x.terms(s)
 			sents = append(sents, ts)
-			cands = append(cands, candidate{passage: pi, order: si, n: p.N, text: s, terms: ts, shingles: shingles(s)})
+			cands = append(cands, candidate{passage: pi, order: si, n: p.N, text: s, terms: ts})
 		}
 	}
 	w := newWeights(q, sents)
@@ -248,11 +248,14 @@ func (x *Extractive) candidates(q map[string]bool, passages []Passage) ([]candid
 	return cands, w
 }
 
-// evidence keeps the candidates that carry enough of the question.
+// evidence keeps the candidates that carry enough of the question, with
+// their shingles (which choose compares; made only for these: most
+// sentences carry too little).
 func evidence(cands []candidate) []candidate {
 	var out []candidate
 	for _, c := range cands {
 		if c.share >= minShare && (c.matched >= 2 || c.share >= minOneTerm) {
+			c.shingles = shingles(c.text)
 			out = append(out, c)
 		}
 	}

@@ -147,3 +147,55 @@ func TestSplitEndsAsTheRegexp(t *testing.T) {
 		}
 	}
 }
+
+// TestShinglesOnlyForEvidence: the sentences' shingles are made for the
+// candidates evidence keeps only (candidates makes none), and choose picks
+// what it picked when every candidate had its shingles from the start, on
+// 300 random questions over random passages.
+func TestShinglesOnlyForEvidence(t *testing.T) {
+	x := mustExtractive(t)
+	vocab := strings.Fields("scales chords pedal voicing tempo rubato wrist thumb legato phrase melody bass practice slowly " +
+		"morning hands octave trill the a of and with each")
+	r := rand.New(rand.NewPCG(20, 9))
+	sentence := func() string {
+		w := make([]string, 4+r.IntN(8))
+		for i := range w {
+			w[i] = vocab[r.IntN(len(vocab))]
+		}
+		return strings.Join(w, " ") + "."
+	}
+	kept := 0
+	for range 300 {
+		var ps []Passage
+		for n := range 1 + r.IntN(6) {
+			var ss []string
+			for range 1 + r.IntN(5) {
+				ss = append(ss, sentence())
+			}
+			ps = append(ps, Passage{N: n + 1, Text: strings.Join(ss, " ")})
+		}
+		cands, _ := x.candidates(x.questionTerms("How do I "+sentence()), ps)
+		for _, c := range cands {
+			if c.shingles != nil {
+				t.Fatalf("candidates made the shingles of %q", c.text)
+			}
+		}
+		eager := slices.Clone(cands)
+		for i := range eager {
+			eager[i].shingles = shingles(eager[i].text)
+		}
+		want, got := choose(evidence(eager)), choose(evidence(cands))
+		if len(want) != len(got) {
+			t.Fatalf("chose %d sentences, %d with every shingle made", len(got), len(want))
+		}
+		for i := range want {
+			if want[i].text != got[i].text || want[i].n != got[i].n {
+				t.Fatalf("chose %q [%d], with every shingle made %q [%d]", got[i].text, got[i].n, want[i].text, want[i].n)
+			}
+		}
+		kept += len(got)
+	}
+	if kept == 0 {
+		t.Fatal("nothing chosen: the comparison checks nothing")
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sostenuto/sostenuto/server/fault"
 )
@@ -299,10 +300,17 @@ func (s *Store) VisibleChunks(ctx context.Context, user uuid.UUID, ids []uuid.UU
 // queueVisible queues VisibleChunks' statements, which mark in out the ids
 // user may see. One round trip: a batch runs as one implicit transaction,
 // so the Row Level Security user set locally holds for the query after it.
+// The ids are sent as pgtype.UUID, encoded in binary as they are
+// (uuid.UUID would go through its driver.Valuer: formatted as text, then
+// parsed back).
 func queueVisible(b *pgx.Batch, user uuid.UUID, ids []uuid.UUID, out map[uuid.UUID]bool) {
 	b.Queue(`SELECT set_config('sostenuto.user_id', $1, true)`, user.String())
+	arg := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		arg[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
 	b.Queue(`SELECT id FROM chunks WHERE id = ANY($1)
-		UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+		UNION ALL SELECT annotation_id FROM annotation_chunks WHERE annotation_id = ANY($1)`, arg).Query(func(rows pgx.Rows) error {
 		seen, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 		for _, id := range seen {
 			out[id] = true

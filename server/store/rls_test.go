@@ -231,3 +231,35 @@ func mustRolePool(t *testing.T, url, role string) *pgxpool.Pool {
 	t.Cleanup(p.Close)
 	return p
 }
+
+// TestVisibleChunksAsRLS: VisibleChunks (the chat's re-check, its ids sent
+// as binary UUIDs) marks exactly the chunks and annotation chunks, among
+// those asked, that each user reads under Row Level Security with no WHERE
+// clause; an id that names nothing is never marked.
+func TestVisibleChunksAsRLS(t *testing.T) {
+	w := newRLSWorld(t)
+	asked := []uuid.UUID{w.chunk, w.publicChunk, w.annotation, uuid.New()}
+	marked := 0
+	for _, u := range []uuid.UUID{w.alice, w.bob, w.student, w.grantee, w.admin, w.stranger} {
+		want := w.visible(t, u, "chunks", "id")
+		for id := range w.visible(t, u, "annotation_chunks", "annotation_id") {
+			want[id] = true
+		}
+		got, err := w.app.VisibleChunks(context.Background(), u, asked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range asked {
+			if got[id] != want[id] {
+				t.Errorf("user %v, id %v: VisibleChunks says %v, RLS %v", u, id, got[id], want[id])
+			}
+		}
+		if len(got) > len(want) {
+			t.Errorf("user %v: %d marked, %d visible", u, len(got), len(want))
+		}
+		marked += len(got)
+	}
+	if marked == 0 {
+		t.Fatal("nothing marked: the test checks nothing")
+	}
+}
