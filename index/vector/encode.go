@@ -131,6 +131,7 @@ func (d *graphDecoder) header() (*Index, error) {
 	x.levels = make([]uint8, n)
 	x.dead = make([]bool, n)
 	x.l0n = make([]uint8, n)
+	x.l0k = make([]uint8, n) // nothing known of a loaded graph (prune.go)
 	x.l0 = makeSlab[int32](int(n)*x.m0, int(n)*x.m0)
 	x.upper = make([][][]int32, n)
 	return x, nil

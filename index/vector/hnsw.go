@@ -61,6 +61,7 @@ type Index struct {
 	levels   []uint8
 	l0       []int32     // level-0 links: node i at [i*m0, (i+1)*m0)
 	l0n      []uint8     // level-0 link counts
+	l0k      []uint8     // level-0 links chosen by the last heuristic (prune.go)
 	upper    [][][]int32 // upper[i][l-1]: links of node i at level l
 	dead     []bool
 	deadN    int
@@ -80,6 +81,9 @@ type Index struct {
 	useFine  bool
 	fine     []int8
 	fineMeta []fineMeta
+	// forgetChosen (tests only) measures every pair in every pruning, as
+	// before prune.go: the reference its graphs are compared with.
+	forgetChosen bool
 
 	// Parallel insertion (batch.go): while parallel is set (AddBatch, write
 	// lock held), links are read and written under nodeLocks and the entry
@@ -202,6 +206,7 @@ func (x *Index) allocate(id ID, v []float32, level int) int32 {
 	x.levels = append(x.levels, uint8(level))
 	x.l0 = growSlab(x.l0, x.m0)
 	x.l0n = append(x.l0n, 0)
+	x.l0k = append(x.l0k, 0)
 	var up [][]int32
 	if level > 0 {
 		up = make([][]int32, level)
@@ -272,13 +277,14 @@ func (x *Index) linkLevel(n int32, l int, w []candidate) {
 	if l == 0 {
 		maxConn = x.m0
 	}
-	selected := x.selectNeighbors(w, x.cfg.M)
+	selected := x.selectNeighbors(w, x.cfg.M, nil)
 	ns := make([]int32, len(selected))
 	for i, c := range selected {
 		ns[i] = c.node
 	}
 	x.lockNode(n)
 	x.setLinks(n, l, ns)
+	x.setChosen(n, l, len(w) > x.cfg.M)
 	x.unlockNode(n)
 	for _, c := range selected {
 		x.lockNode(c.node)
@@ -307,31 +313,39 @@ func (x *Index) connect(e, n int32, dist float32, l, maxConn int) {
 		cands = append(cands, candidate{1 - dot(ev, x.vec(c)), c})
 	}
 	sortCandidates(cands)
-	keep := x.selectNeighbors(cands, maxConn)
+	keep := x.selectNeighbors(cands, maxConn, x.chosenTogether(e, l, cur, cands))
 	ns := make([]int32, len(keep))
 	for i, c := range keep {
 		ns[i] = c.node
 	}
 	x.setLinks(e, l, ns)
+	x.setChosen(e, l, true)
 }
 
 // selectNeighbors is Algorithm 4 (the heuristic) over candidates sorted by
 // distance: a candidate joins when it is closer to the base than to every
 // neighbour chosen so far. Pruned candidates are not kept (as in hnswlib):
 // filling the slots with them would trade the long links between clusters
-// for near-duplicates and cut clusters off from each other.
-func (x *Index) selectNeighbors(sorted []candidate, m int) []candidate {
+// for near-duplicates and cut clusters off from each other. together
+// (nil, or one flag per candidate) marks candidates the previous heuristic
+// chose together: their pairs are known to pass and are not measured
+// again (prune.go).
+func (x *Index) selectNeighbors(sorted []candidate, m int, together []bool) []candidate {
 	if len(sorted) <= m {
 		return sorted
 	}
 	out := make([]candidate, 0, m)
-	for _, c := range sorted {
+	idx := make([]int, 0, m) // out's indices in sorted
+	for i, c := range sorted {
 		if len(out) >= m {
 			break
 		}
 		cv := x.vec(c.node)
 		good := true
-		for _, r := range out {
+		for j, r := range out {
+			if together != nil && together[i] && together[idx[j]] {
+				continue
+			}
 			if 1-dot(cv, x.vec(r.node)) < c.dist {
 				good = false
 				break
@@ -339,6 +353,7 @@ func (x *Index) selectNeighbors(sorted []candidate, m int) []candidate {
 		}
 		if good {
 			out = append(out, c)
+			idx = append(idx, i)
 		}
 	}
 	return out
