@@ -44,7 +44,7 @@ func TestClusterBench(t *testing.T) {
 	if dir := os.Getenv("SOSTENUTO_BENCH_LOG_DIR"); dir != "" {
 		t.Cleanup(func() { saveLogs(t, c, dir) })
 	}
-	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info"))
+	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "debug"))
 	n1 := c.add("n1", opts...)
 	c.ready(n1)
 	c.login(n1)
@@ -138,12 +138,17 @@ func TestClusterBench(t *testing.T) {
 		perSteady = v
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
+	steady, writes := time.Now(), make([]writerTx, 0, 300)
 	for d := range 300 {
 		<-tick.C
+		w := writerTx{start: time.Now()}
 		insert(chunks+d, perSteady)
+		w.end = time.Now()
+		writes = append(writes, w)
 	}
 	tick.Stop()
 	c.converged("after the steady ingest")
+	steadyReport(c, steady, writes)
 	for _, id := range []string{"n1", "n2", "n3"} {
 		m := metrics(t, c.nodes[id].base)
 		diff := map[string]float64{}
