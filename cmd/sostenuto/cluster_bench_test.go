@@ -131,8 +131,10 @@ func TestClusterBench(t *testing.T) {
 	}
 
 	// Steady: 10 transactions of 10 chunks (SOSTENUTO_BENCH_STEADY_CHUNKS)
-	// a second for 30 s; lag from each node's commit-to-searchable
-	// histogram over this phase only.
+	// a second for 30 s; lag exactly from each node's per-transaction
+	// "searchable" lines (debug, the default log level here), and as
+	// before from its commit-to-searchable histogram (interpolated inside
+	// a bucket: 512–1024 ms is one bucket).
 	perSteady := 10
 	if v, err := strconv.Atoi(os.Getenv("SOSTENUTO_BENCH_STEADY_CHUNKS")); err == nil && v > 0 {
 		perSteady = v
