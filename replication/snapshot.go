@@ -47,9 +47,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type fsmSnapshot struct {
 	fsm *FSM
 	// stream runs the writing of the captured view (nil: on the calling
-	// goroutine). The node writes on a thread of lower priority
-	// (inBackground); the capture, which holds the FSM's and the engine's
-	// locks the applies wait for, always runs at the caller's.
+	// goroutine). The node writes on a thread of its own (onOwnThread),
+	// whose CPU time paces the stream; the capture, which holds the FSM's
+	// and the engine's locks the applies wait for, runs on the caller's.
 	stream func(func() error) error
 }
 

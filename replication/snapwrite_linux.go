@@ -3,6 +3,7 @@ package replication
 import (
 	"os"
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,21 +23,24 @@ func syncRange(f *os.File, waited, started, written int64) error {
 	return unix.SyncFileRange(fd, started, written-started, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// backgroundNice is the nice value of the thread a snapshot is written
-// on: it gets a tenth of a CPU the applies want (CFS weights 110 and
-// 1,024), all of one they leave idle.
-const backgroundNice = 10
-
-// inBackground runs fn on an OS thread of its own at backgroundNice and
-// waits for it. The thread is never unlocked, so the runtime discards it
-// when fn returns (a process may lower its threads' priority, not raise
-// it back).
-func inBackground(fn func() error) error {
+// onOwnThread runs fn on a goroutine locked to an OS thread, at the
+// process's priority, and waits for it: the thread's CPU time is then
+// fn's (threadCPU), which the snapshot's pacing measures (cpuPacer).
+func onOwnThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), backgroundNice) //nolint:errcheck // best effort: fn runs either way
+		defer runtime.UnlockOSThread()
 		done <- fn()
 	}()
 	return <-done
+}
+
+// threadCPU is the CPU time the calling thread has used (-1: unknown).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return -1
+	}
+	return time.Duration(ts.Nano())
 }

@@ -44,7 +44,7 @@ func TestClusterBench(t *testing.T) {
 	if dir := os.Getenv("SOSTENUTO_BENCH_LOG_DIR"); dir != "" {
 		t.Cleanup(func() { saveLogs(t, c, dir) })
 	}
-	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "info"))
+	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "debug"))
 	n1 := c.add("n1", opts...)
 	c.ready(n1)
 	c.login(n1)
@@ -131,19 +131,26 @@ func TestClusterBench(t *testing.T) {
 	}
 
 	// Steady: 10 transactions of 10 chunks (SOSTENUTO_BENCH_STEADY_CHUNKS)
-	// a second for 30 s; lag from each node's commit-to-searchable
-	// histogram over this phase only.
+	// a second for 30 s; lag exactly from each node's per-transaction
+	// "searchable" lines (debug, the default log level here), and as
+	// before from its commit-to-searchable histogram (interpolated inside
+	// a bucket: 512–1024 ms is one bucket).
 	perSteady := 10
 	if v, err := strconv.Atoi(os.Getenv("SOSTENUTO_BENCH_STEADY_CHUNKS")); err == nil && v > 0 {
 		perSteady = v
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
+	steady, writes := time.Now(), make([]writerTx, 0, 300)
 	for d := range 300 {
 		<-tick.C
+		w := writerTx{start: time.Now()}
 		insert(chunks+d, perSteady)
+		w.end = time.Now()
+		writes = append(writes, w)
 	}
 	tick.Stop()
 	c.converged("after the steady ingest")
+	steadyReport(c, steady, writes)
 	for _, id := range []string{"n1", "n2", "n3"} {
 		m := metrics(t, c.nodes[id].base)
 		diff := map[string]float64{}
