@@ -1,7 +1,6 @@
 package vector
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -31,7 +30,7 @@ func TestPruningSkipsKnownPairsBuildsTheSameGraph(t *testing.T) {
 			addBoth(t, all, known, data, i, i+250)
 		}
 		sameGraph(t, name, all, known)
-		all, known = roundTrip(t, all), roundTrip(t, known)
+		all, known = reloaded(t, all), reloaded(t, known)
 		all.forgetChosen = true
 		if slices.ContainsFunc(known.l0k, func(k uint8) bool { return k != 0 }) {
 			t.Fatalf("%s: a loaded graph claims chosen links", name)
@@ -67,19 +66,6 @@ func sameGraph(t *testing.T, name string, a, b *Index) {
 			}
 		}
 	}
-}
-
-func roundTrip(t *testing.T, x *Index) *Index {
-	t.Helper()
-	var buf bytes.Buffer
-	if _, err := x.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	y, err := ReadFrom(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return y
 }
 
 // sortCandidates orders candidates, ties included, as sort.Slice did

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestPutEmbeddingsNeverDeadlocksWithAUsersWrite(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
-	slicesSortUUID(ids)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }) // PostgreSQL's uuid order
 	for i, id := range ids {
 		mustExec(t, db, `INSERT INTO chunks (id, document_id, owner_id, ordinal, text, token_count, char_start, char_end)
 			VALUES ($1, $2, $3, $4, 'legato', 1, 0, 6)`, id, doc, owner, i)
@@ -94,15 +95,5 @@ func TestPutEmbeddingsNeverDeadlocksWithAUsersWrite(t *testing.T) {
 	left, err := worker.ChunksWithout(ctx, "small-4", 10)
 	if err != nil || len(left) != 1 || left[0].ID != d {
 		t.Errorf("chunks without a vector after the batch: %v %v, want %v alone", left, err, d)
-	}
-}
-
-func slicesSortUUID(ids []uuid.UUID) {
-	for i := range ids {
-		for j := i + 1; j < len(ids); j++ {
-			if bytes.Compare(ids[j][:], ids[i][:]) < 0 {
-				ids[i], ids[j] = ids[j], ids[i]
-			}
-		}
 	}
 }
