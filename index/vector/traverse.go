@@ -37,9 +37,9 @@ type estimated struct {
 // per node, reused): their codes are first prefetched, all before the
 // first popcount, so the misses overlap.
 func (x *Index) estimateAll(qq *quantQuery, nodes []int32, out []estimated, vs *visitSet) []estimated {
-	lines := lines(8 * x.cw)
+	codeLines := lines(8 * x.cw)
 	for _, n := range nodes {
-		prefetch(unsafe.Pointer(&x.codes[int(n)*x.cw]), lines)
+		prefetch(unsafe.Pointer(&x.codes[int(n)*x.cw]), codeLines)
 	}
 	vs.estimated += len(nodes)
 	out = out[:0]
