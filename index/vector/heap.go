@@ -128,8 +128,7 @@ type visitSet struct {
 	bounds     []float32
 
 	estimated, fined, exact int
-	touched                 uint64  // keeps the touching loads alive
-	touchedF                float32 // as above
+	touchedF                float32 // keeps touch's loads alive
 }
 
 // scratch returns n floats of scratch.

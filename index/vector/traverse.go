@@ -1,6 +1,9 @@
 package vector
 
-import "slices"
+import (
+	"slices"
+	"unsafe"
+)
 
 // The traversal driven by the compact codes (quant.go), used by Search.
 //
@@ -31,17 +34,13 @@ type estimated struct {
 }
 
 // estimateAll estimates the distances of nodes to the query into out (one
-// per node, reused): their codes are first loaded one word per cache line,
-// all before the first popcount, so the misses overlap.
+// per node, reused): their codes are first prefetched, all before the
+// first popcount, so the misses overlap.
 func (x *Index) estimateAll(qq *quantQuery, nodes []int32, out []estimated, vs *visitSet) []estimated {
-	var t uint64
+	codeLines := lines(8 * x.cw)
 	for _, n := range nodes {
-		code := x.code(n)
-		for i := 0; i < len(code); i += 8 {
-			t += code[i]
-		}
+		prefetch(unsafe.Pointer(&x.codes[int(n)*x.cw]), codeLines)
 	}
-	vs.touched += t
 	vs.estimated += len(nodes)
 	out = out[:0]
 	for _, n := range nodes {
@@ -86,7 +85,7 @@ func (x *Index) searchCodes(q []float32, ep int32, ef int, vs *visitSet, accept 
 			break
 		}
 		if cands.len() > 0 {
-			x.touchNext(cands.h[0].node, vs)
+			x.prefetchNext(cands.h[0].node)
 		}
 		d := x.expandDist(q, c.node, vs)
 		if full && d-x.expandWidth(c.node, vs) >= res.top().dist {
@@ -120,23 +119,20 @@ func (x *Index) expandDist(q []float32, node int32, vs *visitSet) float32 {
 	return 1 - dot(q, x.vec(node))
 }
 
-// touchNext loads one word per cache line of what expanding node will
-// read (its fine code and level-0 links) while the current node is
-// worked on, so the misses of the likely next expansion overlap this one.
-func (x *Index) touchNext(node int32, vs *visitSet) {
-	var t uint64
+// prefetchNext prefetches what expanding node will read (its fine code
+// and scale, and its level-0 links) while the current node is worked on,
+// so the misses of the likely next expansion overlap this one.
+func (x *Index) prefetchNext(node int32) {
 	if x.useFine {
-		f := x.fineCode(node)
-		for i := 0; i < len(f); i += 64 {
-			t += uint64(f[i])
-		}
+		prefetch(unsafe.Pointer(&x.fine[int(node)*x.rot.dp]), lines(x.rot.dp))
+		prefetch(unsafe.Pointer(&x.fineMeta[node]), 1)
 	}
-	l := x.l0[int(node)*x.m0 : int(node+1)*x.m0]
-	for i := 0; i < len(l); i += 16 {
-		t += uint64(l[i])
-	}
-	vs.touched += t
+	prefetch(unsafe.Pointer(&x.l0[int(node)*x.m0]), lines(4*x.m0))
 }
+
+// lines is how many cache lines a range of n bytes may span (one more than
+// n/64 rounded up, as it need not start at a line's beginning).
+func lines(n int) int { return (n+63)/64 + 1 }
 
 // expandWidth is the half-width of expandDist's bound on node: 0 for an
 // exact distance.

@@ -1,0 +1,8 @@
+//go:build !amd64
+
+package vector
+
+import "unsafe"
+
+// prefetch is a no-op where there is no prefetch instruction kernel.
+func prefetch(p unsafe.Pointer, lines int) {}
