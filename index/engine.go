@@ -689,7 +689,7 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	}
 	filter := func(id vector.ID) bool {
 		c, ok := e.chunks[ID(id)]
-		return ok && e.admits(q, c)
+		return ok && e.admits(&q, c)
 	}
 	if q.Scope.Admin && !q.filtered() {
 		// Every chunk the maps hold: the graph may hold chunks of a batch
@@ -730,7 +730,7 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]
-		if !ok || !e.admits(q, c) {
+		if !ok || !e.admits(&q, c) {
 			continue
 		}
 		out = append(out, Hit{Chunk: c, Score: f.Score, VectorRank: f.Ranks[0], BM25Rank: f.Ranks[1]})
