@@ -613,13 +613,18 @@ func (e *Engine) searchLists(q Query) (vecHits []vector.Result, textHits []text.
 		return vecHits, nil, err
 	}
 	var textErr error
+	var textPanic any
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() { textPanic = recover() }()
 		textHits, textErr = e.timedText(q, depth)
 	}()
 	vecHits, err = e.timedVector(q, depth)
 	<-done // the BM25 list reads the maps under this call's read lock: wait for it before returning
+	if textPanic != nil {
+		panic(textPanic) // on the caller's goroutine, as before, where the server's recoverer sees it
+	}
 	if err == nil {
 		err = textErr
 	}

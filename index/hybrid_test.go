@@ -141,3 +141,19 @@ func hitIDs(hs []Hit) []string {
 	}
 	return out
 }
+
+// A panic in the BM25 list, taken on a goroutine of its own, reaches the
+// caller of Search (where the server's recoverer answers 500), not the
+// process.
+func TestHybridBM25PanicReachesTheCaller(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	w := newWorld(t, r, 3, 20, 5)
+	w.e.text = nil // the BM25 list now panics (a nil index)
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic reached the caller")
+		}
+	}()
+	c := w.chunks[0]
+	w.e.Search(Query{K: 5, Mode: ModeHybrid, Text: c.Text, Vector: c.Vector, Scope: Scope{Admin: true}}) //nolint:errcheck // panics
+}
