@@ -117,9 +117,11 @@ type Served struct {
 	Position Position
 }
 
-// Timings splits a search's time: the vector list, the BM25 list, fusion.
+// Timings splits a search's time: the vector list, the BM25 list, fusion,
+// each with when it started (a hybrid search's two lists run at once).
 type Timings struct {
-	Vector, Text, Fuse time.Duration
+	Vector, Text, Fuse                time.Duration
+	VectorStart, TextStart, FuseStart time.Time
 }
 
 // Hit is a result. Ranks are 1-based; 0 means the list did not hold it.
@@ -563,56 +565,104 @@ func (e *Engine) countPublic() int {
 // ErrBadQuery marks a query the engine cannot answer.
 var ErrBadQuery = errors.New("index: bad query")
 
-// Search answers q with at most q.K hits the scope may see.
+// Search answers q with at most q.K hits the scope may see. A hybrid
+// search runs its two lists at once, the BM25 list on a goroutine of its
+// own, both under the one read lock the call holds (the scope checks
+// inside both indexes read the chunk and document maps without locking
+// again); fusion waits for both.
 func (e *Engine) Search(q Query) ([]Hit, error) {
 	q, err := checkQuery(q)
 	if err != nil {
 		return nil, err
 	}
-	mode := q.Mode
-	depth := q.K
-	if mode == ModeHybrid {
-		depth = max(q.K, 50) // how deep each list goes before fusion
-	}
-	var vecHits []vector.Result
-	var textHits []text.Hit
-	// One read lock for the whole search: the scope checks inside both
-	// indexes read the chunk and document maps without locking again.
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if q.Served != nil {
 		*q.Served = Served{Model: e.model.Active, Position: e.pos}
 	}
-	if mode == ModeHybrid || mode == ModeVector {
-		if q.Vector == nil {
-			return nil, fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, mode)
-		}
-		if q.Model != "" && e.model.Active != "" && q.Model != e.model.Active {
-			return nil, fmt.Errorf("%w: the query was embedded by %s, the index searches %s", ErrModel, q.Model, e.model.Active)
-		}
-		start := time.Now()
-		if vecHits, err = e.searchVector(q, depth); err != nil {
-			return nil, err
-		}
-		if q.Timings != nil {
-			q.Timings.Vector = time.Since(start)
-		}
-	}
-	if mode == ModeHybrid || mode == ModeBM25 {
-		start := time.Now()
-		if textHits, err = e.searchText(q, depth); err != nil {
-			return nil, err
-		}
-		if q.Timings != nil {
-			q.Timings.Text = time.Since(start)
-		}
+	vecHits, textHits, err := e.searchLists(q)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	hits := e.fuse(q, vecHits, textHits)
 	if q.Timings != nil {
-		q.Timings.Fuse = time.Since(start)
+		q.Timings.FuseStart, q.Timings.Fuse = start, time.Since(start)
 	}
 	return hits, nil
+}
+
+// searchLists takes the lists q's mode asks for, each max(K, 50) deep in
+// a hybrid search (K otherwise); in a hybrid one the BM25 list is taken
+// on another goroutine while this one takes the vector list. The read
+// lock is held.
+func (e *Engine) searchLists(q Query) (vecHits []vector.Result, textHits []text.Hit, err error) {
+	depth := q.K
+	if q.Mode == ModeHybrid {
+		depth = max(q.K, 50) // how deep each list goes before fusion
+	}
+	if q.Mode == ModeBM25 {
+		textHits, err = e.timedText(q, depth)
+		return nil, textHits, err
+	}
+	if err := e.checkVectorQuery(q); err != nil {
+		return nil, nil, err
+	}
+	if q.Mode == ModeVector {
+		vecHits, err = e.timedVector(q, depth)
+		return vecHits, nil, err
+	}
+	var textErr error
+	var textPanic any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { textPanic = recover() }()
+		textHits, textErr = e.timedText(q, depth)
+	}()
+	vecHits, err = e.timedVector(q, depth)
+	<-done // the BM25 list reads the maps under this call's read lock: wait for it before returning
+	if textPanic != nil {
+		panic(textPanic) // on the caller's goroutine, as before, where the server's recoverer sees it
+	}
+	if err == nil {
+		err = textErr
+	}
+	return vecHits, textHits, err
+}
+
+// checkVectorQuery refuses a vector or hybrid query without a vector, or
+// one embedded by another model than the active one. The read lock is
+// held.
+func (e *Engine) checkVectorQuery(q Query) error {
+	if q.Vector == nil {
+		return fmt.Errorf("%w: %s search needs a vector", ErrBadQuery, q.Mode)
+	}
+	if q.Model != "" && e.model.Active != "" && q.Model != e.model.Active {
+		return fmt.Errorf("%w: the query was embedded by %s, the index searches %s", ErrModel, q.Model, e.model.Active)
+	}
+	return nil
+}
+
+// timedVector is searchVector, timed into q.Timings. The read lock is
+// held.
+func (e *Engine) timedVector(q Query, depth int) ([]vector.Result, error) {
+	start := time.Now()
+	hits, err := e.searchVector(q, depth)
+	if q.Timings != nil {
+		q.Timings.VectorStart, q.Timings.Vector = start, time.Since(start)
+	}
+	return hits, err
+}
+
+// timedText is searchText, timed into q.Timings. The read lock is held.
+func (e *Engine) timedText(q Query, depth int) ([]text.Hit, error) {
+	start := time.Now()
+	hits, err := e.searchText(q, depth)
+	if q.Timings != nil {
+		q.Timings.TextStart, q.Timings.Text = start, time.Since(start)
+	}
+	return hits, err
 }
 
 // checkQuery refuses a query the engine cannot answer and sets its
@@ -644,7 +694,7 @@ func (e *Engine) searchVector(q Query, n int) ([]vector.Result, error) {
 	}
 	filter := func(id vector.ID) bool {
 		c, ok := e.chunks[ID(id)]
-		return ok && e.admits(q, c)
+		return ok && e.admits(&q, c)
 	}
 	if q.Scope.Admin && !q.filtered() {
 		// Every chunk the maps hold: the graph may hold chunks of a batch
@@ -685,7 +735,7 @@ func (e *Engine) fuse(q Query, vecHits []vector.Result, textHits []text.Hit) []H
 	out := make([]Hit, 0, q.K)
 	for _, f := range fused {
 		c, ok := e.chunks[f.ID]
-		if !ok || !e.admits(q, c) {
+		if !ok || !e.admits(&q, c) {
 			continue
 		}
 		out = append(out, Hit{Chunk: c, Score: f.Score, VectorRank: f.Ranks[0], BM25Rank: f.Ranks[1]})

@@ -29,8 +29,8 @@ func (q Query) filtered() bool {
 // admits reports whether q may return c: its kind asked for, its project
 // the one named (annotations), and visible to q's scope. The read lock is
 // held.
-func (e *Engine) admits(q Query, c *Chunk) bool {
-	if !q.wants(c.Kind) {
+func (e *Engine) admits(q *Query, c *Chunk) bool {
+	if len(q.Kinds) != 0 && !slices.Contains(q.Kinds, c.Kind) {
 		return false
 	}
 	if c.Kind == KindAnnotation {

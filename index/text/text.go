@@ -500,16 +500,18 @@ func (x *Index) accumulate(acc *accumulator, q analyzed, st scopeStats) {
 	}
 }
 
-// top selects the best n touched documents of scope (its groups first, a
-// slice scan; then its Keep, only for documents that would enter the
-// selection) and clears the accumulator. The read lock is held.
+// top selects the best n touched documents of scope (its groups first,
+// unless accumulate's mask kept it to them already; then its Keep, only
+// for documents that would enter the selection) and clears the
+// accumulator. The read lock is held.
 func (x *Index) top(acc *accumulator, n int, scope Scope) hitHeap {
 	h := hitHeap{}
 	score, groups, keep, in := acc.score, scope.Groups, scope.Keep, acc.in
 	for _, doc := range acc.touched {
 		s := score[doc]
 		score[doc] = 0
-		if !inScope(groups, in, x.group[doc]) {
+		// With a mask, accumulate touched only documents of the scope.
+		if len(in) == 0 && !inScope(groups, in, x.group[doc]) {
 			continue
 		}
 		// Against a full selection, the score decides alone unless it

@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	"github.com/blevesearch/bleve/v2/registry"
 )
@@ -25,7 +24,7 @@ import (
 // term); with none, the answer says plainly that nothing was found.
 // DESIGN.md explains the rule and its measurements.
 type Extractive struct {
-	an      analysis.Analyzer
+	an      *termMemo
 	framing map[string]bool // stemmed words that frame a question, not its subject
 }
 
@@ -59,7 +58,7 @@ func NewExtractive() (*Extractive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rag: analyzer: %w", err)
 	}
-	x := &Extractive{an: an, framing: map[string]bool{}}
+	x := &Extractive{an: newTermMemo(an), framing: map[string]bool{}}
 	for t := range x.terms(framingWords) {
 		x.framing[t] = true
 	}
@@ -68,9 +67,7 @@ func NewExtractive() (*Extractive, error) {
 
 func (x *Extractive) terms(s string) map[string]bool {
 	out := map[string]bool{}
-	for _, t := range x.an.Analyze([]byte(s)) {
-		out[string(t.Term)] = true
-	}
+	x.an.each(s, func(t string) { out[t] = true })
 	return out
 }
 

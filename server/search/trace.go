@@ -78,26 +78,21 @@ func modeOf(q Query) string {
 }
 
 // traceStages records the engine's stages as children of ctx's span when
-// it records: the engine runs them in order (vector list, BM25 list,
-// fusion) and has just returned, so each one's interval is laid out
-// backwards from now by the measured durations.
+// it records, each at the start and for the duration the engine measured
+// (a hybrid search's vector and BM25 lists run at once, then fusion).
 func traceStages(ctx context.Context, mode string, tm index.Timings) {
 	parent := trace.SpanFromContext(ctx)
 	if !parent.IsRecording() {
 		return
 	}
 	tr := parent.TracerProvider().Tracer(tracerScope)
-	end := time.Now()
-	fuseStart := end.Add(-tm.Fuse)
-	textStart := fuseStart.Add(-tm.Text)
-	vecStart := textStart.Add(-tm.Vector)
 	if mode != ModeBM25 {
-		stage(ctx, tr, "search.vector", vecStart, textStart)
+		stage(ctx, tr, "search.vector", tm.VectorStart, tm.VectorStart.Add(tm.Vector))
 	}
 	if mode != ModeVector {
-		stage(ctx, tr, "search.bm25", textStart, fuseStart)
+		stage(ctx, tr, "search.bm25", tm.TextStart, tm.TextStart.Add(tm.Text))
 	}
-	stage(ctx, tr, "search.fuse", fuseStart, end)
+	stage(ctx, tr, "search.fuse", tm.FuseStart, tm.FuseStart.Add(tm.Fuse))
 }
 
 func stage(ctx context.Context, tr trace.Tracer, name string, start, end time.Time) {
