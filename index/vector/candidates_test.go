@@ -165,3 +165,46 @@ func TestCandidatesIncludeInFlightNearestFirst(t *testing.T) {
 		t.Errorf("%d of the %d nearest among the candidates", found, total)
 	}
 }
+
+// Candidates run beside batches with candidates and deletes (the leader
+// computes the next entry's while it applies the last): clean under
+// -race, and every vector ends in the graph.
+func TestCandidatesBesideBatchesAndDeletes(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 17))
+	dim := 32
+	x, _ := New(DefaultConfig(dim))
+	data := make([][]float32, 3000)
+	for i := range data {
+		data[i] = randVec(r, dim, nil, 0)
+	}
+	if err := x.AddBatch(ids(0, 500), data[:500], 2); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 500; i < 3000; i += 250 {
+			_ = x.Candidates(ids(i, i+250), data[i:i+250], 0)
+		}
+	}()
+	for i := 500; i < 3000; i += 250 {
+		cands := x.Candidates(ids(i-250, i+250), data[i-250:i+250], 250)
+		if err := x.AddBatchCandidates(ids(i, i+250), data[i:i+250], cands, 2); err != nil {
+			t.Fatal(err)
+		}
+		x.Delete(idOf(i - 100))
+	}
+	<-done
+	if got, want := x.Len(), 3000-10; got != want {
+		t.Fatalf("%d live vectors, want %d", got, want)
+	}
+	for i := 0; i < 3000; i += 97 {
+		if i%250 == 150 && i >= 400 && i < 2900 {
+			continue // deleted
+		}
+		res, _ := x.Search(data[i], 1, 40, nil)
+		if len(res) == 0 || res[0].ID != idOf(i) {
+			t.Errorf("vector %d not found as its own nearest: %v", i, res)
+		}
+	}
+}
