@@ -155,6 +155,7 @@ func (e *Engine) preIndex(vec *vector.Index, batch []Ops) (map[vector.ID][]float
 			}
 			if ok {
 				w.upsert(c.ID, c.Vector, textDoc(c.Title, c, g))
+				w.hint(c.ID, c.Vector, c)
 			}
 		}
 	}
@@ -273,12 +274,23 @@ func (e *Engine) applyIndexes(vec *vector.Index, w *indexWrites) error {
 // insertAll adds upserts to the graph, each replacing the vector its id
 // held. It is the one place the engine inserts into a graph: a graph that
 // inserts a batch on several cores is called from here.
+//
+// Upserts carrying candidate neighbours (a leader's, shipped in the log)
+// are linked among them instead of searching the graph (vector's
+// AddBatchCandidates).
 func insertAll(vec *vector.Index, upserts []graphOp) error {
 	ids, vecs := make([]vector.ID, len(upserts)), make([][]float32, len(upserts))
+	var cands [][]vector.ID
 	for i, op := range upserts {
 		ids[i], vecs[i] = op.id, op.vec
+		if op.cands != nil {
+			if cands == nil {
+				cands = make([][]vector.ID, len(upserts))
+			}
+			cands[i] = op.cands
+		}
 	}
-	return vec.AddBatch(ids, vecs, 0) // linked on every core
+	return vec.AddBatchCandidates(ids, vecs, cands, 0) // linked on every core
 }
 
 // indexWrites is what a run of batches does to the graph and the BM25
@@ -310,6 +322,19 @@ func (w *indexWrites) set(op graphOp) {
 func (w *indexWrites) upsert(id ID, vec []float32, doc text.Doc) {
 	w.set(graphOp{id: vector.ID(id), vec: vec})
 	w.texts[text.ID(id)] = doc
+}
+
+// hint gives the upsert of id just recorded the candidate neighbours c
+// carries, when vec is c's own vector (not one kept from before).
+func (w *indexWrites) hint(id ID, vec []float32, c Chunk) {
+	if len(c.Neighbours) == 0 || c.Vector == nil || len(vec) == 0 || &vec[0] != &c.Vector[0] {
+		return
+	}
+	cands := make([]vector.ID, len(c.Neighbours))
+	for i, n := range c.Neighbours {
+		cands[i] = vector.ID(n)
+	}
+	w.graph[w.at[vector.ID(id)]].cands = cands
 }
 
 // remove records a chunk's delete; an upsert of it earlier in the run is

@@ -52,6 +52,11 @@ type Chunk struct {
 	// carries: the BM25 index holds it (in its term keys), the engine's
 	// chunk map does not.
 	Language string
+	// Neighbours are candidate neighbours a leader computed for the new
+	// vector (replication/DESIGN.md, "Candidates"): the graph links the
+	// vector among them instead of searching for its own. Only a hint for
+	// the graph: nothing keeps it.
+	Neighbours []ID
 }
 
 // Document is the visibility of a document: its owner and whether it is
@@ -204,8 +209,9 @@ type Engine struct {
 
 // graphOp is a write to replay onto a graph built in the background.
 type graphOp struct {
-	id  vector.ID
-	vec []float32 // nil: delete
+	id    vector.ID
+	vec   []float32   // nil: delete
+	cands []vector.ID // candidate neighbours shipped with the vector, if any
 }
 
 type docState struct {
@@ -404,13 +410,14 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	cc := c
 	cc.Vector = nil  // the graph holds the vector; the map does not
 	cc.Language = "" // the BM25 index holds it
+	cc.Neighbours = nil
 	if had && old.Kind != c.Kind {
 		e.unlinkChunk(old) // an id reused across kinds: start afresh
 		had = false
 	}
 	if c.Kind == KindAnnotation {
 		g := e.linkAnnotation(&cc, old, had)
-		e.writeChunk(w, c.ID, vec, toActive, textDoc(cc.Title, c, g))
+		e.writeChunk(w, c, vec, toActive, textDoc(cc.Title, c, g))
 		return
 	}
 	st := e.doc(c.DocumentID, c.OwnerID)
@@ -422,16 +429,18 @@ func (e *Engine) upsertChunk(c Chunk, w *indexWrites) {
 	}
 	e.chunks[c.ID] = &cc
 	st.chunks[c.ID] = true
-	e.writeChunk(w, c.ID, vec, toActive, textDoc(c.Title, c, e.group(st)))
+	e.writeChunk(w, c, vec, toActive, textDoc(c.Title, c, e.group(st)))
 }
 
 // writeChunk records an upserted chunk's index writes: its text, and its
 // vector into the graph of the model chunk vectors carry (the active one,
 // or the one being built; none when the column holds another model's).
-func (e *Engine) writeChunk(w *indexWrites, id ID, vec []float32, toActive bool, doc text.Doc) {
+func (e *Engine) writeChunk(w *indexWrites, c Chunk, vec []float32, toActive bool, doc text.Doc) {
+	id := c.ID
 	switch {
 	case toActive:
 		w.upsert(id, vec, doc)
+		w.hint(id, vec, c)
 		return
 	case vec != nil && e.columnToBuild():
 		w.build = append(w.build, graphOp{id: vector.ID(id), vec: vec})

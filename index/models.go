@@ -200,3 +200,35 @@ func (e *Engine) ModelChunks(model string) []ID {
 	}
 	return out
 }
+
+// Candidates computes, in the graph chunk upserts' vectors go to, the
+// candidate neighbours of vectors[from:] (chunks ids[from:]): the graph's
+// nearest live vectors and the nearest of the others of vectors, which it
+// does not hold yet (vector.Index.Candidates). A leader ships them in the
+// log so that every replica links the chunks among them instead of
+// searching (replication/DESIGN.md, "Candidates"). Nil when chunk vectors
+// go to no searched graph or one has the wrong length.
+func (e *Engine) Candidates(ids []ID, vectors [][]float32, from int) [][]ID {
+	e.mu.RLock()
+	vec, ok := e.vec, e.columnToActive()
+	e.mu.RUnlock()
+	if !ok || vec == nil || len(ids) != len(vectors) || from < 0 || from >= len(ids) {
+		return nil
+	}
+	vids := make([]vector.ID, len(ids))
+	for i, id := range ids {
+		vids[i] = vector.ID(id)
+	}
+	got := vec.Candidates(vids, vectors, from)
+	if got == nil {
+		return nil
+	}
+	out := make([][]ID, len(got))
+	for i, cs := range got {
+		out[i] = make([]ID, len(cs))
+		for j, c := range cs {
+			out[i][j] = ID(c)
+		}
+	}
+	return out
+}

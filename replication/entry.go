@@ -201,12 +201,39 @@ func chunksOut(cs []index.Chunk) []*logentry.Chunk {
 	for i, c := range cs {
 		out[i] = &logentry.Chunk{Id: idOut(c.ID), DocumentId: idOut(c.DocumentID), OwnerId: idOut(c.OwnerID),
 			Title: []byte(c.Title), Text: []byte(c.Text), PageStart: int64(c.PageStart), PageEnd: int64(c.PageEnd), Version: c.Version,
-			Language: languageOut(c.Language)}
+			Language: languageOut(c.Language), Neighbours: neighboursOut(c.Neighbours)}
 		if c.Vector != nil {
 			out[i].Vector = &logentry.Vector{Values: c.Vector}
 		}
 	}
 	return out
+}
+
+// neighboursOut packs candidate neighbours: 16 bytes an id, nil for none.
+func neighboursOut(ids []index.ID) []byte {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, 16*len(ids))
+	for _, id := range ids {
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+// neighboursIn unpacks candidate neighbours.
+func neighboursIn(b []byte) ([]index.ID, error) {
+	if len(b)%16 != 0 {
+		return nil, fmt.Errorf("replication: chunk neighbours: %d bytes, not a whole number of 16-byte ids", len(b))
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	out := make([]index.ID, len(b)/16)
+	for i := range out {
+		copy(out[i][:], b[16*i:])
+	}
+	return out, nil
 }
 
 func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
@@ -226,6 +253,10 @@ func chunksIn(cs []*logentry.Chunk) ([]index.Chunk, error) {
 		}
 		out[i] = index.Chunk{ID: ids[0], DocumentID: ids[1], OwnerID: ids[2], Title: string(c.GetTitle()), Text: string(c.GetText()),
 			PageStart: int(c.GetPageStart()), PageEnd: int(c.GetPageEnd()), Version: c.GetVersion(), Language: c.GetLanguage()}
+		var err error
+		if out[i].Neighbours, err = neighboursIn(c.GetNeighbours()); err != nil {
+			return nil, err
+		}
 		if c.GetVector() != nil {
 			// Present but empty stays non-nil: a vector of the wrong
 			// length, which the index refuses, not "keep the stored one".

@@ -140,6 +140,24 @@ func goldenScopeCases() []goldenCase {
 	}
 }
 
+// goldenNeighbourCases are changes at version 5: chunks carrying the
+// candidate neighbours the leader computed (one chunk without, one with a
+// neighbour of its own entry).
+func goldenNeighbourCases() []goldenCase {
+	cs := goldenChunks()
+	cs[0].Neighbours = []index.ID{gid(19), gid(20), gid(5)}
+	alone := index.Ops{Position: index.Position{LSN: 0x1_6B3A_7000}, Documents: goldenDocs(), Upserts: cs, Deletes: []index.ID{gid(6)}}
+	cs = goldenChunks()
+	cs[0].Neighbours = []index.ID{gid(21)}
+	cs[0].Language = "de"
+	mixed := index.Ops{Position: index.Position{LSN: 0x1_6B3A_8000}, Documents: goldenDocs()[:1], Upserts: cs,
+		Grants: []index.Grant{{ProjectID: gid(11), UserID: gid(13)}}, ScopeChanges: []index.ID{gid(13)}}
+	return []goldenCase{
+		{"changes_v5", ChangesEntry(alone, 1_700_000_007_000), changesBack{alone, 1_700_000_007_000}},
+		{"changes_v5_mixed", ChangesEntry(mixed, 1_700_000_008_000), changesBack{mixed, 1_700_000_008_000}},
+	}
+}
+
 // readBack reads an entry as index values, through the conversions the
 // FSM uses.
 func readBack(e Entry) (any, error) {
@@ -212,7 +230,8 @@ func writeFuzzSeed(t *testing.T, name string, b []byte) {
 // dump of internal structs.
 func TestGoldenEntries(t *testing.T) {
 	seen := map[logentry.Kind]bool{}
-	for _, c := range slices.Concat(goldenCases(), goldenLanguageCases(), goldenAnnotationCases(), goldenModelCases(), goldenScopeCases()) {
+	for _, c := range slices.Concat(goldenCases(), goldenLanguageCases(), goldenAnnotationCases(), goldenModelCases(), goldenScopeCases(),
+		goldenNeighbourCases()) {
 		t.Run(c.name, func(t *testing.T) {
 			b := readGolden(t, c.name, c.entry.Encode)
 			if len(b) < 2 || logentry.Kind(b[0]) != c.entry.Kind || b[1] != c.entry.Version() {
@@ -279,6 +298,29 @@ func TestEnglishEntriesUnchangedByLanguages(t *testing.T) {
 			t.Errorf("%s: version %d", c.name, v)
 		}
 	}
+	for _, c := range goldenNeighbourCases() {
+		if v := c.entry.Version(); v != 5 {
+			t.Errorf("%s: version %d", c.name, v)
+		}
+	}
+}
+
+// Candidate neighbours that are not whole 16-byte ids are refused, like
+// any malformed id.
+func TestNeighboursMustBeWholeIDs(t *testing.T) {
+	e := goldenNeighbourCases()[0].entry
+	e.Payload.(*logentry.Changes).GetUpserts()[0].Neighbours = make([]byte, 17)
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBack(d); err == nil {
+		t.Fatal("17 bytes of neighbours read back without an error")
+	}
 }
 
 // The snapshot header too.
@@ -310,7 +352,7 @@ func TestDecodeRefusesWhatItDoesNotKnow(t *testing.T) {
 		{"kind only", []byte{1}, logentry.ErrMalformed},
 		{"unknown kind", append([]byte{99}, changes[1:]...), logentry.ErrUnknownKind},
 		{"kind zero", append([]byte{0}, changes[1:]...), logentry.ErrUnknownKind},
-		{"newer version", append([]byte{changes[0], 5}, changes[2:]...), logentry.ErrUnknownVersion},
+		{"newer version", append([]byte{changes[0], 6}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"version zero", append([]byte{changes[0], 0}, changes[2:]...), logentry.ErrUnknownVersion},
 		{"truncated payload", changes[:len(changes)-3], logentry.ErrMalformed},
 		// How every gob-encoded entry of the old format starts.

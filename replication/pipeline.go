@@ -56,12 +56,17 @@ type inFlight struct {
 // position of the last one settled. With a Pipeliner, up to maxInFlight
 // entries are in flight while more wait in proposals; when none wait, all
 // are settled, so a lone transaction is confirmed as soon as it applies.
-// Any other Proposer gets one entry at a time.
+// Any other Proposer gets one entry at a time. A candidateShipper (the
+// Raft node) fills in each entry's candidate neighbours first.
 func (f *Feed) propose(ctx context.Context, proposals <-chan Entry, p Proposer, committed *atomic.Uint64) error {
 	pl, ok := p.(Pipeliner)
+	cs, ships := p.(candidateShipper)
 	var q []inFlight
 	for e := range proposals {
 		it := inFlight{e: e, received: time.Now()}
+		if ships {
+			cs.shipCandidates(e, q)
+		}
 		if ok {
 			it.wait = pl.Enqueue(ctx, e)
 		} else {

@@ -19,6 +19,7 @@ type countingPipeliner struct {
 	*Node
 	mu               sync.Mutex
 	open, most, sent int
+	versions         []byte // of the entries handed over, in order
 }
 
 func (c *countingPipeliner) Enqueue(ctx context.Context, e Entry) func() error {
@@ -26,6 +27,7 @@ func (c *countingPipeliner) Enqueue(ctx context.Context, e Entry) func() error {
 	c.open++
 	c.sent++
 	c.most = max(c.most, c.open)
+	c.versions = append(c.versions, e.Version())
 	c.mu.Unlock()
 	wait := c.Node.Enqueue(ctx, e)
 	return func() error {
@@ -79,5 +81,13 @@ func TestFeedPipelinesProposals(t *testing.T) {
 	}
 	if p.sent != 40 || p.most < 2 || p.most > maxInFlight || p.open != 0 {
 		t.Fatalf("%d sent, at most %d in flight (want 2..%d), %d left open", p.sent, p.most, maxInFlight, p.open)
+	}
+	// The leader shipped candidates with every transaction after the
+	// first (whose lone chunk had none: the graph was empty and nothing
+	// else was in flight): version 5.
+	for i, v := range p.versions[1:] {
+		if v != 5 {
+			t.Fatalf("transaction %d proposed at version %d, want 5 (candidates shipped)", i+1, v)
+		}
 	}
 }

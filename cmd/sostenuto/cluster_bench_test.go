@@ -89,6 +89,10 @@ func TestClusterBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
+	cpuBefore := map[string]float64{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		cpuBefore[id] = metrics(t, c.nodes[id].base)["process_cpu_seconds_total"]
+	}
 	start := time.Now()
 	for d := 0; d < chunks/perTx; d++ {
 		doc := uuid.New()
@@ -128,6 +132,8 @@ func TestClusterBench(t *testing.T) {
 		before[id] = m
 		sum, count := m[`sostenuto_raft_apply_seconds_sum{kind="ops"}`], m[`sostenuto_raft_apply_seconds_count{kind="ops"}`]
 		fmt.Printf("%s: apply: %.0f entries (transactions and heartbeats) in %.2f s of applying: %.0f chunks/s\n", id, count, sum, float64(chunks)/sum)
+		cpu := m["process_cpu_seconds_total"] - cpuBefore[id]
+		fmt.Printf("%s: CPU during the bulk phase: %.1f s, %.0f µs per chunk\n", id, cpu, 1e6*cpu/float64(chunks))
 	}
 
 	// Steady: 10 transactions of 10 chunks (SOSTENUTO_BENCH_STEADY_CHUNKS)

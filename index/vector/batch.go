@@ -24,8 +24,18 @@ const minParallel = 64
 // built from the same batch may differ slightly; workers = 1 builds what
 // the same sequence of Add calls builds.
 func (x *Index) AddBatch(ids []ID, vectors [][]float32, workers int) error {
-	if len(ids) != len(vectors) {
-		return fmt.Errorf("vector: add batch: %d ids, %d vectors", len(ids), len(vectors))
+	return x.AddBatchCandidates(ids, vectors, nil, workers)
+}
+
+// AddBatchCandidates is AddBatch where cands[i], when not empty, lists
+// candidate neighbours of vectors[i] (ids, as Candidates computes them on
+// another replica): a level-0 node is linked among those of them the graph
+// holds live instead of searching the graph (candidates.go). A vector
+// without candidates, with none held, or above level 0 is inserted as by
+// AddBatch. cands may be nil.
+func (x *Index) AddBatchCandidates(ids []ID, vectors [][]float32, cands [][]ID, workers int) error {
+	if len(ids) != len(vectors) || cands != nil && len(cands) != len(ids) {
+		return fmt.Errorf("vector: add batch: %d ids, %d vectors, %d candidate lists", len(ids), len(vectors), len(cands))
 	}
 	for _, v := range vectors {
 		if len(v) != x.cfg.Dim {
@@ -43,7 +53,11 @@ func (x *Index) AddBatch(ids []ID, vectors [][]float32, workers int) error {
 		x.retire(id)
 		x.allocate(id, norm[i], x.levelFor(id))
 	}
-	x.linkRange(first, int32(len(x.ids)), workers)
+	if cands == nil {
+		x.linkRange(first, int32(len(x.ids)), workers)
+	} else {
+		x.linkShipped(first, cands, workers)
+	}
 	if len(ids) >= settleBatch {
 		x.settle()
 	}
@@ -58,23 +72,34 @@ const settleBatch = 4096
 // linkRange links the allocated nodes [from, to) on up to workers
 // goroutines, in order of their numbers. The write lock is held.
 func (x *Index) linkRange(from, to int32, workers int) {
+	nodes := make([]int32, 0, to-from)
+	for n := from; n < to; n++ {
+		nodes = append(nodes, n)
+	}
+	x.eachNode(nodes, workers, x.link)
+}
+
+// eachNode runs fn on every node of nodes, in their order, on up to
+// workers goroutines (0: GOMAXPROCS), with x.parallel set while several
+// run. Into an empty graph the first node is linked alone (it may become
+// the entry point). The write lock is held.
+func (x *Index) eachNode(nodes []int32, workers int, fn func(int32, *visitSet)) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers == 1 || to-from < minParallel {
+	if workers == 1 || len(nodes) < minParallel {
 		vs := x.visitSet()
 		defer x.visits.Put(vs)
-		for n := from; n < to; n++ {
-			x.link(n, vs)
+		for _, n := range nodes {
+			fn(n, vs)
 		}
 		return
 	}
-	// The first node may have to become the entry point: link it alone.
 	if x.entry < 0 {
 		vs := x.visitSet()
-		x.link(from, vs)
+		fn(nodes[0], vs)
 		x.visits.Put(vs)
-		from++
+		nodes = nodes[1:]
 	}
 	if x.nodeLocks == nil {
 		x.nodeLocks = make([]sync.Mutex, nodeStripes)
@@ -82,14 +107,13 @@ func (x *Index) linkRange(from, to int32, workers int) {
 	x.parallel = true
 	defer func() { x.parallel = false }()
 	next := atomic.Int32{}
-	next.Store(from)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			vs := x.visitSet()
 			defer x.visits.Put(vs)
-			for n := next.Add(1) - 1; n < to; n = next.Add(1) - 1 {
-				x.link(n, vs)
+			for i := next.Add(1) - 1; int(i) < len(nodes); i = next.Add(1) - 1 {
+				fn(nodes[i], vs)
 			}
 		})
 	}

@@ -78,18 +78,26 @@ type kindSpec struct {
 // written at version 4, which older nodes refuse rather than drop the
 // vectors of a model being built, miss a switch, or keep serving a revoked
 // student's cached scope; one without them is written as before.
+//
+// Version 5 adds Chunk.neighbours, the candidate neighbours the leader
+// computed for a changes entry's new chunks: an entry carrying any is
+// written at version 5 of changes. A node from before would ignore the
+// field and search its own graph (which is correct, only slower); the
+// version is still raised so that no node applies a log it does not fully
+// read, as for every field before it.
 const (
 	chunkV1 byte = 1
 	chunkV2 byte = 2
 	chunkV3 byte = 3
 	chunkV4 byte = 4
+	chunkV5 byte = 5
 )
 
 // spec returns the format of kind k.
 func spec(k Kind) (kindSpec, bool) {
 	switch k {
 	case KindChanges:
-		return kindSpec{"changes", chunkV1, chunkV4, func() proto.Message { return &Changes{} }}, true
+		return kindSpec{"changes", chunkV1, chunkV5, func() proto.Message { return &Changes{} }}, true
 	case KindBaseBegin:
 		return kindSpec{"base-begin", 1, 1, func() proto.Message { return &BaseBegin{} }}, true
 	case KindBasePart:
@@ -129,10 +137,13 @@ func (k Kind) Version() byte {
 
 // Version is the version Encode writes e at: its kind's; 2 when its
 // chunks carry a language; 3 when it carries annotations or principals;
-// 4 when it carries embedding models or scope changes.
+// 4 when it carries embedding models or scope changes; 5 when its chunks
+// carry candidate neighbours.
 func (e Entry) Version() byte {
 	s, _ := spec(e.Kind)
 	switch {
+	case s.newest >= chunkV5 && carriesNeighbours(e.Payload):
+		return chunkV5
 	case s.newest >= chunkV4 && carriesVersion4(e.Payload):
 		return chunkV4
 	case s.newest >= chunkV3 && carriesAnnotations(e.Payload):
@@ -167,6 +178,21 @@ func carriesVersion4(p proto.Message) bool {
 		return len(m.GetEmbeddings()) > 0 || m.GetModelState() != nil
 	case *Repair:
 		return len(m.GetEmbeddings()) > 0
+	}
+	return false
+}
+
+// carriesNeighbours reports whether a changes payload holds a chunk with
+// candidate neighbours.
+func carriesNeighbours(p proto.Message) bool {
+	m, ok := p.(*Changes)
+	if !ok {
+		return false
+	}
+	for _, c := range m.GetUpserts() {
+		if len(c.GetNeighbours()) > 0 {
+			return true
+		}
 	}
 	return false
 }

@@ -171,7 +171,13 @@ type Chunk struct {
 	// chunk): English. A chunk carrying one is written at version 2 of its
 	// kind (logentry.go), which older nodes refuse instead of analysing it
 	// as English.
-	Language      string `protobuf:"bytes,10,opt,name=language,proto3" json:"language,omitempty"`
+	Language string `protobuf:"bytes,10,opt,name=language,proto3" json:"language,omitempty"`
+	// Version 5: the chunk's candidate neighbours, computed once by the
+	// leader that proposed the entry (the nearest it found in its graph and
+	// among the entry's chunks): 16-byte chunk ids, concatenated, nearest
+	// first. A node links the chunk among these instead of searching its
+	// own graph; absent: it searches (replication/DESIGN.md, "Candidates").
+	Neighbours    []byte `protobuf:"bytes,11,opt,name=neighbours,proto3" json:"neighbours,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -274,6 +280,13 @@ func (x *Chunk) GetLanguage() string {
 		return x.Language
 	}
 	return ""
+}
+
+func (x *Chunk) GetNeighbours() []byte {
+	if x != nil {
+		return x.Neighbours
+	}
+	return nil
 }
 
 // Project is a project's owner and title: the visibility unit of its
@@ -1285,7 +1298,7 @@ const file_logentry_proto_rawDesc = "" +
 	"\tis_public\x18\x03 \x01(\bR\bisPublic\x12\x14\n" +
 	"\x05title\x18\x04 \x01(\fR\x05title\" \n" +
 	"\x06Vector\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\xb0\x02\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xd0\x02\n" +
 	"\x05Chunk\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1f\n" +
 	"\vdocument_id\x18\x02 \x01(\fR\n" +
@@ -1299,7 +1312,10 @@ const file_logentry_proto_rawDesc = "" +
 	"\aversion\x18\b \x01(\x03R\aversion\x12A\n" +
 	"\x06vector\x18\t \x01(\v2).sostenuto.replication.logentry.v1.VectorR\x06vector\x12\x1a\n" +
 	"\blanguage\x18\n" +
-	" \x01(\tR\blanguage\"J\n" +
+	" \x01(\tR\blanguage\x12\x1e\n" +
+	"\n" +
+	"neighbours\x18\v \x01(\fR\n" +
+	"neighbours\"J\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\fR\aownerId\x12\x14\n" +
