@@ -16,8 +16,12 @@ type candidateShipper interface {
 }
 
 // shipCandidates implements candidateShipper: the candidates come from the
-// node's serving engine (it is the leader: it proposes).
+// node's serving engine (it is the leader: it proposes). Nothing unless
+// the node's ShipCandidates is on.
 func (n *Node) shipCandidates(e Entry, q []inFlight) {
+	if !n.cfg.ShipCandidates {
+		return
+	}
 	pending := make([]Entry, len(q))
 	for i, it := range q {
 		pending[i] = it.e

@@ -48,6 +48,12 @@ type NodeConfig struct {
 	// (8192 if zero); SnapshotInterval how often that is checked.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// ShipCandidates makes the node, while it leads, ship each new
+	// chunk's candidate neighbours in its changes entries (version 5;
+	// DESIGN.md, "Candidates"). Off, it writes version 4 as before: a node
+	// of an older release refuses version 5, so it is turned on only once
+	// every node reads it.
+	ShipCandidates bool
 	// Fast shortens Raft's timeouts (tests on loopback).
 	Fast      bool
 	Logger    *slog.Logger

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -41,11 +42,18 @@ func (c *countingPipeliner) Enqueue(ctx context.Context, e Entry) func() error {
 
 // The feed hands a backlog of transactions to the Raft leader several at
 // a time (never more than maxInFlight), settles them in order, and
-// confirms the last position once it is applied.
+// confirms the last position once it is applied. With ShipCandidates the
+// entries carry candidate neighbours (version 5); without, none does.
 func TestFeedPipelinesProposals(t *testing.T) {
+	for _, ship := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ship=%v", ship), func(t *testing.T) { feedPipelines(t, ship) })
+	}
+}
+
+func feedPipelines(t *testing.T, ship bool) {
 	ca := newTestCA(t)
 	n, err := StartNode(NodeConfig{ID: "n1", RaftBind: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true, Fast: true,
-		TLS: ca.node("n1", "127.0.0.1"), Index: testEngineConfig(), ApplyTimeout: 10 * time.Second,
+		TLS: ca.node("n1", "127.0.0.1"), Index: testEngineConfig(), ApplyTimeout: 10 * time.Second, ShipCandidates: ship,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +94,10 @@ func TestFeedPipelinesProposals(t *testing.T) {
 	// first (whose lone chunk had none: the graph was empty and nothing
 	// else was in flight): version 5.
 	for i, v := range p.versions[1:] {
-		if v != 5 {
+		if !ship && v == 5 {
+			t.Fatalf("transaction %d proposed at version 5 with ShipCandidates off", i+1)
+		}
+		if ship && v != 5 {
 			t.Fatalf("transaction %d proposed at version %d, want 5 (candidates shipped)", i+1, v)
 		}
 	}

@@ -28,7 +28,9 @@ import (
 // commit-to-searchable lag on every node under steady ingest, apply
 // throughput, snapshot install on a joining node and a follower's restart.
 // It runs only with SOSTENUTO_BENCH_CLUSTER=1 (make bench-cluster); it
-// prints figures and asserts only correctness.
+// prints figures and asserts only correctness. The nodes ship candidate
+// neighbours (SOSTENUTO_SHIP_CANDIDATES) unless
+// SOSTENUTO_BENCH_SHIP_CANDIDATES=false.
 func TestClusterBench(t *testing.T) {
 	if os.Getenv("SOSTENUTO_BENCH_CLUSTER") == "" {
 		t.Skip("set SOSTENUTO_BENCH_CLUSTER=1 (make bench-cluster)")
@@ -44,7 +46,10 @@ func TestClusterBench(t *testing.T) {
 	if dir := os.Getenv("SOSTENUTO_BENCH_LOG_DIR"); dir != "" {
 		t.Cleanup(func() { saveLogs(t, c, dir) })
 	}
-	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "debug"))
+	opts := append(snapshotOpts(), "SOSTENUTO_LOG_LEVEL="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_LOG_LEVEL"), "debug"),
+		// Every node runs this release: the leader ships candidates
+		// (SOSTENUTO_BENCH_SHIP_CANDIDATES=false measures without).
+		"SOSTENUTO_SHIP_CANDIDATES="+cmp.Or(os.Getenv("SOSTENUTO_BENCH_SHIP_CANDIDATES"), "true"))
 	n1 := c.add("n1", opts...)
 	c.ready(n1)
 	c.login(n1)

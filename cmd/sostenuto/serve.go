@@ -70,6 +70,7 @@ type serveConfig struct {
 	join              string
 	clusterSecret     string
 	snapshotThreshold int64
+	shipCandidates    bool
 	snapshotInterval  time.Duration
 	lagBound          time.Duration
 	antiEntropyEvery  time.Duration
@@ -123,6 +124,7 @@ func (c *serveConfig) settings() []setting {
 		setting{name: "join", usage: "base URL of a node of an existing cluster to join; without it, a node with no Raft state founds a new cluster", parse: stringVar(&c.join)},
 		setting{name: "cluster-secret", secret: true, usage: "shared secret nodes present to join a cluster (POST /api/cluster/nodes); needed with --join", parse: stringVar(&c.clusterSecret)},
 		setting{name: "snapshot-threshold", usage: "Raft log entries between index snapshots", def: "8192", parse: intVar(&c.snapshotThreshold, 16, 1<<30)},
+		boolSetting("ship-candidates", "the leader ships each new chunk's candidate neighbours in the log (log format version 5), so followers link without searching; turn on only once every node of the cluster runs a release that reads version 5", "false", &c.shipCandidates),
 		setting{name: "snapshot-interval", usage: "how often Raft checks whether a snapshot is due", def: "120s", parse: durationVar(&c.snapshotInterval, 100*time.Millisecond, 24*time.Hour)},
 		setting{name: "link-allowlist", usage: "comma-separated hosts chat answers may link to (with their subdomains); other links and images are removed", parse: stringVar(&c.linkAllowlist)},
 		setting{name: "trusted-proxies", usage: "comma-separated CIDRs or addresses of proxies (the edge, a load balancer) whose X-Forwarded-For names the client (login throttling, rate limits, logs)", parse: stringVar(&c.trustedProxies)},
@@ -618,7 +620,7 @@ func (c *serveConfig) startNode(logger *slog.Logger, logOut io.Writer, reg *prom
 	node, err := replication.StartNode(replication.NodeConfig{
 		ID: id, RaftBind: c.raftBind, RaftAdvertise: c.raftAdvertise, TLS: raftTLS, Insecure: c.raftInsecure, HTTPAddr: strings.TrimSuffix(httpAdv, "/"), Dir: dir,
 		Bootstrap: c.join == "", Index: index.DefaultConfig(), Stale: c.lagBound,
-		SnapshotThreshold: uint64(c.snapshotThreshold), SnapshotInterval: c.snapshotInterval,
+		SnapshotThreshold: uint64(c.snapshotThreshold), SnapshotInterval: c.snapshotInterval, ShipCandidates: c.shipCandidates,
 		Feed:   &replication.Feed{URL: url, Logger: logger, KeepaliveEvery: time.Second},
 		Logger: logger, LogOutput: logOut, Registry: reg, Tracer: tracer,
 	})
