@@ -149,7 +149,9 @@ func codeWords(dp int) int { return dp/64 + 2 }
 const queryBits = 4
 
 // quantize writes the bit planes of u_i = round((v_i − lo)/Δ), queryBits
-// (4) each, interleaved by word, into planes, and returns lo, Δ and Σu.
+// (4) each, plane after plane (plane j of word w at j·W + w, W = len(v)/64,
+// so a SIMD kernel loads a plane's words together), into planes, and
+// returns lo, Δ and Σu.
 func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
 	lo, hi := vek32.Min(v), vek32.Max(v)
 	delta = (hi - lo) / float32(1<<queryBits-1)
@@ -169,8 +171,8 @@ func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
 			p3 |= (u >> 3 & 1) << bit
 		}
 		sum += int(s)
-		p := planes[4*w : 4*w+4 : 4*w+4]
-		p[0], p[1], p[2], p[3] = p0, p1, p2, p3
+		words := len(v) / 64
+		planes[w], planes[words+w], planes[2*words+w], planes[3*words+w] = p0, p1, p2, p3
 	}
 	return lo, delta, sum
 }
@@ -208,8 +210,8 @@ func (r *rotation) encode(v []float32, dst []uint64, tmp []float32) {
 }
 
 // quantQuery is a query prepared for estimation: its rotation quantized to
-// 4 bits per dimension (u_i = lo + Δ·v_i), as bit planes interleaved by
-// word, with the affine constants of the estimator.
+// 4 bits per dimension (u_i = lo + Δ·v_i), as bit planes one after
+// another (quantize), with the affine constants of the estimator.
 type quantQuery struct {
 	planes  []uint64
 	a, b, c float32 // ⟨x̄, q'⟩ ≈ a·Σ2^j·popcnt(x∧plane_j) + b·popcnt(x) + c
@@ -247,16 +249,27 @@ func (qq *quantQuery) estimate(code []uint64) (ip, width float32) {
 	return ip, width
 }
 
-// popDot is Σ x_i·v_i for sign bits x and 4-bit query values v in
-// interleaved bit planes: Σ_j 2^j·popcount(x ∧ V_j). One sum per word
-// keeps few values live across the popcounts (which Go guards with a
-// POPCNT feature check unless built with GOAMD64=v2 or later).
+// popDot is Σ x_i·v_i for sign bits x and 4-bit query values v in bit
+// planes (quantize's layout): Σ_j 2^j·popcount(x ∧ V_j), on AVX-512
+// VPOPCNTQ where the CPU has it (popDotFast, popdot_simd.go), else a word
+// at a time.
 func popDot(code, planes []uint64) int {
+	if popDotFast {
+		return popDotSIMD(code, planes)
+	}
+	return popDotGo(code, planes)
+}
+
+// popDotGo is popDot a word at a time. One sum per word keeps few values
+// live across the popcounts (which Go guards with a POPCNT feature check
+// unless built with GOAMD64=v2 or later).
+func popDotGo(code, planes []uint64) int {
 	s := 0
-	planes = planes[:4*len(code)]
+	w := len(code)
+	planes = planes[:4*w]
+	p0, p1, p2, p3 := planes[:w], planes[w:2*w], planes[2*w:3*w], planes[3*w:]
 	for i, x := range code {
-		p := planes[4*i : 4*i+4 : 4*i+4]
-		s += bits.OnesCount64(x&p[0]) + 2*bits.OnesCount64(x&p[1]) + 4*bits.OnesCount64(x&p[2]) + 8*bits.OnesCount64(x&p[3])
+		s += bits.OnesCount64(x&p0[i]) + 2*bits.OnesCount64(x&p1[i]) + 4*bits.OnesCount64(x&p2[i]) + 8*bits.OnesCount64(x&p3[i])
 	}
 	return s
 }

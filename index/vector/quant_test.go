@@ -251,12 +251,15 @@ func TestEstimateAllWithinBound(t *testing.T) {
 			w, b := i/64, uint(i%64)
 			if code[w]>>b&1 == 1 {
 				for j := range 4 {
-					want += int(planes[4*w+j]>>b&1) << j
+					want += int(planes[j*12+w]>>b&1) << j
 				}
 			}
 		}
 		if got := popDot(code, planes); got != want {
 			t.Fatalf("popDot %d, want %d", got, want)
+		}
+		if got := popDotGo(code, planes); got != want {
+			t.Fatalf("popDotGo %d, want %d", got, want)
 		}
 	}
 }
@@ -273,4 +276,53 @@ func reloaded(t *testing.T, x *Index) *Index {
 		t.Fatal(err)
 	}
 	return y
+}
+
+// TestPopDotKernelsAgree checks the SIMD kernel against the word loop at
+// every length from 1 to 40 words (the 8- and 4-word blocks and the
+// tail), where the CPU has the kernel.
+func TestPopDotKernelsAgree(t *testing.T) {
+	if !popDotFast {
+		t.Skip("no AVX-512 VPOPCNTQ kernel in this build or on this CPU")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for w := 1; w <= 40; w++ {
+		for range 50 {
+			code, planes := make([]uint64, w), make([]uint64, 4*w)
+			for i := range code {
+				code[i] = r.Uint64()
+			}
+			for i := range planes {
+				planes[i] = r.Uint64()
+			}
+			if got, want := popDotSIMD(code, planes), popDotGo(code, planes); got != want {
+				t.Fatalf("%d words: popDotSIMD %d, popDotGo %d", w, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkPopDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	code, planes := make([]uint64, 12), make([]uint64, 48)
+	for i := range code {
+		code[i] = r.Uint64()
+	}
+	for i := range planes {
+		planes[i] = r.Uint64()
+	}
+	b.Run("kernel", func(b *testing.B) {
+		s := 0
+		for b.Loop() {
+			s += popDot(code, planes)
+		}
+		_ = s
+	})
+	b.Run("go", func(b *testing.B) {
+		s := 0
+		for b.Loop() {
+			s += popDotGo(code, planes)
+		}
+		_ = s
+	})
 }
