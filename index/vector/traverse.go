@@ -161,12 +161,25 @@ func (x *Index) rerank(q []float32, w []candidate, k int, vs *visitSet) []candid
 	}
 	slices.Sort(ups)
 	t := ups[min(k, n)-1]
+	// The survivors move to the front first, so that while one's float
+	// vector is read the next one's is already being fetched (random
+	// vectors of Dim·4 bytes: their first lines' misses overlap).
 	out := w[:0]
 	for i, c := range w {
 		if c.dist-widths[i] <= t {
-			vs.exact++
-			out = append(out, candidate{1 - dot(q, x.vec(c.node)), c.node})
+			out = append(out, c)
 		}
+	}
+	vecLines := lines(4 * x.cfg.Dim)
+	if len(out) > 0 {
+		prefetch(unsafe.Pointer(&x.vec(out[0].node)[0]), vecLines)
+	}
+	for i, c := range out {
+		if i+1 < len(out) {
+			prefetch(unsafe.Pointer(&x.vec(out[i+1].node)[0]), vecLines)
+		}
+		vs.exact++
+		out[i] = candidate{1 - dot(q, x.vec(c.node)), c.node}
 	}
 	sortCandidates(out)
 	return out
