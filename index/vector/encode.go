@@ -187,7 +187,7 @@ func (x *Index) encodeAll() {
 	n := len(x.ids)
 	x.codes = makeSlab[uint64](n*x.cw, n*x.cw)
 	if x.useFine {
-		x.fine, x.fineMeta = makeSlab[int8](n*x.rot.dp, n*x.rot.dp), make([]fineMeta, n)
+		x.fine = makeSlab[int8](n*x.rot.dp, n*x.rot.dp)
 	}
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup

@@ -77,10 +77,10 @@ type Index struct {
 	codes []uint64
 
 	// Fine codes (quant8.go): node i's at [i*dp, (i+1)*dp), kept only
-	// where dot8 runs on SIMD (useFine); derived like the codes.
-	useFine  bool
-	fine     []int8
-	fineMeta []fineMeta
+	// where dot8 runs on SIMD (useFine); derived like the codes, with
+	// their scale and sum in the one-bit code's row.
+	useFine bool
+	fine    []int8
 	// forgetChosen (tests only) measures every pair in every pruning, as
 	// before prune.go: the reference its graphs are compared with.
 	forgetChosen bool
@@ -120,7 +120,7 @@ func (x *Index) Len() int {
 // one-bit code (quant.go) and, where kept, the fine code (quant8.go).
 func (x *Index) CodeBytes() int {
 	if x.useFine {
-		return x.cw*8 + x.rot.dp + 8
+		return x.cw*8 + x.rot.dp
 	}
 	return x.cw * 8
 }
@@ -201,7 +201,6 @@ func (x *Index) allocate(id ID, v []float32, level int) int32 {
 	x.codes = growSlab(x.codes, x.cw)
 	if x.useFine {
 		x.fine = growSlab(x.fine, x.rot.dp)
-		x.fineMeta = append(x.fineMeta, fineMeta{})
 	}
 	x.levels = append(x.levels, uint8(level))
 	x.l0 = growSlab(x.l0, x.m0)

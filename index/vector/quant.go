@@ -52,14 +52,24 @@ func newRotation(dim int) *rotation {
 
 // apply writes P·v (v zero-padded to dp) into out (length dp).
 func (r *rotation) apply(v, out []float32) {
+	copy(out, v)
+	clear(out[len(v):])
+	scale := float32(1 / math.Sqrt(float64(r.h)))
+	if fwhtFast && r.h >= 16 {
+		for _, s := range r.signs {
+			mulSIMD(out, s)
+			fwhtSIMD(out[:r.h], scale)
+			if r.dp > r.h {
+				fwhtSIMD(out[r.dp-r.h:], scale)
+			}
+		}
+		return
+	}
 	var buf [512]float32
 	tmp := buf[:r.h/2]
 	if r.h/2 > len(buf) {
 		tmp = make([]float32, r.h/2)
 	}
-	copy(out, v)
-	clear(out[len(v):])
-	scale := float32(1 / math.Sqrt(float64(r.h)))
 	for _, s := range r.signs {
 		vek32.Mul_Inplace(out, s)
 		fwht(out[:r.h], tmp, scale)
@@ -142,8 +152,11 @@ func fwht16(a *[16]float32) {
 
 // codeWords is the number of uint64 words per node in the codes slab: the
 // sign bits of the rotated vector (one per dimension), then a word holding
-// 1/f and the bound's width (float32 each), then popcount of the signs.
-func codeWords(dp int) int { return dp/64 + 2 }
+// 1/f and the bound's width (float32 each), the popcount of the signs, and
+// the fine code's scale and sum (quant8.go: read only after this code, so
+// never a miss of its own), padded to whole cache lines so that a code
+// spans as few lines as it can (two at 768 dimensions: 128 bytes).
+func codeWords(dp int) int { return (dp/64 + 3 + 7) &^ 7 }
 
 // queryBits is the query's bits per dimension.
 const queryBits = 4

@@ -70,10 +70,11 @@ func prepareFine(rot []float32, fq *fineQuery) {
 	}
 }
 
-// fineMeta is a node's scale and code sum, beside its fine code.
-type fineMeta struct {
-	scale float32
-	sum   int32
+// fineMeta is a node's fine scale and code sum: the word after the
+// one-bit code's factors and popcount (codeWords).
+func (x *Index) fineMeta(i int32) (scale float32, sum int32) {
+	m := x.codes[int(i)*x.cw+x.rot.dp/64+2]
+	return math.Float32frombits(uint32(m)), int32(uint32(m >> 32))
 }
 
 // fineCode returns node i's fine code.
@@ -84,14 +85,14 @@ func (x *Index) fineCode(i int32) []int8 {
 
 // fineDist is the estimated distance of node i from the query.
 func (x *Index) fineDist(fq *fineQuery, i int32) float32 {
-	m := x.fineMeta[i]
-	return 1 - m.scale*(fq.lo*float32(m.sum)+fq.dq*float32(dot8(fq.u, x.fineCode(i))))
+	scale, sum := x.fineMeta(i)
+	return 1 - scale*(fq.lo*float32(sum)+fq.dq*float32(dot8(fq.u, x.fineCode(i))))
 }
 
 // fineWidth is the half-width of node i's fine bound: fineSigmas standard
 // deviations of the rounding error, √((s² + Δ²)/12).
 func (x *Index) fineWidth(fq *fineQuery, i int32) float32 {
-	s := x.fineMeta[i].scale
+	s, _ := x.fineMeta(i)
 	return fineSigmas * float32(math.Sqrt(float64(s*s+fq.dq*fq.dq)/12))
 }
 
@@ -101,5 +102,5 @@ func (x *Index) encodeNodeFine(i int32, r []float32) {
 		return
 	}
 	s, sum := encodeFine(r, x.fineCode(i))
-	x.fineMeta[i] = fineMeta{s, sum}
+	x.codes[int(i)*x.cw+x.rot.dp/64+2] = uint64(math.Float32bits(s)) | uint64(uint32(sum))<<32
 }

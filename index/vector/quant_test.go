@@ -136,7 +136,8 @@ func TestCodesFollowUpdatesAndDeletes(t *testing.T) {
 	}
 	want := make([]uint64, x.cw)
 	x.rot.encode(target, want, make([]float32, x.rot.dp))
-	if got := x.code(x.byID[idOf(7)]); !slices.Equal(got, want) {
+	w := x.rot.dp/64 + 2 // the one-bit code; the fine code's scale and sum follow
+	if got := x.code(x.byID[idOf(7)]); !slices.Equal(got[:w], want[:w]) {
 		t.Fatal("the upserted node's code is not its new vector's")
 	}
 	if res, _ := x.Search(target, 1, 40, nil); len(res) != 1 || res[0].ID != idOf(7) {
@@ -325,4 +326,73 @@ func BenchmarkPopDot(b *testing.B) {
 		}
 		_ = s
 	})
+}
+
+// TestFWHTKernelsAgree checks the SIMD transform against the scalar one
+// to the bit (the same butterflies in the same order) at every power-of-
+// two length from 16 to 2048, and the rotation of 768 and 1536
+// dimensions (overlapping blocks) both ways, where the CPU has the kernel.
+func TestFWHTKernelsAgree(t *testing.T) {
+	if !fwhtFast {
+		t.Skip("no AVX2 transform in this build or on this CPU")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := 16; n <= 2048; n *= 2 {
+		for range 20 {
+			a := gaussian(r, n)
+			b := slices.Clone(a)
+			scale := float32(1 / math.Sqrt(float64(n)))
+			fwht(a, make([]float32, n/2), scale)
+			fwhtSIMD(b, scale)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("length %d, [%d]: scalar %v, SIMD %v", n, i, a[i], b[i])
+				}
+			}
+		}
+	}
+	for _, dim := range []int{100, 768, 1536} {
+		rot := newRotation(dim)
+		v := gaussian(r, dim)
+		fast, slow := make([]float32, rot.dp), make([]float32, rot.dp)
+		rot.apply(v, fast)
+		fwhtFast = false
+		rot.apply(v, slow)
+		fwhtFast = true
+		if !slices.Equal(fast, slow) {
+			t.Fatalf("%d dimensions: the rotation differs between the kernels", dim)
+		}
+	}
+}
+
+func BenchmarkRotation(b *testing.B) {
+	r := rand.New(rand.NewPCG(11, 12))
+	rot := newRotation(768)
+	v, out := gaussian(r, 768), make([]float32, rot.dp)
+	fast := fwhtFast
+	defer func() { fwhtFast = fast }()
+	for _, on := range []bool{true, false} {
+		name := "scalar"
+		if on {
+			name = "kernel"
+		}
+		b.Run(name, func(b *testing.B) {
+			if on && !fast {
+				b.Skip("no AVX2 transform in this build or on this CPU")
+			}
+			fwhtFast = on
+			for b.Loop() {
+				rot.apply(v, out)
+			}
+		})
+	}
+}
+
+// gaussian is n standard normal floats.
+func gaussian(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }

@@ -37,7 +37,7 @@ type estimated struct {
 // per node, reused): their codes are first prefetched, all before the
 // first popcount, so the misses overlap.
 func (x *Index) estimateAll(qq *quantQuery, nodes []int32, out []estimated, vs *visitSet) []estimated {
-	codeLines := lines(8 * x.cw)
+	codeLines := x.codeLines()
 	for _, n := range nodes {
 		prefetch(unsafe.Pointer(&x.codes[int(n)*x.cw]), codeLines)
 	}
@@ -124,8 +124,8 @@ func (x *Index) expandDist(q []float32, node int32, vs *visitSet) float32 {
 // so the misses of the likely next expansion overlap this one.
 func (x *Index) prefetchNext(node int32) {
 	if x.useFine {
-		prefetch(unsafe.Pointer(&x.fine[int(node)*x.rot.dp]), lines(x.rot.dp))
-		prefetch(unsafe.Pointer(&x.fineMeta[node]), 1)
+		p := unsafe.Pointer(&x.fine[int(node)*x.rot.dp])
+		prefetch(p, linesAt(p, x.rot.dp))
 	}
 	prefetch(unsafe.Pointer(&x.l0[int(node)*x.m0]), lines(4*x.m0))
 }
@@ -133,6 +133,21 @@ func (x *Index) prefetchNext(node int32) {
 // lines is how many cache lines a range of n bytes may span (one more than
 // n/64 rounded up, as it need not start at a line's beginning).
 func lines(n int) int { return (n+63)/64 + 1 }
+
+// linesAt is how many cache lines the n bytes at p span.
+func linesAt(p unsafe.Pointer, n int) int {
+	return int((uintptr(p)+uintptr(n)-1)/64 - uintptr(p)/64 + 1)
+}
+
+// codeLines is how many cache lines every one-bit code spans: rows are
+// whole lines (codeWords), so that is their number where the slab starts
+// on a line, as large slabs do, and one more where it does not.
+func (x *Index) codeLines() int {
+	if len(x.codes) == 0 {
+		return 0
+	}
+	return linesAt(unsafe.Pointer(&x.codes[0]), 8*x.cw)
+}
 
 // expandWidth is the half-width of expandDist's bound on node: 0 for an
 // exact distance.
