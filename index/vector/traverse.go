@@ -57,6 +57,16 @@ func (x *Index) greedyCodes(q []float32, qq *quantQuery, ep int32, epDist float3
 	for changed := true; changed; {
 		changed = false
 		vs.ests = x.estimateAll(qq, x.neighbours(ep, l, vs), vs.ests, vs)
+		if x.useFine {
+			// Every neighbour that may beat the best so far will have
+			// its fine estimate read: fetch them all before the first.
+			for _, e := range vs.ests {
+				if e.dist-e.width < epDist {
+					p := unsafe.Pointer(&x.fine[int(e.node)*x.rot.dp])
+					prefetch(p, linesAt(p, x.rot.dp))
+				}
+			}
+		}
 		for _, e := range vs.ests {
 			if e.dist-e.width >= epDist {
 				continue
