@@ -8,3 +8,10 @@ import "unsafe"
 //
 //go:noescape
 func prefetch(p unsafe.Pointer, lines int)
+
+// prefetchRows is prefetch(base + n·stride, lines) for every n of nodes,
+// in one call (a Go call to assembly is never inlined, and a search
+// prefetches the rows of every node it estimates).
+//
+//go:noescape
+func prefetchRows(base unsafe.Pointer, stride int, nodes []int32, lines int)

@@ -27,6 +27,11 @@ func TestPrefetchPastTheEndDoesNotFault(t *testing.T) {
 	}
 	prefetch(unsafe.Pointer(&first[page-64]), 8)
 	prefetch(unsafe.Pointer(&first[0]), 0)
+	// Rows of 128 bytes: the last starts 128 bytes before the page's end,
+	// and three lines from it run past it.
+	prefetchRows(unsafe.Pointer(&first[0]), 128, []int32{0, int32(page/128 - 1), 3}, 3)
+	prefetchRows(unsafe.Pointer(&first[0]), 128, nil, 3)
+	prefetchRows(unsafe.Pointer(&first[0]), 128, []int32{1}, 0)
 	for i := range first {
 		if first[i] != byte(i) {
 			t.Fatalf("byte %d changed to %d", i, first[i])

@@ -34,6 +34,7 @@ const fineSigmas = 6
 type fineQuery struct {
 	u      []uint8
 	lo, dq float32
+	dq2    float32 // dq²
 }
 
 // encodeFine writes the fine code of the rotated vector r into dst and
@@ -64,6 +65,7 @@ func prepareFine(rot []float32, fq *fineQuery) {
 	if fq.dq == 0 {
 		fq.dq = 1
 	}
+	fq.dq2 = fq.dq * fq.dq
 	inv := 1 / fq.dq
 	for i, f := range rot {
 		fq.u[i] = uint8(int32((f-lo)*inv + 0.5))
@@ -93,7 +95,22 @@ func (x *Index) fineDist(fq *fineQuery, i int32) float32 {
 // deviations of the rounding error, √((s² + Δ²)/12).
 func (x *Index) fineWidth(fq *fineQuery, i int32) float32 {
 	s, _ := x.fineMeta(i)
-	return fineSigmas * float32(math.Sqrt(float64(s*s+fq.dq*fq.dq)/12))
+	return fq.width(s)
+}
+
+// fineDistWidth is fineDist and fineWidth, the node's scale read once.
+func (x *Index) fineDistWidth(fq *fineQuery, i int32) (dist, width float32) {
+	scale, sum := x.fineMeta(i)
+	return 1 - scale*(fq.lo*float32(sum)+fq.dq*float32(dot8(fq.u, x.fineCode(i)))), fq.width(scale)
+}
+
+// fineWidthFactor is fineSigmas/√12.
+var fineWidthFactor = float32(fineSigmas / math.Sqrt(12))
+
+// width is the fine bound's half-width for a node of scale s (a float32
+// square root: SQRTSS).
+func (fq *fineQuery) width(s float32) float32 {
+	return fineWidthFactor * float32(math.Sqrt(float64(s*s+fq.dq2)))
 }
 
 // encodeNodeFine derives node i's fine code from its rotated vector r.

@@ -37,9 +37,8 @@ type estimated struct {
 // per node, reused): their codes are first prefetched, all before the
 // first popcount, so the misses overlap.
 func (x *Index) estimateAll(qq *quantQuery, nodes []int32, out []estimated, vs *visitSet) []estimated {
-	codeLines := x.codeLines()
-	for _, n := range nodes {
-		prefetch(unsafe.Pointer(&x.codes[int(n)*x.cw]), codeLines)
+	if len(nodes) > 0 {
+		prefetchRows(unsafe.Pointer(&x.codes[0]), 8*x.cw, nodes, x.codeLines())
 	}
 	vs.estimated += len(nodes)
 	out = out[:0]
@@ -97,8 +96,8 @@ func (x *Index) searchCodes(q []float32, ep int32, ef int, vs *visitSet, accept 
 		if cands.len() > 0 {
 			x.prefetchNext(cands.h[0].node)
 		}
-		d := x.expandDist(q, c.node, vs)
-		if full && d-x.expandWidth(c.node, vs) >= res.top().dist {
+		d, wd := x.expandDistWidth(q, c.node, vs)
+		if full && d-wd >= res.top().dist {
 			continue // surely no nearer than the worst result: not expanded
 		}
 		if accept == nil || accept(c.node) {
@@ -159,13 +158,15 @@ func (x *Index) codeLines() int {
 	return linesAt(unsafe.Pointer(&x.codes[0]), 8*x.cw)
 }
 
-// expandWidth is the half-width of expandDist's bound on node: 0 for an
-// exact distance.
-func (x *Index) expandWidth(node int32, vs *visitSet) float32 {
+// expandDistWidth is expandDist and the half-width of its bound: 0 for
+// an exact distance.
+func (x *Index) expandDistWidth(q []float32, node int32, vs *visitSet) (dist, width float32) {
 	if x.useFine {
-		return x.fineWidth(&vs.fineq, node)
+		vs.fined++
+		return x.fineDistWidth(&vs.fineq, node)
 	}
-	return 0
+	vs.exact++
+	return 1 - dot(q, x.vec(node)), 0
 }
 
 // rerank turns results sorted by fine estimate (w) into the ones that can
