@@ -13,3 +13,6 @@ func fwhtSIMD(a []float32, scale float32) { fwht(a, make([]float32, len(a)/2), s
 
 // mulSIMD is never called in this build (fwhtFast is false).
 func mulSIMD(a, s []float32) { vek32.Mul_Inplace(a, s[:len(a)]) }
+
+// quantizeSIMD is never called in this build (fwhtFast is false).
+func quantizeSIMD(v []float32, planes []uint64, lo, inv float32) int { panic("no SIMD quantize") }

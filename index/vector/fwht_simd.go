@@ -62,3 +62,31 @@ func mulSIMD(a, s []float32) {
 		archsimd.LoadFloat32x8(p).Mul(archsimd.LoadFloat32x8((*[8]float32)(s[i : i+8]))).Store(p)
 	}
 }
+
+// quantizeSIMD is quantize eight floats at a time: u_i by the same
+// operations (subtract, multiply, add ½, truncate), each plane's bits by a
+// compare and VMOVMSKPS, so the same planes and sum to the bit
+// (TestQuantizeKernelsAgree). len(v) is a multiple of 64. Only called when
+// fwhtFast.
+func quantizeSIMD(v []float32, planes []uint64, lo, inv float32) (sum int) {
+	words := len(v) / 64
+	lov, invv, half := archsimd.BroadcastFloat32x8(lo), archsimd.BroadcastFloat32x8(inv), archsimd.BroadcastFloat32x8(0.5)
+	b0, b1, b2, b3 := archsimd.BroadcastInt32x8(1), archsimd.BroadcastInt32x8(2), archsimd.BroadcastInt32x8(4), archsimd.BroadcastInt32x8(8)
+	var acc archsimd.Int32x8
+	for w := range words {
+		var p0, p1, p2, p3 uint64
+		for k := range 8 {
+			u := archsimd.LoadFloat32x8((*[8]float32)(v[64*w+8*k:])).Sub(lov).Mul(invv).Add(half).ConvertToInt32()
+			acc = acc.Add(u)
+			sh := uint(8 * k)
+			p0 |= uint64(u.And(b0).Equal(b0).ToBits()) << sh
+			p1 |= uint64(u.And(b1).Equal(b1).ToBits()) << sh
+			p2 |= uint64(u.And(b2).Equal(b2).ToBits()) << sh
+			p3 |= uint64(u.And(b3).Equal(b3).ToBits()) << sh
+		}
+		planes[w], planes[words+w], planes[2*words+w], planes[3*words+w] = p0, p1, p2, p3
+	}
+	var s [8]int32
+	acc.Store(&s)
+	return int(s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7])
+}

@@ -172,6 +172,9 @@ func quantize(v []float32, planes []uint64) (lo, delta float32, sum int) {
 		delta = 1
 	}
 	inv := 1 / delta
+	if fwhtFast {
+		return lo, delta, quantizeSIMD(v, planes, lo, inv)
+	}
 	for w := 0; w < len(v)/64; w++ {
 		var p0, p1, p2, p3 uint64
 		var s uint64

@@ -396,3 +396,26 @@ func gaussian(r *rand.Rand, n int) []float32 {
 	}
 	return v
 }
+
+// TestQuantizeKernelsAgree checks the SIMD quantization against the
+// scalar loop to the bit (planes, lo, Δ and the sum), where the CPU has it.
+func TestQuantizeKernelsAgree(t *testing.T) {
+	if !fwhtFast {
+		t.Skip("no AVX2 quantization in this build or on this CPU")
+	}
+	defer func() { fwhtFast = true }()
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, dp := range []int{64, 128, 768, 1536} {
+		for range 50 {
+			v := gaussian(r, dp)
+			fast, slow := make([]uint64, 4*dp/64), make([]uint64, 4*dp/64)
+			fwhtFast = true
+			lo1, d1, s1 := quantize(v, fast)
+			fwhtFast = false
+			lo2, d2, s2 := quantize(v, slow)
+			if lo1 != lo2 || d1 != d2 || s1 != s2 || !slices.Equal(fast, slow) {
+				t.Fatalf("%d dimensions: SIMD (%v, %v, %d) and scalar (%v, %v, %d) differ, or their planes", dp, lo1, d1, s1, lo2, d2, s2)
+			}
+		}
+	}
+}
