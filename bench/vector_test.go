@@ -381,6 +381,7 @@ func benchOurs(b *testing.B, ds *dataset) []row {
 		logf(b, "ours: build with %d worker(s) %.1f s; %.0f bytes per vector in the graph (raw vector %d bytes; %.2f× raw), of which %d bytes of code",
 			workers, build, perVec, benchDim*4, perVec/float64(benchDim*4), x.CodeBytes())
 	}
+	logf(b, "ours: kernels: %s", vector.Kernels())
 	var rows []row
 	for _, sys := range []struct {
 		name   string

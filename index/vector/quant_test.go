@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -417,5 +418,14 @@ func TestQuantizeKernelsAgree(t *testing.T) {
 				t.Fatalf("%d dimensions: SIMD (%v, %v, %d) and scalar (%v, %v, %d) differ, or their planes", dp, lo1, d1, s1, lo2, d2, s2)
 			}
 		}
+	}
+}
+
+// TestKernelsNamed checks that Kernels names what runs.
+func TestKernelsNamed(t *testing.T) {
+	k := Kernels()
+	t.Log(k)
+	if strings.Contains(k, "VPOPCNTQ") != popDotFast || strings.Contains(k, "VPMADDUBSW") != dot8Fast {
+		t.Fatalf("Kernels says %q with popDotFast %v, dot8Fast %v", k, popDotFast, dot8Fast)
 	}
 }
